@@ -1,0 +1,42 @@
+# The two commands: `make run` and `make test`. Everything they need is installed into .venv.
+PYTHON ?= python3
+VENV ?= .venv
+CONFIG ?= llmrelay.local.yaml
+BIN := $(VENV)/bin
+
+.PHONY: run test lint test-claude-code bench clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "llmrelay needs Python 3.11 or newer"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+## make run: install, write a local config with a new key and the mock provider, start the gateway
+run: $(VENV)/.installed
+	$(BIN)/llmrelay init $(CONFIG)
+	$(BIN)/llmrelay snippet --config $(CONFIG)
+	exec $(BIN)/llmrelay serve --config $(CONFIG)
+
+## make test: lint, type-check and run every test
+test: $(VENV)/.installed-test lint
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check llmrelay tests bench
+	$(BIN)/ruff format --check llmrelay tests bench
+	$(BIN)/mypy --strict llmrelay
+
+## make test-claude-code: the opt-in test that drives the real Claude Code CLI (npm install, ~400 MB)
+test-claude-code: $(VENV)/.installed-test
+	LLMRELAY_TEST_CLAUDE_CODE=1 $(BIN)/python -m pytest -q tests/test_claude_code.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

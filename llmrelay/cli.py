@@ -1,0 +1,212 @@
+"""``llmrelay serve | check-config | usage | init | snippet``."""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+from pathlib import Path
+
+import orjson
+
+from .config import ConfigError, Settings, load_settings
+
+__all__ = ["main"]
+
+
+def _load(path: str) -> Settings:
+    try:
+        return load_settings(path)
+    except ConfigError as err:
+        print(f"llmrelay: config error\n{err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from aiohttp import web
+
+    from .app import build_app
+    from .obs.log import setup_logging
+
+    settings = _load(args.config)
+    setup_logging(args.log_level or settings.logging.level)
+    host = args.host or settings.server.host
+    port = args.port or settings.server.port
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
+        pass
+    routes = sum(len(p.models) for p in settings.providers.values())
+    line = {
+        "level": "info",
+        "msg": "listening",
+        "url": f"http://{host}:{port}",
+        "config": args.config,
+        "models": routes,
+    }
+    web.run_app(
+        build_app(settings),
+        host=host,
+        port=port,
+        access_log=None,
+        print=lambda _: print(orjson.dumps(line).decode(), file=sys.stderr, flush=True),
+        handler_cancellation=True,
+        shutdown_timeout=5.0,
+    )
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    print(f"{args.config}: ok")
+    print(f"  keys: {', '.join(k.name for k in settings.auth.keys)}")
+    for account, cfg in settings.providers.items():
+        for public, upstream in cfg.models.items():
+            print(f"  {account}/{public} -> {cfg.type}:{upstream}")
+    return 0
+
+
+def _usage(args: argparse.Namespace) -> int:
+    from .stores.sqlite_usage import SQLiteUsageStore
+
+    settings = _load(args.config)
+    path = settings.usage_path()
+    if not path.exists():
+        print(f"no usage recorded yet ({path} does not exist)")
+        return 0
+    store = SQLiteUsageStore(path)
+    try:
+        rows = store.summary()
+    finally:
+        store.close()
+    header = (
+        "key",
+        "model",
+        "requests",
+        "errors",
+        "input",
+        "output",
+        "cache_write",
+        "cache_read",
+        "avg_latency_ms",
+    )
+    table = [header] + [
+        (
+            r.key_name,
+            r.model,
+            str(r.requests),
+            str(r.errors),
+            str(r.input_tokens),
+            str(r.output_tokens),
+            str(r.cache_creation_input_tokens),
+            str(r.cache_read_input_tokens),
+            f"{r.avg_latency_s * 1000:.1f}",
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print(
+            "  ".join(
+                cell.ljust(w) if i < 2 else cell.rjust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+    return 0
+
+
+_STARTER = """\
+# llmrelay local config, written by `make run` / `llmrelay init`. Reference: docs/configuration.md
+server:
+  host: 127.0.0.1
+  port: 4000
+auth:
+  keys:
+    - name: local
+      key: {key}
+providers:
+  mock:
+    type: mock            # offline, deterministic, speaks the Anthropic Messages API
+    models:
+      echo: echo
+  # anthropic:
+  #   type: anthropic
+  #   base_url: https://api.anthropic.com
+  #   api_key: ${{ANTHROPIC_API_KEY}}
+  #   models:
+  #     claude-sonnet: claude-sonnet-4-5
+usage:
+  path: llmrelay-usage.db
+"""
+
+
+def _init(args: argparse.Namespace) -> int:
+    path = Path(args.config)
+    if path.exists():
+        print(f"{path} exists; leaving it as it is", file=sys.stderr)
+        return 0
+    path.write_text(_STARTER.format(key="sk-llmrelay-" + secrets.token_urlsafe(24)))
+    path.chmod(0o600)
+    print(f"wrote {path} with a new gateway key and the mock provider", file=sys.stderr)
+    return 0
+
+
+def _snippet(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    key = settings.auth.keys[0].key
+    account, cfg = next(iter(settings.providers.items()))
+    model = f"{account}/{next(iter(cfg.models))}"
+    base = f"http://{settings.server.host}:{settings.server.port}"
+    print(f"""
+llmrelay is starting at {base}  (model {model}, key name {settings.auth.keys[0].name!r})
+Paste this into Python (pip install anthropic):
+
+from anthropic import Anthropic
+client = Anthropic(base_url="{base}", api_key="{key}")
+message = client.messages.create(
+    model="{model}", max_tokens=256,
+    messages=[{{"role": "user", "content": "Hello, llmrelay"}}],
+)
+print(message.content[0].text)
+
+Or curl:
+
+curl -s {base}/v1/messages -H "x-api-key: {key}" -H "content-type: application/json" \\
+  -d '{{"model": "{model}", "max_tokens": 256,
+       "messages": [{{"role": "user", "content": "Hello"}}]}}'
+""")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="llmrelay", description="An AI gateway.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="run the gateway")
+    p.add_argument("--config", required=True)
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(fn=_serve)
+    p = sub.add_parser("check-config", help="validate a config and print what is routed")
+    p.add_argument("config")
+    p.set_defaults(fn=_check_config)
+    p = sub.add_parser("usage", help="print usage per key and model")
+    p.add_argument("--config", required=True)
+    p.set_defaults(fn=_usage)
+    p = sub.add_parser("init", help="write a starter config with a new key (if missing)")
+    p.add_argument("config")
+    p.set_defaults(fn=_init)
+    p = sub.add_parser("snippet", help="print a ready-to-paste SDK snippet for a config")
+    p.add_argument("--config", required=True)
+    p.set_defaults(fn=_snippet)
+    args = parser.parse_args(argv)
+    result: int = args.fn(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,299 @@
+"""YAML + environment -> frozen, validated settings.
+
+A config file is YAML. Strings may reference environment variables as ``${NAME}`` or
+``${NAME:-default}``; an unset variable without a default is an error naming the variable
+and the key it appears under. Every error is a :class:`ConfigError` whose message names the
+file, the key path (``providers.anthropic.models``), what was expected and what was found,
+and never contains a secret. The full reference is in ``docs/configuration.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "AnthropicProviderConfig",
+    "AuthConfig",
+    "ConfigError",
+    "GatewayKeyConfig",
+    "LoggingConfig",
+    "MockProviderConfig",
+    "ProviderConfig",
+    "ServerConfig",
+    "Settings",
+    "TimeoutConfig",
+    "UsageConfig",
+    "load_settings",
+    "parse_settings",
+]
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_SECRET_PARTS = ("key", "secret", "token", "password")
+_EXPECTED = {
+    "dict_type": "expected a mapping",
+    "list_type": "expected a list",
+    "string_type": "expected a string",
+    "int_type": "expected an integer",
+    "int_parsing": "expected an integer",
+    "float_type": "expected a number",
+    "float_parsing": "expected a number",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+}
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; ``str(err)`` is the one message to show."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(default=4000, ge=1, le=65535)
+    #: Largest request body accepted, in MiB; larger bodies get 413 ``request_too_large``.
+    max_request_body_mb: float = Field(default=32.0, gt=0)
+
+
+class GatewayKeyConfig(_Model):
+    name: str = Field(min_length=1)
+    key: str = Field(min_length=8)
+
+
+class AuthConfig(_Model):
+    keys: list[GatewayKeyConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> AuthConfig:
+        seen_names: set[str] = set()
+        seen_keys: dict[str, str] = {}
+        for k in self.keys:
+            if k.name in seen_names:
+                raise ValueError(f"duplicate key name {k.name!r}")
+            seen_names.add(k.name)
+            if k.key in seen_keys:
+                raise ValueError(f"keys {seen_keys[k.key]!r} and {k.name!r} have the same secret")
+            seen_keys[k.key] = k.name
+        return self
+
+
+class TimeoutConfig(_Model):
+    #: Seconds to open a connection to the provider.
+    connect_s: float = Field(default=10.0, gt=0)
+    #: Seconds to wait for the provider's first byte and between any two reads after it.
+    read_s: float = Field(default=600.0, gt=0)
+
+
+def _check_models(v: dict[str, str]) -> dict[str, str]:
+    for public, upstream in v.items():
+        if "/" in public:
+            raise ValueError(f"model name {public!r} must not contain '/'")
+        if not upstream:
+            raise ValueError(f"model {public!r} maps to an empty provider model id")
+    return v
+
+
+class AnthropicProviderConfig(_Model):
+    """An Anthropic Messages API account (api.anthropic.com or any compatible server)."""
+
+    type: Literal["anthropic"]
+    base_url: str = "https://api.anthropic.com"
+    api_key: str = Field(min_length=1)
+    models: dict[str, str] = Field(min_length=1)
+    timeouts: TimeoutConfig = TimeoutConfig()
+
+    _models = field_validator("models")(_check_models)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return v.rstrip("/")
+
+
+class MockProviderConfig(_Model):
+    """The offline, deterministic provider that speaks the Anthropic Messages wire."""
+
+    type: Literal["mock"]
+    models: dict[str, str] = Field(min_length=1)
+    #: Seconds between streamed events (0 sends them as fast as possible).
+    stream_delay_s: float = Field(default=0.0, ge=0)
+
+    _models = field_validator("models")(_check_models)
+
+
+ProviderConfig = Annotated[
+    AnthropicProviderConfig | MockProviderConfig, Field(discriminator="type")
+]
+PROVIDER_TYPES = ("anthropic", "mock")
+
+
+class UsageConfig(_Model):
+    enabled: bool = True
+    #: SQLite file for usage rows; relative paths are relative to the config file.
+    path: str = "llmrelay-usage.db"
+    #: Rows held in memory waiting for the writer; when full, new rows are dropped and counted.
+    queue_size: int = Field(default=10_000, ge=1)
+    batch_size: int = Field(default=500, ge=1)
+    #: Seconds between writes when rows are waiting.
+    flush_interval_s: float = Field(default=1.0, gt=0)
+
+
+class LoggingConfig(_Model):
+    level: Literal["debug", "info", "warning", "error"] = "warning"
+
+
+class Settings(_Model):
+    """The whole validated configuration; ``source`` is the file it came from."""
+
+    server: ServerConfig = ServerConfig()
+    auth: AuthConfig
+    providers: dict[str, ProviderConfig] = Field(min_length=1)
+    usage: UsageConfig = UsageConfig()
+    logging: LoggingConfig = LoggingConfig()
+    source: str = "<memory>"
+
+    @field_validator("providers")
+    @classmethod
+    def _account_names(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for name in v:
+            if not name or "/" in name:
+                raise ValueError(f"provider account name {name!r} must be non-empty without '/'")
+        return v
+
+    def usage_path(self) -> Path:
+        p = Path(self.usage.path)
+        if not p.is_absolute() and self.source != "<memory>":
+            p = Path(self.source).parent / p
+        return p
+
+
+def _expand_env(node: Any, path: str, env: Mapping[str, str], file: str) -> Any:
+    if isinstance(node, str):
+
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            value = env.get(name)
+            if value is None:
+                if default is None:
+                    raise ConfigError(
+                        f"{file}: {path or '<top>'}: environment variable {name} is not set "
+                        f"(referenced as ${{{name}}})"
+                    )
+                return default
+            return value
+
+        return _ENV_REF.sub(sub, node)
+    if isinstance(node, dict):
+        return {
+            k: _expand_env(v, f"{path}.{k}" if path else str(k), env, file) for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_expand_env(v, f"{path}[{i}]", env, file) for i, v in enumerate(node)]
+    return node
+
+
+def _describe(value: Any, secret: bool) -> str:
+    if secret:
+        return "a value (hidden)" if value is not None else "nothing"
+    kind = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{kind} {text}"
+
+
+def _loc_path(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    items = list(loc)
+    # Drop the discriminator tag pydantic inserts after a provider account name.
+    if len(items) > 2 and items[0] == "providers" and items[2] in PROVIDER_TYPES:
+        del items[2]
+    for item in items:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts)
+
+
+def _format_validation(file: str, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors(include_url=False):
+        path = _loc_path(e["loc"])
+        secret = any(s in path.rsplit(".", 1)[-1].lower() for s in _SECRET_PARTS)
+        msg = _EXPECTED.get(e["type"]) or e["msg"].removeprefix("Value error, ")
+        if e["type"] == "union_tag_not_found":
+            lines.append(
+                f"{file}: {path}.type: required key is missing (one of {', '.join(PROVIDER_TYPES)})"
+            )
+        elif e["type"] == "union_tag_invalid":
+            found = _describe(e.get("input", {}).get("type"), False)
+            lines.append(
+                f"{file}: {path}.type: expected one of {', '.join(PROVIDER_TYPES)}; found {found}"
+            )
+        elif e["type"] == "missing":
+            lines.append(f"{file}: {path}: required key is missing")
+        elif e["type"] == "extra_forbidden":
+            lines.append(
+                f"{file}: {path}: unknown key (check its spelling in docs/configuration.md)"
+            )
+        else:
+            found = _describe(e.get("input"), secret)
+            lines.append(f"{file}: {path}: {msg}; found {found}")
+    return "\n".join(lines)
+
+
+def parse_settings(
+    data: Any, *, source: str = "<memory>", env: Mapping[str, str] | None = None
+) -> Settings:
+    """Validate an already-loaded YAML document.
+
+    Raises:
+        ConfigError: naming ``source``, the key path, what was expected and what was found.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: expected a YAML mapping at the top; found {_describe(data, False)}"
+        )
+    expanded = _expand_env(data, "", os.environ if env is None else env, source)
+    expanded["source"] = source
+    try:
+        return Settings.model_validate(expanded)
+    except ValidationError as err:
+        raise ConfigError(_format_validation(source, err)) from None
+
+
+def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
+    """Read, expand and validate a YAML config file.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or not a valid config.
+    """
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{file}: cannot read config file: {err.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        where = ""
+        mark = getattr(err, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(err, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{file}: not valid YAML{where}: {problem}") from None
+    return parse_settings(data, source=file, env=env)

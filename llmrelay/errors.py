@@ -1,0 +1,118 @@
+"""The gateway's error tree, and its rendering per client surface.
+
+Every error the gateway itself raises is a :class:`GatewayError` carrying an HTTP status,
+a human message (never a key) and extra response headers. A surface renders it once, in
+its own envelope. Anthropic's envelope and status table follow
+https://platform.claude.com/docs/en/api/errors and ``anthropic/types/shared/*_error.py``::
+
+    {"type": "error", "error": {"type": "<error type>", "message": "..."}, "request_id": "req_..."}
+
+Hierarchy::
+
+    GatewayError
+      InvalidRequestError   400 invalid_request_error
+      AuthenticationError   401 authentication_error
+      PermissionDeniedError 403 permission_error
+      NotFoundError         404 not_found_error
+      RequestTooLargeError  413 request_too_large
+      UpstreamUnreachable   502 api_error        (provider could not be reached)
+      UpstreamTimeout       504 timeout_error    (provider did not answer in time)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import orjson
+
+__all__ = [
+    "ANTHROPIC_ERROR_TYPES",
+    "AuthenticationError",
+    "GatewayError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RequestTooLargeError",
+    "UpstreamTimeout",
+    "UpstreamUnreachable",
+    "anthropic_error_body",
+    "anthropic_error_type",
+]
+
+#: HTTP status -> Anthropic ``error.type``.
+ANTHROPIC_ERROR_TYPES: Mapping[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+def anthropic_error_type(status: int) -> str:
+    """Anthropic ``error.type`` for a status; other 4xx are invalid requests, 5xx api errors."""
+    known = ANTHROPIC_ERROR_TYPES.get(status)
+    if known is not None:
+        return known
+    return "invalid_request_error" if status < 500 else "api_error"
+
+
+class GatewayError(Exception):
+    """An error the gateway answers itself, before or instead of a provider's answer."""
+
+    status: int = 500
+
+    def __init__(
+        self, message: str, *, status: int | None = None, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        self.headers: dict[str, str] = dict(headers or {})
+
+    @property
+    def error_type(self) -> str:
+        return anthropic_error_type(self.status)
+
+
+class InvalidRequestError(GatewayError):
+    status = 400
+
+
+class AuthenticationError(GatewayError):
+    status = 401
+
+
+class PermissionDeniedError(GatewayError):
+    status = 403
+
+
+class NotFoundError(GatewayError):
+    status = 404
+
+
+class RequestTooLargeError(GatewayError):
+    status = 413
+
+
+class UpstreamUnreachable(GatewayError):
+    status = 502
+
+
+class UpstreamTimeout(GatewayError):
+    status = 504
+
+
+def anthropic_error_body(error_type: str, message: str, request_id: str | None) -> bytes:
+    """The Anthropic error envelope as JSON bytes."""
+    body: dict[str, object] = {"type": "error", "error": {"type": error_type, "message": message}}
+    if request_id is not None:
+        body["request_id"] = request_id
+    return orjson.dumps(body)

@@ -1,0 +1,96 @@
+"""The offline ``mock`` provider: answers in-process with the Anthropic wire, no network."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import orjson
+
+from ...config import MockProviderConfig
+from ...surfaces.sse import encode_event
+from ..base import ProviderRequest
+from .codec import RequestError, count_tokens, message_events, reply_message
+
+__all__ = ["MockProvider"]
+
+_JSON = {"content-type": "application/json"}
+_SSE = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
+
+
+class MockResponse:
+    """A :class:`~llmrelay.providers.base.ProviderResponse` held in memory."""
+
+    __slots__ = ("_body", "_delay_s", "_events", "headers", "status", "upstream_request_id")
+
+    status: int
+    headers: Mapping[str, str]
+    upstream_request_id: str | None
+
+    def __init__(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes = b"",
+        events: list[dict[str, Any]] | None = None,
+        delay_s: float = 0.0,
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self.upstream_request_id = None
+        self._body = body
+        self._events = events
+        self._delay_s = delay_s
+
+    @property
+    def is_event_stream(self) -> bool:
+        return self._events is not None
+
+    async def read(self) -> bytes:
+        if self._events is not None:
+            return b"".join(encode_event(e["type"], e) for e in self._events)
+        return self._body
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        if self._events is None:
+            yield self._body
+            return
+        for i, event in enumerate(self._events):
+            if i and self._delay_s:
+                await asyncio.sleep(self._delay_s)
+            yield encode_event(event["type"], event)
+
+    def close(self) -> None:
+        self._events = None
+
+
+def _error(message: str) -> MockResponse:
+    body = {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
+    return MockResponse(400, _JSON, orjson.dumps(body))
+
+
+class MockProvider:
+    """Deterministic answers from :mod:`llmrelay.providers.mock.codec`."""
+
+    def __init__(self, account: str, config: MockProviderConfig) -> None:
+        self.account = account
+        self._delay_s = config.stream_delay_s
+
+    async def send(self, request: ProviderRequest) -> MockResponse:
+        if request.endpoint == "count_tokens":
+            if not isinstance(request.body.get("messages"), list):
+                return _error("messages: field required (a list)")
+            return MockResponse(
+                200, _JSON, orjson.dumps({"input_tokens": count_tokens(request.body)})
+            )
+        try:
+            message = reply_message(request.body)
+        except RequestError as err:
+            return _error(str(err))
+        if request.stream:
+            return MockResponse(200, _SSE, events=message_events(message), delay_s=self._delay_s)
+        return MockResponse(200, _JSON, orjson.dumps(message))
+
+    async def aclose(self) -> None:
+        """Nothing to release."""

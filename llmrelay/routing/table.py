@@ -1,0 +1,44 @@
+"""Public model names (``account/model``) -> the provider and its model id."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from ..providers.base import Provider
+
+__all__ = ["Route", "RouteTable"]
+
+
+@dataclass(slots=True, frozen=True)
+class Route:
+    """``public_model`` is what clients send (``anthropic/claude-3-5``); ``provider_model`` is
+    the id the provider knows (``claude-3-5-sonnet-20241022``)."""
+
+    public_model: str
+    provider: Provider
+    provider_model: str
+
+    @property
+    def account(self) -> str:
+        return self.provider.account
+
+
+class RouteTable:
+    """An immutable lookup built once from the config; O(1) per request."""
+
+    def __init__(self, providers: Mapping[str, Provider], models: Mapping[str, Mapping[str, str]]):
+        self._routes: dict[str, Route] = {}
+        for account, names in models.items():
+            for public, upstream in names.items():
+                name = f"{account}/{public}"
+                self._routes[name] = Route(name, providers[account], upstream)
+
+    def get(self, public_model: str) -> Route | None:
+        return self._routes.get(public_model)
+
+    def __iter__(self) -> Iterator[Route]:
+        return iter(self._routes.values())
+
+    def __len__(self) -> int:
+        return len(self._routes)
