@@ -63,7 +63,7 @@ def base_config(tmp: Path, providers: dict[str, Any], **overrides: Any) -> dict[
 def start_gateway(tmp: Path, config: dict[str, Any], *extra_args: str) -> GatewayProcess:
     port = free_port()
     cfg_path = tmp / f"llmrelay-{port}.yaml"
-    cfg_path.write_text(yaml.safe_dump(config))
+    cfg_path.write_text(yaml.safe_dump(config, sort_keys=False))
     log_path = tmp / f"llmrelay-{port}.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(

@@ -21,6 +21,7 @@ __all__ = ["UsageRecorder"]
 
 log = logging.getLogger("llmrelay.usage")
 
+_FIRST_BACKOFF_S = 1.0
 _MAX_BACKOFF_S = 30.0
 
 
@@ -59,7 +60,7 @@ class UsageRecorder:
             self._wake.set()
 
     async def _run(self) -> None:
-        backoff = 1.0
+        backoff = _FIRST_BACKOFF_S
         while True:
             if len(self._queue) < self._batch_size and not self._closing:
                 # Let rows gather into a batch: wake on a full batch or after the interval.
@@ -95,7 +96,7 @@ class UsageRecorder:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF_S)
                 continue
-            backoff = 1.0
+            backoff = _FIRST_BACKOFF_S
             self.written += len(batch)
 
     async def aclose(self) -> None:

@@ -147,7 +147,9 @@ def reply_message(body: dict[str, Any]) -> dict[str, Any]:
         content.append({"type": "text", "text": text})
 
     output = sum(_tokens(orjson.dumps(b).decode()) for b in content)
-    digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    # The same request answers with the same id whether it was streamed or not.
+    key = {k: v for k, v in body.items() if k != "stream"}
+    digest = hashlib.sha256(orjson.dumps(key, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return {
         "id": "msg_mock_" + digest[:24],
         "type": "message",

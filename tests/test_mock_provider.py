@@ -1,0 +1,208 @@
+"""The offline mock provider speaks the Anthropic wire, checked through the SDK."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import anthropic
+import pytest
+
+from llmrelay.providers.mock.codec import message_events, reply_message
+from tests.conftest import ALICE_KEY, GatewayProcess, base_config
+
+MODEL = "local/echo"
+TOOLS = [
+    {
+        "name": "get_weather",
+        "description": "Weather",
+        "input_schema": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string"},
+                "days": {"type": "integer"},
+                "unit": {"type": "string", "enum": ["c", "f"]},
+            },
+            "required": ["city", "days", "unit"],
+        },
+    }
+]
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[anthropic.Anthropic]:
+    from tests.conftest import start_gateway
+
+    tmp = tmp_path_factory.mktemp("mock")
+    gw: GatewayProcess = start_gateway(
+        tmp, base_config(tmp, {"local": {"type": "mock", "models": {"echo": "echo"}}})
+    )
+    try:
+        with anthropic.Anthropic(api_key=ALICE_KEY, base_url=gw.url, max_retries=0) as c:
+            yield c
+    finally:
+        gw.stop()
+
+
+def test_text(client: anthropic.Anthropic) -> None:
+    msg = client.messages.create(
+        model=MODEL, max_tokens=50, messages=[{"role": "user", "content": "hello there"}]
+    )
+    assert msg.content[0].type == "text" and msg.content[0].text == "mock echo: hello there"
+    assert msg.stop_reason == "end_turn"
+    assert msg.usage.input_tokens > 0 and msg.usage.output_tokens > 0
+
+
+def test_stream_matches_create(client: anthropic.Anthropic) -> None:
+    kw = dict(model=MODEL, max_tokens=50, messages=[{"role": "user", "content": "same"}])
+    created = client.messages.create(**kw)  # type: ignore[call-overload]
+    with client.messages.stream(**kw) as s:  # type: ignore[arg-type]
+        streamed = s.get_final_message()
+    assert streamed.model_dump() == created.model_dump()
+
+
+def test_tool_use_and_tool_result_round_trip(client: anthropic.Anthropic) -> None:
+    first = client.messages.create(
+        model=MODEL,
+        max_tokens=100,
+        tools=TOOLS,  # type: ignore[arg-type]
+        messages=[{"role": "user", "content": "use get_weather for Paris"}],
+    )
+    assert first.stop_reason == "tool_use"
+    tool = first.content[-1]
+    assert tool.type == "tool_use"
+    assert tool.input == {"city": "mock", "days": 1, "unit": "c"}
+    with client.messages.stream(
+        model=MODEL,
+        max_tokens=100,
+        tools=TOOLS,  # type: ignore[arg-type]
+        messages=[
+            {"role": "user", "content": "use get_weather for Paris"},
+            {"role": "assistant", "content": [b.model_dump() for b in first.content]},  # type: ignore[misc]
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": tool.id, "content": "18C"}],
+            },
+        ],
+    ) as s:
+        second = s.get_final_message()
+    assert second.stop_reason == "end_turn"
+    assert second.content[0].type == "text" and "18C" in second.content[0].text
+
+
+def test_tool_choice_any_streams_input_json(client: anthropic.Anthropic) -> None:
+    with client.messages.stream(
+        model=MODEL,
+        max_tokens=100,
+        tools=TOOLS,
+        tool_choice={"type": "any"},  # type: ignore[arg-type]
+        messages=[{"role": "user", "content": "weather?"}],
+    ) as s:
+        deltas = [e.delta.type for e in s if e.type == "content_block_delta"]
+        final = s.get_final_message()
+    assert "input_json_delta" in deltas
+    assert final.content[-1].type == "tool_use"
+
+
+def test_thinking_with_signature(client: anthropic.Anthropic) -> None:
+    with client.messages.stream(
+        model=MODEL,
+        max_tokens=2000,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        messages=[{"role": "user", "content": "think"}],
+    ) as s:
+        final = s.get_final_message()
+    assert final.content[0].type == "thinking"
+    assert final.content[0].signature
+
+
+def test_stop_sequence_and_max_tokens(client: anthropic.Anthropic) -> None:
+    cut = client.messages.create(
+        model=MODEL,
+        max_tokens=50,
+        stop_sequences=["STOP"],
+        messages=[{"role": "user", "content": "one STOP two"}],
+    )
+    assert cut.stop_reason == "stop_sequence" and cut.stop_sequence == "STOP"
+    assert cut.content[0].type == "text" and cut.content[0].text == "mock echo: one "
+    short = client.messages.create(
+        model=MODEL, max_tokens=2, messages=[{"role": "user", "content": "a b c d e"}]
+    )
+    assert short.stop_reason == "max_tokens"
+
+
+def test_count_tokens(client: anthropic.Anthropic) -> None:
+    small = client.messages.count_tokens(model=MODEL, messages=[{"role": "user", "content": "a"}])
+    big = client.messages.count_tokens(
+        model=MODEL, messages=[{"role": "user", "content": "a" * 4000}]
+    )
+    assert 0 < small.input_tokens < big.input_tokens
+    assert big.input_tokens >= 1000
+
+
+def test_invalid_request_is_400(client: anthropic.Anthropic) -> None:
+    with pytest.raises(anthropic.BadRequestError) as e:
+        client.messages.create(model=MODEL, max_tokens=5, messages=[])
+    assert isinstance(e.value.body, dict)
+    assert e.value.body["error"]["type"] == "invalid_request_error"
+
+
+def test_events_fold_back_to_the_message() -> None:
+    body = {
+        "model": "echo",
+        "max_tokens": 100,
+        "tools": TOOLS,
+        "thinking": {"type": "enabled", "budget_tokens": 1000},
+        "messages": [{"role": "user", "content": "call get_weather"}],
+    }
+    message = reply_message(body)
+    events = message_events(message)
+    assert events[0]["type"] == "message_start" and events[-1]["type"] == "message_stop"
+    assert reply_message(body) == message  # deterministic
+    starts = [e["index"] for e in events if e["type"] == "content_block_start"]
+    assert starts == list(range(len(message["content"])))
+
+
+def test_snippet_from_make_run_works_as_printed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import free_port
+
+    cfg = tmp_path / "llmrelay.local.yaml"
+    subprocess.run(
+        [sys.executable, "-m", "llmrelay", "init", str(cfg)], check=True, capture_output=True
+    )
+    port = free_port()
+    cfg.write_text(cfg.read_text().replace("port: 4000", f"port: {port}"))
+    snippet = subprocess.run(
+        [sys.executable, "-m", "llmrelay", "snippet", "--config", str(cfg)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    code = snippet.split("Paste this into Python (pip install anthropic):", 1)[1]
+    code = code.split("Or curl:", 1)[0]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmrelay", "serve", "--config", str(cfg)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        import time
+        import urllib.request
+
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+        )
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "mock echo: Hello, llmrelay"
