@@ -213,3 +213,5 @@ def test_keys_never_logged(env: Env) -> None:
     assert '"request_id"' in log  # the debug log has request lines
     assert ALICE_KEY not in log
     assert UPSTREAM_KEY not in log
+    for line in log.splitlines():
+        assert isinstance(json.loads(line), dict), line

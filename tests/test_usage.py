@@ -55,6 +55,7 @@ def test_rows_for_json_stream_error_and_count_tokens(env: Env) -> None:
     assert (json_row["input_tokens"], json_row["output_tokens"]) == (25, 15)
     assert (json_row["cache_creation_input_tokens"], json_row["cache_read_input_tokens"]) == (7, 11)
     assert json_row["upstream_request_id"]
+    assert msg.headers["x-llmrelay-upstream-request-id"] == json_row["upstream_request_id"]
     assert json_row["latency_s"] > 0 and json_row["ttft_s"] is None
 
     assert stream_row["request_id"] == stream_rid

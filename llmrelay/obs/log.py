@@ -46,3 +46,8 @@ def setup_logging(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+    # aiohttp's own reports (malformed HTTP, handler crashes) go out in the same format.
+    server = logging.getLogger("aiohttp")
+    server.handlers[:] = [handler]
+    server.setLevel(max(logging.WARNING, root.level))
+    server.propagate = False

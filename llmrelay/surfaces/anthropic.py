@@ -177,9 +177,7 @@ class AnthropicSurface:
                 _usage_from_json(data, usage)
             elif up.status >= 400:
                 record.error_type = _error_type_from_json(data, up.status)
-            return web.Response(
-                status=up.status, body=data, headers={**up.headers, "request-id": rid}
-            )
+            return web.Response(status=up.status, body=data, headers=_relay_headers(up, rid))
         except GatewayError as err:
             if record is not None:
                 record.status = err.status
@@ -206,9 +204,7 @@ class AnthropicSurface:
     ) -> web.StreamResponse:
         """Relay SSE bytes as they arrive; the tap reads usage on the side."""
         tap = AnthropicStreamTap(usage)
-        resp = web.StreamResponse(
-            status=200, headers={**up.headers, "request-id": record.request_id}
-        )
+        resp = web.StreamResponse(status=200, headers=_relay_headers(up, record.request_id))
         try:
             await resp.prepare(request)
             try:
@@ -280,6 +276,13 @@ class AnthropicSurface:
             "display_name": model_id,
             "created_at": self._gw.created_at,
         }
+
+
+def _relay_headers(up: ProviderResponse, request_id: str) -> dict[str, str]:
+    headers = {**up.headers, "request-id": request_id}
+    if up.upstream_request_id is not None:
+        headers["x-llmrelay-upstream-request-id"] = up.upstream_request_id
+    return headers
 
 
 def _int_param(raw: str | None, name: str, default: int, lo: int, hi: int) -> int:
