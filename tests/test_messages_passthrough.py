@@ -189,6 +189,22 @@ def test_unknown_fields_and_beta_headers_pass_through(env: Env) -> None:
     assert "anthropic-version" in up.headers
 
 
+def test_exotic_json_keeps_its_meaning(env: Env) -> None:
+    # Integers beyond 64 bits and lone surrogates are legal JSON; neither may be altered.
+    raw = (
+        b'{"model": "anthropic/claude-3-5", "max_tokens": 5,'
+        b' "seed_like": 123456789012345678901234567890,'
+        b' "messages": [{"role": "user", "content": "half a pair: \\ud83d"}]}'
+    )
+    env.fake.enqueue(fixture_reply("message.json"))
+    status, _, _ = raw_request(env.gw.url + "/v1/messages", raw, {"x-api-key": ALICE_KEY})
+    assert status == 200
+    sent = json.loads(last_upstream(env).body)
+    assert sent["seed_like"] == 123456789012345678901234567890
+    assert sent["messages"][0]["content"] == "half a pair: \ud83d"
+    assert sent["model"] == PROVIDER_MODEL
+
+
 def test_stream_text_and_usage(env: Env) -> None:
     env.fake.enqueue(fixture_reply("text_stream.sse"))
     with (

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from ..core import wirejson
 from ..core.usage import Usage
 from ..errors import (
     GatewayError,
@@ -113,8 +114,8 @@ class AnthropicSurface:
         except web.HTTPRequestEntityTooLarge:
             raise self._too_large() from None
         try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as err:
+            body = wirejson.loads(raw)
+        except wirejson.InvalidJSON as err:
             raise InvalidRequestError(f"request body is not valid JSON: {err}") from None
         if not isinstance(body, dict):
             raise InvalidRequestError("request body must be a JSON object")

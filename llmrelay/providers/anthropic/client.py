@@ -8,9 +8,9 @@ field and every ``anthropic-*`` header goes through. Wire reference:
 from __future__ import annotations
 
 import aiohttp
-import orjson
 
 from ...config import AnthropicProviderConfig
+from ...core import wirejson
 from ..base import ProviderRequest
 from ..http import HttpProviderResponse, post
 
@@ -49,7 +49,7 @@ class AnthropicProvider:
         return await post(
             self._session,
             url,
-            data=orjson.dumps(request.body),
+            data=wirejson.dumps(request.body),
             headers=headers,
             client_timeout=self._timeout,
             account=self.account,
