@@ -124,3 +124,66 @@ def test_fifty_concurrent_streams_complete_independently(env: Env) -> None:
     assert texts == [f"echo: stream {i}" for i in range(50)]
     # Not serialised: most streams were open at the same time at the provider.
     assert env.fake.max_concurrent_streams >= 40
+
+
+def test_long_stream_of_thousands_of_events(env: Env) -> None:
+    n = 3000
+    start = {
+        "type": "message_start",
+        "message": {
+            "id": "msg_long",
+            "type": "message",
+            "role": "assistant",
+            "model": "m",
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 9, "output_tokens": 1},
+        },
+    }
+    events = [
+        ("message_start", start),
+        (
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            },
+        ),
+    ]
+    events += [
+        (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": f"{i} "},
+            },
+        )
+        for i in range(n)
+    ]
+    events += [
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": n},
+            },
+        ),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    env.fake.enqueue(sse_reply(events))
+    with (
+        env.client() as client,
+        client.messages.stream(
+            model=MODEL, max_tokens=n, messages=[{"role": "user", "content": "count"}]
+        ) as stream,
+    ):
+        text = stream.get_final_text()
+        rid = stream.response.headers["request-id"]
+    assert text == "".join(f"{i} " for i in range(n))
+    row = env.usage_row(rid)
+    assert (row["input_tokens"], row["output_tokens"], row["status"]) == (9, n, 200)
