@@ -206,3 +206,36 @@ def test_snippet_from_make_run_works_as_printed(tmp_path: Path) -> None:
         proc.wait(10)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "mock echo: Hello, llmrelay"
+
+
+def test_echo_is_the_typed_prompt_not_system_turns_or_reminders() -> None:
+    # Claude Code appends <system-reminder> blocks and, for unknown model names, a
+    # role:system turn that mentions its tools; neither is what the user typed.
+    body = {
+        "model": "echo",
+        "max_tokens": 100,
+        "tools": [
+            {"name": "Agent", "input_schema": {"type": "object"}},
+            {"name": "Bash", "input_schema": {"type": "object"}},
+        ],
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "text",
+                        "text": "<system-reminder>Use the Agent tool.</system-reminder>",
+                    },
+                    {"type": "text", "text": "say hi"},
+                ],
+            },
+            {"role": "system", "content": "# Environment: the Agent tool and Bash are here"},
+        ],
+    }
+    message = reply_message(body)
+    assert message["stop_reason"] == "end_turn"
+    assert message["content"] == [{"type": "text", "text": "mock echo: say hi"}]
+    body["messages"][0]["content"][1]["text"] = "please use Bash now"
+    assert reply_message(body)["content"][-1]["name"] == "Bash"
+    body["messages"][0]["content"][1]["text"] = "Bashful"
+    assert reply_message(body)["stop_reason"] == "end_turn"

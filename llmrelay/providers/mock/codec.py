@@ -4,9 +4,10 @@ Pure functions, no I/O. The shapes follow ``anthropic/types/message.py`` and the
 event types in ``anthropic/types/raw_message_stream_event.py``.
 
 Behaviour:
-- Text: ``"mock echo: <last user text>"``.
-- Tools: a ``tool_use`` block when ``tool_choice`` is ``any`` or ``tool``, or when the last
-  user text names a tool (``auto``); its input fills the schema's required properties.
+- Text: ``"mock echo: <last user text>"``: the text of the last ``role: "user"`` turn, without
+  ``<system-reminder>`` blocks (Claude Code appends those, and ``role: "system"`` turns).
+- Tools: a ``tool_use`` block when ``tool_choice`` is ``any`` or ``tool``, or when that text
+  names a tool as a whole word (``auto``); its input fills the schema's required properties.
 - A last user turn holding ``tool_result`` blocks gets a text answer quoting the result.
 - ``thinking`` enabled or adaptive: a thinking block with a signature comes first.
 - ``stop_sequences`` and ``max_tokens`` cut the text as the real API does.
@@ -50,16 +51,14 @@ def _validate(body: dict[str, Any]) -> None:
         raise RequestError("max_tokens: field required (a positive integer)")
 
 
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(
-            _text_of(b.get("content")) if b.get("type") == "tool_result" else str(b.get("text", ""))
-            for b in content
-            if isinstance(b, dict)
-        )
-    return ""
+def _result_text(content: Any) -> str:
+    """The text inside the ``tool_result`` blocks of a user turn."""
+    out: list[str] = []
+    for b in content if isinstance(content, list) else []:
+        if isinstance(b, dict) and b.get("type") == "tool_result":
+            inner = b.get("content")
+            out.append(inner if isinstance(inner, str) else _user_text(inner))
+    return " ".join(out)
 
 
 def _schema_value(schema: Any) -> Any:
@@ -82,6 +81,22 @@ def _tool_input(tool: dict[str, Any]) -> dict[str, Any]:
     return {name: _schema_value(props.get(name)) for name in schema.get("required") or []}
 
 
+def _user_text(content: Any) -> str:
+    """What the user typed: text blocks, minus ``<system-reminder>`` blocks clients add."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return ""
+    parts = [
+        str(b.get("text", ""))
+        for b in content
+        if isinstance(b, dict)
+        and b.get("type") == "text"
+        and not str(b.get("text", "")).lstrip().startswith("<system-reminder>")
+    ]
+    return " ".join(p for p in parts if p)
+
+
 def _pick_tool(body: dict[str, Any], last_text: str) -> dict[str, Any] | None:
     tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("name")]
     choice = body.get("tool_choice") or {}
@@ -92,7 +107,8 @@ def _pick_tool(body: dict[str, Any], last_text: str) -> dict[str, Any] | None:
         return next((t for t in tools if t["name"] == choice.get("name")), None)
     if kind == "any":
         return tools[0]
-    return next((t for t in tools if t["name"] in last_text), None)
+    words = set(re.findall(r"[\w.-]+", last_text))
+    return next((t for t in tools if t["name"] in words), None)
 
 
 def _signature(text: str) -> str:
@@ -107,9 +123,9 @@ def reply_message(body: dict[str, Any]) -> dict[str, Any]:
     """
     _validate(body)
     messages = body["messages"]
-    last = messages[-1] if isinstance(messages[-1], dict) else {}
-    last_content = last.get("content")
-    last_text = _text_of(last_content)
+    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    last_content = users[-1].get("content") if users else None
+    last_text = _user_text(last_content)
     has_result = isinstance(last_content, list) and any(
         isinstance(b, dict) and b.get("type") == "tool_result" for b in last_content
     )
@@ -133,8 +149,10 @@ def reply_message(body: dict[str, Any]) -> dict[str, Any]:
         )
         stop_reason = "tool_use"
     else:
-        prefix = "mock got tool result: " if has_result else "mock echo: "
-        text = prefix + last_text
+        if has_result:
+            text = "mock got tool result: " + _result_text(last_content)
+        else:
+            text = "mock echo: " + last_text
         for seq in body.get("stop_sequences") or []:
             if isinstance(seq, str) and seq and seq in text:
                 text = text[: text.index(seq)]
