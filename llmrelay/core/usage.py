@@ -7,7 +7,7 @@ total input is ``input_tokens + cache_creation_input_tokens + cache_read_input_t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["Usage"]
 
@@ -22,6 +22,8 @@ class Usage:
     output_tokens: int = 0
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
+    #: Provider fields beyond the four counts (``cache_creation``, ``service_tier``...).
+    extra: dict[str, object] = field(default_factory=dict)
 
     def update_from_anthropic(self, usage: Mapping[str, object]) -> None:
         """Overwrite the counts present in an Anthropic ``usage`` object.
