@@ -366,7 +366,7 @@ def decode_usage(raw: Any) -> Usage:
     u = Usage()
     if isinstance(raw, dict):
         u.update_from_anthropic(raw)
-        u.extra = _rest(raw, _USAGE_COUNTS)
+        u.extra = dict(_rest(raw, _USAGE_COUNTS))
     return u
 
 
