@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import aiohttp
 from aiohttp import web
@@ -16,7 +17,9 @@ from .providers.registry import build_provider
 from .routing.table import RouteTable
 from .stores.sqlite_usage import SQLiteUsageStore
 from .stores.usage import UsageRecord
-from .surfaces.anthropic import AnthropicSurface, error_response, new_request_id, utc_now_rfc3339
+from .surfaces.anthropic import AnthropicSurface, error_response, utc_now_rfc3339
+from .surfaces.common import new_request_id
+from .surfaces.openai import OpenAISurface
 
 __all__ = ["GATEWAY", "Gateway", "build_app"]
 
@@ -30,6 +33,7 @@ class Gateway:
         self.settings = settings
         self.keys = KeyRing((k.name, k.key) for k in settings.auth.keys)
         self.routes = RouteTable({}, {})
+        self.created_unix = int(time.time())
         self.created_at = utc_now_rfc3339()
         self.recorder: UsageRecorder | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -110,7 +114,18 @@ def build_app(settings: Settings) -> web.Application:
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
-    AnthropicSurface(gateway).add_routes(app)
+    anthropic = AnthropicSurface(gateway)
+    openai = OpenAISurface(gateway)
+    anthropic.add_routes(app)
+    openai.add_routes(app)
+
+    async def list_models(request: web.Request) -> web.StreamResponse:
+        # Anthropic's SDK and Claude Code always send anthropic-version; others get OpenAI's shape.
+        if "anthropic-version" in request.headers:
+            return await anthropic.list_models(request)
+        return await openai.list_models(request)
+
+    app.router.add_get("/v1/models", list_models)
     app.router.add_get("/health", _health)
     app.router.add_route("HEAD", "/", _ok)
     app.router.add_get("/api/hello", _ok)  # aiohttp answers HEAD for GET routes too

@@ -21,10 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 __all__ = [
     "AnthropicProviderConfig",
     "AuthConfig",
+    "AzureOpenAIProviderConfig",
     "ConfigError",
     "GatewayKeyConfig",
     "LoggingConfig",
     "MockProviderConfig",
+    "OpenAIProviderConfig",
     "ProviderConfig",
     "ServerConfig",
     "Settings",
@@ -102,6 +104,12 @@ def _check_models(v: dict[str, str]) -> dict[str, str]:
     return v
 
 
+def _check_url(v: str) -> str:
+    if not v.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
+    return v.rstrip("/")
+
+
 class AnthropicProviderConfig(_Model):
     """An Anthropic Messages API account (api.anthropic.com or any compatible server)."""
 
@@ -112,13 +120,7 @@ class AnthropicProviderConfig(_Model):
     timeouts: TimeoutConfig = TimeoutConfig()
 
     _models = field_validator("models")(_check_models)
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
-            raise ValueError("expected an http:// or https:// URL")
-        return v.rstrip("/")
+    _url = field_validator("base_url")(_check_url)
 
 
 class MockProviderConfig(_Model):
@@ -132,10 +134,49 @@ class MockProviderConfig(_Model):
     _models = field_validator("models")(_check_models)
 
 
+class OpenAIProviderConfig(_Model):
+    """Any OpenAI Chat Completions server: OpenAI, vLLM, Ollama, Groq, Together..."""
+
+    type: Literal["openai"]
+    #: Including the version path: ``https://api.openai.com/v1``, ``http://vllm:8000/v1``.
+    base_url: str = "https://api.openai.com/v1"
+    #: Sent as ``Authorization: Bearer``; servers without auth (a local vLLM) may omit it.
+    api_key: str | None = None
+    models: dict[str, str] = Field(min_length=1)
+    timeouts: TimeoutConfig = TimeoutConfig()
+
+    _models = field_validator("models")(_check_models)
+    _url = field_validator("base_url")(_check_url)
+
+
+class AzureOpenAIProviderConfig(_Model):
+    """Azure OpenAI: ``models`` map public names to deployment names."""
+
+    type: Literal["azure_openai"]
+    #: ``https://<resource>.openai.azure.com``.
+    endpoint: str
+    api_version: str = "2024-10-21"
+    #: Sent as ``api-key``. Or give ``entra_token`` (sent as ``Authorization: Bearer``).
+    api_key: str | None = None
+    entra_token: str | None = None
+    models: dict[str, str] = Field(min_length=1)
+    timeouts: TimeoutConfig = TimeoutConfig()
+
+    _models = field_validator("models")(_check_models)
+    _url = field_validator("endpoint")(_check_url)
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> AzureOpenAIProviderConfig:
+        if (self.api_key is None) == (self.entra_token is None):
+            raise ValueError("give exactly one of api_key or entra_token")
+        return self
+
+
 ProviderConfig = Annotated[
-    AnthropicProviderConfig | MockProviderConfig, Field(discriminator="type")
+    AnthropicProviderConfig | MockProviderConfig | OpenAIProviderConfig | AzureOpenAIProviderConfig,
+    Field(discriminator="type"),
 ]
-PROVIDER_TYPES = ("anthropic", "mock")
+PROVIDER_TYPES = ("anthropic", "mock", "openai", "azure_openai")
 
 
 class UsageConfig(_Model):
@@ -149,6 +190,12 @@ class UsageConfig(_Model):
     flush_interval_s: float = Field(default=1.0, gt=0)
 
 
+class TranslationConfig(_Model):
+    #: ``max_tokens`` sent to a provider that requires it (Anthropic) when the client's API
+    #: does not (an OpenAI request without ``max_tokens`` / ``max_completion_tokens``).
+    default_max_tokens: int = Field(default=8192, ge=1)
+
+
 class LoggingConfig(_Model):
     level: Literal["debug", "info", "warning", "error"] = "warning"
 
@@ -160,6 +207,7 @@ class Settings(_Model):
     auth: AuthConfig
     providers: dict[str, ProviderConfig] = Field(min_length=1)
     usage: UsageConfig = UsageConfig()
+    translation: TranslationConfig = TranslationConfig()
     logging: LoggingConfig = LoggingConfig()
     source: str = "<memory>"
 

@@ -66,7 +66,8 @@ def test_env_default_is_used(tmp_path: Path) -> None:
         ),
         (
             ("type: mock", "type: mocky"),
-            "providers.local.type: expected one of anthropic, mock; found a string 'mocky'",
+            "providers.local.type: expected one of anthropic, mock, openai, azure_openai; "
+            "found a string 'mocky'",
         ),
         (
             ("base_url: https://api.anthropic.com", "base_url: api.anthropic.com"),
@@ -142,4 +143,4 @@ def test_serve_with_bad_config_fails_at_start(tmp_path: Path) -> None:
         env={"ALICE_KEY": "sk-alice-12345678", "ANTHROPIC_API_KEY": "k", "PATH": ""},
     )
     assert r.returncode == 2
-    assert "providers.local.type: expected one of anthropic, mock" in r.stderr
+    assert "providers.local.type: expected one of anthropic, mock, openai" in r.stderr

@@ -1,9 +1,11 @@
 """The Provider protocol: what the gateway needs from an upstream, and nothing more.
 
-A provider receives an Anthropic Messages request (already routed: ``model`` is the
-provider's own model id) and answers with a :class:`ProviderResponse` in Anthropic's wire
-format: a JSON body, or an SSE byte stream with ``event:`` lines. Providers of another wire
-family translate inside their own folder; shared code never branches on a provider's name.
+A provider speaks one wire family (``wire``): ``anthropic`` (Messages API JSON and SSE with
+``event:`` lines) or ``openai`` (Chat Completions JSON and ``data:`` SSE). It receives a
+request already in that wire (``model`` is the provider's own id) and answers with a
+:class:`ProviderResponse` in the same wire. When the client's surface speaks another wire,
+:mod:`llmrelay.translation` converts through the canonical model; shared code never
+branches on a provider's name.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-__all__ = ["Endpoint", "Provider", "ProviderRequest", "ProviderResponse"]
+__all__ = ["Endpoint", "Provider", "ProviderRequest", "ProviderResponse", "Wire"]
 
-#: ``messages`` is ``POST /v1/messages``; ``count_tokens`` is ``POST /v1/messages/count_tokens``.
-Endpoint = Literal["messages", "count_tokens"]
+#: ``messages`` is ``POST /v1/messages``; ``count_tokens`` is ``POST /v1/messages/count_tokens``
+#: (both Anthropic wire); ``chat_completions`` is ``POST /v1/chat/completions`` (OpenAI wire).
+Endpoint = Literal["messages", "count_tokens", "chat_completions"]
+Wire = Literal["anthropic", "openai"]
 
 
 @dataclass(slots=True)
@@ -68,6 +72,7 @@ class Provider(Protocol):
     """One configured provider account."""
 
     account: str
+    wire: Wire
 
     async def send(self, request: ProviderRequest) -> ProviderResponse:
         """Start a call and return once the response status and headers are in.

@@ -27,6 +27,7 @@ _RESPONSE_DROP = frozenset(
         "date",
         "server",
         "request-id",
+        "x-request-id",
         "proxy-authenticate",
         "trailer",
         "upgrade",
@@ -55,7 +56,9 @@ class HttpProviderResponse:
         self._read_s = read_s
         self.status = resp.status
         self.headers = relay_headers(resp.headers)
-        self.upstream_request_id = resp.headers.get("request-id")
+        self.upstream_request_id = resp.headers.get("request-id") or resp.headers.get(
+            "x-request-id"
+        )
 
     @property
     def is_event_stream(self) -> bool:

@@ -7,7 +7,13 @@ from collections.abc import Callable
 
 import aiohttp
 
-from ..config import AnthropicProviderConfig, MockProviderConfig, ProviderConfig
+from ..config import (
+    AnthropicProviderConfig,
+    AzureOpenAIProviderConfig,
+    MockProviderConfig,
+    OpenAIProviderConfig,
+    ProviderConfig,
+)
 from .base import Provider
 
 __all__ = ["build_provider"]
@@ -27,9 +33,25 @@ def _mock(account: str, cfg: ProviderConfig, session: aiohttp.ClientSession) -> 
     return MockProvider(account, cfg)
 
 
+def _openai(account: str, cfg: ProviderConfig, session: aiohttp.ClientSession) -> Provider:
+    from .openai.client import OpenAIProvider
+
+    assert isinstance(cfg, OpenAIProviderConfig)
+    return OpenAIProvider(account, cfg, session)
+
+
+def _azure_openai(account: str, cfg: ProviderConfig, session: aiohttp.ClientSession) -> Provider:
+    from .openai.client import AzureOpenAIProvider
+
+    assert isinstance(cfg, AzureOpenAIProviderConfig)
+    return AzureOpenAIProvider(account, cfg, session)
+
+
 _FACTORIES: dict[str, Callable[[str, ProviderConfig, aiohttp.ClientSession], Provider]] = {
     "anthropic": _anthropic,
     "mock": _mock,
+    "openai": _openai,
+    "azure_openai": _azure_openai,
 }
 
 

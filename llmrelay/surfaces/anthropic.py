@@ -9,29 +9,26 @@ come back as sent. Wire references: ``anthropic/resources/messages/messages.py``
 
 from __future__ import annotations
 
-import logging
-import secrets
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 from aiohttp import web
 
-from ..core import wirejson
 from ..core.usage import Usage
 from ..errors import (
     GatewayError,
     InvalidRequestError,
     NotFoundError,
-    RequestTooLargeError,
     anthropic_error_body,
     anthropic_error_type,
 )
 from ..providers.base import Endpoint, ProviderRequest, ProviderResponse
 from ..stores.usage import UsageRecord
 from .anthropic_stream import AnthropicStreamTap
+from .anthropic_translated import serve_translated
+from .common import finish_record, forward_headers, new_request_id, read_json
 from .sse import encode_event
 
 if TYPE_CHECKING:
@@ -39,42 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AnthropicSurface", "new_request_id"]
 
-log = logging.getLogger("llmrelay.access")
-
-# Request headers that never go upstream: the gateway key, hop-by-hop headers, and the ones
-# the provider client sets itself.
-_REQUEST_DROP = frozenset(
-    {
-        "host",
-        "content-length",
-        "content-type",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "authorization",
-        "x-api-key",
-        "accept-encoding",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "upgrade",
-        "cookie",
-        "expect",
-    }
-)
-
 PREFIXES = ("", "/anthropic")
-
-
-def new_request_id() -> str:
-    """A ``req_`` id, the shape Anthropic's ``request-id`` header has."""
-    return "req_" + secrets.token_hex(12)
-
-
-def forward_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
-    """The client's headers that may go upstream, repeated names kept in order."""
-    return [(k, v) for k, v in headers.items() if k.lower() not in _REQUEST_DROP]
 
 
 def error_response(err: GatewayError, request_id: str) -> web.Response:
@@ -97,35 +59,15 @@ class AnthropicSurface:
         for p in PREFIXES:
             app.router.add_post(f"{p}/v1/messages", self.messages)
             app.router.add_post(f"{p}/v1/messages/count_tokens", self.count_tokens)
-            app.router.add_get(f"{p}/v1/models", self.list_models)
             app.router.add_get(f"{p}/v1/models/{{model_id:.+}}", self.get_model)
+        # Plain /v1/models is shared with the OpenAI surface; app.py dispatches it.
+        app.router.add_get("/anthropic/v1/models", self.list_models)
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         return await self._call(request, "messages")
 
     async def count_tokens(self, request: web.Request) -> web.StreamResponse:
         return await self._call(request, "count_tokens")
-
-    async def _read_json(self, request: web.Request) -> dict[str, Any]:
-        if request.content_length is not None and request.content_length > self._max_body:
-            raise self._too_large()
-        try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise self._too_large() from None
-        try:
-            body = wirejson.loads(raw)
-        except wirejson.InvalidJSON as err:
-            raise InvalidRequestError(f"request body is not valid JSON: {err}") from None
-        if not isinstance(body, dict):
-            raise InvalidRequestError("request body must be a JSON object")
-        return body
-
-    def _too_large(self) -> RequestTooLargeError:
-        mb = self._gw.settings.server.max_request_body_mb
-        return RequestTooLargeError(
-            f"request body exceeds this gateway's limit of {mb:g} MiB (server.max_request_body_mb)"
-        )
 
     async def _call(self, request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
         rid = new_request_id()
@@ -137,7 +79,7 @@ class AnthropicSurface:
         record: UsageRecord | None = None
         usage = Usage()
         try:
-            body = await self._read_json(request)
+            body = await read_json(request, self._max_body)
             model = body.get("model")
             if not isinstance(model, str):
                 raise InvalidRequestError(
@@ -148,7 +90,6 @@ class AnthropicSurface:
                 raise NotFoundError(
                     f"model: {model!r} is not routed by this gateway (GET /v1/models lists them)"
                 )
-            body["model"] = route.provider_model
             stream = endpoint == "messages" and body.get("stream") is True
             record = UsageRecord(
                 ts=time.time(),
@@ -161,6 +102,11 @@ class AnthropicSurface:
                 stream=stream,
                 status=499,
             )
+            if route.provider.wire != "anthropic":
+                return await serve_translated(
+                    self._gw, request, endpoint, body, route, record, usage, started
+                )
+            body["model"] = route.provider_model
             up = await route.provider.send(
                 ProviderRequest(
                     endpoint, body, forward_headers(request.headers), request.query_string, stream
@@ -186,14 +132,7 @@ class AnthropicSurface:
             return error_response(err, rid)
         finally:
             if record is not None:
-                record.latency_s = time.perf_counter() - started
-                record.input_tokens = usage.input_tokens
-                record.output_tokens = usage.output_tokens
-                record.cache_creation_input_tokens = usage.cache_creation_input_tokens
-                record.cache_read_input_tokens = usage.cache_read_input_tokens
-                self._gw.record_usage(record)
-                if log.isEnabledFor(logging.INFO):
-                    log.info("request", extra=_access_fields(request, record))
+                finish_record(self._gw, request, record, usage, started)
 
     async def _relay_stream(
         self,
@@ -323,21 +262,6 @@ def _error_type_from_json(data: bytes, status: int) -> str:
     except orjson.JSONDecodeError:
         pass
     return anthropic_error_type(status)
-
-
-def _access_fields(request: web.Request, r: UsageRecord) -> dict[str, object]:
-    return {
-        "method": request.method,
-        "path": request.path,
-        "status": r.status,
-        "key_name": r.key_name,
-        "model": r.model,
-        "provider": r.provider,
-        "request_id": r.request_id,
-        "latency_ms": round(r.latency_s * 1000, 2),
-        "stream": r.stream,
-        "error_type": r.error_type,
-    }
 
 
 def utc_now_rfc3339() -> str:

@@ -11,7 +11,7 @@ import aiohttp
 
 from ...config import AnthropicProviderConfig
 from ...core import wirejson
-from ..base import ProviderRequest
+from ..base import ProviderRequest, Wire
 from ..http import HttpProviderResponse, post
 
 __all__ = ["DEFAULT_ANTHROPIC_VERSION", "AnthropicProvider"]
@@ -26,6 +26,7 @@ class AnthropicProvider:
         self, account: str, config: AnthropicProviderConfig, session: aiohttp.ClientSession
     ) -> None:
         self.account = account
+        self.wire: Wire = "anthropic"
         self._session = session
         self._api_key = config.api_key
         self._urls = {

@@ -10,7 +10,7 @@ import orjson
 
 from ...config import MockProviderConfig
 from ...surfaces.sse import encode_event
-from ..base import ProviderRequest
+from ..base import ProviderRequest, Wire
 from .codec import RequestError, count_tokens, message_events, reply_message
 
 __all__ = ["MockProvider"]
@@ -75,6 +75,7 @@ class MockProvider:
 
     def __init__(self, account: str, config: MockProviderConfig) -> None:
         self.account = account
+        self.wire: Wire = "anthropic"
         self._delay_s = config.stream_delay_s
 
     async def send(self, request: ProviderRequest) -> MockResponse:

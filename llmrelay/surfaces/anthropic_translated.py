@@ -1,0 +1,115 @@
+"""Anthropic surface, provider of another wire: decode to canonical, call, encode back.
+
+The client sees exactly the Anthropic wire: a ``Message`` JSON, or an SSE stream with
+``event:`` lines that the Anthropic SDK accepts (``message_start`` first, one start/stop
+pair per block with increasing indexes, cumulative usage in ``message_delta``). Provider
+errors come back in Anthropic's envelope with the provider's status.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from ..codecs import anthropic as codec
+from ..core.events import MessageStart, StreamError
+from ..core.replay import aiter_events, response_events
+from ..core.usage import Usage
+from ..errors import GatewayError, InvalidRequestError, anthropic_error_body
+from ..providers.base import Endpoint
+from ..routing.table import Route
+from ..stores.usage import UsageRecord
+from ..translation import call_translated
+from .common import usage_from_event
+from .sse import encode_event
+
+if TYPE_CHECKING:
+    from ..app import Gateway
+
+__all__ = ["estimate_input_tokens", "serve_translated"]
+
+_SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
+
+
+def estimate_input_tokens(body: dict[str, Any]) -> int:
+    """An upper-leaning estimate: one token per four bytes of the request's JSON content."""
+    parts = [body.get("system"), body.get("messages"), body.get("tools")]
+    return max(1, len(orjson.dumps([p for p in parts if p])) // 4)
+
+
+async def serve_translated(
+    gateway: Gateway,
+    request: web.Request,
+    endpoint: Endpoint,
+    body: dict[str, Any],
+    route: Route,
+    record: UsageRecord,
+    usage: Usage,
+    started: float,
+) -> web.StreamResponse:
+    rid = record.request_id
+    if endpoint == "count_tokens":
+        record.status = 200
+        payload = orjson.dumps({"input_tokens": estimate_input_tokens(body)})
+        return web.Response(
+            body=payload,
+            content_type="application/json",
+            headers={"request-id": rid, "x-llmrelay-token-count": "estimate"},
+        )
+    try:
+        canonical = codec.decode_request(body)
+    except codec.CodecError as err:
+        raise InvalidRequestError(str(err)) from None
+    result = await call_translated(route.provider, canonical, route.provider_model)
+    record.upstream_request_id = result.upstream_request_id
+    headers = {**result.headers, "request-id": rid}
+    if result.error is not None:
+        error_type, message = result.error
+        record.status = result.status
+        record.error_type = error_type
+        return web.Response(
+            status=result.status,
+            body=anthropic_error_body(error_type, message, rid),
+            content_type="application/json",
+            headers=headers,
+        )
+    if result.response is not None and not canonical.stream:
+        record.status = 200
+        usage_from_event(MessageStart(message=result.response), usage)
+        return web.Response(
+            body=orjson.dumps(codec.encode_response(result.response)),
+            content_type="application/json",
+            headers=headers,
+        )
+    events = result.events
+    if events is None:
+        assert result.response is not None
+        events = aiter_events(response_events(result.response))
+    resp = web.StreamResponse(status=200, headers={**headers, **_SSE_HEADERS})
+    await resp.prepare(request)
+    try:
+        try:
+            async for event in events:
+                if record.ttft_s is None:
+                    record.ttft_s = time.perf_counter() - started
+                usage_from_event(event, usage)
+                if isinstance(event, StreamError):
+                    record.error_type = event.error_type
+                await resp.write(encode_event(event.type, codec.encode_event(event)))
+        except GatewayError as err:
+            record.error_type = err.error_type
+            error = {"type": "error", "error": {"type": err.error_type, "message": err.message}}
+            await resp.write(encode_event("error", error))
+        record.status = 200
+        await resp.write_eof()
+    except ConnectionResetError:
+        record.status = 499
+        record.error_type = "client_disconnected"
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    return resp

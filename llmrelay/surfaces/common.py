@@ -1,0 +1,141 @@
+"""What every client surface does the same way: request ids, reading the JSON body,
+headers that may go upstream, and closing a call's usage row."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from ..core import wirejson
+from ..core.events import Event, MessageDelta, MessageStart
+from ..core.usage import Usage
+from ..errors import InvalidRequestError, RequestTooLargeError
+from ..stores.usage import UsageRecord
+
+if TYPE_CHECKING:
+    from ..app import Gateway
+
+__all__ = [
+    "finish_record",
+    "forward_headers",
+    "new_request_id",
+    "read_json",
+    "usage_from_event",
+]
+
+log = logging.getLogger("llmrelay.access")
+
+# Request headers that never go upstream: the gateway key, hop-by-hop headers, and the ones
+# the provider client sets itself.
+_REQUEST_DROP = frozenset(
+    {
+        "host",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "authorization",
+        "x-api-key",
+        "api-key",
+        "accept-encoding",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+        "cookie",
+        "expect",
+    }
+)
+
+
+def new_request_id() -> str:
+    """A ``req_`` id, the shape Anthropic's ``request-id`` header has."""
+    return "req_" + secrets.token_hex(12)
+
+
+def forward_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The client's headers that may go upstream, repeated names kept in order."""
+    return [(k, v) for k, v in headers.items() if k.lower() not in _REQUEST_DROP]
+
+
+async def read_json(request: web.Request, max_body: int) -> dict[str, Any]:
+    """The request body as a JSON object.
+
+    Raises:
+        RequestTooLargeError: over ``max_body`` bytes (413).
+        InvalidRequestError: not JSON, or not an object (400).
+    """
+    if request.content_length is not None and request.content_length > max_body:
+        raise _too_large(max_body)
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise _too_large(max_body) from None
+    try:
+        body = wirejson.loads(raw)
+    except wirejson.InvalidJSON as err:
+        raise InvalidRequestError(f"request body is not valid JSON: {err}") from None
+    if not isinstance(body, dict):
+        raise InvalidRequestError("request body must be a JSON object")
+    return body
+
+
+def _too_large(max_body: int) -> RequestTooLargeError:
+    mb = max_body / (1024 * 1024)
+    return RequestTooLargeError(
+        f"request body exceeds this gateway's limit of {mb:g} MiB (server.max_request_body_mb)"
+    )
+
+
+def usage_from_event(event: Event, usage: Usage) -> None:
+    """Fold a canonical event's usage into ``usage`` (``message_delta`` is cumulative)."""
+    if isinstance(event, MessageStart):
+        u = event.message.usage
+        usage.input_tokens = u.input_tokens
+        usage.output_tokens = u.output_tokens
+        usage.cache_creation_input_tokens = u.cache_creation_input_tokens
+        usage.cache_read_input_tokens = u.cache_read_input_tokens
+    elif isinstance(event, MessageDelta):
+        u = event.usage
+        usage.output_tokens = u.output_tokens
+        if u.input_tokens:
+            usage.input_tokens = u.input_tokens
+        if u.cache_creation_input_tokens:
+            usage.cache_creation_input_tokens = u.cache_creation_input_tokens
+        if u.cache_read_input_tokens:
+            usage.cache_read_input_tokens = u.cache_read_input_tokens
+
+
+def finish_record(
+    gateway: Gateway, request: web.Request, record: UsageRecord, usage: Usage, started: float
+) -> None:
+    """Close a call's usage row and queue it; one access-log line at info level."""
+    record.latency_s = time.perf_counter() - started
+    record.input_tokens = usage.input_tokens
+    record.output_tokens = usage.output_tokens
+    record.cache_creation_input_tokens = usage.cache_creation_input_tokens
+    record.cache_read_input_tokens = usage.cache_read_input_tokens
+    gateway.record_usage(record)
+    if log.isEnabledFor(logging.INFO):
+        log.info(
+            "request",
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": record.status,
+                "key_name": record.key_name,
+                "model": record.model,
+                "provider": record.provider,
+                "request_id": record.request_id,
+                "latency_ms": round(record.latency_s * 1000, 2),
+                "stream": record.stream,
+                "error_type": record.error_type,
+            },
+        )
