@@ -33,6 +33,7 @@ from .fakes.anthropic_upstream import (
     json_reply,
     sse_reply,
 )
+from .fakes.openai_upstream import CREATED, FakeOpenAI, chunks_reply
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("LLMRELAY_TEST_CLAUDE_CODE") != "1",
@@ -417,3 +418,292 @@ def test_text_turn_against_mock_provider(
     run, diag = _mock_turn(claude_bin, gateway, tmp_path)
     assert _assert_ok(run, diag)["result"] == "mock echo: say hi", diag
     assert fake.requests[start:] == [], diag
+
+
+# -- an OpenAI-compatible provider behind the Anthropic surface ------------------------------
+OPENAI_UPSTREAM_KEY = "sk-oai-upstream-0123456789abcdef"
+OPENAI_UPSTREAM_MODEL = "gpt-4o-mini"
+OPENAI_MODEL = "oai/gpt"
+OPENAI_TEXT_REPLY = "Hi from the fake OpenAI upstream."
+PARALLEL_MARKER = "llmrelay-parallel-tools"
+PARALLEL_COMMANDS = ("echo hello", "echo world")
+PARALLEL_FINAL_REPLY = "Both commands printed their words."
+# Anthropic-only request fields that must not reach an OpenAI-compatible body.
+ANTHROPIC_ONLY_KEYS = frozenset(
+    {"cache_control", "thinking", "context_management", "metadata", "defer_loading", "system"}
+)
+
+
+class ScriptedOpenAI(FakeOpenAI):
+    """A :class:`FakeOpenAI` whose default chat completion is computed from the request.
+
+    * ``role: tool`` messages after the last assistant message -> the final text
+      (``PARALLEL_FINAL_REPLY`` if the conversation asked for parallel calls, else
+      ``FINAL_REPLY``);
+    * tools are offered and the last user message contains ``PARALLEL_MARKER`` -> two Bash
+      calls (``PARALLEL_COMMANDS``) in one streamed response;
+    * tools are offered and the last user message contains ``TOOL_MARKER`` -> one Bash call
+      running ``TOOL_COMMAND``;
+    * anything else -> ``OPENAI_TEXT_REPLY``.
+    """
+
+    def _default_reply(self, path: str, raw: bytes) -> Reply:
+        req = json.loads(raw)
+        messages = req.get("messages", [])
+        last_assistant = max(
+            (i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=-1
+        )
+        after = messages[last_assistant + 1 :]
+        asked = "".join(_openai_text(m) for m in messages if m.get("role") == "user")
+        last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+        calls: list[dict[str, Any]] = []
+        text = OPENAI_TEXT_REPLY
+        if last_assistant >= 0 and any(m.get("role") == "tool" for m in after):
+            text = PARALLEL_FINAL_REPLY if PARALLEL_MARKER in asked else FINAL_REPLY
+        elif req.get("tools") and PARALLEL_MARKER in _openai_text(last_user):
+            calls = [self._call(cmd) for cmd in PARALLEL_COMMANDS]
+        elif req.get("tools") and TOOL_MARKER in _openai_text(last_user):
+            calls = [self._call(TOOL_COMMAND)]
+        usage = {
+            "prompt_tokens": count_tokens_for(raw),
+            "completion_tokens": 10,
+            "total_tokens": count_tokens_for(raw) + 10,
+        }
+        head = {
+            "id": f"chatcmpl-fake{next(self._ids):020d}",
+            "created": CREATED,
+            "model": req.get("model", OPENAI_UPSTREAM_MODEL),
+            "system_fingerprint": "fp_fake0000",
+        }
+        finish = "tool_calls" if calls else "stop"
+        if not req.get("stream"):
+            message: dict[str, Any] = {"role": "assistant", "content": None if calls else text}
+            if calls:
+                message["tool_calls"] = calls
+            choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+            return json_reply(
+                {**head, "object": "chat.completion", "choices": [choice], "usage": usage}
+            )
+        return chunks_reply(_openai_chunks(head, text, calls, finish, usage))
+
+    def _call(self, command: str) -> dict[str, Any]:
+        arguments = json.dumps({"command": command, "description": f"Run {command}"})
+        fn = {"name": "Bash", "arguments": arguments}
+        return {"id": f"call_fake{next(self._ids):020d}", "type": "function", "function": fn}
+
+
+def _openai_text(msg: dict[str, Any]) -> str:
+    content = msg.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return ""
+
+
+def _openai_chunks(
+    head: dict[str, Any],
+    text: str,
+    calls: list[dict[str, Any]],
+    finish: str,
+    usage: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """A ``chat.completion.chunk`` stream as api.openai.com writes it with include_usage.
+
+    The first chunk carries the role; each tool call opens with a fragment holding its
+    ``index``, ``id``, ``type`` and name (empty arguments), then its arguments follow in
+    three pieces; the finish chunk has an empty delta; the usage chunk has ``choices: []``.
+    """
+    head = {**head, "object": "chat.completion.chunk"}
+    deltas: list[dict[str, Any]] = []
+    if calls:
+        for index, call in enumerate(calls):
+            opening = {
+                "index": index,
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": call["function"]["name"], "arguments": ""},
+            }
+            deltas.append({"tool_calls": [opening]})
+            args = call["function"]["arguments"]
+            step = -(-len(args) // 3)
+            for i in range(0, len(args), step):
+                fragment = {"index": index, "function": {"arguments": args[i : i + step]}}
+                deltas.append({"tool_calls": [fragment]})
+        deltas[0] = {"role": "assistant", "content": None, "refusal": None, **deltas[0]}
+    else:
+        deltas.append({"role": "assistant", "content": "", "refusal": None})
+        deltas += [{"content": text[i : i + 8]} for i in range(0, len(text), 8)]
+
+    def chunk(delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        return {**head, "choices": [choice], "usage": None}
+
+    out = [chunk(d, None) for d in deltas] + [chunk({}, finish)]
+    return [*out, {**head, "choices": [], "usage": usage}]
+
+
+@pytest.fixture(scope="module")
+def fake_openai() -> Iterator[ScriptedOpenAI]:
+    f = ScriptedOpenAI(expected_api_key=OPENAI_UPSTREAM_KEY)
+    f.start()
+    yield f
+    f.stop()
+
+
+@pytest.fixture(scope="module")
+def openai_gateway(
+    fake_openai: ScriptedOpenAI, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
+    tmp = tmp_path_factory.mktemp("openai-gateway")
+    providers = {
+        "oai": {
+            "type": "openai",
+            "base_url": fake_openai.url + "/v1",
+            "api_key": OPENAI_UPSTREAM_KEY,
+            "models": {"gpt": OPENAI_UPSTREAM_MODEL},
+        },
+    }
+    gw = start_gateway(tmp, base_config(tmp, providers), "--log-level", "debug")
+    yield gw
+    gw.stop()
+
+
+def _run_openai(
+    claude: Path, gw: GatewayProcess, fake: ScriptedOpenAI, tmp: Path, prompt: str, *args: str
+) -> tuple[ClaudeRun, list[RecordedRequest], str]:
+    """One ``claude -p`` turn on ``OPENAI_MODEL``; its chat requests and a diagnosis."""
+    start = len(fake.requests)
+    auth = {"ANTHROPIC_AUTH_TOKEN": ALICE_KEY}
+    run = run_claude(claude, tmp, gw.url, auth, prompt, *args, model=OPENAI_MODEL)
+    requests = fake.requests[start:]
+    bodies = "\n".join(r.body.decode(errors="replace")[:4000] for r in requests)
+    diag = _diagnose(run, gw, requests) + f"\nupstream bodies (cut):\n{bodies}"
+    return run, [r for r in requests if r.path == "/v1/chat/completions"], diag
+
+
+def _keys_deep(obj: Any) -> set[str]:
+    if isinstance(obj, dict):
+        return set(obj).union(*(_keys_deep(v) for v in obj.values()))
+    if isinstance(obj, list):
+        return set().union(*(_keys_deep(v) for v in obj))
+    return set()
+
+
+def _assert_openai_request(req: RecordedRequest, gateway_key: str) -> dict[str, Any]:
+    """What every Chat Completions request translated from Claude Code must look like."""
+    assert req.method == "POST"
+    assert req.path == "/v1/chat/completions"
+    assert req.headers.get("authorization") == f"Bearer {OPENAI_UPSTREAM_KEY}"
+    for name, value in req.headers.items():
+        assert gateway_key not in value, f"gateway key leaked upstream in {name}"
+        assert not name.startswith("anthropic-"), f"Anthropic header {name} leaked upstream"
+    assert "x-api-key" not in req.headers
+    body: dict[str, Any] = req.json()
+    assert body["model"] == OPENAI_UPSTREAM_MODEL
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
+    leaked = _keys_deep(body) & ANTHROPIC_ONLY_KEYS
+    # "system" is legitimately a role value, never a key; tool schemas may not name these.
+    assert not leaked, f"Anthropic-only keys leaked into the OpenAI body: {sorted(leaked)}"
+    messages = body["messages"]
+    assert messages[0]["role"] == "system"
+    assert isinstance(messages[0]["content"], str) and messages[0]["content"]
+    for msg in messages:
+        assert msg["role"] in {"system", "user", "assistant", "tool"}, msg
+    tools = body["tools"]
+    assert tools and all(t["type"] == "function" for t in tools)
+    for t in tools:
+        assert set(t) == {"type", "function"}
+        assert isinstance(t["function"]["name"], str)
+        assert isinstance(t["function"].get("parameters", {}), dict)
+    bash = next(t["function"] for t in tools if t["function"]["name"] == "Bash")
+    assert bash["parameters"]["type"] == "object"
+    assert "command" in bash["parameters"]["properties"]
+    return body
+
+
+def _tool_exchange(body: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The last assistant message (with tool_calls) and the ``tool`` messages right after it."""
+    messages = body["messages"]
+    i = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    tool_msgs = []
+    for m in messages[i + 1 :]:
+        if m["role"] != "tool":
+            break
+        tool_msgs.append(m)
+    return messages[i], tool_msgs
+
+
+def test_openai_provider_text_turn(
+    claude_bin: Path,
+    fake_openai: ScriptedOpenAI,
+    openai_gateway: GatewayProcess,
+    tmp_path: Path,
+) -> None:
+    run, sent, diag = _run_openai(claude_bin, openai_gateway, fake_openai, tmp_path, "say hi")
+    assert _assert_ok(run, diag)["result"] == OPENAI_TEXT_REPLY, diag
+    assert sent, diag
+    for req in sent:
+        _assert_openai_request(req, ALICE_KEY)
+    first = sent[0].json()
+    assert "say hi" in _openai_text(first["messages"][-1]), diag
+    assert first["messages"][-1]["role"] == "user", diag
+    assert any(t["function"]["name"] == "Bash" for t in first["tools"]), diag
+
+
+def test_openai_provider_tool_turn(
+    claude_bin: Path,
+    fake_openai: ScriptedOpenAI,
+    openai_gateway: GatewayProcess,
+    tmp_path: Path,
+) -> None:
+    prompt = f"{TOOL_MARKER}: run {TOOL_COMMAND} with Bash"
+    args = ("--allowedTools", f"Bash({TOOL_COMMAND})")
+    run, sent, diag = _run_openai(claude_bin, openai_gateway, fake_openai, tmp_path, prompt, *args)
+    result = _assert_ok(run, diag)
+    assert result["result"] == FINAL_REPLY, diag
+    assert result["num_turns"] == 2, diag
+    for req in sent:
+        _assert_openai_request(req, ALICE_KEY)
+    bodies = [req.json() for req in sent]
+    with_tool = [b for b in bodies if any(m["role"] == "tool" for m in b["messages"])]
+    assert len(with_tool) == 1, diag
+    assistant, tool_msgs = _tool_exchange(with_tool[0])
+    assert len(tool_msgs) == 1, diag
+    (call,) = assistant["tool_calls"]
+    assert call["type"] == "function" and call["function"]["name"] == "Bash", diag
+    assert json.loads(call["function"]["arguments"])["command"] == TOOL_COMMAND, diag
+    assert call["id"].startswith("call_fake"), diag
+    assert tool_msgs[0]["tool_call_id"] == call["id"], diag
+    assert "hello" in _openai_text(tool_msgs[0]), diag
+    assert not _openai_text(tool_msgs[0]).startswith("Error: "), diag
+
+
+def test_openai_provider_parallel_tool_calls(
+    claude_bin: Path,
+    fake_openai: ScriptedOpenAI,
+    openai_gateway: GatewayProcess,
+    tmp_path: Path,
+) -> None:
+    prompt = f"{PARALLEL_MARKER}: run {' and '.join(PARALLEL_COMMANDS)} with Bash"
+    args = ("--allowedTools", *(f"Bash({cmd})" for cmd in PARALLEL_COMMANDS))
+    run, sent, diag = _run_openai(claude_bin, openai_gateway, fake_openai, tmp_path, prompt, *args)
+    result = _assert_ok(run, diag)
+    assert result["result"] == PARALLEL_FINAL_REPLY, diag
+    assert result["num_turns"] == 2, diag
+    for req in sent:
+        _assert_openai_request(req, ALICE_KEY)
+    bodies = [req.json() for req in sent]
+    with_tool = [b for b in bodies if any(m["role"] == "tool" for m in b["messages"])]
+    assert len(with_tool) == 1, diag
+    assistant, tool_msgs = _tool_exchange(with_tool[0])
+    calls = assistant["tool_calls"]
+    assert [json.loads(c["function"]["arguments"])["command"] for c in calls] == list(
+        PARALLEL_COMMANDS
+    ), diag
+    assert len(tool_msgs) == 2, diag
+    by_id = {m["tool_call_id"]: _openai_text(m) for m in tool_msgs}
+    assert set(by_id) == {c["id"] for c in calls}, diag
+    for c, word in zip(calls, ("hello", "world"), strict=True):
+        assert word in by_id[c["id"]], diag

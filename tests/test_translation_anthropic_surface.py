@@ -166,3 +166,12 @@ def test_count_tokens_is_an_estimate_not_an_underestimate(env: XEnv) -> None:
         )
     assert raw.headers["x-llmrelay-token-count"] == "estimate"
     assert raw.parse().input_tokens >= 2000
+
+
+def test_count_tokens_estimate_does_not_undercount_cjk(env: XEnv) -> None:
+    text = "日本語のテキスト" * 500  # 4000 characters, at least one token each in BPE tokenizers
+    with env.anthropic() as client:
+        result = client.messages.count_tokens(
+            model="openai/gpt", messages=[{"role": "user", "content": text}]
+        )
+    assert result.input_tokens >= 4000

@@ -35,9 +35,16 @@ _SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-contr
 
 
 def estimate_input_tokens(body: dict[str, Any]) -> int:
-    """An upper-leaning estimate: one token per four bytes of the request's JSON content."""
+    """An upper-leaning estimate of the input tokens of a request (system, messages, tools).
+
+    One token per four ASCII bytes of its JSON (BPE tokenizers average about four characters
+    of English per token, and JSON punctuation adds more) and one per two bytes of anything
+    else (a CJK character is three UTF-8 bytes and usually one or two tokens).
+    """
     parts = [body.get("system"), body.get("messages"), body.get("tools")]
-    return max(1, len(orjson.dumps([p for p in parts if p])) // 4)
+    raw = orjson.dumps([p for p in parts if p])
+    ascii_bytes = len(raw.decode("utf-8").encode("ascii", "ignore"))
+    return max(1, ascii_bytes // 4 + (len(raw) - ascii_bytes) // 2)
 
 
 async def serve_translated(
