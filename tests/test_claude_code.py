@@ -5,6 +5,9 @@ Runs ``claude -p`` (``@anthropic-ai/claude-code`` pinned to ``CLAUDE_CODE_VERSIO
 :class:`FakeAnthropic`, and checks what reaches the upstream. See
 ``/work/shared/reference/claude-code-client.md`` for the request profile this relies on.
 
+The second half does the same against an ``openai`` provider (a scripted :class:`FakeOpenAI`),
+so the Anthropic surface translates every request to Chat Completions and every stream back.
+
 Opt in with ``LLMRELAY_TEST_CLAUDE_CODE=1``. The CLI is installed on first use with
 ``npm install --no-save`` into ``$LLMRELAY_CLAUDE_CODE_CACHE`` (default
 ``~/.cache/llmrelay-claude-code``), outside the repository, and reused afterwards.
@@ -33,7 +36,7 @@ from .fakes.anthropic_upstream import (
     json_reply,
     sse_reply,
 )
-from .fakes.openai_upstream import CREATED, FakeOpenAI, chunks_reply
+from .fakes.openai_upstream import CREATED, FakeOpenAI, chunks_reply, error_reply
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("LLMRELAY_TEST_CLAUDE_CODE") != "1",
@@ -428,6 +431,14 @@ OPENAI_TEXT_REPLY = "Hi from the fake OpenAI upstream."
 PARALLEL_MARKER = "llmrelay-parallel-tools"
 PARALLEL_COMMANDS = ("echo hello", "echo world")
 PARALLEL_FINAL_REPLY = "Both commands printed their words."
+ERROR_MARKER = "llmrelay-upstream-400"
+TOOL_SEARCH_MARKER = "llmrelay-tool-search"
+TOOL_SEARCH_FINAL_REPLY = "WebFetch is loaded."
+# What api.openai.com answers when max_completion_tokens exceeds the model's output limit.
+ERROR_MESSAGE = (
+    "max_tokens is too large: 32000. This model supports at most 16384 completion tokens, "
+    "whereas you provided 32000."
+)
 # Anthropic-only request fields that must not reach an OpenAI-compatible body.
 ANTHROPIC_ONLY_KEYS = frozenset(
     {"cache_control", "thinking", "context_management", "metadata", "defer_loading", "system"}
@@ -444,6 +455,10 @@ class ScriptedOpenAI(FakeOpenAI):
       calls (``PARALLEL_COMMANDS``) in one streamed response;
     * tools are offered and the last user message contains ``TOOL_MARKER`` -> one Bash call
       running ``TOOL_COMMAND``;
+    * tools are offered and the last user message contains ``TOOL_SEARCH_MARKER`` -> a
+      ``ToolSearch`` call selecting ``WebFetch`` (a deferred tool);
+    * the last user message contains ``ERROR_MARKER`` -> a 400 ``invalid_request_error``
+      (``ERROR_MESSAGE``);
     * anything else -> ``OPENAI_TEXT_REPLY``.
     """
 
@@ -455,15 +470,25 @@ class ScriptedOpenAI(FakeOpenAI):
         )
         after = messages[last_assistant + 1 :]
         asked = "".join(_openai_text(m) for m in messages if m.get("role") == "user")
-        last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+        last_user: dict[str, Any] = next(
+            (m for m in reversed(messages) if m.get("role") == "user"), {}
+        )
         calls: list[dict[str, Any]] = []
         text = OPENAI_TEXT_REPLY
+        if ERROR_MARKER in _openai_text(last_user):
+            return error_reply(400, ERROR_MESSAGE, param="max_tokens", code="invalid_value")
         if last_assistant >= 0 and any(m.get("role") == "tool" for m in after):
-            text = PARALLEL_FINAL_REPLY if PARALLEL_MARKER in asked else FINAL_REPLY
+            text = FINAL_REPLY
+            if PARALLEL_MARKER in asked:
+                text = PARALLEL_FINAL_REPLY
+            elif TOOL_SEARCH_MARKER in asked:
+                text = TOOL_SEARCH_FINAL_REPLY
+        elif req.get("tools") and TOOL_SEARCH_MARKER in _openai_text(last_user):
+            calls = [self._call("ToolSearch", {"query": "select:WebFetch", "max_results": 5})]
         elif req.get("tools") and PARALLEL_MARKER in _openai_text(last_user):
-            calls = [self._call(cmd) for cmd in PARALLEL_COMMANDS]
+            calls = [self._bash(cmd) for cmd in PARALLEL_COMMANDS]
         elif req.get("tools") and TOOL_MARKER in _openai_text(last_user):
-            calls = [self._call(TOOL_COMMAND)]
+            calls = [self._bash(TOOL_COMMAND)]
         usage = {
             "prompt_tokens": count_tokens_for(raw),
             "completion_tokens": 10,
@@ -486,9 +511,11 @@ class ScriptedOpenAI(FakeOpenAI):
             )
         return chunks_reply(_openai_chunks(head, text, calls, finish, usage))
 
-    def _call(self, command: str) -> dict[str, Any]:
-        arguments = json.dumps({"command": command, "description": f"Run {command}"})
-        fn = {"name": "Bash", "arguments": arguments}
+    def _bash(self, command: str) -> dict[str, Any]:
+        return self._call("Bash", {"command": command, "description": f"Run {command}"})
+
+    def _call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        fn = {"name": name, "arguments": json.dumps(arguments)}
         return {"id": f"call_fake{next(self._ids):020d}", "type": "function", "function": fn}
 
 
@@ -603,8 +630,9 @@ def _assert_openai_request(req: RecordedRequest, gateway_key: str) -> dict[str, 
     assert body["model"] == OPENAI_UPSTREAM_MODEL
     assert body["stream"] is True
     assert body["stream_options"] == {"include_usage": True}
+    # Searched at any depth: Claude Code's tool schemas happen to use none of these names as
+    # keys, and "system" may only appear as a role value.
     leaked = _keys_deep(body) & ANTHROPIC_ONLY_KEYS
-    # "system" is legitimately a role value, never a key; tool schemas may not name these.
     assert not leaked, f"Anthropic-only keys leaked into the OpenAI body: {sorted(leaked)}"
     messages = body["messages"]
     assert messages[0]["role"] == "system"
@@ -647,8 +675,16 @@ def test_openai_provider_text_turn(
     for req in sent:
         _assert_openai_request(req, ALICE_KEY)
     first = sent[0].json()
-    assert "say hi" in _openai_text(first["messages"][-1]), diag
-    assert first["messages"][-1]["role"] == "user", diag
+    # Claude Code's profile for an unknown model name, as translated: its three system blocks
+    # joined into the leading system message (billing line included), the user turn, then
+    # a mid-conversation system turn (environment, deferred tools, agents, skills).
+    messages = first["messages"]
+    assert [m["role"] for m in messages] == ["system", "user", "system"], diag
+    assert messages[0]["content"].startswith("x-anthropic-billing-header: cc_version="), diag
+    assert "say hi" in _openai_text(messages[1]), diag
+    assert "# Environment" in messages[2]["content"], diag
+    assert first["max_completion_tokens"] == 32000, diag
+    assert json.loads(first["user"])["session_id"], diag  # metadata.user_id -> user
     assert any(t["function"]["name"] == "Bash" for t in first["tools"]), diag
 
 
@@ -691,7 +727,8 @@ def test_openai_provider_parallel_tool_calls(
     run, sent, diag = _run_openai(claude_bin, openai_gateway, fake_openai, tmp_path, prompt, *args)
     result = _assert_ok(run, diag)
     assert result["result"] == PARALLEL_FINAL_REPLY, diag
-    assert result["num_turns"] == 2, diag
+    # Claude Code reports num_turns 3 here for two model requests, so count requests instead.
+    assert len(sent) == 2, diag
     for req in sent:
         _assert_openai_request(req, ALICE_KEY)
     bodies = [req.json() for req in sent]
@@ -707,3 +744,61 @@ def test_openai_provider_parallel_tool_calls(
     assert set(by_id) == {c["id"] for c in calls}, diag
     for c, word in zip(calls, ("hello", "world"), strict=True):
         assert word in by_id[c["id"]], diag
+
+
+def test_openai_provider_400_reaches_claude_code(
+    claude_bin: Path,
+    fake_openai: ScriptedOpenAI,
+    openai_gateway: GatewayProcess,
+    tmp_path: Path,
+) -> None:
+    # Claude Code asks for max_tokens 32000 whatever the model; gpt-4o(-mini) allow 16384,
+    # so this is the 400 a real OpenAI model gives. It must reach Claude Code as an
+    # Anthropic invalid_request_error with OpenAI's message, and not be retried as a 5xx.
+    prompt = f"{ERROR_MARKER}: say hi"
+    run, sent, diag = _run_openai(claude_bin, openai_gateway, fake_openai, tmp_path, prompt)
+    assert run.returncode == 1, diag
+    result = run.result()
+    assert result["is_error"] is True, diag
+    assert result["api_error_status"] == 400, diag
+    assert ERROR_MESSAGE in result["result"], diag
+    # Claude Code itself resends a 400 without its optional features (deferred tools, the
+    # thinking-token-count beta, thinking.display): six attempts for this model name, the
+    # same count as on the Anthropic passthrough. The translator drops those features, so
+    # the first three OpenAI bodies are the same. Never a retry loop beyond that.
+    assert 1 <= len(sent) <= 6, diag
+    for req in sent:
+        _assert_openai_request(req, ALICE_KEY)
+
+
+def test_openai_provider_tool_search_turn(
+    claude_bin: Path,
+    fake_openai: ScriptedOpenAI,
+    openai_gateway: GatewayProcess,
+    tmp_path: Path,
+) -> None:
+    # Claude Code offers ToolSearch plus a defer_loading placeholder and lists deferred tools
+    # in a system turn. Its ToolSearch result is a tool_result of tool_reference blocks,
+    # which an OpenAI tool message cannot carry: the gateway answers 400 (before reaching
+    # the upstream) and Claude Code, after three such 400s, drops tool search, declares
+    # the deferred tools in full and replaces the references with a text note.
+    log_start = len(openai_gateway.log())
+    prompt = f"{TOOL_SEARCH_MARKER}: load the WebFetch tool"
+    run, sent, diag = _run_openai(claude_bin, openai_gateway, fake_openai, tmp_path, prompt)
+    assert _assert_ok(run, diag)["result"] == TOOL_SEARCH_FINAL_REPLY, diag
+    for req in sent:
+        _assert_openai_request(req, ALICE_KEY)
+    assert len(sent) == 2, diag
+    first, second = (req.json() for req in sent)
+    assert any(t["function"]["name"] == "ToolSearch" for t in first["tools"]), diag
+    assert "WebFetch" in {t["function"]["name"] for t in second["tools"]}, diag
+    assistant, tool_msgs = _tool_exchange(second)
+    (call,) = assistant["tool_calls"]
+    assert call["function"]["name"] == "ToolSearch", diag
+    assert [m["tool_call_id"] for m in tool_msgs] == [call["id"]], diag
+    rejected = openai_gateway.log()[log_start:].count('"status":400')
+    if rejected:
+        pytest.xfail(
+            f"the gateway rejected {rejected} request(s) with tool_reference blocks in a "
+            "tool_result (OpenAI tool messages carry text only); Claude Code recovered"
+        )
