@@ -1193,3 +1193,41 @@ def test_error_to_openai_envelope() -> None:
     }
     assert error_to_openai(429, "rate_limit_error", "slow")["error"]["type"] == "requests"
     assert error_to_openai(529, "overloaded_error", "busy")["error"]["type"] == "server_error"
+
+
+def test_claude_code_billing_line_and_tool_references() -> None:
+    from llmrelay.codecs.anthropic import decode_request as decode_anthropic
+
+    req = decode_anthropic(
+        {
+            "model": "m",
+            "max_tokens": 10,
+            "system": [
+                {"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1.3.abc;"},
+                {"type": "text", "text": "You are Claude Code."},
+            ],
+            "messages": [
+                {"role": "user", "content": "load WebFetch"},
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "tool_use", "id": "t1", "name": "ToolSearch", "input": {"q": "x"}}
+                    ],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "t1",
+                            "content": [{"type": "tool_reference", "tool_name": "WebFetch"}],
+                        }
+                    ],
+                },
+            ],
+        }
+    )
+    body = encode_request(req, model="gpt")
+    assert body["messages"][0] == {"role": "system", "content": "You are Claude Code."}
+    tool = next(m for m in body["messages"] if m["role"] == "tool")
+    assert tool == {"role": "tool", "tool_call_id": "t1", "content": "Tool loaded: WebFetch"}

@@ -20,6 +20,7 @@ from ...core.types import (
     ImageBlock,
     JSONObject,
     Message,
+    OpaqueBlock,
     RedactedThinkingBlock,
     Request,
     TextBlock,
@@ -39,6 +40,9 @@ __all__ = ["TOOL_ERROR_PREFIX", "decode_request", "encode_request"]
 TOOL_ERROR_PREFIX = "Error: "
 #: Separator for system text blocks joined into one OpenAI system message.
 SYSTEM_JOIN = "\n\n"
+#: Claude Code's first system block is Anthropic billing metadata, not instructions; it
+#: changes between sessions (defeating prompt caching) and means nothing to another provider.
+_BILLING_LINE = "x-anthropic-billing-header:"
 _DEFAULT_SCHEMA_NAME = "response"
 _DATA_URL = re.compile(r"^data:([^;,]+)?(?:;[^,]*)?;base64,(.*)$", re.DOTALL)
 # Anthropic request fields kept in Request.extra that OpenAI cannot honour and must not lose.
@@ -62,8 +66,9 @@ def encode_request(r: Request, *, model: str) -> dict[str, Any]:
             result, a server-tool block in history, or an Anthropic-only server feature.
     """
     messages: list[dict[str, Any]] = []
-    if r.system:
-        messages.append({"role": "system", "content": SYSTEM_JOIN.join(b.text for b in r.system)})
+    system = [b.text for b in r.system or () if not b.text.startswith(_BILLING_LINE)]
+    if system:
+        messages.append({"role": "system", "content": SYSTEM_JOIN.join(system)})
     for i, m in enumerate(r.messages):
         messages.extend(_encode_message(m, f"messages[{i}]"))
     out: dict[str, Any] = {"model": model, "messages": messages}
@@ -228,6 +233,11 @@ def _encode_tool_result(b: ToolResultBlock, where: str) -> dict[str, Any]:
             texts.append(c.text)
         elif isinstance(c, DocumentBlock):
             texts.append(_document_text(c, w))
+        elif isinstance(c, OpaqueBlock) and c.type == "tool_reference":
+            # Tool search (Claude Code's ToolSearch) answers with references to deferred
+            # tools; OpenAI gets every tool declared in full (defer_loading is dropped), so
+            # the reference only needs to tell the model the tool is there.
+            texts.append(f"Tool loaded: {c.raw.get('tool_name', '')}")
         else:
             raise Untranslatable(w, "OpenAI tool messages carry text only")
     text = "".join(texts)
