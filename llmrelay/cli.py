@@ -9,7 +9,7 @@ from pathlib import Path
 
 import orjson
 
-from .config import ConfigError, Settings, load_settings
+from .config import ConfigError, Settings, load_settings, model_entry
 
 __all__ = ["main"]
 
@@ -65,8 +65,10 @@ def _check_config(args: argparse.Namespace) -> int:
     print(f"{args.config}: ok")
     print(f"  keys: {', '.join(k.name for k in settings.auth.keys)}")
     for account, cfg in settings.providers.items():
-        for public, upstream in cfg.models.items():
-            print(f"  {account}/{public} -> {cfg.type}:{upstream}")
+        for public, entry in cfg.models.items():
+            m = model_entry(entry)
+            cap = f" (max_output_tokens {m.max_output_tokens})" if m.max_output_tokens else ""
+            print(f"  {account}/{public} -> {cfg.type}:{m.id}{cap}")
     return 0
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "GatewayKeyConfig",
     "LoggingConfig",
     "MockProviderConfig",
+    "ModelConfig",
     "OpenAIProviderConfig",
     "ProviderConfig",
     "ServerConfig",
@@ -33,6 +34,7 @@ __all__ = [
     "TimeoutConfig",
     "UsageConfig",
     "load_settings",
+    "model_entry",
     "parse_settings",
 ]
 
@@ -95,13 +97,32 @@ class TimeoutConfig(_Model):
     read_s: float = Field(default=600.0, gt=0)
 
 
-def _check_models(v: dict[str, str]) -> dict[str, str]:
-    for public, upstream in v.items():
+class ModelConfig(_Model):
+    """A model entry in its long form: ``{id: ..., max_output_tokens: ...}``."""
+
+    #: The provider's model id (for Azure, the deployment name).
+    id: str = Field(min_length=1)
+    #: The most output tokens the model allows; a request asking for more is lowered to it
+    #: (Claude Code asks for 32000, which e.g. gpt-4o, at 16384, would refuse).
+    max_output_tokens: int | None = Field(default=None, ge=1)
+
+
+#: Public model name -> the provider's model id, or the long form.
+Models = dict[str, str | ModelConfig]
+
+
+def _check_models(v: Models) -> Models:
+    for public, entry in v.items():
         if "/" in public:
             raise ValueError(f"model name {public!r} must not contain '/'")
-        if not upstream:
+        if isinstance(entry, str) and not entry:
             raise ValueError(f"model {public!r} maps to an empty provider model id")
     return v
+
+
+def model_entry(entry: str | ModelConfig) -> ModelConfig:
+    """The long form of a ``models`` entry."""
+    return ModelConfig(id=entry) if isinstance(entry, str) else entry
 
 
 def _check_url(v: str) -> str:
@@ -116,7 +137,7 @@ class AnthropicProviderConfig(_Model):
     type: Literal["anthropic"]
     base_url: str = "https://api.anthropic.com"
     api_key: str = Field(min_length=1)
-    models: dict[str, str] = Field(min_length=1)
+    models: Models = Field(min_length=1)
     timeouts: TimeoutConfig = TimeoutConfig()
 
     _models = field_validator("models")(_check_models)
@@ -127,7 +148,7 @@ class MockProviderConfig(_Model):
     """The offline, deterministic provider that speaks the Anthropic Messages wire."""
 
     type: Literal["mock"]
-    models: dict[str, str] = Field(min_length=1)
+    models: Models = Field(min_length=1)
     #: Seconds between streamed events (0 sends them as fast as possible).
     stream_delay_s: float = Field(default=0.0, ge=0)
 
@@ -142,7 +163,7 @@ class OpenAIProviderConfig(_Model):
     base_url: str = "https://api.openai.com/v1"
     #: Sent as ``Authorization: Bearer``; servers without auth (a local vLLM) may omit it.
     api_key: str | None = None
-    models: dict[str, str] = Field(min_length=1)
+    models: Models = Field(min_length=1)
     timeouts: TimeoutConfig = TimeoutConfig()
 
     _models = field_validator("models")(_check_models)
@@ -159,7 +180,7 @@ class AzureOpenAIProviderConfig(_Model):
     #: Sent as ``api-key``. Or give ``entra_token`` (sent as ``Authorization: Bearer``).
     api_key: str | None = None
     entra_token: str | None = None
-    models: dict[str, str] = Field(min_length=1)
+    models: Models = Field(min_length=1)
     timeouts: TimeoutConfig = TimeoutConfig()
 
     _models = field_validator("models")(_check_models)

@@ -164,7 +164,7 @@ async def _events(up: ProviderResponse, decoder: StreamDecoder) -> AsyncIterator
 
 
 async def call_translated(
-    provider: Provider, request: Request, provider_model: str
+    provider: Provider, request: Request, provider_model: str, max_output_tokens: int | None = None
 ) -> TranslatedResult:
     """Call ``provider`` with a canonical request, in the provider's own wire.
 
@@ -174,6 +174,8 @@ async def call_translated(
         UpstreamUnreachable, UpstreamTimeout: as :meth:`Provider.send`.
     """
     codec = codec_for(provider.wire)
+    if max_output_tokens is not None and (request.max_tokens or 0) > max_output_tokens:
+        request.max_tokens = max_output_tokens
     try:
         body = codec.encode_request(request, provider_model)
     except (openai_codec.Untranslatable, anthropic_codec.CodecError) as err:

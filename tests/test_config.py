@@ -144,3 +144,20 @@ def test_serve_with_bad_config_fails_at_start(tmp_path: Path) -> None:
     )
     assert r.returncode == 2
     assert "providers.local.type: expected one of anthropic, mock, openai" in r.stderr
+
+
+def test_long_form_model_entry(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "claude-3-5: claude-3-5-sonnet-20241022",
+        "claude-3-5: claude-3-5-sonnet-20241022\n"
+        "      capped: {id: claude-x, max_output_tokens: 0}",
+    )
+    env = {"ALICE_KEY": "sk-alice-12345678", "ANTHROPIC_API_KEY": "k"}
+    with pytest.raises(ConfigError) as e:
+        load_settings(write(tmp_path, text), env=env)
+    assert "providers.anthropic.models.capped" in str(e.value)
+    good = load_settings(
+        write(tmp_path, text.replace("max_output_tokens: 0", "max_output_tokens: 4096")), env=env
+    )
+    entry = good.providers["anthropic"].models["capped"]
+    assert not isinstance(entry, str) and entry.max_output_tokens == 4096

@@ -182,7 +182,7 @@ def test_gateway_errors_in_openai_shape(env: XEnv) -> None:
 def test_models_list_in_openai_shape(env: XEnv) -> None:
     with env.openai() as client:
         ids = [m.id for m in client.models.list()]
-    assert ids == ["anthropic/claude", "openai/gpt", "azure/gpt", "local/echo"]
+    assert ids == ["anthropic/claude", "openai/gpt", "openai/gpt-capped", "azure/gpt", "local/echo"]
     with env.openai(base_url=env.gw.url + "/openai/v1") as client:
         assert [m.owned_by for m in client.models.list()][:2] == ["anthropic", "openai"]
 
@@ -191,3 +191,20 @@ def test_openai_prefix_chat(env: XEnv) -> None:
     with env.openai(base_url=env.gw.url + "/openai/v1") as client:
         completion = client.chat.completions.create(model="local/echo", messages=HELLO)  # type: ignore[arg-type]
     assert completion.choices[0].message.content == "mock echo: Hello"
+
+
+def test_max_output_tokens_cap_on_passthrough(env: XEnv) -> None:
+    with env.openai() as client:
+        client.chat.completions.create(
+            model="openai/gpt-capped",
+            messages=HELLO,  # type: ignore[arg-type]
+            max_completion_tokens=50000,
+        )
+        client.chat.completions.create(
+            model="openai/gpt",
+            messages=HELLO,  # type: ignore[arg-type]
+            max_completion_tokens=50000,
+        )
+    capped, uncapped = (r.json() for r in env.fake_openai.chat_requests()[-2:])
+    assert (capped["model"], capped["max_completion_tokens"]) == ("gpt-4o", 16384)
+    assert uncapped["max_completion_tokens"] == 50000

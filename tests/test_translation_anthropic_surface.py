@@ -175,3 +175,14 @@ def test_count_tokens_estimate_does_not_undercount_cjk(env: XEnv) -> None:
             model="openai/gpt", messages=[{"role": "user", "content": text}]
         )
     assert result.input_tokens >= 4000
+
+
+def test_claude_code_sized_max_tokens_is_capped_for_the_model(env: XEnv) -> None:
+    with (
+        env.anthropic() as client,
+        client.messages.stream(
+            model="openai/gpt-capped", max_tokens=32000, messages=HELLO
+        ) as stream,
+    ):
+        stream.until_done()
+    assert env.fake_openai.chat_requests()[-1].json()["max_completion_tokens"] == 16384

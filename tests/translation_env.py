@@ -51,7 +51,10 @@ def make_xenv(tmp: Path) -> Iterator[XEnv]:
             "type": "openai",
             "base_url": fo.url + "/v1",
             "api_key": OPENAI_UPSTREAM_KEY,
-            "models": {"gpt": "gpt-4o-mini"},
+            "models": {
+                "gpt": "gpt-4o-mini",
+                "gpt-capped": {"id": "gpt-4o", "max_output_tokens": 16384},
+            },
             "timeouts": {"read_s": 10},
         },
         "azure": {

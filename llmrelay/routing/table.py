@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from ..config import Models, model_entry
 from ..providers.base import Provider
 
 __all__ = ["Route", "RouteTable"]
@@ -18,21 +19,34 @@ class Route:
     public_model: str
     provider: Provider
     provider_model: str
+    #: Requests asking for more output tokens are lowered to this (None: no cap).
+    max_output_tokens: int | None = None
 
     @property
     def account(self) -> str:
         return self.provider.account
 
+    def cap_body(self, body: dict[str, object], *fields: str) -> None:
+        """Lower the output-token ``fields`` of a request body to ``max_output_tokens``."""
+        cap = self.max_output_tokens
+        if cap is None:
+            return
+        for name in fields:
+            value = body.get(name)
+            if isinstance(value, int) and value > cap:
+                body[name] = cap
+
 
 class RouteTable:
     """An immutable lookup built once from the config; O(1) per request."""
 
-    def __init__(self, providers: Mapping[str, Provider], models: Mapping[str, Mapping[str, str]]):
+    def __init__(self, providers: Mapping[str, Provider], models: Mapping[str, Models]):
         self._routes: dict[str, Route] = {}
         for account, names in models.items():
-            for public, upstream in names.items():
+            for public, entry in names.items():
                 name = f"{account}/{public}"
-                self._routes[name] = Route(name, providers[account], upstream)
+                m = model_entry(entry)
+                self._routes[name] = Route(name, providers[account], m.id, m.max_output_tokens)
 
     def get(self, public_model: str) -> Route | None:
         return self._routes.get(public_model)

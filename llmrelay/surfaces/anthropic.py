@@ -107,6 +107,7 @@ class AnthropicSurface:
                     self._gw, request, endpoint, body, route, record, usage, started
                 )
             body["model"] = route.provider_model
+            route.cap_body(body, "max_tokens")
             up = await route.provider.send(
                 ProviderRequest(
                     endpoint, body, forward_headers(request.headers), request.query_string, stream

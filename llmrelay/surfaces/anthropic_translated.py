@@ -70,7 +70,9 @@ async def serve_translated(
         canonical = codec.decode_request(body)
     except codec.CodecError as err:
         raise InvalidRequestError(str(err)) from None
-    result = await call_translated(route.provider, canonical, route.provider_model)
+    result = await call_translated(
+        route.provider, canonical, route.provider_model, route.max_output_tokens
+    )
     record.upstream_request_id = result.upstream_request_id
     headers = {**result.headers, "request-id": rid}
     if result.error is not None:

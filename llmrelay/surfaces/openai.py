@@ -143,6 +143,7 @@ class OpenAISurface:
         started: float,
     ) -> web.StreamResponse:
         body["model"] = route.provider_model
+        route.cap_body(body, "max_tokens", "max_completion_tokens")
         strip_usage = False
         if record.stream:
             # Ask for usage so it can be recorded; hide the extra chunk from a client that
@@ -230,7 +231,9 @@ class OpenAISurface:
             canonical.max_tokens = self._gw.settings.translation.default_max_tokens
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        result = await call_translated(route.provider, canonical, route.provider_model)
+        result = await call_translated(
+            route.provider, canonical, route.provider_model, route.max_output_tokens
+        )
         record.upstream_request_id = result.upstream_request_id
         if result.error is not None:
             error_type, message = result.error
