@@ -8,7 +8,8 @@ both ways), :mod:`.errors` (error envelopes). Shapes follow the official ``opena
 
 from ._shared import Untranslatable
 from .errors import error_from_openai, error_to_openai
-from .request import decode_request, encode_request
+from .request import encode_request
+from .request_in import decode_request
 from .response import decode_response, encode_response
 from .stream import StreamDecoder, StreamEncoder
 
