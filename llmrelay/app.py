@@ -50,6 +50,14 @@ class Gateway:
             account: build_provider(account, cfg, self._session)
             for account, cfg in self.settings.providers.items()
         }
+        for account, provider in self._providers.items():
+            try:
+                await provider.start()
+            except Exception as err:
+                log.error(
+                    "provider failed to start",
+                    extra={"provider": account, "error": f"{type(err).__name__}: {err}"},
+                )
         self.routes = RouteTable(
             self._providers, {a: c.models for a, c in self.settings.providers.items()}
         )

@@ -15,11 +15,21 @@ __all__ = ["main"]
 
 
 def _load(path: str) -> Settings:
+    from .providers.registry import missing_dependencies
+
     try:
-        return load_settings(path)
+        settings = load_settings(path)
     except ConfigError as err:
         print(f"llmrelay: config error\n{err}", file=sys.stderr)
         raise SystemExit(2) from None
+    missing = missing_dependencies({p.type for p in settings.providers.values()})
+    if missing:
+        print(
+            "llmrelay: missing libraries\n" + "\n".join(f"{path}: {m}" for m in missing),
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    return settings
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ __all__ = [
     "AnthropicProviderConfig",
     "AuthConfig",
     "AzureOpenAIProviderConfig",
+    "BedrockProviderConfig",
     "ConfigError",
     "GatewayKeyConfig",
     "LoggingConfig",
@@ -33,6 +34,7 @@ __all__ = [
     "Settings",
     "TimeoutConfig",
     "UsageConfig",
+    "VertexProviderConfig",
     "load_settings",
     "model_entry",
     "parse_settings",
@@ -193,11 +195,70 @@ class AzureOpenAIProviderConfig(_Model):
         return self
 
 
+class BedrockProviderConfig(_Model):
+    """Claude on AWS Bedrock (InvokeModel), signed with SigV4 by botocore."""
+
+    type: Literal["bedrock"]
+    region: str = Field(min_length=1)
+    #: ``https://bedrock-runtime.{region}.amazonaws.com`` unless set (VPC endpoints, tests).
+    endpoint_url: str | None = None
+    #: Explicit keys; otherwise the standard AWS chain (env, profile, web identity, role).
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+    profile: str | None = None
+    #: ``anthropic-beta`` values Bedrock accepts; others are dropped. None: the shipped list.
+    betas: list[str] | None = None
+    models: Models = Field(min_length=1)
+    timeouts: TimeoutConfig = TimeoutConfig()
+
+    _models = field_validator("models")(_check_models)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, v: str | None) -> str | None:
+        return None if v is None else _check_url(v)
+
+    @model_validator(mode="after")
+    def _keys_in_pairs(self) -> BedrockProviderConfig:
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("give both access_key_id and secret_access_key, or neither")
+        return self
+
+
+class VertexProviderConfig(_Model):
+    """Claude on Google Vertex AI (rawPredict), authorised by google-auth."""
+
+    type: Literal["vertex"]
+    project: str = Field(min_length=1)
+    #: A region such as ``us-east5``, or ``global``.
+    region: str = Field(min_length=1)
+    #: A service-account JSON file; otherwise Application Default Credentials.
+    credentials_file: str | None = None
+    #: ``https://{region}-aiplatform.googleapis.com/v1`` unless set (tests, private endpoints).
+    base_url: str | None = None
+    betas: list[str] | None = None
+    models: Models = Field(min_length=1)
+    timeouts: TimeoutConfig = TimeoutConfig()
+
+    _models = field_validator("models")(_check_models)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base(cls, v: str | None) -> str | None:
+        return None if v is None else _check_url(v)
+
+
 ProviderConfig = Annotated[
-    AnthropicProviderConfig | MockProviderConfig | OpenAIProviderConfig | AzureOpenAIProviderConfig,
+    AnthropicProviderConfig
+    | MockProviderConfig
+    | OpenAIProviderConfig
+    | AzureOpenAIProviderConfig
+    | BedrockProviderConfig
+    | VertexProviderConfig,
     Field(discriminator="type"),
 ]
-PROVIDER_TYPES = ("anthropic", "mock", "openai", "azure_openai")
+PROVIDER_TYPES = ("anthropic", "mock", "openai", "azure_openai", "bedrock", "vertex")
 
 
 class UsageConfig(_Model):

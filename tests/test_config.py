@@ -66,7 +66,8 @@ def test_env_default_is_used(tmp_path: Path) -> None:
         ),
         (
             ("type: mock", "type: mocky"),
-            "providers.local.type: expected one of anthropic, mock, openai, azure_openai; "
+            "providers.local.type: expected one of anthropic, mock, openai, azure_openai, bedrock, "
+            "vertex; "
             "found a string 'mocky'",
         ),
         (

@@ -74,6 +74,11 @@ class Provider(Protocol):
     account: str
     wire: Wire
 
+    async def start(self) -> None:
+        """Prepare what the hot path needs (credentials, tokens) before the first request.
+        Failures are logged; requests then answer 502 naming the account."""
+        ...
+
     async def send(self, request: ProviderRequest) -> ProviderResponse:
         """Start a call and return once the response status and headers are in.
 

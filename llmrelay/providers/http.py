@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
+from yarl import URL
 
 from ..errors import UpstreamTimeout, UpstreamUnreachable
 
@@ -92,7 +93,7 @@ def _mid_body_error(err: BaseException, account: str, read_s: float) -> Exceptio
 
 async def post(
     session: aiohttp.ClientSession,
-    url: str,
+    url: str | URL,
     *,
     data: bytes,
     headers: list[tuple[str, str]],
@@ -129,3 +130,35 @@ def _reason(err: aiohttp.ClientError) -> str:
     if isinstance(err, aiohttp.ServerDisconnectedError):
         return "server disconnected"
     return type(err).__name__
+
+
+class StaticResponse:
+    """A :class:`~llmrelay.providers.base.ProviderResponse` whose whole body is known, e.g.
+    a provider error already rewritten into Anthropic's envelope."""
+
+    __slots__ = ("_body", "headers", "status", "upstream_request_id")
+
+    status: int
+    headers: Mapping[str, str]
+    upstream_request_id: str | None
+
+    def __init__(
+        self, status: int, body: bytes, headers: Mapping[str, str], upstream_request_id: str | None
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self.upstream_request_id = upstream_request_id
+        self._body = body
+
+    @property
+    def is_event_stream(self) -> bool:
+        return False
+
+    async def read(self) -> bytes:
+        return self._body
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        yield self._body
+
+    def close(self) -> None:
+        """Nothing is held."""

@@ -10,13 +10,15 @@ import aiohttp
 from ..config import (
     AnthropicProviderConfig,
     AzureOpenAIProviderConfig,
+    BedrockProviderConfig,
     MockProviderConfig,
     OpenAIProviderConfig,
     ProviderConfig,
+    VertexProviderConfig,
 )
 from .base import Provider
 
-__all__ = ["build_provider"]
+__all__ = ["build_provider", "missing_dependencies"]
 
 
 def _anthropic(account: str, cfg: ProviderConfig, session: aiohttp.ClientSession) -> Provider:
@@ -47,12 +49,44 @@ def _azure_openai(account: str, cfg: ProviderConfig, session: aiohttp.ClientSess
     return AzureOpenAIProvider(account, cfg, session)
 
 
+def _bedrock(account: str, cfg: ProviderConfig, session: aiohttp.ClientSession) -> Provider:
+    from .bedrock.client import BedrockProvider
+
+    assert isinstance(cfg, BedrockProviderConfig)
+    return BedrockProvider(account, cfg, session)
+
+
+def _vertex(account: str, cfg: ProviderConfig, session: aiohttp.ClientSession) -> Provider:
+    from .vertex.client import VertexProvider
+
+    assert isinstance(cfg, VertexProviderConfig)
+    return VertexProvider(account, cfg, session)
+
+
 _FACTORIES: dict[str, Callable[[str, ProviderConfig, aiohttp.ClientSession], Provider]] = {
     "anthropic": _anthropic,
     "mock": _mock,
     "openai": _openai,
     "azure_openai": _azure_openai,
+    "bedrock": _bedrock,
+    "vertex": _vertex,
 }
+
+
+#: Provider type -> (module it needs, the pip extra that brings it).
+_NEEDS = {"bedrock": ("botocore", "bedrock"), "vertex": ("google.auth", "vertex")}
+
+
+def missing_dependencies(types: set[str]) -> list[str]:
+    """One message per configured provider type whose library is not installed."""
+    import importlib.util
+
+    out = []
+    for kind in sorted(types):
+        need = _NEEDS.get(kind)
+        if need is not None and importlib.util.find_spec(need[0].split(".")[0]) is None:
+            out.append(f"provider type {kind!r} needs {need[0]}: pip install 'llmrelay[{need[1]}]'")
+    return out
 
 
 def build_provider(account: str, cfg: ProviderConfig, session: aiohttp.ClientSession) -> Provider:

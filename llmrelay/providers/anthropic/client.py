@@ -56,5 +56,8 @@ class AnthropicProvider:
             account=self.account,
         )
 
+    async def start(self) -> None:
+        """Nothing to prepare."""
+
     async def aclose(self) -> None:
         """The shared session is closed by the app."""

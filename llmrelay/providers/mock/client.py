@@ -93,5 +93,8 @@ class MockProvider:
             return MockResponse(200, _SSE, events=message_events(message), delay_s=self._delay_s)
         return MockResponse(200, _JSON, orjson.dumps(message))
 
+    async def start(self) -> None:
+        """Nothing to prepare."""
+
     async def aclose(self) -> None:
         """Nothing to release."""

@@ -54,6 +54,9 @@ class OpenAIProvider:
             account=self.account,
         )
 
+    async def start(self) -> None:
+        """Nothing to prepare."""
+
     async def aclose(self) -> None:
         """The shared session is closed by the app."""
 
@@ -93,6 +96,9 @@ class AzureOpenAIProvider:
             client_timeout=self._timeout,
             account=self.account,
         )
+
+    async def start(self) -> None:
+        """Nothing to prepare."""
 
     async def aclose(self) -> None:
         """The shared session is closed by the app."""

@@ -1,0 +1,253 @@
+"""Claude on AWS Bedrock as a provider: InvokeModel, signed with botocore's SigV4.
+
+Credentials come from config or the standard AWS chain; they are resolved at start and
+refreshed in a worker thread every minute, never on the request path. Streams are
+re-framed from AWS event-stream to Anthropic SSE as each frame arrives; an exception frame
+before the first event becomes an HTTP error, after it an ``event: error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+import orjson
+from yarl import URL
+
+from ...config import BedrockProviderConfig
+from ...core import wirejson
+from ...errors import UpstreamUnreachable
+from ..base import ProviderRequest, Wire
+from ..betas import BEDROCK_BETAS, filter_betas, split_betas
+from ..http import HttpProviderResponse, StaticResponse, post
+from . import codec
+from .stream import FrameError, SSEFromEventStream, _exception_name, error_sse
+
+__all__ = ["BedrockProvider"]
+
+log = logging.getLogger("llmrelay.providers.bedrock")
+
+_REFRESH_S = 60.0
+_SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
+_JSON = {"content-type": "application/json"}
+
+
+class _Credentials:
+    """AWS credentials resolved once, then refreshed off the event loop."""
+
+    def __init__(self, config: BedrockProviderConfig, account: str) -> None:
+        self._config = config
+        self._account = account
+        self._source: Any = None
+        self.frozen: Any = None
+        self._task: asyncio.Task[None] | None = None
+
+    def _resolve(self) -> Any:
+        import botocore.credentials  # type: ignore[import-untyped]
+        import botocore.session  # type: ignore[import-untyped]
+
+        c = self._config
+        if c.access_key_id is not None:
+            return botocore.credentials.Credentials(
+                c.access_key_id, c.secret_access_key, c.session_token
+            )
+        session = botocore.session.Session(profile=c.profile)
+        creds = session.get_credentials()
+        if creds is None:
+            raise RuntimeError("no AWS credentials found (config, environment, profile, role)")
+        return creds
+
+    async def start(self) -> None:
+        self._source = await asyncio.to_thread(self._resolve)
+        self.frozen = await asyncio.to_thread(self._source.get_frozen_credentials)
+        if hasattr(self._source, "refresh_needed"):  # temporary credentials: keep them fresh
+            self._task = asyncio.get_running_loop().create_task(self._refresh_loop())
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(_REFRESH_S)
+            try:
+                self.frozen = await asyncio.to_thread(self._source.get_frozen_credentials)
+            except Exception as err:  # keep the last good credentials; say why once a minute
+                log.error(
+                    "AWS credential refresh failed",
+                    extra={"provider": self._account, "error": f"{type(err).__name__}"},
+                )
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+class _BedrockStream:
+    """A 200 event-stream response re-framed as Anthropic SSE."""
+
+    __slots__ = ("_chunks", "_first", "_frames", "_up", "headers", "status", "upstream_request_id")
+
+    def __init__(
+        self,
+        up: HttpProviderResponse,
+        chunks: AsyncIterator[bytes],
+        frames: SSEFromEventStream,
+        first: bytes,
+    ) -> None:
+        self._up = up
+        self._chunks = chunks
+        self._frames = frames
+        self._first = first
+        self.status = 200
+        self.headers: Mapping[str, str] = {**_without_type(up.headers), **_SSE_HEADERS}
+        self.upstream_request_id = up.upstream_request_id
+
+    @property
+    def is_event_stream(self) -> bool:
+        return True
+
+    async def read(self) -> bytes:
+        return b"".join([chunk async for chunk in self.iter_chunks()])
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        if self._first:
+            yield self._first
+        async for raw in self._chunks:
+            out = b"".join(
+                error_sse(item) if isinstance(item, FrameError) else item
+                for item in self._frames.feed(raw)
+            )
+            if out:
+                yield out
+
+    def close(self) -> None:
+        self._up.close()
+
+
+def _without_type(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.lower() != "content-type"}
+
+
+class BedrockProvider:
+    """``POST {endpoint}/model/{id}/invoke[-with-response-stream]`` and ``/count-tokens``."""
+
+    def __init__(
+        self, account: str, config: BedrockProviderConfig, session: aiohttp.ClientSession
+    ) -> None:
+        self.account = account
+        self.wire: Wire = "anthropic"
+        self._session = session
+        self._region = config.region
+        self._endpoint = (
+            config.endpoint_url or f"https://bedrock-runtime.{config.region}.amazonaws.com"
+        )
+        self._betas = frozenset(config.betas if config.betas is not None else BEDROCK_BETAS)
+        self._credentials = _Credentials(config, account)
+        t = config.timeouts
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=t.connect_s, sock_connect=t.connect_s, sock_read=t.read_s
+        )
+
+    async def start(self) -> None:
+        await self._credentials.start()
+
+    def _signed_headers(self, url: str, data: bytes, accept: str) -> list[tuple[str, str]]:
+        from botocore.auth import SigV4Auth  # type: ignore[import-untyped]
+        from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
+
+        if self._credentials.frozen is None:
+            raise UpstreamUnreachable(f"provider {self.account!r} has no AWS credentials yet")
+        req = AWSRequest(
+            method="POST",
+            url=url,
+            data=data,
+            headers={"content-type": "application/json", "accept": accept},
+        )
+        SigV4Auth(self._credentials.frozen, "bedrock", self._region).add_auth(req)
+        return list(req.headers.items())
+
+    async def send(
+        self, request: ProviderRequest
+    ) -> HttpProviderResponse | StaticResponse | _BedrockStream:
+        model = str(request.body.get("model", ""))
+        betas = filter_betas(split_betas(request.headers), self._betas, self.account)
+        base = f"{self._endpoint}/model/{codec.model_path(model)}"
+        if request.endpoint == "count_tokens":
+            url, data = f"{base}/count-tokens", codec.count_tokens_body(request.body, betas)
+            accept = "application/json"
+        else:
+            stream = request.stream
+            url = f"{base}/invoke-with-response-stream" if stream else f"{base}/invoke"
+            data = wirejson.dumps(codec.invoke_body(request.body, betas))
+            accept = "application/vnd.amazon.eventstream" if stream else "application/json"
+        headers = self._signed_headers(url, data, accept)
+        up = await post(
+            self._session,
+            URL(url, encoded=True),
+            data=data,
+            headers=headers,
+            client_timeout=self._timeout,
+            account=self.account,
+        )
+        if up.status != 200:
+            return await self._error(up)
+        if request.endpoint == "count_tokens":
+            return await self._count_tokens(up)
+        if request.stream:
+            return await self._first_event(up)
+        return up
+
+    async def _error(self, up: HttpProviderResponse) -> StaticResponse:
+        try:
+            raw = await up.read()
+        finally:
+            up.close()
+        error_type = next(
+            (v for k, v in up.headers.items() if k.lower() == "x-amzn-errortype"), None
+        )
+        status, body = codec.error_from_bedrock(up.status, error_type, raw, None)
+        return StaticResponse(
+            status, body, {**_without_type(up.headers), **_JSON}, up.upstream_request_id
+        )
+
+    async def _count_tokens(self, up: HttpProviderResponse) -> StaticResponse:
+        try:
+            raw = await up.read()
+        finally:
+            up.close()
+        count = orjson.loads(raw).get("inputTokens")
+        return StaticResponse(
+            200,
+            orjson.dumps({"input_tokens": count}),
+            {**_without_type(up.headers), **_JSON},
+            up.upstream_request_id,
+        )
+
+    async def _first_event(self, up: HttpProviderResponse) -> _BedrockStream | StaticResponse:
+        """Read frames until the first one, so an exception before any event is an HTTP error."""
+        frames = SSEFromEventStream()
+        chunks = up.iter_chunks()
+        try:
+            async for raw in chunks:
+                items = frames.feed(raw)
+                if not items:
+                    continue
+                first = items[0]
+                if isinstance(first, FrameError):
+                    up.close()
+                    name = _exception_name(first.name)
+                    status = codec.exception_status(name)
+                    body = orjson.dumps(codec.exception_event(name, first.message))
+                    return StaticResponse(status, body, _JSON, up.upstream_request_id)
+                rest = b"".join(error_sse(i) if isinstance(i, FrameError) else i for i in items)
+                return _BedrockStream(up, chunks, frames, rest)
+        except BaseException:
+            up.close()
+            raise
+        return _BedrockStream(up, chunks, frames, b"")
+
+    async def aclose(self) -> None:
+        await self._credentials.aclose()
