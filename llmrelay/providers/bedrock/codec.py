@@ -55,7 +55,7 @@ def model_path(model_id: str) -> str:
 def invoke_body(body: dict[str, Any], betas: list[str]) -> dict[str, Any]:
     """The InvokeModel body for an Anthropic Messages request body."""
     out = {k: v for k, v in body.items() if k not in ("model", "stream")}
-    out.setdefault("anthropic_version", ANTHROPIC_VERSION)
+    out["anthropic_version"] = ANTHROPIC_VERSION  # the platform's value, whatever a client sent
     if betas:
         out["anthropic_beta"] = betas
     return out

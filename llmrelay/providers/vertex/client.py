@@ -145,7 +145,7 @@ class VertexProvider:
         if self._token.value is None:
             raise UpstreamUnreachable(f"provider {self.account!r} has no Google access token")
         body = dict(request.body)
-        body.setdefault("anthropic_version", ANTHROPIC_VERSION)
+        body["anthropic_version"] = ANTHROPIC_VERSION  # the platform's value, always
         if request.endpoint == "count_tokens":
             url = f"{self._models_url}/count-tokens:rawPredict"
         else:
