@@ -267,7 +267,8 @@ class UsageConfig(_Model):
     path: str = "llmrelay-usage.db"
     #: Rows held in memory waiting for the writer; when full, new rows are dropped and counted.
     queue_size: int = Field(default=10_000, ge=1)
-    batch_size: int = Field(default=500, ge=1)
+    #: Rows per write. Small batches keep each write's hold on the interpreter short.
+    batch_size: int = Field(default=100, ge=1)
     #: Seconds between writes when rows are waiting.
     flush_interval_s: float = Field(default=1.0, gt=0)
 

@@ -8,15 +8,20 @@ library takes over, which keeps both exactly.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
 
 __all__ = ["InvalidJSON", "dumps", "loads"]
 
-# 20+ digits in a row may be an integer orjson cannot hold (2**64 has 20 digits).
-_LONG_DIGITS = re.compile(rb"\d{20,}")
+# 20+ digits in a row may be an integer orjson cannot hold (2**64 has 20 digits). Mapping
+# digits to "1" and the rest to "0", then one find, costs ~1 us per KB; a regex costs ~9.
+_DIGITS = bytes(0x31 if 0x30 <= i <= 0x39 else 0x30 for i in range(256))
+_RUN = b"1" * 20
+
+
+def _has_long_digit_run(raw: bytes) -> bool:
+    return raw.translate(_DIGITS).find(_RUN) >= 0
 
 
 class InvalidJSON(ValueError):
@@ -34,7 +39,7 @@ def loads(raw: bytes) -> Any:
         InvalidJSON: not valid JSON (NaN and Infinity literals included).
     """
     first: Exception | None = None
-    if _LONG_DIGITS.search(raw) is None:
+    if not _has_long_digit_run(raw):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as err:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import orjson
 
 from ..core.usage import Usage
-from .sse import SSEDecoder
+from .sse import SSEDecoder, parse_block
+
+_SKIP = (b"event: content_block", b"event: ping")
 
 __all__ = ["AnthropicStreamTap"]
 
@@ -24,7 +26,14 @@ class AnthropicStreamTap:
         self.error_type: str | None = None
 
     def feed(self, chunk: bytes) -> None:
-        for ev in self._decoder.feed(chunk):
+        for block in self._decoder.blocks(chunk):
+            # Deltas, block starts/stops and pings are most of a stream and carry no usage:
+            # skip them on their first bytes (Anthropic puts the event: line first).
+            if block.startswith(_SKIP):
+                continue
+            ev = parse_block(block)
+            if ev is None:
+                continue
             name = ev.event
             if name == "message_start":
                 data = _loads(ev.data)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import orjson
 
-__all__ = ["SSEDecoder", "SSEEvent", "encode_event"]
+__all__ = ["SSEDecoder", "SSEEvent", "encode_event", "parse_block"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -29,24 +29,33 @@ class SSEDecoder:
         self._buf = b""
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        buf = self._buf + chunk if self._buf else chunk
-        if b"\r" in buf:
-            buf = buf.replace(b"\r\n", b"\n")
         events: list[SSEEvent] = []
+        for block in self.blocks(chunk):
+            ev = parse_block(block)
+            if ev is not None:
+                events.append(ev)
+        return events
+
+    def blocks(self, chunk: bytes) -> list[bytes]:
+        """The raw event blocks (lines without the blank separator) completed by ``chunk``,
+        for callers that want to skip most events without parsing them."""
+        buf = self._buf + chunk if self._buf else chunk
+        if buf.find(b"\r") >= 0:  # .find: `in` on bytes is twice as slow on 3.11
+            buf = buf.replace(b"\r\n", b"\n")
+        out: list[bytes] = []
         start = 0
         while True:
             end = buf.find(b"\n\n", start)
             if end < 0:
                 break
-            ev = _parse_block(buf[start:end])
-            if ev is not None:
-                events.append(ev)
+            out.append(buf[start:end])
             start = end + 2
         self._buf = buf[start:]
-        return events
+        return out
 
 
-def _parse_block(block: bytes) -> SSEEvent | None:
+def parse_block(block: bytes) -> SSEEvent | None:
+    """One raw block -> its event name and data (``None`` for a comment-only block)."""
     event: str | None = None
     data: list[bytes] = []
     for line in block.split(b"\n"):

@@ -1,0 +1,60 @@
+"""The usage taps read the same usage however the stream is cut into chunks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmrelay.core.usage import Usage
+from llmrelay.core.wirejson import loads
+from llmrelay.surfaces.anthropic_stream import AnthropicStreamTap
+from llmrelay.surfaces.openai_stream import OpenAIStreamTap
+
+WIRE = Path(__file__).parent / "wire"
+
+
+@pytest.mark.parametrize("size", [1, 7, 64, 100_000])
+@pytest.mark.parametrize("crlf", [False, True])
+def test_anthropic_tap_any_chunking(size: int, crlf: bool) -> None:
+    raw = (WIRE / "anthropic" / "text_stream.sse").read_bytes()
+    if crlf:
+        raw = raw.replace(b"\n", b"\r\n")
+    usage = Usage()
+    tap = AnthropicStreamTap(usage)
+    for i in range(0, len(raw), size):
+        tap.feed(raw[i : i + size])
+    assert (
+        usage.input_tokens,
+        usage.cache_creation_input_tokens,
+        usage.cache_read_input_tokens,
+        usage.output_tokens,
+    ) == (25, 7, 11, 15)
+    assert tap.error_type is None
+
+
+def test_anthropic_tap_error_event() -> None:
+    usage = Usage()
+    tap = AnthropicStreamTap(usage)
+    # The fixture file ends after the last line; on the wire a blank line ends the event.
+    tap.feed((WIRE / "anthropic" / "error_midstream.sse").read_bytes().rstrip(b"\n") + b"\n\n")
+    assert tap.error_type == "overloaded_error"
+
+
+@pytest.mark.parametrize("size", [1, 13, 100_000])
+def test_openai_tap_strips_only_the_usage_chunk(size: int) -> None:
+    raw = (WIRE / "openai" / "text_stream.sse").read_bytes()
+    usage = Usage()
+    tap = OpenAIStreamTap(usage, strip_usage=True)
+    out = b"".join(tap.feed(raw[i : i + size]) for i in range(0, len(raw), size))
+    assert b'"choices":[]' not in out
+    assert out.endswith(b"data: [DONE]\n\n")
+    assert usage.output_tokens > 0 and usage.input_tokens + usage.cache_read_input_tokens > 0
+
+
+def test_long_digit_runs_keep_exact_integers() -> None:
+    assert loads(b'{"a": 123456789012345678901234567890}') == {"a": 123456789012345678901234567890}
+    assert loads(b'{"a": "0123456789012345678901234", "b": 1.5}') == {
+        "a": "0123456789012345678901234",
+        "b": 1.5,
+    }
