@@ -20,6 +20,7 @@ from .stores.usage import UsageRecord
 from .surfaces.anthropic import AnthropicSurface, error_response, utc_now_rfc3339
 from .surfaces.common import new_request_id
 from .surfaces.openai import OpenAISurface
+from .tokens import TokenCounter
 
 __all__ = ["GATEWAY", "Gateway", "build_app"]
 
@@ -36,6 +37,7 @@ class Gateway:
         self.created_unix = int(time.time())
         self.created_at = utc_now_rfc3339()
         self.recorder: UsageRecorder | None = None
+        self.tokens = TokenCounter()
         self._session: aiohttp.ClientSession | None = None
         self._providers: dict[str, Provider] = {}
         self._store: SQLiteUsageStore | None = None
@@ -61,6 +63,7 @@ class Gateway:
         self.routes = RouteTable(
             self._providers, {a: c.models for a, c in self.settings.providers.items()}
         )
+        self.tokens.start(r.provider_model for r in self.routes if r.provider.wire == "openai")
         usage = self.settings.usage
         if usage.enabled:
             self._store = SQLiteUsageStore(self.settings.usage_path())
@@ -84,6 +87,7 @@ class Gateway:
                 log.warning("usage rows lost", extra={"dropped": self.recorder.dropped})
         if self._store is not None:
             self._store.close()
+        await self.tokens.aclose()
         for provider in self._providers.values():
             await provider.aclose()
         if self._session is not None:

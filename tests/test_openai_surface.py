@@ -182,7 +182,14 @@ def test_gateway_errors_in_openai_shape(env: XEnv) -> None:
 def test_models_list_in_openai_shape(env: XEnv) -> None:
     with env.openai() as client:
         ids = [m.id for m in client.models.list()]
-    assert ids == ["anthropic/claude", "openai/gpt", "openai/gpt-capped", "azure/gpt", "local/echo"]
+    assert ids == [
+        "anthropic/claude",
+        "openai/gpt",
+        "openai/gpt-capped",
+        "openai/llama",
+        "azure/gpt",
+        "local/echo",
+    ]
     with env.openai(base_url=env.gw.url + "/openai/v1") as client:
         assert [m.owned_by for m in client.models.list()][:2] == ["anthropic", "openai"]
 

@@ -158,11 +158,32 @@ def test_server_tools_are_rejected_with_400_naming_field_and_model(env: XEnv) ->
     assert len(env.fake_openai.requests) == before
 
 
-def test_count_tokens_is_an_estimate_not_an_underestimate(env: XEnv) -> None:
+def test_count_tokens_uses_the_models_tokenizer(env: XEnv) -> None:
+    import tiktoken
+
+    text = "The quick brown fox jumps over the lazy dog. " * 200
+    with env.anthropic() as client:
+        raw = client.messages.with_raw_response.count_tokens(
+            model="openai/gpt",
+            system="Be brief.",
+            messages=[{"role": "user", "content": text}],
+        )
+    assert raw.headers["x-llmrelay-token-count"] == "tiktoken:o200k_base"
+    enc = tiktoken.get_encoding("o200k_base")
+    # OpenAI's chat framing: 3 per message + role + content, and 3 to prime the reply.
+    expected = (
+        3
+        + (3 + len(enc.encode("system")) + len(enc.encode("Be brief.")))
+        + (3 + len(enc.encode("user")) + len(enc.encode(text)))
+    )
+    assert raw.parse().input_tokens == expected
+
+
+def test_count_tokens_for_an_unknown_model_is_a_marked_estimate(env: XEnv) -> None:
     text = "word " * 2000
     with env.anthropic() as client:
         raw = client.messages.with_raw_response.count_tokens(
-            model="openai/gpt", messages=[{"role": "user", "content": text}]
+            model="openai/llama", messages=[{"role": "user", "content": text}]
         )
     assert raw.headers["x-llmrelay-token-count"] == "estimate"
     assert raw.parse().input_tokens >= 2000
@@ -172,7 +193,7 @@ def test_count_tokens_estimate_does_not_undercount_cjk(env: XEnv) -> None:
     text = "日本語のテキスト" * 500  # 4000 characters, at least one token each in BPE tokenizers
     with env.anthropic() as client:
         result = client.messages.count_tokens(
-            model="openai/gpt", messages=[{"role": "user", "content": text}]
+            model="openai/llama", messages=[{"role": "user", "content": text}]
         )
     assert result.input_tokens >= 4000
 

@@ -54,6 +54,7 @@ def make_xenv(tmp: Path) -> Iterator[XEnv]:
             "models": {
                 "gpt": "gpt-4o-mini",
                 "gpt-capped": {"id": "gpt-4o", "max_output_tokens": 16384},
+                "llama": "meta-llama/Llama-3.1-8B-Instruct",
             },
             "timeouts": {"read_s": 10},
         },

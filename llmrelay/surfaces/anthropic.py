@@ -152,8 +152,10 @@ class AnthropicSurface:
                 async for chunk in up.iter_chunks():
                     if record.ttft_s is None:
                         record.ttft_s = time.perf_counter() - started
-                    tap.feed(chunk)
+                    # Bytes first, bookkeeping after: the tap's JSON parse of message_start
+                    # must not hold the first event back.
                     await resp.write(chunk)
+                    tap.feed(chunk)
             except GatewayError as err:
                 # Headers are sent: end the stream the way Anthropic does, with an error event.
                 tap.error_type = err.error_type

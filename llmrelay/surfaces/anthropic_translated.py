@@ -17,34 +17,23 @@ from aiohttp import web
 from ..codecs import anthropic as codec
 from ..core.events import MessageStart, StreamError
 from ..core.replay import aiter_events, response_events
+from ..core.types import Request
 from ..core.usage import Usage
 from ..errors import GatewayError, InvalidRequestError, anthropic_error_body
 from ..providers.base import Endpoint
 from ..routing.table import Route
 from ..stores.usage import UsageRecord
-from ..translation import call_translated
+from ..tokens import estimate_tokens
+from ..translation import call_translated, codec_for
 from .common import usage_from_event
 from .sse import encode_event
 
 if TYPE_CHECKING:
     from ..app import Gateway
 
-__all__ = ["estimate_input_tokens", "serve_translated"]
+__all__ = ["serve_translated"]
 
 _SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
-
-
-def estimate_input_tokens(body: dict[str, Any]) -> int:
-    """An upper-leaning estimate of the input tokens of a request (system, messages, tools).
-
-    One token per four ASCII bytes of its JSON (BPE tokenizers average about four characters
-    of English per token, and JSON punctuation adds more) and one per two bytes of anything
-    else (a CJK character is three UTF-8 bytes and usually one or two tokens).
-    """
-    parts = [body.get("system"), body.get("messages"), body.get("tools")]
-    raw = orjson.dumps([p for p in parts if p])
-    ascii_bytes = len(raw.decode("utf-8").encode("ascii", "ignore"))
-    return max(1, ascii_bytes // 4 + (len(raw) - ascii_bytes) // 2)
 
 
 async def serve_translated(
@@ -58,18 +47,13 @@ async def serve_translated(
     started: float,
 ) -> web.StreamResponse:
     rid = record.request_id
-    if endpoint == "count_tokens":
-        record.status = 200
-        payload = orjson.dumps({"input_tokens": estimate_input_tokens(body)})
-        return web.Response(
-            body=payload,
-            content_type="application/json",
-            headers={"request-id": rid, "x-llmrelay-token-count": "estimate"},
-        )
     try:
         canonical = codec.decode_request(body)
     except codec.CodecError as err:
         raise InvalidRequestError(str(err)) from None
+    if endpoint == "count_tokens":
+        record.status = 200
+        return await _count_tokens(gateway, body, canonical, route, rid)
     result = await call_translated(
         route.provider, canonical, route.provider_model, route.max_output_tokens
     )
@@ -122,3 +106,27 @@ async def serve_translated(
         if aclose is not None:
             await aclose()
     return resp
+
+
+async def _count_tokens(
+    gateway: Gateway, body: dict[str, Any], canonical: Request, route: Route, rid: str
+) -> web.Response:
+    """Counted with the provider model's tokenizer where one is known, else estimated."""
+    counted = None
+    if route.provider.wire == "openai":
+        canonical.max_tokens = canonical.max_tokens or 1
+        try:
+            openai_body = codec_for("openai").encode_request(canonical, route.provider_model)
+        except ValueError:
+            openai_body = None
+        if openai_body is not None:
+            counted = await gateway.tokens.count(openai_body, route.provider_model)
+    if counted is None:
+        tokens, how = estimate_tokens(body), "estimate"
+    else:
+        tokens, how = counted[0], f"tiktoken:{counted[1]}"
+    return web.Response(
+        body=orjson.dumps({"input_tokens": tokens}),
+        content_type="application/json",
+        headers={"request-id": rid, "x-llmrelay-token-count": how},
+    )
