@@ -8,6 +8,10 @@ Runs ``claude -p`` (``@anthropic-ai/claude-code`` pinned to ``CLAUDE_CODE_VERSIO
 The second half does the same against an ``openai`` provider (a scripted :class:`FakeOpenAI`),
 so the Anthropic surface translates every request to Chat Completions and every stream back.
 
+The last part runs a text and a Bash tool turn against ``bedrock`` and ``vertex`` providers
+(scripted :class:`FakeBedrock` / :class:`FakeVertex`): SigV4 or an OAuth token, the clouds'
+body shapes, and ``anthropic-beta`` filtered to each cloud's allow list.
+
 Opt in with ``LLMRELAY_TEST_CLAUDE_CODE=1``. The CLI is installed on first use with
 ``npm install --no-save`` into ``$LLMRELAY_CLAUDE_CODE_CACHE`` (default
 ``~/.cache/llmrelay-claude-code``), outside the repository, and reused afterwards.
@@ -20,12 +24,15 @@ import os
 import shutil
 import signal
 import subprocess
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from llmrelay.providers.betas import BEDROCK_BETAS, VERTEX_BETAS
 
 from .conftest import ALICE_KEY, BOB_KEY, GatewayProcess, base_config, start_gateway
 from .fakes.anthropic_upstream import (
@@ -36,7 +43,16 @@ from .fakes.anthropic_upstream import (
     json_reply,
     sse_reply,
 )
+from .fakes.bedrock_upstream import (
+    TEST_ACCESS_KEY,
+    TEST_SECRET_KEY,
+    BedrockRequest,
+    FakeBedrock,
+    bedrock_message_reply,
+    bedrock_stream_reply,
+)
 from .fakes.openai_upstream import CREATED, FakeOpenAI, chunks_reply, error_reply
+from .fakes.vertex_upstream import FakeGoogleToken, FakeVertex, VertexRequest
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("LLMRELAY_TEST_CLAUDE_CODE") != "1",
@@ -73,28 +89,33 @@ class ScriptedAnthropic(FakeAnthropic):
 
     def _default_message(self, raw: bytes) -> Reply:
         req = json.loads(raw)
-        last = _last_user_blocks(req)
-        content: list[dict[str, Any]]
-        if any(b.get("type") == "tool_result" for b in last):
-            content, stop = [{"type": "text", "text": FINAL_REPLY}], "end_turn"
-        elif req.get("tools") and any(TOOL_MARKER in str(b.get("text", "")) for b in last):
-            tool_input = {"command": TOOL_COMMAND, "description": "Print hello"}
-            block = {"type": "tool_use", "id": self._next_id("toolu"), "name": "Bash"}
-            content, stop = [{**block, "input": tool_input}], "tool_use"
-        else:
-            content, stop = [{"type": "text", "text": TEXT_REPLY}], "end_turn"
-        usage = {"input_tokens": count_tokens_for(raw), "output_tokens": 10}
-        msg = {
-            "id": self._next_id("msg"),
-            "type": "message",
-            "role": "assistant",
-            "model": req.get("model", UPSTREAM_MODEL),
-            "content": content,
-            "stop_reason": stop,
-            "stop_sequence": None,
-            "usage": usage,
-        }
+        msg = _scripted_message(self, req, raw)
         return sse_reply(_stream_events(msg)) if req.get("stream") else json_reply(msg)
+
+
+def _scripted_message(fake: FakeAnthropic, req: dict[str, Any], raw: bytes) -> dict[str, Any]:
+    """The Anthropic Message :class:`ScriptedAnthropic` answers ``req`` with (its docstring)."""
+    last = _last_user_blocks(req)
+    content: list[dict[str, Any]]
+    if any(b.get("type") == "tool_result" for b in last):
+        content, stop = [{"type": "text", "text": FINAL_REPLY}], "end_turn"
+    elif req.get("tools") and any(TOOL_MARKER in str(b.get("text", "")) for b in last):
+        tool_input = {"command": TOOL_COMMAND, "description": "Print hello"}
+        block = {"type": "tool_use", "id": fake._next_id("toolu"), "name": "Bash"}
+        content, stop = [{**block, "input": tool_input}], "tool_use"
+    else:
+        content, stop = [{"type": "text", "text": TEXT_REPLY}], "end_turn"
+    usage = {"input_tokens": count_tokens_for(raw), "output_tokens": 10}
+    return {
+        "id": fake._next_id("msg"),
+        "type": "message",
+        "role": "assistant",
+        "model": req.get("model", UPSTREAM_MODEL),
+        "content": content,
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": usage,
+    }
 
 
 def _last_user_blocks(req: dict[str, Any]) -> list[dict[str, Any]]:
@@ -798,3 +819,237 @@ def test_openai_provider_tool_search_turn(
     assert [m["tool_call_id"] for m in tool_msgs] == [call["id"]], diag
     assert "Tool loaded: WebFetch" in str(tool_msgs[0]["content"]), diag
     assert '"status":400' not in openai_gateway.log()[log_start:], diag
+
+
+# -- Claude on Bedrock and on Vertex AI behind the Anthropic surface -------------------------
+# Claude Code picks its features from the model name: a Sonnet 4.5 name turns on thinking and
+# the betas that go with it, some of which each cloud accepts and some of which it does not
+# (``claude-code-20250219`` among the latter), so the gateway's filter has work to do.
+CLOUD_MODEL = "claude-sonnet-4-5"
+BEDROCK_MODEL_ID = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+VERTEX_MODEL_ID = "claude-sonnet-4-5@20250929"
+VERTEX_PROJECT = "fake-project"
+VERTEX_REGION = "us-east5"
+STREAM_OP = "invoke-with-response-stream"
+
+
+class ScriptedBedrock(FakeBedrock):
+    """A :class:`FakeBedrock` answering like :class:`ScriptedAnthropic`, as event-stream frames.
+
+    FakeBedrock builds its default reply in ``_echo`` (after verifying SigV4 and the body),
+    from the decoded body without ``model``/``stream``.
+    """
+
+    def _echo(self, payload: dict[str, Any], model_id: str, *, stream: bool) -> Reply:
+        raw = json.dumps(payload).encode()
+        msg = _scripted_message(self, {**payload, "model": model_id}, raw)
+        if not stream:
+            return bedrock_message_reply(msg)
+        return bedrock_stream_reply([event for _, event in _stream_events(msg)])
+
+
+class ScriptedVertex(FakeVertex):
+    """A :class:`FakeVertex` answering like :class:`ScriptedAnthropic` (plain Anthropic SSE).
+
+    FakeVertex calls ``_default_message`` with the body plus the model from the URL.
+    """
+
+    def _default_message(self, raw: bytes) -> Reply:
+        req = json.loads(raw)
+        msg = _scripted_message(self, req, raw)
+        return sse_reply(_stream_events(msg)) if req.get("stream") else json_reply(msg)
+
+
+@dataclass
+class CloudFakes:
+    bedrock: ScriptedBedrock
+    vertex: ScriptedVertex
+    token: FakeGoogleToken
+    gw: GatewayProcess
+
+
+@pytest.fixture(scope="module")
+def clouds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudFakes]:
+    tmp = tmp_path_factory.mktemp("cloud-gateway")
+    bedrock, token = ScriptedBedrock(), FakeGoogleToken()
+    bedrock.start()
+    token.start()
+    vertex = ScriptedVertex(token_server=token)
+    vertex.start()
+    try:
+        sa_file = token.write_service_account_file(tmp / "sa.json", project_id=VERTEX_PROJECT)
+        providers = {
+            "bedrock": {
+                "type": "bedrock",
+                "region": "us-east-1",
+                "endpoint_url": bedrock.url,
+                "access_key_id": TEST_ACCESS_KEY,
+                "secret_access_key": TEST_SECRET_KEY,
+                "models": {CLOUD_MODEL: BEDROCK_MODEL_ID},
+            },
+            "vertex": {
+                "type": "vertex",
+                "project": VERTEX_PROJECT,
+                "region": VERTEX_REGION,
+                "base_url": vertex.url + "/v1",
+                "credentials_file": str(sa_file),
+                "models": {CLOUD_MODEL: VERTEX_MODEL_ID},
+            },
+        }
+        gw = start_gateway(tmp, base_config(tmp, providers), "--log-level", "debug")
+        try:
+            yield CloudFakes(bedrock, vertex, token, gw)
+        finally:
+            gw.stop()
+    finally:
+        for f in (bedrock, vertex, token):
+            f.stop()
+
+
+def _run_cloud(
+    claude: Path, c: CloudFakes, fake: FakeAnthropic, cloud: str, tmp: Path, prompt: str, *args: str
+) -> tuple[ClaudeRun, list[Any], str]:
+    """One ``claude -p`` turn on ``<cloud>/CLOUD_MODEL``: the fake's requests and a diagnosis.
+
+    Also checks, from the gateway's debug log, that Claude Code's own ``claude-code-20250219``
+    beta reached the gateway and was dropped for this provider.
+    """
+    start = len(fake.requests)
+    log_start = len(c.gw.log())
+    auth = {"ANTHROPIC_AUTH_TOKEN": ALICE_KEY}
+    run = run_claude(claude, tmp, c.gw.url, auth, prompt, *args, model=f"{cloud}/{CLOUD_MODEL}")
+    requests = fake.requests[start:]
+    lines = []
+    for r in requests:
+        target = getattr(r, "raw_path", "") or f"{r.path}?{r.query}"
+        lines.append(f"{r.method} {target} {json.dumps(r.headers)}")
+        lines.append(f"  body (cut): {r.body.decode(errors='replace')[:3000]}")
+    diag = (
+        f"exit {run.returncode}\nstdout: {run.stdout}\nstderr: {run.stderr}\n"
+        "upstream requests:\n" + "\n".join(lines) + f"\ngateway log:\n{c.gw.log()[log_start:]}"
+    )
+    dropped = [
+        entry["betas"]
+        for line in c.gw.log()[log_start:].splitlines()
+        if '"betas dropped"' in line
+        for entry in [json.loads(line)]
+        if entry.get("provider") == cloud
+    ]
+    assert dropped and all("claude-code-20250219" in betas for betas in dropped), diag
+    return run, requests, diag
+
+
+def _betas_of(value: str | None) -> list[str]:
+    return [b.strip() for b in (value or "").split(",") if b.strip()]
+
+
+def _assert_bedrock_request(req: BedrockRequest, diag: str) -> dict[str, Any]:
+    """What every InvokeModelWithResponseStream request from a Claude Code turn must look like."""
+    assert req.method == "POST", diag
+    assert req.operation == STREAM_OP, diag
+    assert req.model_id == BEDROCK_MODEL_ID, diag
+    # One path segment, URL-encoded: it decodes to the model id and holds no raw "/".
+    prefix, _, rest = req.raw_path.partition("/model/")
+    segment, _, op = rest.partition("/")
+    assert prefix == "" and op == STREAM_OP, diag
+    assert urllib.parse.unquote(segment) == BEDROCK_MODEL_ID, diag
+    # SigV4-signed with the configured key (the fake recomputes the signature; a bad one is 403).
+    auth = req.headers.get("authorization", "")
+    assert auth.startswith(f"AWS4-HMAC-SHA256 Credential={TEST_ACCESS_KEY}/"), diag
+    assert "/us-east-1/bedrock/aws4_request" in auth, diag
+    for name, value in req.headers.items():
+        assert ALICE_KEY not in value, f"gateway key leaked upstream in {name}"
+    assert "anthropic-beta" not in req.headers, diag
+    body: dict[str, Any] = req.payload
+    assert isinstance(body, dict), diag
+    assert "model" not in body and "stream" not in body, diag
+    assert body["anthropic_version"] == "bedrock-2023-05-31", diag
+    betas = body.get("anthropic_beta", [])
+    assert set(betas) <= set(BEDROCK_BETAS), f"betas outside the allow list: {betas}\n{diag}"
+    assert "claude-code-20250219" not in betas, diag
+    assert "interleaved-thinking-2025-05-14" in betas, diag  # an allowed one survives
+    assert ALICE_KEY not in json.dumps(body), diag
+    assert any(t.get("name") == "Bash" for t in body["tools"]), diag
+    return body
+
+
+def _assert_vertex_request(req: VertexRequest, c: CloudFakes, diag: str) -> dict[str, Any]:
+    """What every streamRawPredict request from a Claude Code turn must look like."""
+    assert req.method == "POST", diag
+    assert (req.project, req.region, req.model, req.specifier) == (
+        VERTEX_PROJECT,
+        VERTEX_REGION,
+        VERTEX_MODEL_ID,
+        "streamRawPredict",
+    ), diag
+    auth = req.headers.get("authorization", "")
+    assert auth.startswith("Bearer "), diag
+    assert c.token.is_valid(auth.removeprefix("Bearer ")), diag
+    for name, value in req.headers.items():
+        assert ALICE_KEY not in value, f"gateway key leaked upstream in {name}"
+    assert "x-api-key" not in req.headers, diag
+    betas = _betas_of(req.headers.get("anthropic-beta"))
+    assert set(betas) <= set(VERTEX_BETAS), f"betas outside the allow list: {betas}\n{diag}"
+    assert "claude-code-20250219" not in betas, diag
+    assert "interleaved-thinking-2025-05-14" in betas, diag  # an allowed one survives
+    body: dict[str, Any] = req.json()
+    assert "model" not in body and body["stream"] is True, diag
+    assert body["anthropic_version"] == "vertex-2023-10-16", diag
+    assert any(t.get("name") == "Bash" for t in body["tools"]), diag
+    return body
+
+
+def _assert_cloud_tool_turn(run: ClaudeRun, bodies: list[dict[str, Any]], diag: str) -> None:
+    result = _assert_ok(run, diag)
+    assert result["result"] == FINAL_REPLY, diag
+    assert result["num_turns"] == 2, diag
+    assert len(bodies) == 2, diag
+    first, second = bodies
+    assert not any(b.get("type") == "tool_result" for b in _last_user_blocks(first)), diag
+    tool_result = next(
+        (b for b in _last_user_blocks(second) if b.get("type") == "tool_result"), None
+    )
+    assert tool_result is not None, diag
+    assert "hello" in json.dumps(tool_result["content"]), diag
+    assert not tool_result.get("is_error"), diag
+    assert second["messages"][-2]["role"] == "assistant", diag
+    tool_use = second["messages"][-2]["content"][-1]
+    assert tool_use["type"] == "tool_use" and tool_use["name"] == "Bash", diag
+    assert tool_use["input"]["command"] == TOOL_COMMAND, diag
+    assert tool_use["id"] == tool_result["tool_use_id"], diag
+
+
+def test_bedrock_text_turn(claude_bin: Path, clouds: CloudFakes, tmp_path: Path) -> None:
+    run, sent, diag = _run_cloud(claude_bin, clouds, clouds.bedrock, "bedrock", tmp_path, "say hi")
+    assert _assert_ok(run, diag)["result"] == TEXT_REPLY, diag
+    assert sent, diag
+    bodies = [_assert_bedrock_request(req, diag) for req in sent]
+    assert any(b.get("text") == "say hi" for b in _last_user_blocks(bodies[0])), diag
+
+
+def test_bedrock_tool_turn(claude_bin: Path, clouds: CloudFakes, tmp_path: Path) -> None:
+    prompt = f"{TOOL_MARKER}: run {TOOL_COMMAND} with Bash"
+    args = ("--allowedTools", f"Bash({TOOL_COMMAND})")
+    run, sent, diag = _run_cloud(
+        claude_bin, clouds, clouds.bedrock, "bedrock", tmp_path, prompt, *args
+    )
+    bodies = [_assert_bedrock_request(req, diag) for req in sent]
+    _assert_cloud_tool_turn(run, bodies, diag)
+
+
+def test_vertex_text_turn(claude_bin: Path, clouds: CloudFakes, tmp_path: Path) -> None:
+    run, sent, diag = _run_cloud(claude_bin, clouds, clouds.vertex, "vertex", tmp_path, "say hi")
+    assert _assert_ok(run, diag)["result"] == TEXT_REPLY, diag
+    assert sent, diag
+    bodies = [_assert_vertex_request(req, clouds, diag) for req in sent]
+    assert any(b.get("text") == "say hi" for b in _last_user_blocks(bodies[0])), diag
+
+
+def test_vertex_tool_turn(claude_bin: Path, clouds: CloudFakes, tmp_path: Path) -> None:
+    prompt = f"{TOOL_MARKER}: run {TOOL_COMMAND} with Bash"
+    args = ("--allowedTools", f"Bash({TOOL_COMMAND})")
+    run, sent, diag = _run_cloud(
+        claude_bin, clouds, clouds.vertex, "vertex", tmp_path, prompt, *args
+    )
+    bodies = [_assert_vertex_request(req, clouds, diag) for req in sent]
+    _assert_cloud_tool_turn(run, bodies, diag)
