@@ -19,7 +19,7 @@ from .stores.sqlite_usage import SQLiteUsageStore
 from .stores.usage import UsageRecord
 from .surfaces.anthropic import AnthropicSurface, error_response, utc_now_rfc3339
 from .surfaces.common import new_request_id
-from .surfaces.openai import OpenAISurface
+from .surfaces.openai import OpenAISurface, openai_error_response
 from .tokens import TokenCounter
 
 __all__ = ["GATEWAY", "Gateway", "build_app"]
@@ -98,15 +98,17 @@ GATEWAY = web.AppKey("gateway", Gateway)
 
 
 async def _ok(request: web.Request) -> web.Response:
-    return web.Response(text="ok")
+    return web.Response(text="ok", headers={"request-id": new_request_id()})
 
 
 async def _health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return web.json_response({"status": "ok"}, headers={"request-id": new_request_id()})
 
 
 async def _not_found(request: web.Request) -> web.Response:
     err = NotFoundError(f"no route for {request.method} {request.path}")
+    if request.path.startswith(("/openai/", "/v1/chat/")):
+        return openai_error_response(err.status, err.error_type, err.message, new_request_id())
     return error_response(err, new_request_id())
 
 

@@ -6,6 +6,7 @@ import argparse
 import secrets
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -35,8 +36,6 @@ def _load(path: str) -> Settings:
 def _serve(args: argparse.Namespace) -> int:
     import asyncio
 
-    from aiohttp import web
-
     from .app import build_app
     from .obs.log import setup_logging
 
@@ -58,8 +57,19 @@ def _serve(args: argparse.Namespace) -> int:
         "config": args.config,
         "models": routes,
     }
+    try:
+        _run(build_app(settings), host, port, line)
+    except OSError as err:
+        print(f"llmrelay: cannot listen on {host}:{port}: {err.strerror}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run(app: Any, host: str, port: int, line: dict[str, object]) -> None:
+    from aiohttp import web
+
     web.run_app(
-        build_app(settings),
+        app,
         host=host,
         port=port,
         access_log=None,
@@ -67,7 +77,6 @@ def _serve(args: argparse.Namespace) -> int:
         handler_cancellation=True,
         shutdown_timeout=5.0,
     )
-    return 0
 
 
 def _check_config(args: argparse.Namespace) -> int:

@@ -309,6 +309,28 @@ class Settings(_Model):
         return p
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (YAML would keep the last,
+    silently dropping the first block)."""
+
+
+def _mapping_without_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice in the same mapping", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates
+)
+
+
 def _expand_env(node: Any, path: str, env: Mapping[str, str], file: str) -> Any:
     if isinstance(node, str):
 
@@ -337,6 +359,13 @@ def _expand_env(node: Any, path: str, env: Mapping[str, str], file: str) -> Any:
 def _describe(value: Any, secret: bool) -> str:
     if secret:
         return "a value (hidden)" if value is not None else "nothing"
+    # Containers are described by shape only: their values may hold keys.
+    if isinstance(value, dict):
+        return f"a mapping with keys {', '.join(map(str, value)) or '(none)'}"
+    if isinstance(value, list):
+        return f"a list of {len(value)} item{'s' if len(value) != 1 else ''}"
+    if value is None:
+        return "nothing"
     kind = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}.get(
         type(value), type(value).__name__
     )
@@ -419,7 +448,7 @@ def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Set
     except OSError as err:
         raise ConfigError(f"{file}: cannot read config file: {err.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as err:
         where = ""
         mark = getattr(err, "problem_mark", None)

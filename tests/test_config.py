@@ -62,7 +62,7 @@ def test_env_default_is_used(tmp_path: Path) -> None:
     [
         (
             ("models:\n      claude-3-5: claude-3-5-sonnet-20241022", "models: [claude-3-5]"),
-            "providers.anthropic.models: expected a mapping; found a list ['claude-3-5']",
+            "providers.anthropic.models: expected a mapping; found a list of 1 item",
         ),
         (
             ("type: mock", "type: mocky"),
@@ -162,3 +162,52 @@ def test_long_form_model_entry(tmp_path: Path) -> None:
     )
     entry = good.providers["anthropic"].models["capped"]
     assert not isinstance(entry, str) and entry.max_output_tokens == 4096
+
+
+def test_errors_on_whole_mappings_never_show_their_values(tmp_path: Path) -> None:
+    text = """
+auth:
+  keys:
+    - {name: a, key: sk-GATEWAYSECRET1}
+    - {name: a, key: sk-GATEWAYSECRET2}
+providers:
+  az: {type: azure_openai, endpoint: "https://x", api_key: AZSECRET123,
+       entra_token: ENTRATOKEN456, models: {g: d}}
+"""
+    with pytest.raises(ConfigError) as e:
+        load_settings(write(tmp_path, text))
+    message = str(e.value)
+    assert "duplicate key name 'a'" in message
+    assert "give exactly one of api_key or entra_token" in message
+    for secret in ("sk-GATEWAYSECRET1", "sk-GATEWAYSECRET2", "AZSECRET123", "ENTRATOKEN456"):
+        assert secret not in message
+
+
+def test_a_key_given_twice_is_an_error(tmp_path: Path) -> None:
+    # Pasting a second providers: block would otherwise silently replace the first.
+    text = GOOD + "providers:\n  other: {type: mock, models: {e: e}}\n"
+    with pytest.raises(ConfigError) as e:
+        load_settings(
+            write(tmp_path, text), env={"ALICE_KEY": "sk-alice-12345678", "ANTHROPIC_API_KEY": "k"}
+        )
+    assert "key 'providers' appears twice" in str(e.value)
+
+
+def test_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        p = write(tmp_path, GOOD)
+        r = subprocess.run(
+            [sys.executable, "-m", "llmrelay", "serve", "--config", str(p), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={"ALICE_KEY": "sk-alice-12345678", "ANTHROPIC_API_KEY": "k", "PATH": ""},
+        )
+    assert r.returncode == 1
+    assert f"llmrelay: cannot listen on 127.0.0.1:{port}" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -35,7 +35,7 @@ def post(env: Env, body: bytes, path: str = "/v1/messages") -> tuple[int, dict[s
         (b'{"model": "anthropic/claude-3-5", "max_tokens": ', "not valid JSON"),
         (b"[1, 2, 3]", "must be a JSON object"),
         (b"", "not valid JSON"),
-        (b'{"max_tokens": 5, "messages": []}', "model: field required"),
+        (b'{"max_tokens": 5, "messages": []}', "model: expected a string"),
     ],
 )
 def test_bad_body_is_400_before_any_provider_call(env: Env, body: bytes, fragment: str) -> None:
@@ -208,10 +208,66 @@ def test_probes_answer_200(env: Env, method: str, path: str) -> None:
     assert status == 200
 
 
-def test_keys_never_logged(env: Env) -> None:
+def test_keys_never_logged_and_refusals_are_logged(env: Env) -> None:
+    import time
+
+    raw_request(env.gw.url + "/v1/messages", b"{}", {"x-api-key": "sk-not-a-key-000"})
+    time.sleep(0.2)
     log = env.gw.log()
     assert '"request_id"' in log  # the debug log has request lines
+    assert '"status":401' in log  # refused calls are logged too
     assert ALICE_KEY not in log
     assert UPSTREAM_KEY not in log
     for line in log.splitlines():
         assert isinstance(json.loads(line), dict), line
+
+
+def test_non_utf8_key_is_401_not_500(env: Env) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    u = urlsplit(env.gw.url)
+    conn = http.client.HTTPConnection(u.hostname or "", u.port, timeout=10)
+    try:
+        conn.putrequest("POST", "/v1/messages")
+        conn.putheader("x-api-key", b"\xe9\xe9\xe9\xe9\xe9\xe9\xe9\xe9")
+        conn.putheader("content-length", "2")
+        conn.endheaders(b"{}")
+        resp = conn.getresponse()
+        body = json.loads(resp.read())
+    finally:
+        conn.close()
+    assert resp.status == 401
+    assert body["error"]["type"] == "authentication_error"
+    assert resp.getheader("request-id", "").startswith("req_")
+
+
+def test_refused_calls_of_a_known_key_get_usage_rows(env: Env) -> None:
+    post(env, b"[1]")
+    status, headers, _ = post(env, b'{"model": "nope/none", "max_tokens": 5, "messages": []}')
+    assert status == 404
+    row = env.usage_row(headers["request-id"])
+    assert (row["status"], row["error_type"], row["model"], row["key_name"]) == (
+        404,
+        "not_found_error",
+        "nope/none",
+        "alice",
+    )
+
+
+@pytest.mark.parametrize("path", ["/", "/api/hello", "/health"])
+def test_probes_carry_a_request_id(env: Env, path: str) -> None:
+    method = "GET" if path != "/" else "HEAD"
+    _, headers, _ = raw_request(env.gw.url + path, None, method=method)
+    assert headers["request-id"].startswith("req_")
+
+
+def test_mock_takes_integers_beyond_64_bits(env: Env) -> None:
+    status, _, body = raw_request(
+        env.gw.url + "/v1/messages",
+        b'{"model": "local/echo", "max_tokens": 99999999999999999999999,'
+        b' "messages": [{"role": "user", "content": "big"}]}',
+        {"x-api-key": ALICE_KEY},
+    )
+    assert status == 200, body
+    assert json.loads(body)["content"][0]["text"] == "mock echo: big"

@@ -29,7 +29,8 @@ class Caller:
 
 
 def _digest(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
+    # Header values arrive as surrogate-escaped text when they are not valid UTF-8.
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
 
 
 class KeyRing:

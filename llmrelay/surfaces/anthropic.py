@@ -28,7 +28,7 @@ from ..providers.base import Endpoint, ProviderRequest, ProviderResponse
 from ..stores.usage import UsageRecord
 from .anthropic_stream import AnthropicStreamTap
 from .anthropic_translated import serve_translated
-from .common import finish_record, forward_headers, new_request_id, read_json
+from .common import finish_record, forward_headers, log_refused, new_request_id, read_json
 from .sse import encode_event
 
 if TYPE_CHECKING:
@@ -75,33 +75,39 @@ class AnthropicSurface:
         try:
             caller = self._gw.keys.authenticate(request.headers)
         except GatewayError as err:
+            log_refused(request, err.status, rid)
             return error_response(err, rid)
-        record: UsageRecord | None = None
+        # Every authenticated call gets a usage row, also the ones the gateway refuses itself.
+        record = UsageRecord(
+            ts=time.time(),
+            request_id=rid,
+            key_name=caller.name,
+            model="",
+            provider="",
+            provider_model="",
+            endpoint=endpoint,
+            stream=False,
+            status=499,
+        )
         usage = Usage()
         try:
             body = await read_json(request, self._max_body)
             model = body.get("model")
             if not isinstance(model, str):
                 raise InvalidRequestError(
-                    "model: field required (a string such as 'account/model')"
+                    "model: expected a string such as 'account/model'"
+                    + (" (the field is missing)" if model is None else "")
                 )
+            record.model = model
             route = self._gw.routes.get(model)
             if route is None:
                 raise NotFoundError(
                     f"model: {model!r} is not routed by this gateway (GET /v1/models lists them)"
                 )
             stream = endpoint == "messages" and body.get("stream") is True
-            record = UsageRecord(
-                ts=time.time(),
-                request_id=rid,
-                key_name=caller.name,
-                model=model,
-                provider=route.account,
-                provider_model=route.provider_model,
-                endpoint=endpoint,
-                stream=stream,
-                status=499,
-            )
+            record.provider = route.account
+            record.provider_model = route.provider_model
+            record.stream = stream
             if route.provider.wire != "anthropic":
                 return await serve_translated(
                     self._gw, request, endpoint, body, route, record, usage, started
@@ -127,13 +133,11 @@ class AnthropicSurface:
                 record.error_type = _error_type_from_json(data, up.status)
             return web.Response(status=up.status, body=data, headers=_relay_headers(up, rid))
         except GatewayError as err:
-            if record is not None:
-                record.status = err.status
-                record.error_type = err.error_type
+            record.status = err.status
+            record.error_type = err.error_type
             return error_response(err, rid)
         finally:
-            if record is not None:
-                finish_record(self._gw, request, record, usage, started)
+            finish_record(self._gw, request, record, usage, started)
 
     async def _relay_stream(
         self,

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "finish_record",
     "forward_headers",
+    "log_refused",
     "new_request_id",
     "read_json",
     "usage_from_event",
@@ -112,6 +113,20 @@ def usage_from_event(event: Event, usage: Usage) -> None:
             usage.cache_creation_input_tokens = u.cache_creation_input_tokens
         if u.cache_read_input_tokens:
             usage.cache_read_input_tokens = u.cache_read_input_tokens
+
+
+def log_refused(request: web.Request, status: int, request_id: str) -> None:
+    """One access-log line (info) for a call refused before it had a caller (401)."""
+    if log.isEnabledFor(logging.INFO):
+        log.info(
+            "request",
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": status,
+                "request_id": request_id,
+            },
+        )
 
 
 def finish_record(

@@ -25,7 +25,14 @@ from ..providers.base import ProviderRequest, ProviderResponse
 from ..routing.table import Route
 from ..stores.usage import UsageRecord
 from ..translation import call_translated
-from .common import finish_record, forward_headers, new_request_id, read_json, usage_from_event
+from .common import (
+    finish_record,
+    forward_headers,
+    log_refused,
+    new_request_id,
+    read_json,
+    usage_from_event,
+)
 from .openai_stream import OpenAIStreamTap, usage_from_openai
 
 if TYPE_CHECKING:
@@ -85,7 +92,7 @@ class OpenAISurface:
         return web.Response(
             body=orjson.dumps({"object": "list", "data": data}),
             content_type="application/json",
-            headers={"x-request-id": rid},
+            headers={"x-request-id": rid, "request-id": rid},
         )
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
@@ -94,44 +101,46 @@ class OpenAISurface:
         try:
             caller = self._gw.keys.authenticate(request.headers)
         except GatewayError as err:
+            log_refused(request, err.status, rid)
             return _gateway_error(err, rid)
-        record: UsageRecord | None = None
+        record = UsageRecord(
+            ts=time.time(),
+            request_id=rid,
+            key_name=caller.name,
+            model="",
+            provider="",
+            provider_model="",
+            endpoint="chat_completions",
+            stream=False,
+            status=499,
+        )
         usage = Usage()
         try:
             body = await read_json(request, self._max_body)
             model = body.get("model")
             if not isinstance(model, str):
                 raise InvalidRequestError(
-                    "model: field required (a string such as 'account/model')"
+                    "model: expected a string such as 'account/model'"
+                    + (" (the field is missing)" if model is None else "")
                 )
+            record.model = model
             route = self._gw.routes.get(model)
             if route is None:
                 raise NotFoundError(
                     f"The model {model!r} is not routed by this gateway (GET /v1/models lists them)"
                 )
-            stream = body.get("stream") is True
-            record = UsageRecord(
-                ts=time.time(),
-                request_id=rid,
-                key_name=caller.name,
-                model=model,
-                provider=route.account,
-                provider_model=route.provider_model,
-                endpoint="chat_completions",
-                stream=stream,
-                status=499,
-            )
+            record.provider = route.account
+            record.provider_model = route.provider_model
+            record.stream = body.get("stream") is True
             if route.provider.wire == "openai":
                 return await self._passthrough(request, body, route, record, usage, started)
             return await self._translated(request, body, route, record, usage, started)
         except GatewayError as err:
-            if record is not None:
-                record.status = err.status
-                record.error_type = err.error_type
+            record.status = err.status
+            record.error_type = err.error_type
             return _gateway_error(err, rid)
         finally:
-            if record is not None:
-                finish_record(self._gw, request, record, usage, started)
+            finish_record(self._gw, request, record, usage, started)
 
     async def _passthrough(
         self,
@@ -250,7 +259,7 @@ class OpenAISurface:
             return web.Response(
                 body=orjson.dumps(out),
                 content_type="application/json",
-                headers={**result.headers, "x-request-id": rid},
+                headers={**result.headers, "x-request-id": rid, "request-id": rid},
             )
         events = result.events
         if events is None:
@@ -263,7 +272,8 @@ class OpenAISurface:
             include_usage=include_usage,
         )
         resp = web.StreamResponse(
-            status=200, headers={**result.headers, **_SSE_HEADERS, "x-request-id": rid}
+            status=200,
+            headers={**result.headers, **_SSE_HEADERS, "x-request-id": rid, "request-id": rid},
         )
         await resp.prepare(request)
         try:

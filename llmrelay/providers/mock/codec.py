@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 from typing import Any
 
 import orjson
+
+from ...core import wirejson
 
 __all__ = ["RequestError", "count_tokens", "message_events", "reply_message"]
 
@@ -39,7 +42,7 @@ def _tokens(text: str) -> int:
 def count_tokens(body: dict[str, Any]) -> int:
     """Input tokens of a request: system, messages and tools, one per four characters of JSON."""
     parts = [body.get("system"), body.get("messages"), body.get("tools")]
-    return _tokens(orjson.dumps([p for p in parts if p]).decode())
+    return _tokens(wirejson.dumps([p for p in parts if p]).decode())
 
 
 def _validate(body: dict[str, Any]) -> None:
@@ -111,6 +114,14 @@ def _pick_tool(body: dict[str, Any], last_text: str) -> dict[str, Any] | None:
     return next((t for t in tools if t["name"] in words), None)
 
 
+def _stable_json(value: Any) -> bytes:
+    """Sorted-key JSON for ids; exact for integers beyond 64 bits too."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return json.dumps(value, sort_keys=True).encode()
+
+
 def _signature(text: str) -> str:
     return base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
 
@@ -142,7 +153,7 @@ def reply_message(body: dict[str, Any]) -> dict[str, Any]:
         content.append(
             {
                 "type": "tool_use",
-                "id": "toolu_mock_" + hashlib.sha256(orjson.dumps(messages)).hexdigest()[:20],
+                "id": "toolu_mock_" + hashlib.sha256(_stable_json(messages)).hexdigest()[:20],
                 "name": tool["name"],
                 "input": _tool_input(tool),
             }
@@ -167,7 +178,7 @@ def reply_message(body: dict[str, Any]) -> dict[str, Any]:
     output = sum(_tokens(orjson.dumps(b).decode()) for b in content)
     # The same request answers with the same id whether it was streamed or not.
     key = {k: v for k, v in body.items() if k != "stream"}
-    digest = hashlib.sha256(orjson.dumps(key, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    digest = hashlib.sha256(_stable_json(key)).hexdigest()
     return {
         "id": "msg_mock_" + digest[:24],
         "type": "message",
