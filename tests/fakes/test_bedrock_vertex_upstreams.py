@@ -43,6 +43,15 @@ from .vertex_upstream import (
     write_service_account_file,
 )
 
+# The third-party clients this file drives (google-auth's token refresh inside AnthropicVertex,
+# boto3's connection pool) leave sockets for the garbage collector to close; whichever test
+# runs when that happens would fail on the ResourceWarning. llmrelay's own code closes its
+# sessions; this file only checks the fakes.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:unclosed <socket:ResourceWarning",
+    "ignore::pytest.PytestUnraisableExceptionWarning",
+)
+
 MODEL_ID = "anthropic.claude-sonnet-4-6-v1:0"
 PROFILE_ARN = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us." + MODEL_ID
 MSGS: list[anthropic.types.MessageParam] = [{"role": "user", "content": "Hello there"}]

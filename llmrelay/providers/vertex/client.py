@@ -82,9 +82,13 @@ class _Token:
         return credentials
 
     def _refresh(self) -> tuple[str, float]:
+        import requests
         from google.auth.transport.requests import Request
 
-        self._credentials.refresh(Request())
+        # One session per refresh, closed after: google-auth's default Request() opens a
+        # requests.Session that is never closed.
+        with requests.Session() as http:
+            self._credentials.refresh(Request(session=http))
         expiry = self._credentials.expiry
         seconds = (expiry.timestamp() - time.time()) if expiry is not None else 3600.0
         return str(self._credentials.token), seconds
