@@ -21,7 +21,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-HARNESS = Path(os.environ.get("LLMRELAY_BENCH_HARNESS", Path(__file__).parent.parent.parent / "shared" / "bench"))
+_DEFAULT_HARNESS = Path(__file__).resolve().parent.parent.parent / "shared" / "bench"
+HARNESS = Path(os.environ.get("LLMRELAY_BENCH_HARNESS", _DEFAULT_HARNESS))
 sys.path.insert(0, str(HARNESS))
 import upstream as harness  # noqa: E402  (the harness's payloads, so both targets get the same)
 
@@ -29,9 +30,16 @@ import upstream as harness  # noqa: E402  (the harness's payloads, so both targe
 def frame(payload: bytes) -> bytes:
     """One event-stream message: prelude, prelude CRC, headers, payload, message CRC."""
     headers = b"".join(
-        bytes([len(name)]) + name.encode() + b"\x07" + struct.pack(">H", len(value)) + value.encode()
-        for name, value in ((":event-type", "chunk"), (":content-type", "application/json"),
-                            (":message-type", "event"))
+        bytes([len(name)])
+        + name.encode()
+        + b"\x07"
+        + struct.pack(">H", len(value))
+        + value.encode()
+        for name, value in (
+            (":event-type", "chunk"),
+            (":content-type", "application/json"),
+            (":message-type", "event"),
+        )
     )
     prelude = struct.pack(">II", 16 + len(headers) + len(payload), len(headers))
     message = prelude + struct.pack(">I", zlib.crc32(prelude)) + headers + payload
@@ -51,8 +59,10 @@ def make_app(n: int, delay_s: float) -> web.Application:
 
     async def invoke(request: web.Request) -> web.StreamResponse:
         await request.read()
-        return web.Response(body=harness.anthropic_json(request.match_info["model"]),
-                            content_type="application/json")
+        return web.Response(
+            body=harness.anthropic_json(request.match_info["model"]),
+            content_type="application/json",
+        )
 
     async def stream(request: web.Request) -> web.StreamResponse:
         await request.read()
@@ -85,8 +95,13 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    web.run_app(make_app(a.stream_events, a.stream_delay_ms / 1000), host="127.0.0.1",
-                port=a.port, access_log=None, print=None)
+    web.run_app(
+        make_app(a.stream_events, a.stream_delay_ms / 1000),
+        host="127.0.0.1",
+        port=a.port,
+        access_log=None,
+        print=None,
+    )
 
 
 if __name__ == "__main__":
