@@ -58,3 +58,17 @@ def test_long_digit_runs_keep_exact_integers() -> None:
         "a": "0123456789012345678901234",
         "b": 1.5,
     }
+
+
+def test_bedrock_invocation_metrics_fill_missing_counts() -> None:
+    stream = (
+        b'event: message_start\ndata: {"type":"message_start","message":{"id":"m","type":'
+        b'"message","role":"assistant","model":"x","content":[],"stop_reason":null,'
+        b'"stop_sequence":null,"usage":{"input_tokens":0,"output_tokens":0}}}\n\n'
+        b'event: message_stop\ndata: {"type":"message_stop","amazon-bedrock-invocationMetrics":'
+        b'{"inputTokenCount":41,"outputTokenCount":17,"invocationLatency":90,'
+        b'"firstByteLatency":30,"cacheReadInputTokenCount":5}}\n\n'
+    )
+    usage = Usage()
+    AnthropicStreamTap(usage).feed(stream)
+    assert (usage.input_tokens, usage.output_tokens, usage.cache_read_input_tokens) == (41, 17, 5)

@@ -1,8 +1,9 @@
 """Reading what usage accounting needs out of an Anthropic SSE stream, without changing it.
 
 Usage comes from ``message_start.message.usage`` and the cumulative ``message_delta.usage``
-(``anthropic/lib/streaming/_messages.py`` accumulates it the same way); an ``error`` event's
-``error.type`` is kept. Every other event is only framed, never parsed.
+(``anthropic/lib/streaming/_messages.py`` accumulates it the same way), and, for counts those
+left at zero, from Bedrock's ``amazon-bedrock-invocationMetrics`` on ``message_stop``; an
+``error`` event's ``error.type`` is kept. Every other event is only framed, never parsed.
 """
 
 from __future__ import annotations
@@ -25,6 +26,24 @@ class AnthropicStreamTap:
         self.usage = usage
         self.error_type: str | None = None
 
+    def _bedrock_metrics(self, data: dict[str, object] | None) -> None:
+        """Bedrock's ``amazon-bedrock-invocationMetrics`` on ``message_stop``: the counts it
+        has fill in what the stream's own usage did not carry."""
+        metrics = data.get("amazon-bedrock-invocationMetrics") if data else None
+        if not isinstance(metrics, dict):
+            return
+        u = self.usage
+        pairs = (
+            ("inputTokenCount", "input_tokens"),
+            ("outputTokenCount", "output_tokens"),
+            ("cacheReadInputTokenCount", "cache_read_input_tokens"),
+            ("cacheWriteInputTokenCount", "cache_creation_input_tokens"),
+        )
+        for key, field in pairs:
+            value = _int(metrics.get(key))
+            if value is not None and not getattr(u, field):
+                setattr(u, field, value)
+
     def feed(self, chunk: bytes) -> None:
         for block in self._decoder.blocks(chunk):
             # Deltas, block starts/stops and pings are most of a stream and carry no usage:
@@ -46,10 +65,16 @@ class AnthropicStreamTap:
                 usage = data.get("usage") if data else None
                 if isinstance(usage, dict):
                     self.usage.update_from_anthropic(usage)
+            elif name == "message_stop" and ev.data.find(b"invocationMetrics") >= 0:
+                self._bedrock_metrics(_loads(ev.data))
             elif name == "error":
                 data = _loads(ev.data)
                 err = data.get("error") if data else None
                 self.error_type = str(err.get("type")) if isinstance(err, dict) else "api_error"
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _loads(data: bytes) -> dict[str, object] | None:
