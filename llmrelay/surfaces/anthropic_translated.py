@@ -8,14 +8,13 @@ errors come back in Anthropic's envelope with the provider's status.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
 
 from ..codecs import anthropic as codec
-from ..core.events import MessageStart, StreamError
+from ..core.events import MessageStart
 from ..core.replay import aiter_events, response_events
 from ..core.types import Request
 from ..core.usage import Usage
@@ -25,7 +24,7 @@ from ..routing.table import Route
 from ..stores.usage import UsageRecord
 from ..tokens import estimate_tokens
 from ..translation import call_translated, codec_for
-from .common import usage_from_event
+from .common import usage_from_event, write_events
 from .sse import encode_event
 
 if TYPE_CHECKING:
@@ -82,30 +81,21 @@ async def serve_translated(
         assert result.response is not None
         events = aiter_events(response_events(result.response))
     resp = web.StreamResponse(status=200, headers={**headers, **_SSE_HEADERS})
-    await resp.prepare(request)
-    try:
-        try:
-            async for event in events:
-                if record.ttft_s is None:
-                    record.ttft_s = time.perf_counter() - started
-                usage_from_event(event, usage)
-                if isinstance(event, StreamError):
-                    record.error_type = event.error_type
-                await resp.write(encode_event(event.type, codec.encode_event(event)))
-        except GatewayError as err:
-            record.error_type = err.error_type
-            error = {"type": "error", "error": {"type": err.error_type, "message": err.message}}
-            await resp.write(encode_event("error", error))
-        record.status = 200
-        await resp.write_eof()
-    except ConnectionResetError:
-        record.status = 499
-        record.error_type = "client_disconnected"
-    finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
-    return resp
+    return await write_events(
+        request,
+        resp,
+        events,
+        record,
+        usage,
+        started,
+        encode=lambda event: encode_event(event.type, codec.encode_event(event)),
+        encode_error=_error_event,
+    )
+
+
+def _error_event(err: GatewayError) -> bytes:
+    error = {"type": "error", "error": {"type": err.error_type, "message": err.message}}
+    return encode_event("error", error)
 
 
 async def _count_tokens(

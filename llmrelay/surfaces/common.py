@@ -6,15 +6,15 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from ..core import wirejson
-from ..core.events import Event, MessageDelta, MessageStart
+from ..core.events import Event, MessageDelta, MessageStart, StreamError
 from ..core.usage import Usage
-from ..errors import InvalidRequestError, RequestTooLargeError
+from ..errors import GatewayError, InvalidRequestError, RequestTooLargeError
 from ..stores.usage import UsageRecord
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ __all__ = [
     "new_request_id",
     "read_json",
     "usage_from_event",
+    "write_events",
 ]
 
 log = logging.getLogger("llmrelay.access")
@@ -157,3 +158,51 @@ def finish_record(
                 "error_type": record.error_type,
             },
         )
+
+
+async def write_events(
+    request: web.Request,
+    resp: web.StreamResponse,
+    events: AsyncIterator[Event],
+    record: UsageRecord,
+    usage: Usage,
+    started: float,
+    encode: Callable[[Event], bytes],
+    encode_error: Callable[[GatewayError], bytes],
+    end: bytes = b"",
+) -> web.StreamResponse:
+    """Send a canonical event stream in a surface's wire, as each event arrives.
+
+    ``encode`` turns one event into wire bytes (maybe none); a provider failure after the
+    stream started is sent as ``encode_error`` (the headers are gone); ``end`` closes a
+    stream that finished (OpenAI's ``data: [DONE]``). A client that went away marks the row
+    499; the provider stream is closed in every case.
+    """
+    await resp.prepare(request)
+    try:
+        try:
+            async for event in events:
+                if record.ttft_s is None:
+                    record.ttft_s = time.perf_counter() - started
+                usage_from_event(event, usage)
+                if isinstance(event, StreamError):
+                    record.error_type = event.error_type
+                out = encode(event)
+                if out:
+                    await resp.write(out)
+        except GatewayError as err:
+            record.error_type = err.error_type
+            await resp.write(encode_error(err))
+        else:
+            if end:
+                await resp.write(end)
+        record.status = 200
+        await resp.write_eof()
+    except ConnectionResetError:
+        record.status = 499
+        record.error_type = "client_disconnected"
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    return resp

@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 
 from ..codecs import openai as codec
-from ..core.events import MessageStart, StreamError
+from ..core.events import MessageStart
 from ..core.replay import aiter_events, response_events
 from ..core.usage import Usage
 from ..errors import GatewayError, InvalidRequestError, NotFoundError
@@ -32,6 +32,7 @@ from .common import (
     new_request_id,
     read_json,
     usage_from_event,
+    write_events,
 )
 from .openai_stream import OpenAIStreamTap, usage_from_openai
 
@@ -275,33 +276,24 @@ class OpenAISurface:
             status=200,
             headers={**result.headers, **_SSE_HEADERS, "x-request-id": rid, "request-id": rid},
         )
-        await resp.prepare(request)
-        try:
-            try:
-                async for event in events:
-                    if record.ttft_s is None:
-                        record.ttft_s = time.perf_counter() - started
-                    usage_from_event(event, usage)
-                    if isinstance(event, StreamError):
-                        record.error_type = event.error_type
-                    for chunk in encoder.feed(event):
-                        await resp.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
-            except GatewayError as err:
-                record.error_type = err.error_type
-                error = codec.error_to_openai(err.status, err.error_type, err.message)
-                await resp.write(b"data: " + orjson.dumps(error) + b"\n\n")
-            else:
-                await resp.write(b"data: [DONE]\n\n")
-            record.status = 200
-            await resp.write_eof()
-        except ConnectionResetError:
-            record.status = 499
-            record.error_type = "client_disconnected"
-        finally:
-            aclose = getattr(events, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        return resp
+        return await write_events(
+            request,
+            resp,
+            events,
+            record,
+            usage,
+            started,
+            encode=lambda event: b"".join(
+                b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in encoder.feed(event)
+            ),
+            encode_error=_error_chunk,
+            end=b"data: [DONE]\n\n",
+        )
+
+
+def _error_chunk(err: GatewayError) -> bytes:
+    error = codec.error_to_openai(err.status, err.error_type, err.message)
+    return b"data: " + orjson.dumps(error) + b"\n\n"
 
 
 def _headers(up: ProviderResponse, request_id: str) -> dict[str, str]:
