@@ -1,0 +1,193 @@
+"""Provider account settings: one model per provider ``type``, and the model map."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from ._base import ConfigModel as _Model
+
+__all__ = [
+    "PROVIDER_TYPES",
+    "AnthropicProviderConfig",
+    "AzureOpenAIProviderConfig",
+    "BedrockProviderConfig",
+    "MockProviderConfig",
+    "ModelConfig",
+    "Models",
+    "OpenAIProviderConfig",
+    "ProviderConfig",
+    "TimeoutConfig",
+    "VertexProviderConfig",
+    "model_entry",
+]
+
+
+class TimeoutConfig(_Model):
+    #: Seconds to open a connection to the provider.
+    connect_s: float = Field(default=10.0, gt=0)
+    #: Seconds to wait for the provider's first byte and between any two reads after it.
+    read_s: float = Field(default=600.0, gt=0)
+
+
+class ModelConfig(_Model):
+    """A model entry in its long form: ``{id: ..., max_output_tokens: ...}``."""
+
+    #: The provider's model id (for Azure, the deployment name).
+    id: str = Field(min_length=1)
+    #: The most output tokens the model allows; a request asking for more is lowered to it
+    #: (Claude Code asks for 32000, which e.g. gpt-4o, at 16384, would refuse).
+    max_output_tokens: int | None = Field(default=None, ge=1)
+
+
+#: Public model name -> the provider's model id, or the long form.
+Models = dict[str, str | ModelConfig]
+
+
+def _check_models(v: Models) -> Models:
+    for public, entry in v.items():
+        if "/" in public:
+            raise ValueError(f"model name {public!r} must not contain '/'")
+        if isinstance(entry, str) and not entry:
+            raise ValueError(f"model {public!r} maps to an empty provider model id")
+    return v
+
+
+def model_entry(entry: str | ModelConfig) -> ModelConfig:
+    """The long form of a ``models`` entry."""
+    return ModelConfig(id=entry) if isinstance(entry, str) else entry
+
+
+def _check_url(v: str) -> str:
+    if not v.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
+    return v.rstrip("/")
+
+
+class AnthropicProviderConfig(_Model):
+    """An Anthropic Messages API account (api.anthropic.com or any compatible server)."""
+
+    type: Literal["anthropic"]
+    base_url: str = "https://api.anthropic.com"
+    api_key: str = Field(min_length=1)
+    models: Models = Field(min_length=1)
+    timeouts: TimeoutConfig = TimeoutConfig()
+
+    _models = field_validator("models")(_check_models)
+    _url = field_validator("base_url")(_check_url)
+
+
+class MockProviderConfig(_Model):
+    """The offline, deterministic provider that speaks the Anthropic Messages wire."""
+
+    type: Literal["mock"]
+    models: Models = Field(min_length=1)
+    #: Seconds between streamed events (0 sends them as fast as possible).
+    stream_delay_s: float = Field(default=0.0, ge=0)
+
+    _models = field_validator("models")(_check_models)
+
+
+class OpenAIProviderConfig(_Model):
+    """Any OpenAI Chat Completions server: OpenAI, vLLM, Ollama, Groq, Together..."""
+
+    type: Literal["openai"]
+    #: Including the version path: ``https://api.openai.com/v1``, ``http://vllm:8000/v1``.
+    base_url: str = "https://api.openai.com/v1"
+    #: Sent as ``Authorization: Bearer``; servers without auth (a local vLLM) may omit it.
+    api_key: str | None = None
+    models: Models = Field(min_length=1)
+    timeouts: TimeoutConfig = TimeoutConfig()
+
+    _models = field_validator("models")(_check_models)
+    _url = field_validator("base_url")(_check_url)
+
+
+class AzureOpenAIProviderConfig(_Model):
+    """Azure OpenAI: ``models`` map public names to deployment names."""
+
+    type: Literal["azure_openai"]
+    #: ``https://<resource>.openai.azure.com``.
+    endpoint: str
+    api_version: str = "2024-10-21"
+    #: Sent as ``api-key``. Or give ``entra_token`` (sent as ``Authorization: Bearer``).
+    api_key: str | None = None
+    entra_token: str | None = None
+    models: Models = Field(min_length=1)
+    timeouts: TimeoutConfig = TimeoutConfig()
+
+    _models = field_validator("models")(_check_models)
+    _url = field_validator("endpoint")(_check_url)
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> AzureOpenAIProviderConfig:
+        if (self.api_key is None) == (self.entra_token is None):
+            raise ValueError("give exactly one of api_key or entra_token")
+        return self
+
+
+class BedrockProviderConfig(_Model):
+    """Claude on AWS Bedrock (InvokeModel), signed with SigV4 by botocore."""
+
+    type: Literal["bedrock"]
+    region: str = Field(min_length=1)
+    #: ``https://bedrock-runtime.{region}.amazonaws.com`` unless set (VPC endpoints, tests).
+    endpoint_url: str | None = None
+    #: Explicit keys; otherwise the standard AWS chain (env, profile, web identity, role).
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+    profile: str | None = None
+    #: ``anthropic-beta`` values Bedrock accepts; others are dropped. None: the shipped list.
+    betas: list[str] | None = None
+    models: Models = Field(min_length=1)
+    timeouts: TimeoutConfig = TimeoutConfig()
+
+    _models = field_validator("models")(_check_models)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, v: str | None) -> str | None:
+        return None if v is None else _check_url(v)
+
+    @model_validator(mode="after")
+    def _keys_in_pairs(self) -> BedrockProviderConfig:
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("give both access_key_id and secret_access_key, or neither")
+        return self
+
+
+class VertexProviderConfig(_Model):
+    """Claude on Google Vertex AI (rawPredict), authorised by google-auth."""
+
+    type: Literal["vertex"]
+    project: str = Field(min_length=1)
+    #: A region such as ``us-east5``, or ``global``.
+    region: str = Field(min_length=1)
+    #: A service-account JSON file; otherwise Application Default Credentials.
+    credentials_file: str | None = None
+    #: ``https://{region}-aiplatform.googleapis.com/v1`` unless set (tests, private endpoints).
+    base_url: str | None = None
+    betas: list[str] | None = None
+    models: Models = Field(min_length=1)
+    timeouts: TimeoutConfig = TimeoutConfig()
+
+    _models = field_validator("models")(_check_models)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base(cls, v: str | None) -> str | None:
+        return None if v is None else _check_url(v)
+
+
+ProviderConfig = Annotated[
+    AnthropicProviderConfig
+    | MockProviderConfig
+    | OpenAIProviderConfig
+    | AzureOpenAIProviderConfig
+    | BedrockProviderConfig
+    | VertexProviderConfig,
+    Field(discriminator="type"),
+]
+PROVIDER_TYPES = ("anthropic", "mock", "openai", "azure_openai", "bedrock", "vertex")

@@ -1,0 +1,98 @@
+"""The whole settings tree: server, auth, providers, usage, translation, logging."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from ._base import ConfigModel as _Model
+from .providers import ProviderConfig
+
+__all__ = [
+    "AuthConfig",
+    "GatewayKeyConfig",
+    "LoggingConfig",
+    "ServerConfig",
+    "Settings",
+    "TranslationConfig",
+    "UsageConfig",
+]
+
+
+class ServerConfig(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(default=4000, ge=1, le=65535)
+    #: Largest request body accepted, in MiB; larger bodies get 413 ``request_too_large``.
+    max_request_body_mb: float = Field(default=32.0, gt=0)
+
+
+class GatewayKeyConfig(_Model):
+    name: str = Field(min_length=1)
+    key: str = Field(min_length=8)
+
+
+class AuthConfig(_Model):
+    keys: list[GatewayKeyConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> AuthConfig:
+        seen_names: set[str] = set()
+        seen_keys: dict[str, str] = {}
+        for k in self.keys:
+            if k.name in seen_names:
+                raise ValueError(f"duplicate key name {k.name!r}")
+            seen_names.add(k.name)
+            if k.key in seen_keys:
+                raise ValueError(f"keys {seen_keys[k.key]!r} and {k.name!r} have the same secret")
+            seen_keys[k.key] = k.name
+        return self
+
+
+class UsageConfig(_Model):
+    enabled: bool = True
+    #: SQLite file for usage rows; relative paths are relative to the config file.
+    path: str = "llmrelay-usage.db"
+    #: Rows held in memory waiting for the writer; when full, new rows are dropped and counted.
+    queue_size: int = Field(default=10_000, ge=1)
+    #: Rows per write. Small batches keep each write's hold on the interpreter short.
+    batch_size: int = Field(default=100, ge=1)
+    #: Seconds between writes when rows are waiting.
+    flush_interval_s: float = Field(default=1.0, gt=0)
+
+
+class TranslationConfig(_Model):
+    #: ``max_tokens`` sent to a provider that requires it (Anthropic) when the client's API
+    #: does not (an OpenAI request without ``max_tokens`` / ``max_completion_tokens``).
+    default_max_tokens: int = Field(default=8192, ge=1)
+
+
+class LoggingConfig(_Model):
+    level: Literal["debug", "info", "warning", "error"] = "warning"
+
+
+class Settings(_Model):
+    """The whole validated configuration; ``source`` is the file it came from."""
+
+    server: ServerConfig = ServerConfig()
+    auth: AuthConfig
+    providers: dict[str, ProviderConfig] = Field(min_length=1)
+    usage: UsageConfig = UsageConfig()
+    translation: TranslationConfig = TranslationConfig()
+    logging: LoggingConfig = LoggingConfig()
+    source: str = "<memory>"
+
+    @field_validator("providers")
+    @classmethod
+    def _account_names(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for name in v:
+            if not name or "/" in name:
+                raise ValueError(f"provider account name {name!r} must be non-empty without '/'")
+        return v
+
+    def usage_path(self) -> Path:
+        p = Path(self.usage.path)
+        if not p.is_absolute() and self.source != "<memory>":
+            p = Path(self.source).parent / p
+        return p
