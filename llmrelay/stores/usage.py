@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
-__all__ = ["UsageRecord", "UsageStore", "UsageSummaryRow"]
+__all__ = ["SummaryField", "UsageRecord", "UsageStore", "UsageSummaryRow"]
 
 
 @dataclass(slots=True)
@@ -31,18 +31,34 @@ class UsageRecord:
     ttft_s: float | None = None
     error_type: str | None = None
     upstream_request_id: str | None = None
+    #: The virtual key's id (``vk_...``) or ``cfg:<name>`` for a key from the config file.
+    key_id: str | None = None
+    team: str | None = None
+    #: USD, from the price table and the usage above; None when the model has no price.
+    cost_usd: float | None = None
+    #: Provider calls made for this request (fallbacks and retries included).
+    attempts: int = 1
+    #: JSON list of the attempts, ``[{"target", "status", "error_type", "latency_s"}]``,
+    #: when there was more than one.
+    attempt_log: str | None = None
+
+
+SummaryField = Literal["key", "team", "model", "day"]
 
 
 @dataclass(slots=True, frozen=True)
 class UsageSummaryRow:
-    key_name: str
-    model: str
+    """Totals for one group; ``group`` holds the values of the requested fields in order
+    (key name, team or ``""``, public model, or ``YYYY-MM-DD`` in UTC)."""
+
+    group: tuple[str, ...]
     requests: int
     errors: int
     input_tokens: int
     output_tokens: int
     cache_creation_input_tokens: int
     cache_read_input_tokens: int
+    cost_usd: float
     avg_latency_s: float
 
 
@@ -53,8 +69,19 @@ class UsageStore(Protocol):
         """Append rows atomically; raises ``OSError`` or the driver's error on failure."""
         ...
 
-    def summary(self) -> list[UsageSummaryRow]:
-        """Totals per (key, model), ordered by key then model."""
+    def summary(
+        self, group_by: Sequence[SummaryField], since: float | None = None
+    ) -> list[UsageSummaryRow]:
+        """Totals per group of ``group_by`` fields over rows with ``ts >= since`` (Unix
+        seconds; None: all), ordered by the group."""
+        ...
+
+    def spend(self, scope: Literal["key", "team"], name: str, since: float) -> float:
+        """USD spent by a key id or a team since ``since`` (Unix seconds)."""
+        ...
+
+    def rows(self) -> list[UsageRecord]:
+        """Every row, oldest first (tests and exports)."""
         ...
 
     def close(self) -> None: ...

@@ -1,0 +1,112 @@
+"""The virtual-key store protocol and the records it holds.
+
+A virtual key is a caller identity with its own policy (team, allowed models, rate limits,
+budget, expiry). Its secret is never stored: only the SHA-256 digest of each secret, in
+:class:`KeySecret` rows, so rotation can keep the old secret valid for a grace period.
+
+Every write bumps a store-wide revision number; instances refresh their in-process cache
+with :meth:`KeyStore.changed_since`, so the hot path never queries the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+__all__ = ["BudgetSpec", "KeyChanges", "KeySecret", "KeyStore", "Limits", "VirtualKey"]
+
+BudgetPeriod = Literal["day", "week", "month"]
+BudgetMode = Literal["enforce", "audit"]
+
+
+@dataclass(slots=True, frozen=True)
+class Limits:
+    """Rate limits; ``None`` means unlimited. Requests and tokens per minute, hour, day."""
+
+    rpm: int | None = None
+    rph: int | None = None
+    rpd: int | None = None
+    tpm: int | None = None
+    tph: int | None = None
+    tpd: int | None = None
+
+    def is_empty(self) -> bool:
+        return all(v is None for v in (self.rpm, self.rph, self.rpd, self.tpm, self.tph, self.tpd))
+
+
+@dataclass(slots=True, frozen=True)
+class BudgetSpec:
+    """A spending cap in USD per calendar period (UTC); ``audit`` logs instead of blocking."""
+
+    usd: float
+    period: BudgetPeriod = "month"
+    mode: BudgetMode = "enforce"
+
+
+@dataclass(slots=True, frozen=True)
+class VirtualKey:
+    """A key's identity and policy. Times are Unix seconds; ``models`` empty means all."""
+
+    id: str
+    name: str
+    team: str | None = None
+    models: tuple[str, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    budget: BudgetSpec | None = None
+    created_at: float = 0.0
+    expires_at: float | None = None
+    revoked_at: float | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class KeySecret:
+    """One valid secret of a key, by its SHA-256 digest; ``expires_at`` (Unix seconds) is set
+    on a rotated-out secret's grace end, else ``None``."""
+
+    digest: bytes
+    key_id: str
+    expires_at: float | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class KeyChanges:
+    """What changed after a revision: whole keys (with all their secrets) and the new
+    revision to ask from next time."""
+
+    keys: Sequence[VirtualKey]
+    secrets: Sequence[KeySecret]
+    revision: int
+
+
+class KeyStore(Protocol):
+    """Where virtual keys live. Methods block; callers run them in a worker thread.
+
+    Raises the driver's error (``sqlite3.Error``, ``psycopg.Error``) or ``OSError`` when the
+    store is unreachable.
+    """
+
+    def create(self, key: VirtualKey, secret: KeySecret) -> None:
+        """Insert a new key with its first secret. Raises ``ValueError`` if the id exists."""
+        ...
+
+    def get(self, key_id: str) -> VirtualKey | None: ...
+
+    def list(self) -> list[VirtualKey]:
+        """Every key, revoked and expired ones included, oldest first."""
+        ...
+
+    def revoke(self, key_id: str, at: float) -> bool:
+        """Mark a key revoked at ``at``; False if there is no such key."""
+        ...
+
+    def rotate(self, key_id: str, new_secret: KeySecret, old_valid_until: float) -> bool:
+        """Add ``new_secret``; the key's other secrets stay valid until ``old_valid_until``
+        (Unix seconds). False if there is no such key."""
+        ...
+
+    def changed_since(self, revision: int) -> KeyChanges:
+        """Keys written after ``revision`` (0: all), each with all of its secrets."""
+        ...
+
+    def close(self) -> None: ...
