@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
 import aiohttp
 from aiohttp import web
 
-from .config import Settings
+from .config import GatewayKeyConfig, LimitsConfig, Settings, model_entry
 from .errors import NotFoundError
 from .obs.usage import UsageRecorder
-from .policy.auth import KeyRing
+from .policy.admission import Policy
+from .policy.auth import KeyRing, Principal
+from .policy.keycache import KeyCache
+from .policy.pricing import Price, PriceTable
 from .providers.base import Provider
 from .providers.registry import build_provider
 from .routing.table import RouteTable
-from .stores.sqlite_usage import SQLiteUsageStore
-from .stores.usage import UsageRecord
+from .stores.counters import CounterStore
+from .stores.database import Stores, open_stores
+from .stores.keys import BudgetSpec, Limits
+from .stores.memory_counters import MemoryCounterStore
+from .stores.usage import UsageRecord, UsageStore
+from .surfaces.admin import AdminSurface
 from .surfaces.anthropic import AnthropicSurface, error_response, utc_now_rfc3339
 from .surfaces.common import new_request_id
 from .surfaces.openai import OpenAISurface, openai_error_response
@@ -32,15 +40,23 @@ class Gateway:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.keys = KeyRing((k.name, k.key) for k in settings.auth.keys)
+        self.keys = KeyRing((k.key, config_principal(k)) for k in settings.auth.keys)
         self.routes = RouteTable({}, {})
         self.created_unix = int(time.time())
         self.created_at = utc_now_rfc3339()
         self.recorder: UsageRecorder | None = None
         self.tokens = TokenCounter()
+        self.key_cache: KeyCache | None = None
+        self.policy: Policy = build_policy(settings, MemoryCounterStore(), None)
         self._session: aiohttp.ClientSession | None = None
         self._providers: dict[str, Provider] = {}
-        self._store: SQLiteUsageStore | None = None
+        self._stores: Stores | None = None
+        self._counters: CounterStore | None = None
+
+    def stores(self) -> Stores:
+        """The database's stores (open after :meth:`start`)."""
+        assert self._stores is not None, "gateway not started"
+        return self._stores
 
     async def start(self) -> None:
         """Open the upstream connection pool, the providers and the usage writer."""
@@ -64,16 +80,41 @@ class Gateway:
             self._providers, {a: c.models for a, c in self.settings.providers.items()}
         )
         self.tokens.start(r.provider_model for r in self.routes if r.provider.wire == "openai")
+        self._stores = await asyncio.to_thread(open_stores, self.settings.database_url())
+        self.key_cache = KeyCache(
+            self._stores.keys, self.keys, self.settings.governance.key_refresh_s
+        )
+        await self.key_cache.start()
+        self._counters = await self._open_counters()
+        self.policy = build_policy(self.settings, self._counters, self._stores.usage)
         usage = self.settings.usage
         if usage.enabled:
-            self._store = SQLiteUsageStore(self.settings.usage_path())
             self.recorder = UsageRecorder(
-                self._store,
+                self._stores.usage,
                 queue_size=usage.queue_size,
                 batch_size=usage.batch_size,
                 flush_interval_s=usage.flush_interval_s,
             )
             self.recorder.start()
+
+    async def _open_counters(self) -> CounterStore:
+        """In-process counters, or Redis with in-process counters to fall back on."""
+        redis = self.settings.redis
+        if redis is None:
+            return MemoryCounterStore()
+        from .stores.failover_counters import FailoverCounterStore
+        from .stores.redis_counters import RedisCounterStore
+
+        def on_state(_: bool) -> None:
+            # The counters moved between Redis and this process: budgets seed again.
+            self.policy.budgets.forget_seeds()
+
+        return FailoverCounterStore(
+            RedisCounterStore(redis.url, prefix=redis.prefix),
+            MemoryCounterStore(),
+            fail_closed=self.settings.governance.fail_closed,
+            on_state=on_state,
+        )
 
     def record_usage(self, record: UsageRecord) -> None:
         if self.recorder is not None:
@@ -85,13 +126,63 @@ class Gateway:
             await self.recorder.aclose()
             if self.recorder.dropped:
                 log.warning("usage rows lost", extra={"dropped": self.recorder.dropped})
-        if self._store is not None:
-            self._store.close()
+        await self.policy.aclose()
+        if self.key_cache is not None:
+            await self.key_cache.aclose()
+        if self._counters is not None:
+            await self._counters.aclose()
+        if self._stores is not None:
+            self._stores.close()
         await self.tokens.aclose()
         for provider in self._providers.values():
             await provider.aclose()
         if self._session is not None:
             await self._session.close()
+
+
+def config_principal(k: GatewayKeyConfig) -> Principal:
+    """The principal of a key from the config file (``key_id`` ``cfg:<name>``)."""
+    budget = k.budget
+    return Principal(
+        name=k.name,
+        key_id=f"cfg:{k.name}",
+        team=k.team,
+        models=frozenset(k.models) if k.models is not None else None,
+        limits=Limits(**k.limits.model_dump()),
+        budget=BudgetSpec(budget.usd, budget.period, budget.mode) if budget else None,
+    )
+
+
+def build_policy(settings: Settings, counters: CounterStore, usage: UsageStore | None) -> Policy:
+    """The policy step from the config's teams, model limits and price overrides."""
+    prices = PriceTable(
+        {
+            m: Price(p.input, p.output, p.cache_write, p.cache_read)
+            for m, p in settings.pricing.items()
+        }
+    )
+    model_limits: dict[str, Limits] = {}
+    for account, cfg in settings.providers.items():
+        for public, entry in cfg.models.items():
+            limits = model_entry(entry).limits
+            if limits != LimitsConfig():
+                model_limits[f"{account}/{public}"] = Limits(**limits.model_dump())
+    return Policy(
+        counters,
+        usage,
+        prices,
+        team_limits={
+            t: Limits(**c.limits.model_dump())
+            for t, c in settings.teams.items()
+            if c.limits != LimitsConfig()
+        },
+        team_budgets={
+            t: BudgetSpec(c.budget.usd, c.budget.period, c.budget.mode)
+            for t, c in settings.teams.items()
+            if c.budget is not None
+        },
+        model_limits=model_limits,
+    )
 
 
 GATEWAY = web.AppKey("gateway", Gateway)
@@ -132,6 +223,8 @@ def build_app(settings: Settings) -> web.Application:
     openai = OpenAISurface(gateway)
     anthropic.add_routes(app)
     openai.add_routes(app)
+    if settings.admin is not None:
+        AdminSurface(gateway, settings.admin.key).add_routes(app)
 
     async def list_models(request: web.Request) -> web.StreamResponse:
         # Anthropic's SDK and Claude Code always send anthropic-version; others get OpenAI's shape.

@@ -1,4 +1,4 @@
-"""``llmrelay serve | check-config | usage | init | snippet``."""
+"""``llmrelay serve | check-config | usage | keys | db | init | snippet``."""
 
 from __future__ import annotations
 
@@ -41,6 +41,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = _load(args.config)
     setup_logging(args.log_level or settings.logging.level)
+    from .cli_admin import prepare_database
+
+    prepare_database(settings.database_url(), args.config)
     host = args.host or settings.server.host
     port = args.port or settings.server.port
     try:
@@ -218,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("usage", help="print usage per key and model")
     p.add_argument("--config", required=True)
     p.set_defaults(fn=_usage)
+    from .cli_admin import add_commands
+
+    add_commands(sub)
     p = sub.add_parser("init", help="write a starter config with a new key (if missing)")
     p.add_argument("config")
     p.set_defaults(fn=_init)

@@ -15,6 +15,10 @@ Hierarchy::
       PermissionDeniedError 403 permission_error
       NotFoundError         404 not_found_error
       RequestTooLargeError  413 request_too_large
+      RateLimitedError      429 rate_limit_error     (a gateway rate limit; retry-after set)
+      BudgetExceededError   429 rate_limit_error     (a spent budget; x-should-retry: false;
+                                                      OpenAI surface: insufficient_quota)
+      ServiceUnavailable    503 api_error            (governance state unreachable, fail-closed)
       UpstreamUnreachable   502 api_error        (provider could not be reached)
       UpstreamTimeout       504 timeout_error    (provider did not answer in time)
 """
@@ -31,8 +35,11 @@ __all__ = [
     "GatewayError",
     "InvalidRequestError",
     "NotFoundError",
+    "BudgetExceededError",
     "PermissionDeniedError",
+    "RateLimitedError",
     "RequestTooLargeError",
+    "ServiceUnavailable",
     "UpstreamTimeout",
     "UpstreamUnreachable",
     "anthropic_error_body",
@@ -64,9 +71,14 @@ def anthropic_error_type(status: int) -> str:
 
 
 class GatewayError(Exception):
-    """An error the gateway answers itself, before or instead of a provider's answer."""
+    """An error the gateway answers itself, before or instead of a provider's answer.
+
+    ``openai_type`` overrides the OpenAI envelope's ``type``/``code`` where OpenAI has a
+    dedicated one (a spent budget is OpenAI's ``insufficient_quota``).
+    """
 
     status: int = 500
+    openai_type: str | None = None
 
     def __init__(
         self, message: str, *, status: int | None = None, headers: Mapping[str, str] | None = None
@@ -100,6 +112,24 @@ class NotFoundError(GatewayError):
 
 class RequestTooLargeError(GatewayError):
     status = 413
+
+
+class RateLimitedError(GatewayError):
+    status = 429
+
+
+class BudgetExceededError(GatewayError):
+    """A budget is spent: retrying will not help until its period resets."""
+
+    status = 429
+    openai_type = "insufficient_quota"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"x-should-retry": "false"})
+
+
+class ServiceUnavailable(GatewayError):
+    status = 503
 
 
 class UpstreamUnreachable(GatewayError):

@@ -8,6 +8,15 @@ and never contains a secret. The full reference is in ``docs/configuration.md``.
 """
 
 from ._base import ConfigError
+from .governance import (
+    AdminConfig,
+    BudgetConfig,
+    GovernanceConfig,
+    LimitsConfig,
+    PriceConfig,
+    RedisConfig,
+    TeamConfig,
+)
 from .loader import load_settings, parse_settings
 from .providers import (
     PROVIDER_TYPES,
@@ -35,20 +44,27 @@ from .settings import (
 
 __all__ = [
     "PROVIDER_TYPES",
+    "AdminConfig",
     "AnthropicProviderConfig",
     "AuthConfig",
     "AzureOpenAIProviderConfig",
     "BedrockProviderConfig",
+    "BudgetConfig",
     "ConfigError",
     "GatewayKeyConfig",
+    "GovernanceConfig",
+    "LimitsConfig",
     "LoggingConfig",
     "MockProviderConfig",
     "ModelConfig",
     "Models",
     "OpenAIProviderConfig",
+    "PriceConfig",
     "ProviderConfig",
+    "RedisConfig",
     "ServerConfig",
     "Settings",
+    "TeamConfig",
     "TimeoutConfig",
     "TranslationConfig",
     "UsageConfig",

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ._base import ConfigModel as _Model
+from .governance import LimitsConfig
 
 __all__ = [
     "PROVIDER_TYPES",
@@ -39,6 +40,8 @@ class ModelConfig(_Model):
     #: The most output tokens the model allows; a request asking for more is lowered to it
     #: (Claude Code asks for 32000, which e.g. gpt-4o, at 16384, would refuse).
     max_output_tokens: int | None = Field(default=None, ge=1)
+    #: Rate limits on this model across all callers (a provider quota shared by everyone).
+    limits: LimitsConfig = LimitsConfig()
 
 
 #: Public model name -> the provider's model id, or the long form.

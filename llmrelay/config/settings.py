@@ -8,6 +8,15 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ._base import ConfigModel as _Model
+from .governance import (
+    AdminConfig,
+    BudgetConfig,
+    GovernanceConfig,
+    LimitsConfig,
+    PriceConfig,
+    RedisConfig,
+    TeamConfig,
+)
 from .providers import ProviderConfig
 
 __all__ = [
@@ -31,6 +40,11 @@ class ServerConfig(_Model):
 class GatewayKeyConfig(_Model):
     name: str = Field(min_length=1)
     key: str = Field(min_length=8)
+    team: str | None = None
+    #: Public model names this key may call; unset = all.
+    models: list[str] | None = None
+    limits: LimitsConfig = LimitsConfig()
+    budget: BudgetConfig | None = None
 
 
 class AuthConfig(_Model):
@@ -78,10 +92,32 @@ class Settings(_Model):
     server: ServerConfig = ServerConfig()
     auth: AuthConfig
     providers: dict[str, ProviderConfig] = Field(min_length=1)
+    #: ``sqlite:///path`` (relative to the config file) or ``postgresql://...``; unset: the
+    #: SQLite file at ``usage.path``. Holds virtual keys and usage rows.
+    database: str | None = None
+    #: Shared counters (rate limits, budgets) for several instances; unset: in-process.
+    redis: RedisConfig | None = None
+    admin: AdminConfig | None = None
+    teams: dict[str, TeamConfig] = Field(default_factory=dict)
+    #: Price overrides by provider model id, USD per million tokens.
+    pricing: dict[str, PriceConfig] = Field(default_factory=dict)
+    governance: GovernanceConfig = GovernanceConfig()
     usage: UsageConfig = UsageConfig()
     translation: TranslationConfig = TranslationConfig()
     logging: LoggingConfig = LoggingConfig()
     source: str = "<memory>"
+
+    @field_validator("redis", mode="before")
+    @classmethod
+    def _redis_url(cls, v: Any) -> Any:
+        return {"url": v} if isinstance(v, str) else v
+
+    @field_validator("database")
+    @classmethod
+    def _database_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("expected sqlite:///path/to/file.db or postgresql://user@host/db")
+        return v
 
     @field_validator("providers")
     @classmethod
@@ -90,6 +126,16 @@ class Settings(_Model):
             if not name or "/" in name:
                 raise ValueError(f"provider account name {name!r} must be non-empty without '/'")
         return v
+
+    def database_url(self) -> str:
+        """The database URL with a relative SQLite path made relative to the config file."""
+        url = self.database or f"sqlite:///{self.usage.path}"
+        if url.startswith("sqlite:///"):
+            p = Path(url.removeprefix("sqlite:///"))
+            if not p.is_absolute() and self.source != "<memory>":
+                p = Path(self.source).parent / p
+            return f"sqlite:///{p}"
+        return url
 
     def usage_path(self) -> Path:
         p = Path(self.usage.path)

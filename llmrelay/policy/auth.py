@@ -1,50 +1,101 @@
-"""Gateway keys: who is calling.
+"""Gateway keys: who is calling, and with which policy.
 
 The key arrives as ``x-api-key`` or ``Authorization: Bearer`` (the Anthropic SDK's
 ``api_key=`` and ``auth_token=``, ``anthropic/_client.py``); both may be sent if they agree.
 Keys are looked up by their SHA-256 digest, never compared as plain text: timing can at
 most tell how much of a guess's digest matched, which says nothing about the key (the
 same reasoning as comparing MACs). Two presented keys are compared with
-:func:`hmac.compare_digest`.
-No message here ever contains a key.
+:func:`hmac.compare_digest`. No message here ever contains a key.
+
+Two kinds of keys share one lookup table: keys from the config file (fixed for the
+process) and virtual keys from the database, applied by :meth:`KeyRing.apply` from the
+key cache's refreshes (:mod:`llmrelay.policy.keycache`), so the hot path never queries a
+store.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import AuthenticationError
+from ..stores.keys import BudgetSpec, KeyChanges, Limits, VirtualKey
 
-__all__ = ["Caller", "KeyRing"]
+__all__ = ["Caller", "KeyRing", "Principal", "digest"]
 
 
 @dataclass(slots=True, frozen=True)
-class Caller:
-    """An authenticated caller; ``name`` is what logs and usage rows show."""
+class Principal:
+    """An authenticated caller and its policy. ``key_id`` is ``vk_...`` for a virtual key,
+    ``cfg:<name>`` for a config key; ``models`` None allows every model; ``expires_at`` is
+    Unix seconds."""
 
     name: str
+    key_id: str = ""
+    team: str | None = None
+    models: frozenset[str] | None = None
+    limits: Limits = field(default_factory=Limits)
+    budget: BudgetSpec | None = None
+    expires_at: float | None = None
+    revoked: bool = False
+
+    @classmethod
+    def of(cls, key: VirtualKey) -> Principal:
+        return cls(
+            name=key.name,
+            key_id=key.id,
+            team=key.team,
+            models=frozenset(key.models) if key.models else None,
+            limits=key.limits,
+            budget=key.budget,
+            expires_at=key.expires_at,
+            revoked=key.revoked_at is not None,
+        )
 
 
-def _digest(key: str) -> bytes:
-    # Header values arrive as surrogate-escaped text when they are not valid UTF-8.
+#: Kept for callers that only need the name.
+Caller = Principal
+
+
+def digest(key: str) -> bytes:
+    """SHA-256 of a key as presented. Header values arrive as surrogate-escaped text when
+    they are not valid UTF-8."""
     return hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
 
 
 class KeyRing:
-    """The gateway keys this instance accepts."""
+    """The gateway keys this instance accepts: digest -> (principal, secret expiry)."""
 
-    def __init__(self, keys: Iterable[tuple[str, str]]) -> None:
-        """``keys``: (name, secret) pairs."""
-        self._by_digest = {_digest(secret): Caller(name) for name, secret in keys}
+    def __init__(self, keys: Iterable[tuple[str, Principal]]) -> None:
+        """``keys``: (secret, principal) pairs from the config file."""
+        self._by_digest: dict[bytes, tuple[Principal, float | None]] = {
+            digest(secret): (p, None) for secret, p in keys
+        }
+        self._digests_of: dict[str, list[bytes]] = {}
 
-    def authenticate(self, headers: Mapping[str, str]) -> Caller:
+    def apply(self, changes: KeyChanges) -> None:
+        """Replace the entries of every changed virtual key with its current secrets."""
+        secrets: dict[str, list[tuple[bytes, float | None]]] = {}
+        for s in changes.secrets:
+            secrets.setdefault(s.key_id, []).append((s.digest, s.expires_at))
+        for key in changes.keys:
+            for d in self._digests_of.pop(key.id, ()):
+                self._by_digest.pop(d, None)
+            principal = Principal.of(key)
+            mine = secrets.get(key.id, [])
+            for d, expires_at in mine:
+                self._by_digest[d] = (principal, expires_at)
+            self._digests_of[key.id] = [d for d, _ in mine]
+
+    def authenticate(self, headers: Mapping[str, str]) -> Principal:
         """The caller for a request's headers.
 
         Raises:
-            AuthenticationError: no key, an unknown key, or two different keys.
+            AuthenticationError: no key, an unknown, revoked or expired key, or two
+                different keys.
         """
         api_key = headers.get("x-api-key")
         auth = headers.get("authorization")
@@ -61,11 +112,21 @@ class KeyRing:
         if (
             api_key is not None
             and bearer is not None
-            and not hmac.compare_digest(_digest(api_key), _digest(bearer))
+            and not hmac.compare_digest(digest(api_key), digest(bearer))
         ):
             raise AuthenticationError("x-api-key and Authorization: Bearer carry different keys")
-        digest = _digest(api_key if api_key is not None else bearer or "")
-        caller = self._by_digest.get(digest)
-        if caller is None:
+        entry = self._by_digest.get(digest(api_key if api_key is not None else bearer or ""))
+        if entry is None:
             raise AuthenticationError("invalid gateway key")
-        return caller
+        principal, secret_expires_at = entry
+        if principal.revoked:
+            raise AuthenticationError(f"gateway key {principal.name!r} has been revoked")
+        if principal.expires_at is not None or secret_expires_at is not None:
+            now = time.time()
+            if principal.expires_at is not None and now >= principal.expires_at:
+                raise AuthenticationError(f"gateway key {principal.name!r} has expired")
+            if secret_expires_at is not None and now >= secret_expires_at:
+                raise AuthenticationError(
+                    f"this secret of gateway key {principal.name!r} was rotated out"
+                )
+        return principal

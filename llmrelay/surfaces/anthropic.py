@@ -28,11 +28,19 @@ from ..providers.base import Endpoint, ProviderRequest, ProviderResponse
 from ..stores.usage import UsageRecord
 from .anthropic_stream import AnthropicStreamTap
 from .anthropic_translated import serve_translated
-from .common import finish_record, forward_headers, log_refused, new_request_id, read_json
+from .common import (
+    body_size,
+    finish_record,
+    forward_headers,
+    log_refused,
+    new_request_id,
+    read_json,
+)
 from .sse import encode_event
 
 if TYPE_CHECKING:
     from ..app import Gateway
+    from ..policy.admission import Admission
 
 __all__ = ["AnthropicSurface", "new_request_id"]
 
@@ -88,8 +96,11 @@ class AnthropicSurface:
             endpoint=endpoint,
             stream=False,
             status=499,
+            key_id=caller.key_id,
+            team=caller.team,
         )
         usage = Usage()
+        admission: Admission | None = None
         try:
             body = await read_json(request, self._max_body)
             model = body.get("model")
@@ -108,6 +119,12 @@ class AnthropicSurface:
             record.provider = route.account
             record.provider_model = route.provider_model
             record.stream = stream
+            if endpoint == "count_tokens":
+                self._gw.policy.check_model(caller, model)
+            else:
+                admission = await self._gw.policy.admit(
+                    caller, model, (route.provider_model,), body, await body_size(request)
+                )
             if route.provider.wire != "anthropic":
                 return await serve_translated(
                     self._gw, request, endpoint, body, route, record, usage, started
@@ -137,7 +154,7 @@ class AnthropicSurface:
             record.error_type = err.error_type
             return error_response(err, rid)
         finally:
-            finish_record(self._gw, request, record, usage, started)
+            finish_record(self._gw, request, record, usage, started, admission)
 
     async def _relay_stream(
         self,

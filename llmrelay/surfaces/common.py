@@ -19,8 +19,10 @@ from ..stores.usage import UsageRecord
 
 if TYPE_CHECKING:
     from ..app import Gateway
+    from ..policy.admission import Admission
 
 __all__ = [
+    "body_size",
     "finish_record",
     "forward_headers",
     "log_refused",
@@ -131,9 +133,15 @@ def log_refused(request: web.Request, status: int, request_id: str) -> None:
 
 
 def finish_record(
-    gateway: Gateway, request: web.Request, record: UsageRecord, usage: Usage, started: float
+    gateway: Gateway,
+    request: web.Request,
+    record: UsageRecord,
+    usage: Usage,
+    started: float,
+    admission: Admission | None = None,
 ) -> None:
-    """Close a call's usage row and queue it; one access-log line at info level."""
+    """Close a call's usage row (tokens, cost) and queue it, settle what the policy step
+    held for the call; one access-log line at info level."""
     record.latency_s = time.perf_counter() - started
     if record.status == 499 and record.error_type is None:
         record.error_type = "client_disconnected"
@@ -141,6 +149,10 @@ def finish_record(
     record.output_tokens = usage.output_tokens
     record.cache_creation_input_tokens = usage.cache_creation_input_tokens
     record.cache_read_input_tokens = usage.cache_read_input_tokens
+    if record.provider_model:
+        record.cost_usd = gateway.policy.cost(record.provider_model, usage)
+    if admission is not None:
+        gateway.policy.settle_soon(admission, usage, record.cost_usd)
     gateway.record_usage(record)
     if log.isEnabledFor(logging.INFO):
         log.info(
@@ -156,8 +168,14 @@ def finish_record(
                 "latency_ms": round(record.latency_s * 1000, 2),
                 "stream": record.stream,
                 "error_type": record.error_type,
+                "cost_usd": record.cost_usd,
             },
         )
+
+
+async def body_size(request: web.Request) -> int:
+    """The request body's size in bytes (aiohttp keeps the body once read)."""
+    return request.content_length or len(await request.read())
 
 
 async def write_events(

@@ -26,6 +26,7 @@ from ..routing.table import Route
 from ..stores.usage import UsageRecord
 from ..translation import call_translated
 from .common import (
+    body_size,
     finish_record,
     forward_headers,
     log_refused,
@@ -38,6 +39,7 @@ from .openai_stream import OpenAIStreamTap, usage_from_openai
 
 if TYPE_CHECKING:
     from ..app import Gateway
+    from ..policy.admission import Admission
 
 __all__ = ["OpenAISurface", "openai_error_response"]
 
@@ -51,17 +53,20 @@ def openai_error_response(
     message: str,
     request_id: str,
     headers: dict[str, str] | None = None,
+    openai_type: str | None = None,
 ) -> web.Response:
     return web.Response(
         status=status,
-        body=orjson.dumps(codec.error_to_openai(status, error_type, message)),
+        body=orjson.dumps(codec.error_to_openai(status, error_type, message, openai_type)),
         content_type="application/json",
         headers={**(headers or {}), "x-request-id": request_id, "request-id": request_id},
     )
 
 
 def _gateway_error(err: GatewayError, request_id: str) -> web.Response:
-    return openai_error_response(err.status, err.error_type, err.message, request_id, err.headers)
+    return openai_error_response(
+        err.status, err.error_type, err.message, request_id, err.headers, err.openai_type
+    )
 
 
 class OpenAISurface:
@@ -114,8 +119,11 @@ class OpenAISurface:
             endpoint="chat_completions",
             stream=False,
             status=499,
+            key_id=caller.key_id,
+            team=caller.team,
         )
         usage = Usage()
+        admission: Admission | None = None
         try:
             body = await read_json(request, self._max_body)
             model = body.get("model")
@@ -133,6 +141,9 @@ class OpenAISurface:
             record.provider = route.account
             record.provider_model = route.provider_model
             record.stream = body.get("stream") is True
+            admission = await self._gw.policy.admit(
+                caller, model, (route.provider_model,), body, await body_size(request)
+            )
             if route.provider.wire == "openai":
                 return await self._passthrough(request, body, route, record, usage, started)
             return await self._translated(request, body, route, record, usage, started)
@@ -141,7 +152,7 @@ class OpenAISurface:
             record.error_type = err.error_type
             return _gateway_error(err, rid)
         finally:
-            finish_record(self._gw, request, record, usage, started)
+            finish_record(self._gw, request, record, usage, started, admission)
 
     async def _passthrough(
         self,

@@ -71,13 +71,19 @@ def error_from_openai(status: int, body: object) -> tuple[str, str]:
     return error_type, _message(body) or f"upstream answered HTTP {status}"
 
 
-def error_to_openai(status: int, error_type: str, message: str) -> dict[str, Any]:
+def error_to_openai(
+    status: int, error_type: str, message: str, openai_type: str | None = None
+) -> dict[str, Any]:
     """The OpenAI error envelope for a gateway or upstream error.
 
     ``type`` follows api.openai.com by status (``invalid_request_error`` for 4xx,
     ``requests`` for 429, ``server_error`` for 5xx); ``code`` names the cause where OpenAI
-    has a code for it, else the Anthropic error type, so nothing is lost.
+    has a code for it, else the Anthropic error type, so nothing is lost. ``openai_type``
+    sets both where OpenAI has a dedicated type (``insufficient_quota``).
     """
+    if openai_type is not None:
+        error = {"message": message, "type": openai_type, "param": None, "code": openai_type}
+        return {"error": error}
     if status == 429:
         kind = "requests"
     elif status >= 500:

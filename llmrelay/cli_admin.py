@@ -1,0 +1,239 @@
+"""``llmrelay keys create|list|revoke|rotate`` and ``llmrelay db upgrade|check``.
+
+They work on the database the config names (``database:``), directly, so they need no
+running gateway; running gateways pick changes up within ``governance.key_refresh_s``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+__all__ = ["add_commands", "prepare_database"]
+
+_DEFAULT_CONFIG = os.environ.get("LLMRELAY_CONFIG", "llmrelay.local.yaml")
+
+
+def prepare_database(url: str, config: str) -> None:
+    """Make the database usable or exit 2 with a message naming the config and the fix.
+
+    SQLite (the embedded default) is migrated to the current schema on the spot;
+    PostgreSQL, shared by several instances, is only checked: ``llmrelay db upgrade``
+    migrates it, once, on purpose.
+    """
+    from .stores.database import SchemaError, check, upgrade
+
+    try:
+        if url.startswith("sqlite:///"):
+            upgrade(url)
+        else:
+            check(url)
+    except SchemaError as err:
+        print(f"llmrelay: {config}: database: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except Exception as err:
+        print(
+            f"llmrelay: {config}: database: cannot use {_safe(url)}: {type(err).__name__}: {err}",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
+
+
+def _open(config: str) -> Any:
+    from .cli import _load
+    from .stores.database import open_stores
+
+    settings = _load(config)
+    prepare_database(settings.database_url(), config)
+    return open_stores(settings.database_url())
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _create(args: argparse.Namespace) -> int:
+    from .policy.virtual_keys import KeySpecError, key_json, new_secret, virtual_key_from_spec
+
+    spec: dict[str, Any] = {"name": args.name, "team": args.team, "models": args.models}
+    for f in ("rpm", "rph", "rpd", "tpm", "tph", "tpd"):
+        spec[f] = getattr(args, f)
+    spec["budget_usd"] = args.budget_usd
+    spec["budget_period"] = args.budget_period
+    spec["budget_mode"] = args.budget_mode
+    spec["expires_in"] = args.expires
+    try:
+        key = virtual_key_from_spec({k: v for k, v in spec.items() if v is not None})
+    except KeySpecError as err:
+        print(f"llmrelay keys create: {err}", file=sys.stderr)
+        return 2
+    secret, row = new_secret(key.id)
+    stores = _open(args.config)
+    try:
+        stores.keys.create(key, row)
+    finally:
+        stores.close()
+    if args.json:
+        print(orjson.dumps({**key_json(key), "key": secret}).decode())
+    else:
+        print(f"created key {key.name!r} ({key.id}); the secret is shown only now:")
+        print(secret)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from .policy.virtual_keys import key_json
+
+    stores = _open(args.config)
+    try:
+        keys = stores.keys.list()
+    finally:
+        stores.close()
+    rows = [key_json(k) for k in keys]
+    if args.json:
+        print(orjson.dumps(rows).decode())
+        return 0
+    if not rows:
+        print("no virtual keys (keys in the config file are not listed)")
+        return 0
+    print(f"{'id':<20} {'name':<20} {'team':<12} {'status':<8} {'expires':<21} limits / budget")
+    for r in rows:
+        extras = " ".join(f"{k}={v}" for k, v in r["limits"].items())
+        if r["budget"]:
+            b = r["budget"]
+            extras += f" budget=${b['usd']:g}/{b['period']}" + (
+                " (audit)" if b["mode"] == "audit" else ""
+            )
+        if r["models"]:
+            extras += " models=" + ",".join(r["models"])
+        print(
+            f"{r['id']:<20} {r['name']:<20} {r['team'] or '-':<12} {r['status']:<8}"
+            f" {_when(r['expires_at']):<21} {extras.strip()}"
+        )
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    stores = _open(args.config)
+    try:
+        ok = stores.keys.revoke(args.id, time.time())
+    finally:
+        stores.close()
+    if not ok:
+        print(f"llmrelay keys revoke: no key with id {args.id!r}", file=sys.stderr)
+        return 1
+    print(f"revoked {args.id}")
+    return 0
+
+
+def _rotate(args: argparse.Namespace) -> int:
+    from .policy.virtual_keys import KeySpecError, new_secret, parse_duration
+
+    try:
+        grace = parse_duration(args.grace)
+    except KeySpecError as err:
+        print(f"llmrelay keys rotate: --grace: {err}", file=sys.stderr)
+        return 2
+    until = time.time() + grace
+    secret, row = new_secret(args.id)
+    stores = _open(args.config)
+    try:
+        ok = stores.keys.rotate(args.id, row, until)
+    finally:
+        stores.close()
+    if not ok:
+        print(f"llmrelay keys rotate: no key with id {args.id!r}", file=sys.stderr)
+        return 1
+    print(f"rotated {args.id}; the old secret stays valid until {_when(until)}. New secret:")
+    print(secret)
+    return 0
+
+
+def _db(args: argparse.Namespace) -> int:
+    from .cli import _load
+    from .stores.database import SchemaError, check, upgrade
+
+    settings = _load(args.config)
+    url = settings.database_url()
+    try:
+        if args.action == "upgrade":
+            upgrade(url)
+            print(f"database schema is up to date ({_safe(url)})")
+        else:
+            check(url)
+            print(f"database schema is current ({_safe(url)})")
+    except SchemaError as err:
+        print(f"llmrelay db {args.action}: {err}", file=sys.stderr)
+        return 1
+    except Exception as err:
+        print(
+            f"llmrelay db {args.action}: cannot use the database {_safe(url)}:"
+            f" {type(err).__name__}: {err}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _safe(url: str) -> str:
+    """A URL without its password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}@{host}"
+    return url
+
+
+def add_commands(sub: Any) -> None:
+    keys = sub.add_parser("keys", help="create, list, revoke and rotate virtual keys")
+    ksub = keys.add_subparsers(dest="keys_command", required=True)
+
+    p = ksub.add_parser("create", help="create a virtual key; prints its secret once")
+    p.add_argument("--config", default=_DEFAULT_CONFIG)
+    p.add_argument("--name", required=True)
+    p.add_argument("--team")
+    p.add_argument("--models", help="comma-separated public model names (default: all)")
+    for f, words in (
+        ("rpm", "requests per minute"),
+        ("rph", "requests per hour"),
+        ("rpd", "requests per day"),
+        ("tpm", "tokens per minute"),
+        ("tph", "tokens per hour"),
+        ("tpd", "tokens per day"),
+    ):
+        p.add_argument(f"--{f}", type=int, help=words)
+    p.add_argument("--budget-usd", type=float)
+    p.add_argument("--budget-period", choices=["day", "week", "month"])
+    p.add_argument("--budget-mode", choices=["enforce", "audit"])
+    p.add_argument("--expires", help="lifetime such as 30d, 12h")
+    p.add_argument("--json", action="store_true", help="print the key (and secret) as JSON")
+    p.set_defaults(fn=_create)
+
+    p = ksub.add_parser("list", help="list virtual keys (never their secrets)")
+    p.add_argument("--config", default=_DEFAULT_CONFIG)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=_list)
+
+    p = ksub.add_parser("revoke", help="revoke a key; every instance refuses it shortly")
+    p.add_argument("id")
+    p.add_argument("--config", default=_DEFAULT_CONFIG)
+    p.set_defaults(fn=_revoke)
+
+    p = ksub.add_parser("rotate", help="issue a new secret; the old one stays valid for --grace")
+    p.add_argument("id")
+    p.add_argument("--grace", default="24h")
+    p.add_argument("--config", default=_DEFAULT_CONFIG)
+    p.set_defaults(fn=_rotate)
+
+    db = sub.add_parser("db", help="database schema: upgrade (apply migrations) or check")
+    db.add_argument("action", choices=["upgrade", "check"])
+    db.add_argument("--config", default=_DEFAULT_CONFIG)
+    db.set_defaults(fn=_db)

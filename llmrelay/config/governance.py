@@ -1,0 +1,84 @@
+"""Governance settings: limits, budgets, teams, the admin key, prices, shared state."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from ._base import ConfigModel as _Model
+
+__all__ = [
+    "AdminConfig",
+    "BudgetConfig",
+    "GovernanceConfig",
+    "LimitsConfig",
+    "PriceConfig",
+    "RedisConfig",
+    "TeamConfig",
+]
+
+
+class LimitsConfig(_Model):
+    """Requests (``rp*``) and tokens (``tp*``) per minute, hour and day; unset = unlimited."""
+
+    rpm: int | None = Field(default=None, ge=1)
+    rph: int | None = Field(default=None, ge=1)
+    rpd: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    tph: int | None = Field(default=None, ge=1)
+    tpd: int | None = Field(default=None, ge=1)
+
+
+class BudgetConfig(_Model):
+    """A USD cap per calendar period (UTC; weeks start on Monday). ``audit`` logs a spent
+    budget instead of refusing calls."""
+
+    usd: float = Field(gt=0)
+    period: Literal["day", "week", "month"] = "month"
+    mode: Literal["enforce", "audit"] = "enforce"
+
+
+class TeamConfig(_Model):
+    """Limits and a budget shared by every key of the team."""
+
+    limits: LimitsConfig = LimitsConfig()
+    budget: BudgetConfig | None = None
+
+
+class AdminConfig(_Model):
+    """The admin API (``/admin/...``) is served only when a key is set."""
+
+    key: str = Field(min_length=16)
+
+
+class RedisConfig(_Model):
+    """Shared counters for rate limits and budgets across instances."""
+
+    url: str
+    #: Prefix of every key llmrelay writes, so several deployments can share one Redis.
+    prefix: str = "llmrelay:"
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("expected a redis://, rediss:// or unix:// URL")
+        return v
+
+
+class GovernanceConfig(_Model):
+    #: Refuse calls (503) instead of falling back to in-process counters when Redis is down.
+    fail_closed: bool = False
+    #: Seconds between refreshes of the virtual-key cache from the database: a key created,
+    #: revoked or rotated on another instance takes effect here within this time.
+    key_refresh_s: float = Field(default=2.0, gt=0, le=300)
+
+
+class PriceConfig(_Model):
+    """USD per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cache_write: float | None = Field(default=None, ge=0)
+    cache_read: float | None = Field(default=None, ge=0)

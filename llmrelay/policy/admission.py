@@ -1,0 +1,232 @@
+"""The policy step around a call: may this caller call this model now, and at what cost.
+
+:meth:`Policy.admit` runs after the route is resolved and before any provider call:
+
+1. model permission (a key limited to some models gets 403 ``permission_error`` for others);
+2. rate limits of the key, its team and the model (429 ``rate_limit_error`` with
+   ``retry-after``), see :mod:`llmrelay.policy.limits`;
+3. budgets of the key and its team (429, ``x-should-retry: false``; OpenAI surface:
+   ``insufficient_quota``), see :mod:`llmrelay.policy.budget`.
+
+A refused call never reaches a provider. :meth:`Policy.settle` runs when the call ends: it
+corrects the token estimate to the provider's usage and replaces budget holds by the actual
+cost, in a background task so the response is not held for it. A call with no limits and
+no budgets costs one set lookup and no await.
+
+When the counter store is unreachable the :class:`~llmrelay.stores.failover_counters.
+FailoverCounterStore` serves from in-process counters (fail-open) or raises; raising
+becomes 503 here (``governance.fail_closed: true``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.usage import Usage
+from ..errors import GatewayError, PermissionDeniedError, ServiceUnavailable
+from ..stores.counters import CounterStore, Window
+from ..stores.failover_counters import CounterStoreUnavailable
+from ..stores.keys import BudgetSpec, Limits
+from ..stores.usage import UsageStore
+from .auth import Principal
+from .budget import Budgets, Reservation
+from .limits import LimitSet, amounts_for, limit_set, rate_limited
+from .pricing import Price, PriceTable
+
+__all__ = ["Admission", "Policy"]
+
+log = logging.getLogger("llmrelay.policy")
+
+
+@dataclass(slots=True)
+class Admission:
+    """What a call holds: its windows (token windows flagged) and budget reservations."""
+
+    windows: list[Window] = field(default_factory=list)
+    amounts: list[int] = field(default_factory=list)
+    token_windows: list[Window] = field(default_factory=list)
+    estimate: int = 0
+    reservations: list[Reservation] = field(default_factory=list)
+
+
+class Policy:
+    def __init__(
+        self,
+        counters: CounterStore,
+        usage: UsageStore | None,
+        prices: PriceTable,
+        *,
+        team_limits: Mapping[str, Limits],
+        team_budgets: Mapping[str, BudgetSpec],
+        model_limits: Mapping[str, Limits],
+    ) -> None:
+        self.counters = counters
+        self.prices = prices
+        self.budgets = Budgets(counters, usage)
+        self._team_limits = {t: limit_set(f"team:{t}", lim) for t, lim in team_limits.items()}
+        self._team_budgets = dict(team_budgets)
+        self._model_limits = {m: limit_set(f"model:{m}", lim) for m, lim in model_limits.items()}
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def admit(
+        self,
+        principal: Principal,
+        model: str,
+        provider_models: Sequence[str],
+        body: Mapping[str, Any],
+        body_bytes: int,
+    ) -> Admission | None:
+        """Check a call; None when nothing applies (nothing to settle).
+
+        ``model`` is the public name asked for; ``provider_models`` the provider model ids
+        it may be served by (the most expensive prices the worst case); ``body_bytes`` the
+        request body's size, for the token estimate.
+
+        Raises:
+            PermissionDeniedError: the key may not use ``model``.
+            RateLimitedError: a rate limit has no room.
+            BudgetExceededError: a budget has no room.
+            ServiceUnavailable: the counter store is down and ``fail_closed`` is set.
+        """
+        self.check_model(principal, model)
+        sets: list[LimitSet] = []
+        if not principal.limits.is_empty():
+            sets.append(limit_set(f"key:{principal.key_id}", principal.limits))
+        team = principal.team
+        if team is not None and team in self._team_limits:
+            sets.append(self._team_limits[team])
+        if model in self._model_limits:
+            sets.append(self._model_limits[model])
+        budgets: list[tuple[str, str, BudgetSpec]] = []
+        if principal.budget is not None:
+            budgets.append(("key", principal.key_id, principal.budget))
+        if team is not None and team in self._team_budgets:
+            budgets.append(("team", team, self._team_budgets[team]))
+        if not sets and not budgets:
+            return None
+        estimate = max(1, body_bytes // 4)
+        admission = Admission(estimate=estimate)
+        try:
+            if sets:
+                await self._acquire(sets, estimate, admission)
+            if budgets:
+                await self._reserve(budgets, provider_models, body, estimate, admission)
+        except CounterStoreUnavailable as err:
+            raise ServiceUnavailable(
+                "rate limit and budget store unreachable; refusing calls"
+                " (governance.fail_closed is true)",
+                headers={"retry-after": "1"},
+            ) from err
+        return admission
+
+    @staticmethod
+    def check_model(principal: Principal, model: str) -> None:
+        """Raises :class:`PermissionDeniedError` if the key may not use ``model``."""
+        if principal.models is not None and model not in principal.models:
+            allowed = ", ".join(sorted(principal.models))
+            raise PermissionDeniedError(
+                f"gateway key {principal.name!r} may not use model {model!r} (allowed: {allowed})"
+            )
+
+    async def _acquire(self, sets: list[LimitSet], estimate: int, admission: Admission) -> None:
+        windows = [w for s in sets for w in s.windows]
+        amounts = amounts_for(sets, estimate)
+        result = await self.counters.acquire(windows, amounts)
+        if not result.ok:
+            i = result.refused
+            wording = [w for s in sets for w in s.wording][i]
+            scope = windows[i].key.split(":")[1:3]
+            raise rate_limited(
+                ":".join(scope),
+                wording,
+                result.retry_after_s,
+                amounts[i],
+                windows[i].limit,
+                windows[i].window_s,
+            )
+        admission.windows = windows
+        admission.amounts = amounts
+        flags = [t for s in sets for t in s.tokens]
+        admission.token_windows = [w for w, t in zip(windows, flags, strict=True) if t]
+
+    async def _reserve(
+        self,
+        budgets: list[tuple[str, str, BudgetSpec]],
+        provider_models: Sequence[str],
+        body: Mapping[str, Any],
+        estimate: int,
+        admission: Admission,
+    ) -> None:
+        worst = self.worst_case(provider_models, body, estimate)
+        now = time.time()
+        try:
+            for scope, name, spec in budgets:
+                admission.reservations.append(
+                    await self.budgets.reserve(scope, name, spec, worst, now)  # type: ignore[arg-type]
+                )
+        except GatewayError:
+            # Give back what this call took before refusing it.
+            for r in admission.reservations:
+                await self.budgets.settle(r, 0.0)
+            if admission.windows:
+                await self.counters.add(admission.windows, [-a for a in admission.amounts])
+            raise
+
+    def worst_case(
+        self, provider_models: Sequence[str], body: Mapping[str, Any], estimate: int
+    ) -> float:
+        """USD: the input estimate plus ``max_tokens`` (or ``max_completion_tokens``) of
+        output at the most expensive of the prices; 0 when none is priced."""
+        max_out = body.get("max_tokens") or body.get("max_completion_tokens") or 4096
+        if not isinstance(max_out, int):
+            max_out = 4096
+        prices = [p for p in (self.prices.get(m) for m in provider_models) if p is not None]
+        if not prices:
+            return 0.0
+        return max(self.prices.worst_case(p, estimate, max_out) for p in prices)
+
+    def cost(self, provider_model: str, usage: Usage) -> float | None:
+        """USD for a call's usage at the provider model's price; None when unpriced."""
+        price: Price | None = self.prices.get(provider_model)
+        if price is None:
+            return None
+        return self.prices.cost(
+            price,
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cache_creation_input_tokens,
+            usage.cache_read_input_tokens,
+        )
+
+    def settle_soon(self, admission: Admission, usage: Usage, cost_usd: float | None) -> None:
+        """Settle a call's holds in the background (the response is not held for it)."""
+        task = asyncio.get_running_loop().create_task(self._settle(admission, usage, cost_usd))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _settle(self, admission: Admission, usage: Usage, cost_usd: float | None) -> None:
+        try:
+            if admission.token_windows:
+                # Cache reads do not count, as in Anthropic's own input-token limits.
+                used = usage.input_tokens + usage.cache_creation_input_tokens + usage.output_tokens
+                delta = used - admission.estimate
+                if delta:
+                    windows = admission.token_windows
+                    await self.counters.add(windows, [delta] * len(windows))
+            for r in admission.reservations:
+                await self.budgets.settle(r, cost_usd or 0.0)
+        except Exception as err:
+            log.warning(
+                "could not settle a call's limits and budgets",
+                extra={"error": f"{type(err).__name__}: {err}"},
+            )
+
+    async def aclose(self) -> None:
+        """Wait for settles in flight."""
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)

@@ -1,0 +1,142 @@
+"""Budgets: USD caps per key and per team over a calendar period (UTC).
+
+Before a call its worst-case cost (the input estimate at the input price plus
+``max_tokens`` at the output price) is reserved against each budget that applies; the
+call is admitted only if ``spent + reserved + worst case <= budget`` — the single
+comparison, made by the counter store (:mod:`llmrelay.stores.counters`). When the call ends
+the reservation is replaced by the actual cost, so concurrent calls can never spend more
+than the budget by more than the error of one call's input estimate. A budget in ``audit``
+mode never refuses: a call that would not fit is logged and still counted.
+
+Spend lives in the counter store (in-process or Redis) under a key per period; when a
+period's counter does not exist yet (first call of the period, or a restart), it is seeded
+from the usage store's recorded spend for the period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from ..errors import BudgetExceededError
+from ..stores.counters import BudgetState, CounterStore
+from ..stores.keys import BudgetSpec
+from ..stores.usage import UsageStore
+
+__all__ = ["Budgets", "Period", "Reservation", "period_of"]
+
+log = logging.getLogger("llmrelay.budget")
+
+MICRO = 1_000_000
+
+
+@dataclass(slots=True, frozen=True)
+class Period:
+    """A budget period: ``start``/``end`` in Unix seconds, ``label`` like ``2026-11``."""
+
+    start: float
+    end: float
+    label: str
+
+
+def period_of(period: str, now: float) -> Period:
+    """The calendar period (UTC; weeks start on Monday) that contains ``now``."""
+    t = datetime.fromtimestamp(now, UTC)
+    if period == "day":
+        start = t.replace(hour=0, minute=0, second=0, microsecond=0)
+        end = start + timedelta(days=1)
+        label = start.strftime("%Y-%m-%d")
+    elif period == "week":
+        start = (t - timedelta(days=t.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+        end = start + timedelta(days=7)
+        label = start.strftime("%G-W%V")
+    else:
+        start = t.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        days = calendar.monthrange(t.year, t.month)[1]
+        end = start + timedelta(days=days)
+        label = start.strftime("%Y-%m")
+    return Period(start.timestamp(), end.timestamp(), label)
+
+
+@dataclass(slots=True)
+class Reservation:
+    """One budget's hold for one call; ``reserved`` in micro-USD (0 when audit mode let an
+    over-budget call through)."""
+
+    key: str
+    reserved: int
+    ttl_s: int
+
+
+class Budgets:
+    def __init__(self, counters: CounterStore, usage: UsageStore | None) -> None:
+        self._counters = counters
+        self._usage = usage
+        self._seeded: set[str] = set()
+
+    def forget_seeds(self) -> None:
+        """Seed every budget again on its next call (the counter store changed or lost data)."""
+        self._seeded.clear()
+
+    async def reserve(
+        self,
+        scope: str,
+        name: str,
+        spec: BudgetSpec,
+        worst_case_usd: float,
+        now: float,
+    ) -> Reservation:
+        """Hold ``worst_case_usd`` against ``scope`` (``key`` or ``team``) ``name``'s budget.
+
+        Raises:
+            BudgetExceededError: the budget (enforce mode) has no room for the call.
+            Exception: the counter store's error (the caller's failure policy decides).
+        """
+        period = period_of(spec.period, now)
+        key = f"bg:{scope}:{name}:{spec.period}:{period.label}"
+        ttl = int(period.end - now) + 86400
+        if key not in self._seeded:
+            await self._seed(key, scope, name, period, ttl)
+        amount = max(0, round(worst_case_usd * MICRO))
+        limit = round(spec.usd * MICRO)
+        state = await self._counters.reserve(key, limit, amount, ttl)
+        if state.ok:
+            return Reservation(key, amount, ttl)
+        message = _spent_message(scope, name, spec, state, amount, period)
+        if spec.mode == "audit":
+            log.warning("budget exceeded (audit mode, call allowed)", extra={"detail": message})
+            return Reservation(key, 0, ttl)
+        raise BudgetExceededError(message)
+
+    async def settle(self, reservation: Reservation, actual_usd: float) -> None:
+        """Replace a hold by the call's actual cost."""
+        actual = max(0, round(actual_usd * MICRO))
+        await self._counters.settle(reservation.key, reservation.reserved, actual, reservation.ttl_s)
+
+    async def _seed(self, key: str, scope: str, name: str, period: Period, ttl: int) -> None:
+        spent = 0.0
+        if self._usage is not None:
+            usage = self._usage
+            try:
+                spent = await asyncio.to_thread(usage.spend, scope, name, period.start)  # type: ignore[arg-type]
+            except Exception as err:
+                log.warning(
+                    "could not read recorded spend, budget counts from zero this period",
+                    extra={"budget": key, "error": f"{type(err).__name__}: {err}"},
+                )
+        await self._counters.seed(key, round(spent * MICRO), ttl)
+        self._seeded.add(key)
+
+
+def _spent_message(
+    scope: str, name: str, spec: BudgetSpec, state: BudgetState, amount: int, period: Period
+) -> str:
+    resets = datetime.fromtimestamp(period.end, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (
+        f"budget exceeded: {scope} {name!r} has a budget of ${spec.usd:.2f} per {spec.period};"
+        f" ${state.spent / MICRO:.4f} spent and ${state.reserved / MICRO:.4f} held by calls in"
+        f" flight, and this call could cost up to ${amount / MICRO:.4f}. It resets at {resets}."
+    )

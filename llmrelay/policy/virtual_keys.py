@@ -1,0 +1,151 @@
+"""Making virtual keys: ids, secrets, durations, and their JSON view. Used by the admin API
+and by ``llmrelay keys``; both write through the :class:`~llmrelay.stores.keys.KeyStore`.
+
+A secret is ``sk-llmrelay-`` followed by 43 URL-safe characters (256 random bits); it is
+shown once and stored only as its SHA-256 digest.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from ..stores.keys import BudgetSpec, KeySecret, Limits, VirtualKey
+from .auth import digest
+
+__all__ = ["KeySpecError", "key_json", "new_secret", "parse_duration", "virtual_key_from_spec"]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_LIMIT_FIELDS = ("rpm", "rph", "rpd", "tpm", "tph", "tpd")
+
+
+class KeySpecError(ValueError):
+    """A key specification that cannot be used; the message names the field."""
+
+
+def parse_duration(text: str) -> float:
+    """Seconds for ``90s``, ``15m``, ``24h``, ``30d``, ``2w``.
+
+    Raises:
+        KeySpecError: anything else.
+    """
+    m = _DURATION.match(text)
+    if m is None:
+        raise KeySpecError(f"expected a duration such as 30d, 24h or 15m, got {text!r}")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def new_secret(key_id: str, expires_at: float | None = None) -> tuple[str, KeySecret]:
+    """A fresh secret and the row that stores its digest."""
+    secret = "sk-llmrelay-" + secrets.token_urlsafe(32)
+    return secret, KeySecret(digest(secret), key_id, expires_at)
+
+
+def virtual_key_from_spec(spec: Mapping[str, Any], now: float | None = None) -> VirtualKey:
+    """A new key from a JSON-like spec: ``{"name", "team"?, "models"?: [..], "rpm"? ...,
+    "budget_usd"?, "budget_period"? (day|week|month), "budget_mode"? (enforce|audit),
+    "expires_in"? ("30d") | "expires_at"? (Unix seconds)}``. Limits may also be nested
+    as ``"limits": {"rpm": ...}``.
+
+    Raises:
+        KeySpecError: a missing name, an unknown field, or a value of the wrong shape.
+    """
+    now = time.time() if now is None else now
+    known = {
+        "name",
+        "team",
+        "models",
+        "limits",
+        "budget_usd",
+        "budget_period",
+        "budget_mode",
+        "expires_in",
+        "expires_at",
+        *_LIMIT_FIELDS,
+    }
+    unknown = sorted(set(spec) - known)
+    if unknown:
+        raise KeySpecError(f"unknown field(s): {', '.join(unknown)}; expected some of {sorted(known)}")
+    name = spec.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise KeySpecError("name: expected a non-empty string")
+    team = spec.get("team")
+    if team is not None and (not isinstance(team, str) or not team):
+        raise KeySpecError("team: expected a non-empty string")
+    models = spec.get("models") or []
+    if isinstance(models, str):
+        models = [m.strip() for m in models.split(",") if m.strip()]
+    if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
+        raise KeySpecError("models: expected a list of model names")
+    limit_values = dict(spec.get("limits") or {})
+    for f in _LIMIT_FIELDS:
+        if spec.get(f) is not None:
+            limit_values[f] = spec[f]
+    for f, v in limit_values.items():
+        if f not in _LIMIT_FIELDS:
+            raise KeySpecError(f"limits.{f}: unknown limit; expected one of {list(_LIMIT_FIELDS)}")
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+            raise KeySpecError(f"{f}: expected a positive integer")
+    budget = None
+    if spec.get("budget_usd") is not None:
+        usd = spec["budget_usd"]
+        if not isinstance(usd, int | float) or isinstance(usd, bool) or usd <= 0:
+            raise KeySpecError("budget_usd: expected a positive number of US dollars")
+        period = spec.get("budget_period") or "month"
+        if period not in ("day", "week", "month"):
+            raise KeySpecError("budget_period: expected day, week or month")
+        mode = spec.get("budget_mode") or "enforce"
+        if mode not in ("enforce", "audit"):
+            raise KeySpecError("budget_mode: expected enforce or audit")
+        budget = BudgetSpec(float(usd), period, mode)
+    elif spec.get("budget_period") is not None or spec.get("budget_mode") is not None:
+        raise KeySpecError("budget_period/budget_mode need budget_usd")
+    expires_at = spec.get("expires_at")
+    if spec.get("expires_in") is not None:
+        expires_at = now + parse_duration(str(spec["expires_in"]))
+    if expires_at is not None and (
+        not isinstance(expires_at, int | float) or isinstance(expires_at, bool)
+    ):
+        raise KeySpecError("expires_at: expected Unix seconds")
+    return VirtualKey(
+        id="vk_" + secrets.token_hex(8),
+        name=name.strip(),
+        team=team,
+        models=tuple(models),
+        limits=Limits(**limit_values),
+        budget=budget,
+        created_at=now,
+        expires_at=float(expires_at) if expires_at is not None else None,
+    )
+
+
+def key_json(key: VirtualKey, now: float | None = None) -> dict[str, Any]:
+    """A key as the admin API and ``llmrelay keys list --json`` show it (never a secret)."""
+    now = time.time() if now is None else now
+    if key.revoked_at is not None:
+        status = "revoked"
+    elif key.expires_at is not None and now >= key.expires_at:
+        status = "expired"
+    else:
+        status = "active"
+    limits = {f: getattr(key.limits, f) for f in _LIMIT_FIELDS if getattr(key.limits, f)}
+    return {
+        "id": key.id,
+        "name": key.name,
+        "team": key.team,
+        "models": list(key.models) or None,
+        "limits": limits,
+        "budget": (
+            {"usd": key.budget.usd, "period": key.budget.period, "mode": key.budget.mode}
+            if key.budget is not None
+            else None
+        ),
+        "status": status,
+        "created_at": key.created_at,
+        "expires_at": key.expires_at,
+        "revoked_at": key.revoked_at,
+    }

@@ -1,0 +1,176 @@
+"""The admin API: virtual keys and usage, JSON over HTTP, behind the admin key.
+
+Served only when ``admin.key`` is set. Authenticate with ``Authorization: Bearer <admin
+key>`` or ``x-api-key``. Errors use Anthropic's envelope. Reference: docs/admin-api.md.
+
+    POST   /admin/keys                 create -> 201 {..key, "key": "<secret, shown once>"}
+    GET    /admin/keys                 list   -> {"data": [key, ...]}
+    GET    /admin/keys/{id}            one key
+    POST   /admin/keys/{id}/revoke     revoke (also DELETE /admin/keys/{id})
+    POST   /admin/keys/{id}/rotate     {"grace": "24h"} -> {"id", "key", "previous_valid_until"}
+    GET    /admin/usage?by=key,model&since=7d   totals per group
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, cast
+
+import orjson
+from aiohttp import web
+
+from ..errors import AuthenticationError, GatewayError, InvalidRequestError, NotFoundError
+from ..policy.auth import digest
+from ..policy.virtual_keys import (
+    KeySpecError,
+    key_json,
+    new_secret,
+    parse_duration,
+    virtual_key_from_spec,
+)
+from ..stores.usage import SummaryField
+from .anthropic import error_response
+from .common import new_request_id, read_json
+
+if TYPE_CHECKING:
+    from ..app import Gateway
+
+__all__ = ["AdminSurface", "parse_since"]
+
+_SUMMARY_FIELDS = ("key", "team", "model", "day")
+
+
+def parse_since(text: str | None, now: float | None = None) -> float | None:
+    """Unix seconds for ``7d`` / ``24h`` (ago) or a UTC date ``YYYY-MM-DD``; None for None.
+
+    Raises:
+        KeySpecError: anything else.
+    """
+    if text is None or text == "":
+        return None
+    now = time.time() if now is None else now
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return now - parse_duration(text)
+
+
+class AdminSurface:
+    def __init__(self, gateway: Gateway, admin_key: str) -> None:
+        self._gw = gateway
+        self._digest = digest(admin_key)
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/admin/keys", self._wrap(self.create))
+        app.router.add_get("/admin/keys", self._wrap(self.list))
+        app.router.add_get("/admin/keys/{id}", self._wrap(self.get))
+        app.router.add_post("/admin/keys/{id}/revoke", self._wrap(self.revoke))
+        app.router.add_delete("/admin/keys/{id}", self._wrap(self.revoke))
+        app.router.add_post("/admin/keys/{id}/rotate", self._wrap(self.rotate))
+        app.router.add_get("/admin/usage", self._wrap(self.usage))
+
+    def _wrap(self, handler: Any) -> Any:
+        async def run(request: web.Request) -> web.StreamResponse:
+            rid = new_request_id()
+            try:
+                self._authenticate(request)
+                status, body = await handler(request)
+            except GatewayError as err:
+                return error_response(err, rid)
+            except KeySpecError as err:
+                return error_response(InvalidRequestError(str(err)), rid)
+            return web.Response(
+                status=status,
+                body=orjson.dumps(body),
+                content_type="application/json",
+                headers={"request-id": rid},
+            )
+
+        return run
+
+    def _authenticate(self, request: web.Request) -> None:
+        presented = request.headers.get("x-api-key")
+        auth = request.headers.get("authorization", "")
+        if presented is None and auth.lower().startswith("bearer "):
+            presented = auth[7:].strip()
+        if presented is None:
+            raise AuthenticationError("missing admin key: send it as Authorization: Bearer")
+        if not hmac.compare_digest(digest(presented), self._digest):
+            raise AuthenticationError("invalid admin key")
+
+    async def _after_write(self) -> None:
+        # This instance sees the change at once; others on their next refresh.
+        if self._gw.key_cache is not None:
+            await self._gw.key_cache.refresh()
+
+    async def create(self, request: web.Request) -> tuple[int, Any]:
+        spec = await read_json(request, 1 << 20)
+        key = virtual_key_from_spec(spec)
+        secret, row = new_secret(key.id)
+        store = self._gw.stores().keys
+        await asyncio.to_thread(store.create, key, row)
+        await self._after_write()
+        return 201, {**key_json(key), "key": secret}
+
+    async def list(self, request: web.Request) -> tuple[int, Any]:
+        keys = await asyncio.to_thread(self._gw.stores().keys.list)
+        now = time.time()
+        return 200, {"data": [key_json(k, now) for k in keys]}
+
+    async def get(self, request: web.Request) -> tuple[int, Any]:
+        key_id = request.match_info["id"]
+        key = await asyncio.to_thread(self._gw.stores().keys.get, key_id)
+        if key is None:
+            raise NotFoundError(f"no key with id {key_id!r}")
+        return 200, key_json(key)
+
+    async def revoke(self, request: web.Request) -> tuple[int, Any]:
+        key_id = request.match_info["id"]
+        store = self._gw.stores().keys
+        if not await asyncio.to_thread(store.revoke, key_id, time.time()):
+            raise NotFoundError(f"no key with id {key_id!r}")
+        await self._after_write()
+        key = await asyncio.to_thread(store.get, key_id)
+        assert key is not None
+        return 200, key_json(key)
+
+    async def rotate(self, request: web.Request) -> tuple[int, Any]:
+        key_id = request.match_info["id"]
+        spec: dict[str, Any] = {}
+        if request.can_read_body:
+            spec = await read_json(request, 1 << 16)
+        grace = parse_duration(str(spec.get("grace", "24h")))
+        until = time.time() + grace
+        secret, row = new_secret(key_id)
+        store = self._gw.stores().keys
+        if not await asyncio.to_thread(store.rotate, key_id, row, until):
+            raise NotFoundError(f"no key with id {key_id!r}")
+        await self._after_write()
+        return 200, {"id": key_id, "key": secret, "previous_valid_until": until}
+
+    async def usage(self, request: web.Request) -> tuple[int, Any]:
+        by = [f.strip() for f in request.query.get("by", "key,model").split(",") if f.strip()]
+        bad = [f for f in by if f not in _SUMMARY_FIELDS]
+        if bad or not by:
+            raise InvalidRequestError(f"by: expected a comma list of {', '.join(_SUMMARY_FIELDS)}")
+        since = parse_since(request.query.get("since"))
+        usage = self._gw.stores().usage
+        rows = await asyncio.to_thread(usage.summary, cast(list[SummaryField], by), since)
+        data = [
+            {
+                **dict(zip(by, r.group, strict=True)),
+                "requests": r.requests,
+                "errors": r.errors,
+                "input_tokens": r.input_tokens,
+                "output_tokens": r.output_tokens,
+                "cache_creation_input_tokens": r.cache_creation_input_tokens,
+                "cache_read_input_tokens": r.cache_read_input_tokens,
+                "cost_usd": r.cost_usd,
+                "avg_latency_s": r.avg_latency_s,
+            }
+            for r in rows
+        ]
+        return 200, {"data": data, "by": by, "since": since}
