@@ -8,7 +8,8 @@ buckets. :meth:`CounterStore.acquire` admits an amount only if, for *every* wind
 of the buckets still inside ``(now - window_s, now]`` plus the amount is ``<= limit``; then
 it adds the amount to the current bucket of every window, atomically. If any window would
 be exceeded nothing is added, and the answer says which window and in how many seconds
-enough old buckets leave it for the amount to pass.
+enough old buckets leave it for the amount to pass. The windows of one call have distinct
+keys, and a key always has the same ``window_s`` and ``bucket_s``.
 
 **Negative amounts.** :meth:`CounterStore.add` takes negative amounts to settle a token
 estimate down to the tokens actually used. A debit is taken from the bucket the estimate was

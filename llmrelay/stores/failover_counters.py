@@ -23,8 +23,12 @@ budget key. :meth:`settle` releases a reservation from the local store up to tha
 the rest from the primary, so a reservation made on one store is never released from the
 other while the first still holds it: neither store's ``reserved`` goes below zero or frees
 another call's reservation. (Reservations of one key are interchangeable amounts, not
-handles; only their sums per store are exact.) Settling and :meth:`add` never raise for a
-down primary, in either mode: the call they account for has already happened.
+handles; only their sums per store are exact.) Token debits (:meth:`add` with a negative
+amount) are not tracked that way: a call acquired on one store and settled on the other
+takes its debit from the other store's bucket of the same ``at``, never below zero, so at
+most that call's over-estimate is freed early, once, for calls that straddle a switch.
+Settling and :meth:`add` never raise for a down primary, in either mode: the call they
+account for has already happened.
 """
 
 from __future__ import annotations

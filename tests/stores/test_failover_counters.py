@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import redis.asyncio as aioredis
 
-from llmrelay.stores.counters import Acquired, BudgetState, Window
+from llmrelay.stores.counters import Acquired, BudgetState, CounterStore, Window
 from llmrelay.stores.failover_counters import CounterStoreUnavailable, FailoverCounterStore
 from llmrelay.stores.memory_counters import MemoryCounterStore
 from llmrelay.stores.redis_counters import RedisCounterStore
@@ -73,6 +73,7 @@ class Env:
             monotonic=self.mono,
             fail_closed=fail_closed,
         )
+        self.checked: CounterStore = self.store  # mypy: the wrapper is a CounterStore
         self.raw = aioredis.Redis.from_url(redis_url)
         self.prefix = prefix
 
