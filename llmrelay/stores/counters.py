@@ -8,7 +8,18 @@ buckets. :meth:`CounterStore.acquire` admits an amount only if, for *every* wind
 of the buckets still inside ``(now - window_s, now]`` plus the amount is ``<= limit``; then
 it adds the amount to the current bucket of every window, atomically. If any window would
 be exceeded nothing is added, and the answer says which window and in how many seconds
-enough old buckets leave it for the amount to pass.
+enough old buckets leave it for the amount to pass. The windows of one call have distinct
+keys, and a key always has the same ``window_s`` and ``bucket_s``.
+
+**Negative amounts.** :meth:`CounterStore.add` takes negative amounts to settle a token
+estimate down to the tokens actually used. A debit is taken from the bucket the estimate was
+counted in (the ``at`` that :meth:`CounterStore.acquire` returned), never from other
+buckets, and never below zero: if that bucket has already left the window, the estimate has
+stopped counting and the debit is dropped. Taking it from newer buckets instead would free
+room that other requests are using, so the window would admit more than its limit.
+Positive amounts always go to the current bucket. Without ``at`` a debit is taken from the
+current bucket (clamped the same way), which is exact only when the call settles within the
+bucket it started in.
 
 **Budgets.** A budget is ``spent`` plus ``reserved`` micro-USD (integers) under one key.
 :meth:`CounterStore.reserve` admits ``amount`` iff ``spent + reserved + amount <= limit``
@@ -40,11 +51,14 @@ class Window:
 @dataclass(slots=True, frozen=True)
 class Acquired:
     """The answer of :meth:`CounterStore.acquire`: ``ok``; if not, the index of the first
-    refusing window in the request and the seconds until the amount would pass there."""
+    refusing window in the request and the seconds until the amount would pass there.
+    ``at`` is the store clock (Unix seconds) the amounts were counted at: pass it back to
+    :meth:`CounterStore.add` when settling them."""
 
     ok: bool
     refused: int = -1
     retry_after_s: float = 0.0
+    at: float = 0.0
 
 
 @dataclass(slots=True, frozen=True)
@@ -61,9 +75,12 @@ class CounterStore(Protocol):
         """Atomically check every window and, if all pass, add ``amounts[i]`` to window i."""
         ...
 
-    async def add(self, windows: Sequence[Window], amounts: Sequence[int]) -> None:
+    async def add(
+        self, windows: Sequence[Window], amounts: Sequence[int], at: float | None = None
+    ) -> None:
         """Add (possibly negative) amounts without checking: settles a token estimate to the
-        tokens actually used."""
+        tokens actually used. ``at`` is :attr:`Acquired.at` of the call being settled; it
+        says which bucket a negative amount is taken from (see the module docstring)."""
         ...
 
     async def reserve(self, key: str, limit: int, amount: int, ttl_s: int) -> BudgetState:

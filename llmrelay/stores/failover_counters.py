@@ -1,0 +1,229 @@
+"""Shared counters with an in-process fallback: fail open (or closed) when Redis goes away.
+
+:class:`FailoverCounterStore` sends every call to ``primary`` (Redis) while it answers. When
+a call fails with an ``OSError`` (``ConnectionError``, ``TimeoutError``: what
+:class:`~llmrelay.stores.redis_counters.RedisCounterStore` raises for an unreachable Redis),
+it logs one warning and from then on serves from ``local`` (a
+:class:`~llmrelay.stores.memory_counters.MemoryCounterStore`), or, with ``fail_closed``,
+refuses admissions with :class:`CounterStoreUnavailable`. At most once every
+``retry_after_s`` one call probes the primary; when a probe succeeds it logs one info line
+and goes back to the primary. Other exceptions (bugs, bad arguments) propagate unchanged.
+
+**What the fallback knows.** Local counters start empty: during an outage each instance
+enforces rate limits and budgets on its own traffic only (so the fleet can admit up to N
+times a limit), and a budget starts from whatever :meth:`seed` put there. Nothing counted
+locally is copied to the primary afterwards, with one exception: the spend of every call
+settled while the primary was down, and the release of reservations the primary holds, are
+kept per budget key (up to ``max_owed`` keys) and replayed to the primary after it
+recovers, a few keys per call, so a shared budget does not forget money spent during the
+outage. Budget reservations made locally are not copied back.
+
+**Settling across the switch.** The wrapper counts the reservations it made locally per
+budget key. :meth:`settle` releases a reservation from the local store up to that count and
+the rest from the primary, so a reservation made on one store is never released from the
+other while the first still holds it: neither store's ``reserved`` goes below zero or frees
+another call's reservation. (Reservations of one key are interchangeable amounts, not
+handles; only their sums per store are exact.) Token debits (:meth:`add` with a negative
+amount) are not tracked that way: a call acquired on one store and settled on the other
+takes its debit from the other store's bucket of the same ``at``, never below zero, so at
+most that call's over-estimate is freed early, once, for calls that straddle a switch.
+Settling and :meth:`add` never raise for a down primary, in either mode: the call they
+account for has already happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from llmrelay.stores.counters import Acquired, BudgetState, CounterStore, Window
+
+__all__ = ["CounterStoreUnavailable", "FailoverCounterStore"]
+
+log = logging.getLogger("llmrelay.stores")
+
+T = TypeVar("T")
+
+#: Owed budget keys replayed per call after the primary recovers.
+_FLUSH_BATCH = 16
+
+
+class CounterStoreUnavailable(Exception):
+    """The shared counter store is unreachable and the policy is ``fail_closed``: the call
+    must be refused (503), not admitted on local counters."""
+
+
+@dataclass(slots=True)
+class _Owed:
+    release: int  # micro-USD reserved on the primary, to release there
+    spent: int  # micro-USD spent while the primary was down, to add there
+    ttl_s: int
+
+
+class FailoverCounterStore:
+    """A :class:`~llmrelay.stores.counters.CounterStore` over ``primary`` with ``local`` as
+    the fallback. ``on_state(True|False)`` is called when calls move to the primary / the
+    fallback (for a metric); ``monotonic`` paces the probes (seconds)."""
+
+    def __init__(
+        self,
+        primary: CounterStore,
+        local: CounterStore,
+        *,
+        fail_closed: bool = False,
+        retry_after_s: float = 1.0,
+        on_state: Callable[[bool], None] | None = None,
+        max_owed: int = 10_000,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._primary = primary
+        self._local = local
+        self._fail_closed = fail_closed
+        self._retry_after_s = retry_after_s
+        self._on_state = on_state
+        self._max_owed = max_owed
+        self._monotonic = monotonic
+        self._up = True
+        self._epoch = 0  # bumped on every switch, so a stale failure cannot switch again
+        self._next_probe = 0.0
+        self._local_reserved: dict[str, int] = {}
+        self._owed: dict[str, _Owed] = {}
+        #: Budget keys whose outage spend could not be kept (``max_owed`` reached).
+        self.owed_dropped = 0
+
+    @property
+    def using_primary(self) -> bool:
+        return self._up
+
+    async def acquire(self, windows: Sequence[Window], amounts: Sequence[int]) -> Acquired:
+        """As :meth:`CounterStore.acquire`; raises CounterStoreUnavailable when the primary
+        is down and the policy is fail-closed."""
+        result = await self._try_primary(lambda: self._primary.acquire(windows, amounts))
+        if result is not None:
+            return result
+        self._refuse_if_closed()
+        return await self._local.acquire(windows, amounts)
+
+    async def add(
+        self, windows: Sequence[Window], amounts: Sequence[int], at: float | None = None
+    ) -> None:
+        if await self._try_primary(lambda: self._ok(self._primary.add(windows, amounts, at))):
+            return
+        await self._local.add(windows, amounts, at)
+
+    async def reserve(self, key: str, limit: int, amount: int, ttl_s: int) -> BudgetState:
+        """As :meth:`CounterStore.reserve`; raises CounterStoreUnavailable when the primary
+        is down and the policy is fail-closed."""
+        result = await self._try_primary(lambda: self._primary.reserve(key, limit, amount, ttl_s))
+        if result is not None:
+            return result
+        self._refuse_if_closed()
+        state = await self._local.reserve(key, limit, amount, ttl_s)
+        if state.ok and amount:
+            self._local_reserved[key] = self._local_reserved.get(key, 0) + amount
+        return state
+
+    async def settle(self, key: str, reserved: int, actual: int, ttl_s: int) -> None:
+        """Release ``reserved`` from the store that holds it and add ``actual`` to the
+        primary's ``spent`` (replayed later if the primary is down)."""
+        if reserved < 0 or actual < 0:
+            raise ValueError("settle takes reserved >= 0 and actual >= 0")
+        held = self._local_reserved.get(key, 0)
+        from_local = min(reserved, held)
+        if from_local:
+            if held > from_local:
+                self._local_reserved[key] = held - from_local
+            else:
+                del self._local_reserved[key]
+            await self._local.settle(key, from_local, 0, ttl_s)
+        from_primary = reserved - from_local
+        if not from_primary and not actual:
+            return
+        if await self._try_primary(
+            lambda: self._ok(self._primary.settle(key, from_primary, actual, ttl_s))
+        ):
+            return
+        await self._local.settle(key, 0, actual, ttl_s)
+        self._owe(key, from_primary, actual, ttl_s)
+
+    async def seed(self, key: str, spent: int, ttl_s: int) -> bool:
+        """As :meth:`CounterStore.seed`; raises CounterStoreUnavailable when the primary is
+        down and the policy is fail-closed."""
+        result = await self._try_primary(lambda: self._primary.seed(key, spent, ttl_s))
+        if result is not None:
+            return result
+        self._refuse_if_closed()
+        return await self._local.seed(key, spent, ttl_s)
+
+    async def aclose(self) -> None:
+        try:
+            await self._primary.aclose()
+        finally:
+            await self._local.aclose()
+
+    @staticmethod
+    async def _ok(call: Awaitable[None]) -> bool:
+        await call
+        return True
+
+    async def _try_primary(self, call: Callable[[], Awaitable[T]]) -> T | None:
+        """The primary's answer, or None when it is down (or just went down)."""
+        if not self._up:
+            now = self._monotonic()
+            if now < self._next_probe:
+                return None
+            self._next_probe = now + self._retry_after_s  # one probe at a time
+        epoch = self._epoch
+        try:
+            result = await call()
+        except OSError as e:
+            if self._up and epoch == self._epoch:
+                self._switch(False, e)
+            return None
+        if not self._up:
+            self._switch(True, None)
+        if self._owed:
+            await self._flush_owed()
+        return result
+
+    def _switch(self, up: bool, error: OSError | None) -> None:
+        self._up = up
+        self._epoch += 1
+        if up:
+            log.info("counter store reachable again, using shared counters")
+        else:
+            self._next_probe = self._monotonic() + self._retry_after_s
+            log.warning("counter store unreachable, using in-process counters: %s", error)
+        if self._on_state is not None:
+            self._on_state(up)
+
+    def _refuse_if_closed(self) -> None:
+        if self._fail_closed:
+            raise CounterStoreUnavailable("counter store unreachable (fail_closed)")
+
+    def _owe(self, key: str, release: int, spent: int, ttl_s: int) -> None:
+        owed = self._owed.get(key)
+        if owed is not None:
+            owed.release += release
+            owed.spent += spent
+            owed.ttl_s = ttl_s
+        elif len(self._owed) < self._max_owed:
+            self._owed[key] = _Owed(release, spent, ttl_s)
+        else:
+            self.owed_dropped += 1
+
+    async def _flush_owed(self) -> None:
+        """Replay a few owed budget keys to the primary; on failure keep them."""
+        batch = [self._owed.popitem() for _ in range(min(_FLUSH_BATCH, len(self._owed)))]
+        for i, (key, owed) in enumerate(batch):
+            try:
+                await self._primary.settle(key, owed.release, owed.spent, owed.ttl_s)
+            except OSError as e:
+                for k, o in batch[i:]:
+                    self._owe(k, o.release, o.spent, o.ttl_s)
+                if self._up:
+                    self._switch(False, e)
+                return

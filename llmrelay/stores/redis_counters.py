@@ -1,0 +1,268 @@
+"""Counters in Redis, shared by every llmrelay instance: a
+:class:`~llmrelay.stores.counters.CounterStore`.
+
+**One round trip per call.** Each method is one Lua script, registered once and run with
+EVALSHA (redis-py loads it again on NOSCRIPT, e.g. after a Redis restart). A script runs
+atomically, so a check and its update cannot interleave with another instance's.
+
+**Layout.** A sliding window is a hash under ``prefix + window.key``: field = bucket index
+(``floor(now / bucket_s)``), value = the amount counted in that bucket. A script sums the
+fields inside the window, deletes those that left it and, on a write, sets the hash to expire
+one bucket after the window. A budget is a hash ``{spent, reserved}`` (integer micro-USD)
+under ``prefix + key`` that expires ``ttl_s`` after the write that created it (later writes do
+not extend it: put the period in the key). All keys of one call must live on one Redis node
+(Redis Cluster is not supported unless the keys share a hash tag).
+
+**Time.** ``now`` is this process's clock, passed to the scripts as an argument, not Redis
+``TIME``: tests drive time through ``clock``, the in-process fallback store uses the same
+clock (so an :attr:`~llmrelay.stores.counters.Acquired.at` settles correctly on either), and
+scripts stay deterministic. The price is that instances need NTP-synced clocks: an instance
+whose clock is ``d`` seconds ahead counts in a later bucket and drops the oldest ``d`` seconds
+of a window early, so a window may admit what those ``d`` seconds held; with NTP (ms) and
+buckets of a second or more this is negligible.
+
+**Failures.** The client is built with socket connect and read timeouts (``timeout_s``,
+0.5 s by default) and no retries, so an unreachable, stalled or loading Redis surfaces within
+about ``timeout_s`` as a :class:`ConnectionError` (a built-in ``OSError``; ``TimeoutError`` for
+a stall), which :class:`~llmrelay.stores.failover_counters.FailoverCounterStore` turns into
+fail-open or fail-closed. Redis out of memory, read-only replicas and cluster-down answers are
+reported the same way. Other Redis errors (a script error) propagate unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis import exceptions as rexc
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from llmrelay.stores.counters import Acquired, BudgetState, Window
+from llmrelay.stores.memory_counters import check_windows
+
+__all__ = ["RedisCounterStore"]
+
+# KEYS: one hash per window. ARGV: now, then limit, window_s, bucket_s, amount per window.
+# Returns {1, -1, at} or {0, refused window index, retry_after_s}; floats as strings because
+# Redis truncates Lua numbers to integers.
+_ACQUIRE = """
+local now = tonumber(ARGV[1])
+local cur = {}
+for i = 1, #KEYS do
+  local a = 1 + (i - 1) * 4
+  local limit, win = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local bs, amount = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  local n = win / bs
+  cur[i] = math.floor(now / bs)
+  local flat = redis.call('HGETALL', KEYS[i])
+  local total, dead, live = 0, {}, {}
+  for j = 1, #flat, 2 do
+    local idx, count = tonumber(flat[j]), tonumber(flat[j + 1])
+    if idx <= cur[i] - n then
+      dead[#dead + 1] = flat[j]
+    else
+      total = total + count
+      live[#live + 1] = {idx, count}
+    end
+  end
+  if #dead > 0 then redis.call('HDEL', KEYS[i], unpack(dead)) end
+  if total + amount > limit then
+    local retry = win
+    if amount <= limit then
+      table.sort(live, function(x, y) return x[1] < y[1] end)
+      local excess, removed = total + amount - limit, 0
+      for _, b in ipairs(live) do
+        removed = removed + b[2]
+        if removed >= excess then
+          retry = (b[1] + n) * bs - now
+          break
+        end
+      end
+    end
+    return {0, i - 1, tostring(retry)}
+  end
+end
+for i = 1, #KEYS do
+  local a = 1 + (i - 1) * 4
+  local amount = tonumber(ARGV[a + 4])
+  if amount > 0 then
+    redis.call('HINCRBY', KEYS[i], cur[i], amount)
+    redis.call('PEXPIRE', KEYS[i], (tonumber(ARGV[a + 2]) + tonumber(ARGV[a + 3])) * 1000)
+  end
+end
+return {1, -1, ARGV[1]}
+"""
+
+# KEYS: one hash per window. ARGV: now, at, then window_s, bucket_s, amount per window.
+# A positive amount goes to the current bucket; a negative one comes off the bucket of `at`
+# while that bucket is in the window, never below zero.
+_ADD = """
+local now, at = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i = 1, #KEYS do
+  local a = 2 + (i - 1) * 3
+  local win, bs, amount = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local cur = math.floor(now / bs)
+  if amount > 0 then
+    redis.call('HINCRBY', KEYS[i], cur, amount)
+    redis.call('PEXPIRE', KEYS[i], (win + bs) * 1000)
+  elseif amount < 0 then
+    local idx = math.floor(at / bs)
+    if idx > cur - win / bs then
+      local have = tonumber(redis.call('HGET', KEYS[i], idx) or '0')
+      if have + amount <= 0 then
+        redis.call('HDEL', KEYS[i], idx)
+      else
+        redis.call('HINCRBY', KEYS[i], idx, amount)
+      end
+    end
+  end
+end
+return 1
+"""
+
+# KEYS: the budget hash. ARGV: limit, amount, ttl_ms. Returns {ok, spent, reserved}.
+_RESERVE = """
+local v = redis.call('HMGET', KEYS[1], 'spent', 'reserved')
+local spent, reserved = tonumber(v[1] or '0'), tonumber(v[2] or '0')
+local amount = tonumber(ARGV[2])
+if spent + reserved + amount > tonumber(ARGV[1]) then
+  return {0, spent, reserved}
+end
+reserved = redis.call('HINCRBY', KEYS[1], 'reserved', amount)
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return {1, spent, reserved}
+"""
+
+# KEYS: the budget hash. ARGV: reserved, actual, ttl_ms.
+_SETTLE = """
+local have = tonumber(redis.call('HGET', KEYS[1], 'reserved') or '0')
+local release, actual = math.min(have, tonumber(ARGV[1])), tonumber(ARGV[2])
+if release > 0 then redis.call('HINCRBY', KEYS[1], 'reserved', -release) end
+if actual > 0 then redis.call('HINCRBY', KEYS[1], 'spent', actual) end
+if redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return 1
+"""
+
+# KEYS: the budget hash. ARGV: spent, ttl_ms. Returns 1 if set, 0 if it existed.
+_SEED = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'spent', ARGV[1], 'reserved', 0)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+# Errors that mean "Redis cannot serve now", as opposed to a bug in a script.
+_UNAVAILABLE = (
+    rexc.ConnectionError,  # refused, reset, auth, loading, too many connections
+    rexc.TimeoutError,
+    rexc.OutOfMemoryError,
+    rexc.ReadOnlyError,
+    rexc.ClusterDownError,
+    rexc.TryAgainError,
+)
+
+
+class RedisCounterStore:
+    """Counters in Redis at ``url_or_client`` (``redis://host:port/db`` or a
+    ``redis.asyncio.Redis``; a client passed in is not closed by :meth:`aclose`). Keys are
+    ``prefix`` + the window or budget key; ``clock`` returns Unix seconds.
+
+    Raises :class:`ConnectionError` / :class:`TimeoutError` when Redis is unavailable,
+    within about ``timeout_s`` seconds (for a client passed in, its own timeouts apply).
+    """
+
+    def __init__(
+        self,
+        url_or_client: str | aioredis.Redis,
+        prefix: str = "llmrelay:",
+        clock: Callable[[], float] = time.time,
+        *,
+        timeout_s: float = 0.5,
+    ) -> None:
+        if isinstance(url_or_client, str):
+            self._redis = aioredis.Redis.from_url(
+                url_or_client,
+                socket_connect_timeout=timeout_s,
+                socket_timeout=timeout_s,
+                retry=Retry(NoBackoff(), 0),
+            )
+            self._owned = True
+        else:
+            self._redis = url_or_client
+            self._owned = False
+        self._prefix = prefix
+        self._clock = clock
+        self._acquire = self._redis.register_script(_ACQUIRE)
+        self._add = self._redis.register_script(_ADD)
+        self._reserve = self._redis.register_script(_RESERVE)
+        self._settle = self._redis.register_script(_SETTLE)
+        self._seed = self._redis.register_script(_SEED)
+
+    async def acquire(self, windows: Sequence[Window], amounts: Sequence[int]) -> Acquired:
+        """Admit all amounts or none. Raises ValueError for a negative amount."""
+        check_windows(windows, amounts)
+        if any(a < 0 for a in amounts):
+            raise ValueError("acquire takes amounts >= 0; settle with add()")
+        now = self._clock()
+        if not windows:
+            return Acquired(True, at=now)
+        args: list[Any] = [repr(now)]
+        for w, amount in zip(windows, amounts, strict=True):
+            args += (w.limit, w.window_s, w.bucket_s, amount)
+        ok, refused, value = await self._run(
+            self._acquire(keys=[self._prefix + w.key for w in windows], args=args)
+        )
+        if int(ok):
+            return Acquired(True, at=now)
+        return Acquired(False, int(refused), float(value), now)
+
+    async def add(
+        self, windows: Sequence[Window], amounts: Sequence[int], at: float | None = None
+    ) -> None:
+        """Count amounts unchecked; a negative one is taken from the bucket of ``at``."""
+        check_windows(windows, amounts)
+        pairs = [(w, a) for w, a in zip(windows, amounts, strict=True) if a]
+        if not pairs:
+            return
+        now = self._clock()
+        args: list[Any] = [repr(now), repr(now if at is None else min(at, now))]
+        for w, amount in pairs:
+            args += (w.window_s, w.bucket_s, amount)
+        await self._run(self._add(keys=[self._prefix + w.key for w, _ in pairs], args=args))
+
+    async def reserve(self, key: str, limit: int, amount: int, ttl_s: int) -> BudgetState:
+        """Reserve ``amount`` micro-USD iff ``spent + reserved + amount <= limit``."""
+        if amount < 0:
+            raise ValueError("reserve takes an amount >= 0")
+        ok, spent, reserved = await self._run(
+            self._reserve(keys=[self._prefix + key], args=[limit, amount, ttl_s * 1000])
+        )
+        return BudgetState(bool(int(ok)), int(spent), int(reserved))
+
+    async def settle(self, key: str, reserved: int, actual: int, ttl_s: int) -> None:
+        """Release up to ``reserved`` (never below zero) and add ``actual`` to ``spent``."""
+        if reserved < 0 or actual < 0:
+            raise ValueError("settle takes reserved >= 0 and actual >= 0")
+        await self._run(
+            self._settle(keys=[self._prefix + key], args=[reserved, actual, ttl_s * 1000])
+        )
+
+    async def seed(self, key: str, spent: int, ttl_s: int) -> bool:
+        done = await self._run(self._seed(keys=[self._prefix + key], args=[spent, ttl_s * 1000]))
+        return bool(int(done))
+
+    async def aclose(self) -> None:
+        if self._owned:
+            await self._redis.aclose()
+
+    @staticmethod
+    async def _run(call: Awaitable[Any]) -> Any:
+        try:
+            return await call
+        except rexc.TimeoutError as e:
+            raise TimeoutError(f"redis: {e}") from e
+        except _UNAVAILABLE as e:
+            raise ConnectionError(f"redis: {e}") from e
