@@ -157,7 +157,12 @@ def build_policy(settings: Settings, counters: CounterStore, usage: UsageStore |
     """The policy step from the config's teams, model limits and price overrides."""
     prices = PriceTable(
         {
-            m: Price(p.input, p.output, p.cache_write, p.cache_read)
+            m: Price(
+                p.input,
+                p.output,
+                p.input if p.cache_write is None else p.cache_write,
+                p.input if p.cache_read is None else p.cache_read,
+            )
             for m, p in settings.pricing.items()
         }
     )

@@ -32,10 +32,10 @@ import orjson
 __all__ = [
     "ANTHROPIC_ERROR_TYPES",
     "AuthenticationError",
+    "BudgetExceededError",
     "GatewayError",
     "InvalidRequestError",
     "NotFoundError",
-    "BudgetExceededError",
     "PermissionDeniedError",
     "RateLimitedError",
     "RequestTooLargeError",

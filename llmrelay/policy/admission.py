@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ..core.usage import Usage
 from ..errors import GatewayError, PermissionDeniedError, ServiceUnavailable
@@ -36,7 +36,7 @@ from ..stores.usage import UsageStore
 from .auth import Principal
 from .budget import Budgets, Reservation
 from .limits import LimitSet, amounts_for, limit_set, rate_limited
-from .pricing import Price, PriceTable
+from .pricing import Price, PriceTable, cost, worst_case
 
 __all__ = ["Admission", "Policy"]
 
@@ -51,6 +51,8 @@ class Admission:
     amounts: list[int] = field(default_factory=list)
     token_windows: list[Window] = field(default_factory=list)
     estimate: int = 0
+    #: When the windows counted the call (the counter store's clock), for settling.
+    at: float = 0.0
     reservations: list[Reservation] = field(default_factory=list)
 
 
@@ -102,7 +104,7 @@ class Policy:
             sets.append(self._team_limits[team])
         if model in self._model_limits:
             sets.append(self._model_limits[model])
-        budgets: list[tuple[str, str, BudgetSpec]] = []
+        budgets: list[tuple[Literal["key", "team"], str, BudgetSpec]] = []
         if principal.budget is not None:
             budgets.append(("key", principal.key_id, principal.budget))
         if team is not None and team in self._team_budgets:
@@ -151,12 +153,13 @@ class Policy:
             )
         admission.windows = windows
         admission.amounts = amounts
+        admission.at = result.at
         flags = [t for s in sets for t in s.tokens]
         admission.token_windows = [w for w, t in zip(windows, flags, strict=True) if t]
 
     async def _reserve(
         self,
-        budgets: list[tuple[str, str, BudgetSpec]],
+        budgets: list[tuple[Literal["key", "team"], str, BudgetSpec]],
         provider_models: Sequence[str],
         body: Mapping[str, Any],
         estimate: int,
@@ -167,14 +170,16 @@ class Policy:
         try:
             for scope, name, spec in budgets:
                 admission.reservations.append(
-                    await self.budgets.reserve(scope, name, spec, worst, now)  # type: ignore[arg-type]
+                    await self.budgets.reserve(scope, name, spec, worst, now)
                 )
         except GatewayError:
             # Give back what this call took before refusing it.
             for r in admission.reservations:
                 await self.budgets.settle(r, 0.0)
             if admission.windows:
-                await self.counters.add(admission.windows, [-a for a in admission.amounts])
+                await self.counters.add(
+                    admission.windows, [-a for a in admission.amounts], admission.at
+                )
             raise
 
     def worst_case(
@@ -188,14 +193,14 @@ class Policy:
         prices = [p for p in (self.prices.get(m) for m in provider_models) if p is not None]
         if not prices:
             return 0.0
-        return max(self.prices.worst_case(p, estimate, max_out) for p in prices)
+        return max(worst_case(p, estimate, max_out) for p in prices)
 
     def cost(self, provider_model: str, usage: Usage) -> float | None:
         """USD for a call's usage at the provider model's price; None when unpriced."""
         price: Price | None = self.prices.get(provider_model)
         if price is None:
             return None
-        return self.prices.cost(
+        return cost(
             price,
             usage.input_tokens,
             usage.output_tokens,
@@ -217,7 +222,7 @@ class Policy:
                 delta = used - admission.estimate
                 if delta:
                     windows = admission.token_windows
-                    await self.counters.add(windows, [delta] * len(windows))
+                    await self.counters.add(windows, [delta] * len(windows), admission.at)
             for r in admission.reservations:
                 await self.budgets.settle(r, cost_usd or 0.0)
         except Exception as err:

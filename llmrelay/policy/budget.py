@@ -20,11 +20,13 @@ import calendar
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from ..errors import BudgetExceededError
 from ..stores.counters import BudgetState, CounterStore
 from ..stores.keys import BudgetSpec
 from ..stores.usage import UsageStore
+from .pricing import to_micro_usd
 
 __all__ = ["Budgets", "Period", "Reservation", "period_of"]
 
@@ -83,7 +85,7 @@ class Budgets:
 
     async def reserve(
         self,
-        scope: str,
+        scope: Literal["key", "team"],
         name: str,
         spec: BudgetSpec,
         worst_case_usd: float,
@@ -100,7 +102,7 @@ class Budgets:
         ttl = int(period.end - now) + 86400
         if key not in self._seeded:
             await self._seed(key, scope, name, period, ttl)
-        amount = max(0, round(worst_case_usd * MICRO))
+        amount = to_micro_usd(max(0.0, worst_case_usd))
         limit = round(spec.usd * MICRO)
         state = await self._counters.reserve(key, limit, amount, ttl)
         if state.ok:
@@ -113,21 +115,25 @@ class Budgets:
 
     async def settle(self, reservation: Reservation, actual_usd: float) -> None:
         """Replace a hold by the call's actual cost."""
-        actual = max(0, round(actual_usd * MICRO))
-        await self._counters.settle(reservation.key, reservation.reserved, actual, reservation.ttl_s)
+        actual = to_micro_usd(max(0.0, actual_usd))
+        await self._counters.settle(
+            reservation.key, reservation.reserved, actual, reservation.ttl_s
+        )
 
-    async def _seed(self, key: str, scope: str, name: str, period: Period, ttl: int) -> None:
+    async def _seed(
+        self, key: str, scope: Literal["key", "team"], name: str, period: Period, ttl: int
+    ) -> None:
         spent = 0.0
         if self._usage is not None:
             usage = self._usage
             try:
-                spent = await asyncio.to_thread(usage.spend, scope, name, period.start)  # type: ignore[arg-type]
+                spent = await asyncio.to_thread(usage.spend, scope, name, period.start)
             except Exception as err:
                 log.warning(
                     "could not read recorded spend, budget counts from zero this period",
                     extra={"budget": key, "error": f"{type(err).__name__}: {err}"},
                 )
-        await self._counters.seed(key, round(spent * MICRO), ttl)
+        await self._counters.seed(key, to_micro_usd(spent), ttl)
         self._seeded.add(key)
 
 

@@ -11,9 +11,9 @@ import re
 import secrets
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
-from ..stores.keys import BudgetSpec, KeySecret, Limits, VirtualKey
+from ..stores.keys import BudgetMode, BudgetPeriod, BudgetSpec, KeySecret, Limits, VirtualKey
 from .auth import digest
 
 __all__ = ["KeySpecError", "key_json", "new_secret", "parse_duration", "virtual_key_from_spec"]
@@ -69,7 +69,9 @@ def virtual_key_from_spec(spec: Mapping[str, Any], now: float | None = None) -> 
     }
     unknown = sorted(set(spec) - known)
     if unknown:
-        raise KeySpecError(f"unknown field(s): {', '.join(unknown)}; expected some of {sorted(known)}")
+        raise KeySpecError(
+            f"unknown field(s): {', '.join(unknown)}; expected some of {sorted(known)}"
+        )
     name = spec.get("name")
     if not isinstance(name, str) or not name.strip():
         raise KeySpecError("name: expected a non-empty string")
@@ -101,7 +103,7 @@ def virtual_key_from_spec(spec: Mapping[str, Any], now: float | None = None) -> 
         mode = spec.get("budget_mode") or "enforce"
         if mode not in ("enforce", "audit"):
             raise KeySpecError("budget_mode: expected enforce or audit")
-        budget = BudgetSpec(float(usd), period, mode)
+        budget = BudgetSpec(float(usd), cast(BudgetPeriod, period), cast(BudgetMode, mode))
     elif spec.get("budget_period") is not None or spec.get("budget_mode") is not None:
         raise KeySpecError("budget_period/budget_mode need budget_usd")
     expires_at = spec.get("expires_at")

@@ -14,7 +14,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-__all__ = ["BudgetSpec", "KeyChanges", "KeySecret", "KeyStore", "Limits", "VirtualKey"]
+__all__ = [
+    "BudgetMode",
+    "BudgetPeriod",
+    "BudgetSpec",
+    "KeyChanges",
+    "KeySecret",
+    "KeyStore",
+    "Limits",
+    "VirtualKey",
+]
 
 BudgetPeriod = Literal["day", "week", "month"]
 BudgetMode = Literal["enforce", "audit"]

@@ -196,8 +196,10 @@ class AnthropicSurface:
         """``GET /v1/models`` in Anthropic's page shape (``anthropic/types/model_info.py``)."""
         rid = new_request_id()
         try:
-            self._gw.keys.authenticate(request.headers)
+            caller = self._gw.keys.authenticate(request.headers)
             ids = [r.public_model for r in self._gw.routes]
+            if caller.models is not None:
+                ids = [i for i in ids if i in caller.models]
             q = request.query
             limit = _int_param(q.get("limit"), "limit", 20, 1, 1000)
             if "after_id" in q:
@@ -221,10 +223,11 @@ class AnthropicSurface:
     async def get_model(self, request: web.Request) -> web.StreamResponse:
         rid = new_request_id()
         try:
-            self._gw.keys.authenticate(request.headers)
+            caller = self._gw.keys.authenticate(request.headers)
             model_id = request.match_info["model_id"]
             if self._gw.routes.get(model_id) is None:
                 raise NotFoundError(f"model: {model_id!r} is not routed by this gateway")
+            self._gw.policy.check_model(caller, model_id)
         except GatewayError as err:
             return error_response(err, rid)
         return web.Response(

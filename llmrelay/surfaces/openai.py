@@ -83,7 +83,7 @@ class OpenAISurface:
         """``GET /v1/models`` in OpenAI's list shape (``openai/types/model.py``)."""
         rid = new_request_id()
         try:
-            self._gw.keys.authenticate(request.headers)
+            caller = self._gw.keys.authenticate(request.headers)
         except GatewayError as err:
             return _gateway_error(err, rid)
         data = [
@@ -94,6 +94,7 @@ class OpenAISurface:
                 "owned_by": r.account,
             }
             for r in self._gw.routes
+            if caller.models is None or r.public_model in caller.models
         ]
         return web.Response(
             body=orjson.dumps({"object": "list", "data": data}),

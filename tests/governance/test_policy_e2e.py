@@ -346,3 +346,12 @@ def test_cli_keys_create_list_revoke_against_a_running_gateway(start: Start) -> 
             time.sleep(0.1)
         except anthropic.AuthenticationError:
             break
+
+
+def test_model_list_shows_only_the_models_a_key_may_use(start: Start) -> None:
+    gw = start(auth=keys_with(models=["mock/echo"]))
+    assert [m.id for m in ant(gw, ALICE_KEY).models.list()] == ["mock/echo"]
+    assert [m.id for m in oai(gw, ALICE_KEY).models.list()] == ["mock/echo"]
+    assert [m.id for m in ant(gw, BOB_KEY).models.list()] == ["mock/echo", "mock/other"]
+    with pytest.raises(anthropic.PermissionDeniedError):
+        ant(gw, ALICE_KEY).models.retrieve("mock/other")
