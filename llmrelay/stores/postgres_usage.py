@@ -1,0 +1,64 @@
+"""Usage rows in PostgreSQL, shared by every llmrelay instance.
+
+A batch is written in one transaction with ``executemany``, which psycopg 3 runs in
+pipeline mode (one round trip for the batch; psycopg docs, "Pipeline mode"). Measured on
+this machine for 100-row batches it took about as long as ``COPY ... FROM STDIN`` (see
+the module's commit message), and it needs no second code path for types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from ._pg import DEFAULT_TIMEOUT_S, Pool, open_pool
+from ._usage_sql import POSTGRES, ROW, summary_rows
+from .usage import SummaryField, UsageRecord, UsageSummaryRow
+
+__all__ = ["PostgresUsageStore"]
+
+
+class PostgresUsageStore:
+    """:class:`~llmrelay.stores.usage.UsageStore` on PostgreSQL over a connection pool.
+
+    Thread-safe (each call borrows its own connection). When the server is unreachable a
+    call raises ``psycopg.OperationalError`` (``psycopg_pool.PoolTimeout`` included) within
+    about the pool's timeout (5 s by default; see :mod:`llmrelay.stores._pg`).
+    """
+
+    def __init__(self, pool: Pool, *, owns_pool: bool = False) -> None:
+        self._pool = pool
+        self._owns_pool = owns_pool
+
+    @classmethod
+    def open(cls, conninfo: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> PostgresUsageStore:
+        """A store with a pool of its own, closed by :meth:`close`."""
+        return cls(open_pool(conninfo, timeout_s=timeout_s), owns_pool=True)
+
+    def write(self, records: Sequence[UsageRecord]) -> None:
+        """Append rows in one transaction."""
+        with self._pool.connection() as conn, conn.transaction():
+            conn.cursor().executemany(POSTGRES.insert, [ROW(r) for r in records])
+
+    def rows(self) -> list[UsageRecord]:
+        """Every row, oldest first (for tests and exports)."""
+        with self._pool.connection() as conn:
+            return [UsageRecord(*row) for row in conn.execute(POSTGRES.select_rows).fetchall()]
+
+    def summary(
+        self, group_by: Sequence[SummaryField], since: float | None = None
+    ) -> list[UsageSummaryRow]:
+        sql, params = POSTGRES.summary(group_by, since)
+        with self._pool.connection() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return summary_rows(rows, len(group_by))
+
+    def spend(self, scope: Literal["key", "team"], name: str, since: float) -> float:
+        sql = POSTGRES.spend(scope)
+        with self._pool.connection() as conn:
+            row = conn.execute(sql, (name, since)).fetchone()
+        return float(row[0] or 0.0) if row else 0.0
+
+    def close(self) -> None:
+        if self._owns_pool:
+            self._pool.close()
