@@ -113,9 +113,16 @@ def _connect(db: DatabaseURL, *, exclusive: bool = False) -> Iterator[Connection
             poolclass=NullPool,
             creator=lambda: psycopg.connect(conninfo, **kwargs),
         )
+    from sqlalchemy.exc import DBAPIError
+
     try:
         with engine.connect() as connection:
             yield connection
+    except DBAPIError as err:
+        # Callers handle the driver's errors, as with the stores, not SQLAlchemy's wrappers.
+        if isinstance(err.orig, Exception):
+            raise err.orig from err
+        raise
     finally:
         engine.dispose()
 
@@ -150,7 +157,8 @@ def _head_and_known() -> tuple[str, set[str]]:
 def current_and_head(url: str) -> tuple[str | None, str]:
     """The schema revision found in the database (None: no llmrelay schema yet, or a file
     from the release before migrations) and the one this llmrelay expects.
-    Raises ``ValueError`` for a bad URL and the driver's error when unreachable."""
+    Raises ``ValueError`` for a bad URL and the driver's error (``sqlite3.Error``,
+    ``psycopg.OperationalError`` after libpq's ``connect_timeout``, 5 s) when unreachable."""
     db = parse_url(url)
     head, _ = _head_and_known()
     return _current(db), head

@@ -1,9 +1,10 @@
 """Usage rows in PostgreSQL, shared by every llmrelay instance.
 
-A batch is written in one transaction with ``executemany``, which psycopg 3 runs in
-pipeline mode (one round trip for the batch; psycopg docs, "Pipeline mode"). Measured on
-this machine for 100-row batches it took about as long as ``COPY ... FROM STDIN`` (see
-the module's commit message), and it needs no second code path for types.
+A batch is written in one transaction with ``COPY usage (...) FROM STDIN`` and
+``Copy.write_row`` (psycopg docs, "Using COPY TO and COPY FROM"). Measured here on
+100-row batches against a local server, COPY took 0.54 ms of client CPU and 1.7 ms wall
+a batch, ``executemany`` (which psycopg runs in pipeline mode) 1.6 ms CPU and 2.3 ms wall;
+the client CPU matters because the usage writer thread holds the GIL while it encodes.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from collections.abc import Sequence
 from typing import Literal
 
 from ._pg import DEFAULT_TIMEOUT_S, Pool, open_pool
-from ._usage_sql import POSTGRES, ROW, summary_rows
+from ._usage_sql import COLUMNS, POSTGRES, ROW, summary_rows
 from .usage import SummaryField, UsageRecord, UsageSummaryRow
 
 __all__ = ["PostgresUsageStore"]
+
+_COPY = f"COPY usage ({', '.join(COLUMNS)}) FROM STDIN"
 
 
 class PostgresUsageStore:
@@ -36,9 +39,14 @@ class PostgresUsageStore:
         return cls(open_pool(conninfo, timeout_s=timeout_s), owns_pool=True)
 
     def write(self, records: Sequence[UsageRecord]) -> None:
-        """Append rows in one transaction."""
-        with self._pool.connection() as conn, conn.transaction():
-            conn.cursor().executemany(POSTGRES.insert, [ROW(r) for r in records])
+        """Append rows in one transaction (one COPY)."""
+        with (
+            self._pool.connection() as conn,
+            conn.transaction(),
+            conn.cursor().copy(_COPY) as copy,
+        ):
+            for r in records:
+                copy.write_row(ROW(r))
 
     def rows(self) -> list[UsageRecord]:
         """Every row, oldest first (for tests and exports)."""
