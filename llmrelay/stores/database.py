@@ -16,6 +16,7 @@ PostgreSQL the gateway calls :func:`check` and an operator runs ``llmrelay db up
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -48,6 +49,10 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 _URL_FORMS = "sqlite:///relative/path.db, sqlite:////absolute/path.db or postgresql://..."
 # How long a SQLite migration waits for another process's lock (seconds).
 _SQLITE_LOCK_WAIT_S = 30.0
+# Alembic's commands run env.py through module-level proxies (alembic.context, alembic.op),
+# so two threads of one process must not run them at once; processes are kept apart by the
+# database's own lock (env.py).
+_ALEMBIC_LOCK = threading.Lock()
 
 
 class SchemaError(Exception):
@@ -196,7 +201,7 @@ def upgrade(url: str, revision: str = "head") -> None:
     current = _current(db)
     if current is not None and current not in known:
         raise _unknown(current, head)
-    with _connect(db, exclusive=True) as connection:
+    with _ALEMBIC_LOCK, _connect(db, exclusive=True) as connection:
         command.upgrade(_config(connection), revision)
 
 
