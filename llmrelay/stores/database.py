@@ -84,6 +84,7 @@ def _connect(db: DatabaseURL, *, exclusive: bool = False) -> Iterator[Connection
     """A SQLAlchemy connection for Alembic, not in a transaction yet."""
     from sqlalchemy import create_engine, event
     from sqlalchemy.engine import URL
+    from sqlalchemy.exc import DBAPIError
     from sqlalchemy.pool import NullPool
 
     if db.sqlite_path is not None:
@@ -118,8 +119,6 @@ def _connect(db: DatabaseURL, *, exclusive: bool = False) -> Iterator[Connection
             poolclass=NullPool,
             creator=lambda: psycopg.connect(conninfo, **kwargs),
         )
-    from sqlalchemy.exc import DBAPIError
-
     try:
         with engine.connect() as connection:
             yield connection

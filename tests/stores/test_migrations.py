@@ -222,3 +222,14 @@ def test_url_forms(tmp_path: Path) -> None:
     for bad in ("mysql://u@h/db", "llmrelay.db", "sqlite://", "sqlite:///", "sqlite:///:memory:"):
         with pytest.raises(ValueError, match=re.escape("sqlite:///relative/path.db")):
             parse_url(bad)
+
+
+def test_migrations_are_packages_so_a_wheel_ships_them() -> None:
+    # setuptools' packages.find only takes folders with an __init__.py (pyproject.toml).
+    from importlib.resources import files
+
+    versions = files("llmrelay.stores.migrations") / "versions"
+    assert (files("llmrelay.stores.migrations") / "env.py").is_file()
+    assert (versions / "__init__.py").is_file()
+    names = {p.name for p in versions.iterdir()}
+    assert {"v0001_baseline.py", "v0002_governance.py"} <= names
