@@ -94,51 +94,84 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+_SUMMARY_FIELDS = ("key", "team", "model", "day")
+_SPAN_UNITS = {"m": 60, "h": 3600, "d": 86400}
+
+
+def _group_by(text: str) -> list[str]:
+    """``key,team,model,day`` (any of them, in the order wanted) → the list."""
+    fields = [f.strip() for f in text.split(",") if f.strip()]
+    bad = [f for f in fields if f not in _SUMMARY_FIELDS]
+    if bad or not fields:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: use a comma-separated list of {', '.join(_SUMMARY_FIELDS)}"
+        )
+    return fields
+
+
+def _since(text: str) -> float:
+    """``7d``, ``24h``, ``30m`` (before now) or ``YYYY-MM-DD`` (UTC midnight) → Unix seconds."""
+    import datetime
+    import time
+
+    unit = _SPAN_UNITS.get(text[-1:])
+    if unit is not None and text[:-1].isdigit():
+        return time.time() - int(text[:-1]) * unit
+    try:
+        day = datetime.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: use 7d, 24h, 30m or YYYY-MM-DD") from None
+    return datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.UTC).timestamp()
+
+
 def _usage(args: argparse.Namespace) -> int:
-    from .stores.sqlite_usage import SQLiteUsageStore
+    from .stores.database import open_stores
 
     settings = _load(args.config)
-    path = settings.usage_path()
-    if not path.exists():
-        print(f"no usage recorded yet ({path} does not exist)")
-        return 0
-    store = SQLiteUsageStore(path)
+    url = settings.database_url()
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.exists():
+            print(f"no usage recorded yet ({path} does not exist)")
+            return 0
+    stores = open_stores(url)
     try:
-        rows = store.summary()
+        rows = stores.usage.summary(args.by, args.since)
     finally:
-        store.close()
+        stores.close()
     header = (
-        "key",
-        "model",
+        *args.by,
         "requests",
         "errors",
         "input",
         "output",
         "cache_write",
         "cache_read",
+        "cost_usd",
         "avg_latency_ms",
     )
     table = [header] + [
         (
-            r.key_name,
-            r.model,
+            *r.group,
             str(r.requests),
             str(r.errors),
             str(r.input_tokens),
             str(r.output_tokens),
             str(r.cache_creation_input_tokens),
             str(r.cache_read_input_tokens),
+            "" if r.cost_usd is None else f"{r.cost_usd:.6f}",
             f"{r.avg_latency_s * 1000:.1f}",
         )
         for r in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    groups = len(args.by)
     for row in table:
         print(
             "  ".join(
-                cell.ljust(w) if i < 2 else cell.rjust(w)
+                cell.ljust(w) if i < groups else cell.rjust(w)
                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-            )
+            ).rstrip()
         )
     return 0
 
@@ -218,8 +251,21 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("check-config", help="validate a config and print what is routed")
     p.add_argument("config")
     p.set_defaults(fn=_check_config)
-    p = sub.add_parser("usage", help="print usage per key and model")
+    p = sub.add_parser("usage", help="print usage and cost per key and model (or --by)")
     p.add_argument("--config", required=True)
+    p.add_argument(
+        "--by",
+        type=_group_by,
+        default=["key", "model"],
+        metavar="FIELDS",
+        help="group by these, comma-separated: key, team, model, day (default key,model)",
+    )
+    p.add_argument(
+        "--since",
+        type=_since,
+        metavar="WHEN",
+        help="only calls since 7d, 24h, 30m ago or since YYYY-MM-DD (UTC)",
+    )
     p.set_defaults(fn=_usage)
     from .cli_admin import add_commands
 

@@ -27,11 +27,13 @@ def prepare_database(url: str, config: str) -> None:
     PostgreSQL, shared by several instances, is only checked: ``llmrelay db upgrade``
     migrates it, once, on purpose.
     """
-    from .stores.database import SchemaError, check, upgrade
+    from .stores.database import SchemaError, check, open_stores
 
     try:
         if url.startswith("sqlite:///"):
-            upgrade(url)
+            # The SQLite stores migrate their file when it is behind (Alembic is imported
+            # only then, so a current file starts fast).
+            open_stores(url).close()
         else:
             check(url)
     except SchemaError as err:

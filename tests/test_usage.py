@@ -110,7 +110,7 @@ class FailingStore:
             raise OSError(28, "No space left on device")
         self.rows.extend(records)
 
-    def summary(self) -> list[object]:
+    def summary(self, group_by: list[str], since: float | None = None) -> list[object]:
         return []
 
     def close(self) -> None:
@@ -173,6 +173,6 @@ def test_sqlite_store_round_trip(tmp_path: Path) -> None:
     store.write([row(1), row(2)])
     assert [r.request_id for r in store.rows()] == ["req_1", "req_2"]
     assert store.rows()[0].stream is False
-    (summary,) = store.summary()
-    assert (summary.key_name, summary.requests, summary.errors) == ("k", 2, 0)
+    (summary,) = store.summary(["key", "model"])
+    assert (summary.group, summary.requests, summary.errors) == (("k", "m"), 2, 0)
     store.close()

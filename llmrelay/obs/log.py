@@ -51,3 +51,9 @@ def setup_logging(level: str) -> None:
     server.handlers[:] = [handler]
     server.setLevel(max(logging.WARNING, root.level))
     server.propagate = False
+    # psycopg's pool warns on every failed reconnect (about once a second while PostgreSQL is
+    # down); the key cache and the usage writer already report an outage, once and with backoff.
+    pool = logging.getLogger("psycopg.pool")
+    pool.handlers[:] = [handler]
+    pool.setLevel(logging.ERROR)
+    pool.propagate = False

@@ -96,7 +96,8 @@ class KeyStore(Protocol):
     """
 
     def create(self, key: VirtualKey, secret: KeySecret) -> None:
-        """Insert a new key with its first secret. Raises ``ValueError`` if the id exists."""
+        """Insert a new key with its first secret. Raises ``ValueError`` if the id (or the
+        secret's digest) exists or ``secret.key_id`` is not ``key.id``."""
         ...
 
     def get(self, key_id: str) -> VirtualKey | None: ...
@@ -111,11 +112,14 @@ class KeyStore(Protocol):
 
     def rotate(self, key_id: str, new_secret: KeySecret, old_valid_until: float) -> bool:
         """Add ``new_secret``; the key's other secrets stay valid until ``old_valid_until``
-        (Unix seconds). False if there is no such key."""
+        (Unix seconds; an earlier expiry is kept). False if there is no such key;
+        ``ValueError`` if the digest exists or ``new_secret.key_id`` is not ``key_id``."""
         ...
 
     def changed_since(self, revision: int) -> KeyChanges:
-        """Keys written after ``revision`` (0: all), each with all of its secrets."""
+        """Keys written after ``revision`` (0: all), each with all of its secrets, read from
+        one snapshot. A ``revision`` past the store's own (a new or restored database) is
+        read as 0, so a cache that outlived its database reloads everything."""
         ...
 
     def close(self) -> None: ...

@@ -49,7 +49,8 @@ SummaryField = Literal["key", "team", "model", "day"]
 @dataclass(slots=True, frozen=True)
 class UsageSummaryRow:
     """Totals for one group; ``group`` holds the values of the requested fields in order
-    (key name, team or ``""``, public model, or ``YYYY-MM-DD`` in UTC)."""
+    (key name, team or ``""``, public model, or ``YYYY-MM-DD`` in UTC). ``cost_usd`` sums
+    the rows' costs in USD and is None when no row of the group has one."""
 
     group: tuple[str, ...]
     requests: int
@@ -58,7 +59,7 @@ class UsageSummaryRow:
     output_tokens: int
     cache_creation_input_tokens: int
     cache_read_input_tokens: int
-    cost_usd: float
+    cost_usd: float | None
     avg_latency_s: float
 
 
@@ -77,7 +78,8 @@ class UsageStore(Protocol):
         ...
 
     def spend(self, scope: Literal["key", "team"], name: str, since: float) -> float:
-        """USD spent by a key id or a team since ``since`` (Unix seconds)."""
+        """USD spent by a key id or a team since ``since`` (Unix seconds); rows without a
+        cost count as 0."""
         ...
 
     def rows(self) -> list[UsageRecord]:

@@ -30,11 +30,11 @@ MSG: Any = [{"role": "user", "content": "hello"}]
 
 
 def call(url: str, key: str = ALICE_KEY) -> int:
-    client = anthropic.Anthropic(api_key=key, base_url=url, max_retries=0)
-    try:
-        client.messages.create(model="mock/echo", max_tokens=16, messages=MSG)
-    except anthropic.APIStatusError as err:
-        return err.status_code
+    with anthropic.Anthropic(api_key=key, base_url=url, max_retries=0) as client:
+        try:
+            client.messages.create(model="mock/echo", max_tokens=16, messages=MSG)
+        except anthropic.APIStatusError as err:
+            return err.status_code
     return 200
 
 
@@ -82,10 +82,12 @@ def test_redis_down_fails_open_then_limits_hold_again(tmp_path: Path) -> None:
                 assert [call(gw.url) for _ in range(2)] == [200, 200]
                 assert call(gw.url, BOB_KEY) == 200
                 proxy.start()
-                # Back on Redis (it probes once a second): 3 counted there, 2 more fit.
-                wait_for(lambda: "counter store reachable again" in gw.log())
+                # The next call after a second probes Redis and goes back to it: 3 were
+                # counted there before the outage, so 2 more fit.
+                time.sleep(1.2)
                 results = [call(gw.url) for _ in range(4)]
                 assert results == [200, 200, 429, 429], results
+                wait_for(lambda: "counter store reachable again" in gw.log())
                 log = gw.log()
                 assert log.count("counter store unreachable") == 1
             finally:
@@ -112,7 +114,7 @@ def test_redis_down_with_fail_closed_refuses_with_503(tmp_path: Path) -> None:
                 assert call(gw.url) == 200
                 proxy.stop()
                 client = anthropic.Anthropic(api_key=ALICE_KEY, base_url=gw.url, max_retries=0)
-                with pytest.raises(anthropic.InternalServerError) as e:
+                with client, pytest.raises(anthropic.InternalServerError) as e:
                     client.messages.create(model="mock/echo", max_tokens=16, messages=MSG)
                 assert e.value.status_code == 503
                 assert "fail_closed" in e.value.message

@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from tests.conftest import ALICE_KEY, BOB_KEY, GatewayProcess, base_config
 ADMIN_KEY = "sk-admin-0123456789abcdef0123"
 MODEL = "mock/echo"
 MSG: Any = [{"role": "user", "content": "hello"}]
-# The mock answers "mock echo: hello" to MSG: 15 input and 5 output tokens (asserted below).
+# The mock answers "mock echo: hello" to MSG: 10 input and 11 output tokens (asserted below).
 PRICE = {"echo": {"input": 1_000.0, "output": 100_000.0}}  # USD per million tokens
 
 Start = Callable[..., GatewayProcess]
@@ -66,15 +66,30 @@ def admin(gw: GatewayProcess, method: str, path: str, body: Any = None) -> tuple
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
+        with err:
+            return err.code, json.loads(err.read())
+
+
+_clients: list[anthropic.Anthropic | openai.OpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _clients:
+        _clients.pop().close()
 
 
 def ant(gw: GatewayProcess, key: str) -> anthropic.Anthropic:
-    return anthropic.Anthropic(api_key=key, base_url=gw.url, max_retries=0)
+    client = anthropic.Anthropic(api_key=key, base_url=gw.url, max_retries=0)
+    _clients.append(client)
+    return client
 
 
 def oai(gw: GatewayProcess, key: str) -> openai.OpenAI:
-    return openai.OpenAI(api_key=key, base_url=gw.url + "/v1", max_retries=0)
+    client = openai.OpenAI(api_key=key, base_url=gw.url + "/v1", max_retries=0)
+    _clients.append(client)
+    return client
 
 
 def call(gw: GatewayProcess, key: str, model: str = MODEL) -> anthropic.types.Message:
@@ -190,16 +205,16 @@ def test_token_limit_refuses_a_request_bigger_than_the_window(start: Start) -> N
 
 
 def test_budget_blocks_with_no_retry_and_is_never_exceeded(start: Start) -> None:
-    # A call costs 15 input * $0.001 + 5 output * $0.1 = $0.515; its worst case is
-    # 15ish input + 16 output tokens = about $1.62. A $3 budget admits a call while
-    # spent + held + worst case <= $3: the first three, then no more.
+    # A call costs 10 input * $0.001 + 11 output * $0.1 = $1.11; its worst case is the body
+    # estimate (~20 tokens) + 16 output tokens = about $1.62. A $3 budget admits a call while
+    # spent + held + worst case <= $3: two calls ($2.22 spent), then no more.
     gw = start(auth=keys_with(budget={"usd": 3.0, "period": "day"}), pricing=PRICE)
     admitted = 0
     with pytest.raises(anthropic.RateLimitError) as a:
         for _ in range(10):
             call(gw, ALICE_KEY)
             admitted += 1
-    assert 1 <= admitted < 10
+    assert admitted == 2
     err = a.value
     assert err.response.headers["x-should-retry"] == "false"
     assert "budget exceeded" in err.message and "'cfg:alice'" in err.message
@@ -210,11 +225,12 @@ def test_budget_blocks_with_no_retry_and_is_never_exceeded(start: Start) -> None
     assert o.value.response.headers["x-should-retry"] == "false"
     served = [r for r in rows(gw, admitted + 2) if r["status"] == 200]
     assert len(served) == admitted
-    assert all(r["input_tokens"] == 15 and r["output_tokens"] == 5 for r in served)
-    assert all(r["cost_usd"] == pytest.approx(0.515) for r in served)
+    assert all(r["input_tokens"] == 10 and r["output_tokens"] == 11 for r in served)
+    assert all(r["cost_usd"] == pytest.approx(1.11) for r in served)
     assert sum(r["cost_usd"] for r in served) <= 3.0
     # The SDK's own retries would not retry it either (x-should-retry: false).
     retrying = anthropic.Anthropic(api_key=ALICE_KEY, base_url=gw.url, max_retries=2)
+    _clients.append(retrying)
     before = len(rows(gw, 0))
     with pytest.raises(anthropic.RateLimitError):
         retrying.messages.create(model=MODEL, max_tokens=16, messages=MSG)
@@ -271,6 +287,7 @@ def test_admin_api_refuses_without_the_admin_key_and_checks_input(start: Start) 
     req = urllib.request.Request(gw.url + "/admin/keys", headers={"x-api-key": ALICE_KEY})
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(req, timeout=5)
+    e.value.close()
     assert e.value.code == 401
     status, body = admin(gw, "POST", "/admin/keys", {"name": "x", "rpm": -1})
     assert status == 400 and "rpm" in body["error"]["message"]

@@ -14,8 +14,8 @@ from llmrelay.stores.counters import Acquired, BudgetState, CounterStore, Window
 from llmrelay.stores.failover_counters import CounterStoreUnavailable, FailoverCounterStore
 from llmrelay.stores.memory_counters import MemoryCounterStore
 from llmrelay.stores.redis_counters import RedisCounterStore
+from tests.tcp_proxy import TcpProxy
 
-from ..tcp_proxy import TcpProxy
 from .conftest import Clock, delete_keys
 
 RPM = Window("rpm", 1000, 60, 1)

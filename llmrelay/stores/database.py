@@ -1,0 +1,239 @@
+"""The SQL database behind the stores: URL forms, schema migrations and opening the stores.
+
+URL forms (anything else raises ``ValueError``):
+
+- ``sqlite:///relative/path.db`` (relative to the working directory) and
+  ``sqlite:////absolute/path.db``, as in SQLAlchemy's URLs;
+- ``postgresql://user@host:port/dbname?param=value`` (or ``postgres://``), a libpq
+  connection URI handed to psycopg unchanged; ``?options=-csearch_path%3Dname`` puts the
+  tables, and Alembic's version table, in schema ``name``.
+
+Migrations are Alembic revisions in :mod:`llmrelay.stores.migrations`; Alembic and
+SQLAlchemy are imported only by these functions (the stores use the plain drivers).
+SQLite is upgraded in place by the gateway (and by the SQLite stores themselves); for
+PostgreSQL the gateway calls :func:`check` and an operator runs ``llmrelay db upgrade``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .keys import KeyStore
+from .usage import UsageStore
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from sqlalchemy.engine import Connection
+
+__all__ = [
+    "SCHEMA_HEAD",
+    "DatabaseURL",
+    "SchemaError",
+    "Stores",
+    "check",
+    "current_and_head",
+    "open_stores",
+    "parse_url",
+    "upgrade",
+]
+
+#: The newest revision in ``migrations/versions``; a test keeps it equal to Alembic's head.
+SCHEMA_HEAD = "0002"
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+_URL_FORMS = "sqlite:///relative/path.db, sqlite:////absolute/path.db or postgresql://..."
+# How long a SQLite migration waits for another process's lock (seconds).
+_SQLITE_LOCK_WAIT_S = 30.0
+# Alembic's commands run env.py through module-level proxies (alembic.context, alembic.op),
+# so two threads of one process must not run them at once; processes are kept apart by the
+# database's own lock (env.py).
+_ALEMBIC_LOCK = threading.Lock()
+
+
+class SchemaError(Exception):
+    """The database schema is not the one this llmrelay expects."""
+
+
+@dataclass(slots=True, frozen=True)
+class DatabaseURL:
+    """A parsed database URL: exactly one of ``sqlite_path`` and ``conninfo`` is set."""
+
+    url: str
+    sqlite_path: Path | None = None
+    conninfo: str | None = None
+
+
+def parse_url(url: str) -> DatabaseURL:
+    """Split ``url`` by its scheme. Raises ``ValueError`` naming the accepted forms."""
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            return DatabaseURL(url, sqlite_path=Path(path))
+    elif url.startswith(("postgresql://", "postgres://")):
+        return DatabaseURL(url, conninfo=url)
+    raise ValueError(f"unsupported database URL {url!r}: use {_URL_FORMS}")
+
+
+@contextmanager
+def _connect(db: DatabaseURL, *, exclusive: bool = False) -> Iterator[Connection]:
+    """A SQLAlchemy connection for Alembic, not in a transaction yet."""
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.engine import URL
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.pool import NullPool
+
+    if db.sqlite_path is not None:
+        db.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            URL.create("sqlite", database=str(db.sqlite_path)),
+            poolclass=NullPool,
+            connect_args={"timeout": _SQLITE_LOCK_WAIT_S},
+        )
+        begin = "BEGIN EXCLUSIVE" if exclusive else "BEGIN"
+
+        # SQLAlchemy's recipe for transactional DDL on sqlite3 ("Enabling Non-Legacy SQLite
+        # Transactional Modes"): the driver does not BEGIN before DDL, so SQLAlchemy does.
+        @event.listens_for(engine, "connect")
+        def _no_driver_begin(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _begin(connection: Connection) -> None:
+            connection.exec_driver_sql(begin)
+
+    else:
+        import psycopg
+
+        from ._pg import connect_kwargs
+
+        conninfo = db.conninfo or ""
+        kwargs = connect_kwargs(conninfo)
+        # The URI goes to psycopg as it is (libpq parses it); SQLAlchemy only needs the dialect.
+        engine = create_engine(
+            "postgresql+psycopg://",
+            poolclass=NullPool,
+            creator=lambda: psycopg.connect(conninfo, **kwargs),
+        )
+    try:
+        with engine.connect() as connection:
+            yield connection
+    except DBAPIError as err:
+        # Callers handle the driver's errors, as with the stores, not SQLAlchemy's wrappers.
+        if isinstance(err.orig, Exception):
+            raise err.orig from err
+        raise
+    finally:
+        engine.dispose()
+
+
+def _config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS).replace("%", "%%"))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _current(db: DatabaseURL) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    if db.sqlite_path is not None and not db.sqlite_path.exists():
+        return None  # do not create the file just to look
+    with _connect(db) as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def _head_and_known() -> tuple[str, set[str]]:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_config())
+    head = script.get_current_head()
+    assert head is not None
+    return head, {s.revision for s in script.walk_revisions()}
+
+
+def current_and_head(url: str) -> tuple[str | None, str]:
+    """The schema revision found in the database (None: no llmrelay schema yet, or a file
+    from the release before migrations) and the one this llmrelay expects.
+    Raises ``ValueError`` for a bad URL and the driver's error (``sqlite3.Error``,
+    ``psycopg.OperationalError`` after libpq's ``connect_timeout``, 5 s) when unreachable."""
+    db = parse_url(url)
+    head, _ = _head_and_known()
+    return _current(db), head
+
+
+def _unknown(current: str, head: str) -> SchemaError:
+    return SchemaError(
+        f"the database schema is at revision {current}, which this llmrelay does not know"
+        f" (it expects {head}); the database was upgraded by a newer llmrelay: upgrade llmrelay"
+    )
+
+
+def check(url: str) -> None:
+    """Raise :class:`SchemaError` unless the schema is at this llmrelay's head revision."""
+    current, head = current_and_head(url)
+    if current == head:
+        return
+    _, known = _head_and_known()
+    if current is not None and current not in known:
+        raise _unknown(current, head)
+    raise SchemaError(
+        f"the database schema is at revision {current or 'none'}, this llmrelay expects"
+        f" {head}: run `llmrelay db upgrade --config <file>`"
+    )
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Apply migrations up to ``revision``; a no-op when already there. Concurrent upgrades
+    of one database run it once (see ``migrations/env.py``). Raises :class:`SchemaError`
+    when the database is at a revision this llmrelay does not know."""
+    from alembic import command
+
+    db = parse_url(url)
+    head, known = _head_and_known()
+    current = _current(db)
+    if current is not None and current not in known:
+        raise _unknown(current, head)
+    with _ALEMBIC_LOCK, _connect(db, exclusive=True) as connection:
+        command.upgrade(_config(connection), revision)
+
+
+@dataclass(slots=True)
+class Stores:
+    """The stores of one database, and what closes them."""
+
+    keys: KeyStore
+    usage: UsageStore
+    _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    def close(self) -> None:
+        self.keys.close()
+        self.usage.close()
+        for close in self._closers:
+            close()
+
+
+def open_stores(url: str, *, timeout_s: float | None = None) -> Stores:
+    """Open the key and usage stores of ``url``; does not touch the schema (see
+    :func:`upgrade` and :func:`check`), except that the SQLite stores bring an older file
+    up to date themselves. PostgreSQL's two stores share one pool (1 to 4 connections);
+    ``timeout_s`` bounds how long an operation waits for PostgreSQL (default 5 s; see
+    :mod:`llmrelay.stores._pg`). Raises ``ValueError`` for a bad URL."""
+    db = parse_url(url)
+    if db.sqlite_path is not None:
+        from .sqlite_keys import SQLiteKeyStore
+        from .sqlite_usage import SQLiteUsageStore
+
+        return Stores(SQLiteKeyStore(db.sqlite_path), SQLiteUsageStore(db.sqlite_path))
+    from ._pg import DEFAULT_TIMEOUT_S, open_pool
+    from .postgres_keys import PostgresKeyStore
+    from .postgres_usage import PostgresUsageStore
+
+    pool = open_pool(db.conninfo or "", timeout_s=timeout_s or DEFAULT_TIMEOUT_S)
+    return Stores(PostgresKeyStore(pool), PostgresUsageStore(pool), [pool.close])

@@ -1,0 +1,1 @@
+"""Schema revisions, oldest first: ``v0001_baseline``, ``v0002_governance``."""

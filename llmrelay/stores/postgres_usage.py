@@ -1,0 +1,72 @@
+"""Usage rows in PostgreSQL, shared by every llmrelay instance.
+
+A batch is written in one transaction with ``COPY usage (...) FROM STDIN`` and
+``Copy.write_row`` (psycopg docs, "Using COPY TO and COPY FROM"). Measured here on
+100-row batches against a local server, COPY took 0.54 ms of client CPU and 1.7 ms wall
+a batch, ``executemany`` (which psycopg runs in pipeline mode) 1.6 ms CPU and 2.3 ms wall;
+the client CPU matters because the usage writer thread holds the GIL while it encodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from ._pg import DEFAULT_TIMEOUT_S, Pool, open_pool
+from ._usage_sql import COLUMNS, POSTGRES, ROW, summary_rows
+from .usage import SummaryField, UsageRecord, UsageSummaryRow
+
+__all__ = ["PostgresUsageStore"]
+
+_COPY = f"COPY usage ({', '.join(COLUMNS)}) FROM STDIN"
+
+
+class PostgresUsageStore:
+    """:class:`~llmrelay.stores.usage.UsageStore` on PostgreSQL over a connection pool.
+
+    Thread-safe (each call borrows its own connection). When the server is unreachable a
+    call raises ``psycopg.OperationalError`` (``psycopg_pool.PoolTimeout`` included) within
+    about the pool's timeout (5 s by default; see :mod:`llmrelay.stores._pg`).
+    """
+
+    def __init__(self, pool: Pool, *, owns_pool: bool = False) -> None:
+        self._pool = pool
+        self._owns_pool = owns_pool
+
+    @classmethod
+    def open(cls, conninfo: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> PostgresUsageStore:
+        """A store with a pool of its own, closed by :meth:`close`."""
+        return cls(open_pool(conninfo, timeout_s=timeout_s), owns_pool=True)
+
+    def write(self, records: Sequence[UsageRecord]) -> None:
+        """Append rows in one transaction (one COPY)."""
+        with (
+            self._pool.connection() as conn,
+            conn.transaction(),
+            conn.cursor().copy(_COPY) as copy,
+        ):
+            for r in records:
+                copy.write_row(ROW(r))
+
+    def rows(self) -> list[UsageRecord]:
+        """Every row, oldest first (for tests and exports)."""
+        with self._pool.connection() as conn:
+            return [UsageRecord(*row) for row in conn.execute(POSTGRES.select_rows).fetchall()]
+
+    def summary(
+        self, group_by: Sequence[SummaryField], since: float | None = None
+    ) -> list[UsageSummaryRow]:
+        sql, params = POSTGRES.summary(group_by, since)
+        with self._pool.connection() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return summary_rows(rows, len(group_by))
+
+    def spend(self, scope: Literal["key", "team"], name: str, since: float) -> float:
+        sql = POSTGRES.spend(scope)
+        with self._pool.connection() as conn:
+            row = conn.execute(sql, (name, since)).fetchone()
+        return float(row[0] or 0.0) if row else 0.0
+
+    def close(self) -> None:
+        if self._owns_pool:
+            self._pool.close()

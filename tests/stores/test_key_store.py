@@ -1,0 +1,170 @@
+"""The KeyStore protocol, on every implementation (see conftest.py)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from llmrelay.stores.database import Stores, open_stores
+from llmrelay.stores.keys import BudgetSpec, KeySecret, Limits, VirtualKey
+
+
+def key(i: int, **kw: object) -> VirtualKey:
+    return VirtualKey(id=f"vk_{i}", name=f"key-{i}", created_at=1_700_000_000.0 + i, **kw)  # type: ignore[arg-type]
+
+
+def secret(i: int, key_id: str | None = None, n: int = 0) -> KeySecret:
+    return KeySecret(digest=bytes([i, n]) * 16, key_id=key_id or f"vk_{i}")
+
+
+def test_create_get_list_round_trip_every_field(stores: Stores) -> None:
+    full = VirtualKey(
+        id="vk_full",
+        name="dev ünïcode ✓ 日本",
+        team="platform",
+        models=("anthropic/claude", "openai/gpt-4o"),
+        limits=Limits(rpm=60, rph=None, rpd=10_000, tpm=2**40, tph=None, tpd=None),
+        budget=BudgetSpec(usd=12.5, period="week", mode="audit"),
+        created_at=1_700_000_000.25,
+        expires_at=1_800_000_000.5,
+    )
+    bare = key(2)
+    stores.keys.create(full, KeySecret(b"\x00\xff" * 16, "vk_full"))
+    stores.keys.create(bare, secret(2))
+    assert stores.keys.get("vk_full") == full
+    assert stores.keys.get("vk_2") == bare
+    assert stores.keys.get("vk_nope") is None
+    assert stores.keys.list() == [full, bare]  # oldest first
+
+
+def test_create_existing_id_or_secret_raises_value_error(stores: Stores) -> None:
+    stores.keys.create(key(1), secret(1))
+    with pytest.raises(ValueError, match="vk_1"):
+        stores.keys.create(key(1), secret(1, n=9))
+    with pytest.raises(ValueError, match="secret"):
+        stores.keys.create(key(2), secret(1, key_id="vk_2"))
+    assert [k.id for k in stores.keys.list()] == ["vk_1"]
+    # The failed writes left no trace, revision included.
+    assert stores.keys.changed_since(0).revision == 1
+
+
+def test_revoke_keeps_the_first_time_and_reports_missing_keys(stores: Stores) -> None:
+    stores.keys.create(key(1), secret(1))
+    assert stores.keys.revoke("vk_1", 1_750_000_000.0) is True
+    assert stores.keys.revoke("vk_1", 1_760_000_000.0) is True
+    revoked = stores.keys.get("vk_1")
+    assert revoked is not None and revoked.revoked_at == 1_750_000_000.0
+    assert stores.keys.revoke("vk_nope", 1.0) is False
+
+
+def test_rotate_keeps_the_old_secret_until_its_grace_end(stores: Stores) -> None:
+    stores.keys.create(key(1), secret(1))
+    new = secret(1, n=1)
+    assert stores.keys.rotate("vk_1", new, old_valid_until=1_750_000_000.0) is True
+    secrets = {s.digest: s for s in stores.keys.changed_since(0).secrets}
+    assert secrets == {
+        secret(1).digest: KeySecret(secret(1).digest, "vk_1", 1_750_000_000.0),
+        new.digest: new,
+    }
+    # Rotating again caps the newer secret but never extends the older one's grace.
+    newest = secret(1, n=2)
+    assert stores.keys.rotate("vk_1", newest, old_valid_until=1_760_000_000.0) is True
+    expiries = {s.digest: s.expires_at for s in stores.keys.changed_since(0).secrets}
+    assert expiries == {
+        secret(1).digest: 1_750_000_000.0,
+        new.digest: 1_760_000_000.0,
+        newest.digest: None,
+    }
+    assert stores.keys.rotate("vk_nope", secret(9, "vk_nope"), old_valid_until=1.0) is False
+
+
+def test_changed_since_zero_returns_every_key_with_all_its_secrets(stores: Stores) -> None:
+    stores.keys.create(key(1), secret(1))
+    stores.keys.create(key(2), secret(2))
+    stores.keys.rotate("vk_2", secret(2, n=1), old_valid_until=2.0)
+    changes = stores.keys.changed_since(0)
+    assert [k.id for k in changes.keys] == ["vk_1", "vk_2"]
+    assert sorted((s.key_id, s.digest) for s in changes.secrets) == sorted(
+        [("vk_1", secret(1).digest), ("vk_2", secret(2).digest), ("vk_2", secret(2, n=1).digest)]
+    )
+    assert changes.revision == 3
+
+
+def test_changed_since_returns_only_keys_written_after(stores: Stores) -> None:
+    stores.keys.create(key(1), secret(1))
+    stores.keys.create(key(2), secret(2))
+    seen = stores.keys.changed_since(0).revision
+    assert stores.keys.changed_since(seen).keys == []
+    stores.keys.revoke("vk_1", 5.0)
+    changes = stores.keys.changed_since(seen)
+    assert [(k.id, k.revoked_at) for k in changes.keys] == [("vk_1", 5.0)]
+    assert [s.key_id for s in changes.secrets] == ["vk_1"]
+    assert changes.revision > seen
+    assert stores.keys.changed_since(changes.revision).keys == []
+
+
+def test_revision_grows_with_every_write(stores: Stores) -> None:
+    revisions = [stores.keys.changed_since(0).revision]
+    stores.keys.create(key(1), secret(1))
+    revisions.append(stores.keys.changed_since(0).revision)
+    stores.keys.rotate("vk_1", secret(1, n=1), 9.0)
+    revisions.append(stores.keys.changed_since(0).revision)
+    stores.keys.revoke("vk_1", 9.0)
+    revisions.append(stores.keys.changed_since(0).revision)
+    assert revisions == sorted(set(revisions)) and revisions[0] == 0
+
+
+def test_a_revision_past_the_store_reads_everything(stores: Stores) -> None:
+    # A cache that outlived its database (restored, or pointed elsewhere) starts over.
+    stores.keys.create(key(1), secret(1))
+    changes = stores.keys.changed_since(1000)
+    assert [k.id for k in changes.keys] == ["vk_1"]
+    assert changes.revision == 1
+
+
+def test_a_second_store_on_the_database_sees_the_first_ones_writes(
+    stores: Stores, db_url: str
+) -> None:
+    other = open_stores(db_url)
+    try:
+        start = other.keys.changed_since(0).revision
+        stores.keys.create(key(1), secret(1))
+        changes = other.keys.changed_since(start)
+        assert [k.id for k in changes.keys] == ["vk_1"]
+        other.keys.revoke("vk_1", 7.0)
+        mine = stores.keys.changed_since(changes.revision)
+        assert [(k.id, k.revoked_at) for k in mine.keys] == [("vk_1", 7.0)]
+    finally:
+        other.close()
+
+
+def test_concurrent_writers_on_two_stores_get_distinct_revisions(
+    stores: Stores, db_url: str
+) -> None:
+    other = open_stores(db_url)
+    errors: list[BaseException] = []
+
+    def create(store: Stores, first: int) -> None:
+        try:
+            for i in range(first, first + 10):
+                store.keys.create(key(i), secret(i))
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [
+        threading.Thread(target=create, args=(stores, 0)),
+        threading.Thread(target=create, args=(other, 10)),
+    ]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        other.close()
+    assert errors == []
+    changes = stores.keys.changed_since(0)
+    assert len(changes.keys) == 20 and changes.revision == 20
+    # Reading from the middle returns exactly the later half of the writes.
+    assert len(stores.keys.changed_since(10).keys) == 10
