@@ -14,6 +14,7 @@ from .obs.usage import UsageRecorder
 from .policy.auth import KeyRing
 from .providers.base import Provider
 from .providers.registry import build_provider
+from .routing.router import Router
 from .routing.table import RouteTable
 from .stores.sqlite_usage import SQLiteUsageStore
 from .stores.usage import UsageRecord
@@ -34,6 +35,7 @@ class Gateway:
         self.settings = settings
         self.keys = KeyRing((k.name, k.key) for k in settings.auth.keys)
         self.routes = RouteTable({}, {})
+        self.router = Router(self.routes, {}, settings.routing)
         self.created_unix = int(time.time())
         self.created_at = utc_now_rfc3339()
         self.recorder: UsageRecorder | None = None
@@ -63,6 +65,7 @@ class Gateway:
         self.routes = RouteTable(
             self._providers, {a: c.models for a, c in self.settings.providers.items()}
         )
+        self.router = Router(self.routes, self.settings.models, self.settings.routing)
         self.tokens.start(r.provider_model for r in self.routes if r.provider.wire == "openai")
         usage = self.settings.usage
         if usage.enabled:

@@ -56,6 +56,7 @@ def _serve(args: argparse.Namespace) -> int:
         "url": f"http://{host}:{port}",
         "config": args.config,
         "models": routes,
+        "virtual_models": len(settings.models),
     }
     try:
         _run(build_app(settings), host, port, line)
@@ -88,6 +89,14 @@ def _check_config(args: argparse.Namespace) -> int:
             m = model_entry(entry)
             cap = f" (max_output_tokens {m.max_output_tokens})" if m.max_output_tokens else ""
             print(f"  {account}/{public} -> {cfg.type}:{m.id}{cap}")
+    for name, vm in settings.models.items():
+        targets = ", ".join(
+            f"{t.model} (priority {t.priority}, weight {t.weight:g})" for t in vm.targets
+        )
+        print(f"  {name} -> {vm.strategy}: {targets}")
+    for i, rule in enumerate(settings.routing.rules):
+        match = rule.match.model_dump(exclude_none=True) or "every call"
+        print(f"  rule {i}: {match} -> {rule.model}")
     return 0
 
 

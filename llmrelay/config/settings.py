@@ -1,4 +1,5 @@
-"""The whole settings tree: server, auth, providers, usage, translation, logging."""
+"""The whole settings tree: server, auth, providers, models, routing, usage, translation,
+logging."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ._base import ConfigModel as _Model
 from .providers import ProviderConfig
+from .routing import RoutingConfig, VirtualModelConfig, check_routing
 
 __all__ = [
     "AuthConfig",
@@ -78,6 +80,9 @@ class Settings(_Model):
     server: ServerConfig = ServerConfig()
     auth: AuthConfig
     providers: dict[str, ProviderConfig] = Field(min_length=1)
+    #: Virtual models: public name -> targets, strategy, retries (docs/routing.md).
+    models: dict[str, VirtualModelConfig] = Field(default_factory=dict)
+    routing: RoutingConfig = RoutingConfig()
     usage: UsageConfig = UsageConfig()
     translation: TranslationConfig = TranslationConfig()
     logging: LoggingConfig = LoggingConfig()
@@ -90,6 +95,16 @@ class Settings(_Model):
             if not name or "/" in name:
                 raise ValueError(f"provider account name {name!r} must be non-empty without '/'")
         return v
+
+    @model_validator(mode="after")
+    def _routing(self) -> Settings:
+        problems = check_routing(
+            {a: c.models for a, c in self.providers.items()}, self.models, self.routing
+        )
+        if problems:
+            # One line per problem, each starting with its key path (see loader._format).
+            raise ValueError("\n".join(problems))
+        return self
 
     def usage_path(self) -> Path:
         p = Path(self.usage.path)

@@ -36,10 +36,13 @@ CREATE TABLE IF NOT EXISTS usage (
     latency_s REAL NOT NULL,
     ttft_s REAL,
     error_type TEXT,
-    upstream_request_id TEXT
+    upstream_request_id TEXT,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    attempt_log TEXT
 );
 CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts);
 """
+_ADDED_COLUMNS = (("attempts", "INTEGER NOT NULL DEFAULT 1"), ("attempt_log", "TEXT"))
 _INSERT = f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
 
 
@@ -53,6 +56,14 @@ class SQLiteUsageStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Columns added since a file was created (a stop-gap until schema migrations)."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(usage)")}
+        for name, decl in _ADDED_COLUMNS:
+            if name not in have:
+                self._db.execute(f"ALTER TABLE usage ADD COLUMN {name} {decl}")
 
     def write(self, records: Sequence[UsageRecord]) -> None:
         with self._lock:

@@ -12,7 +12,9 @@ __all__ = ["UsageRecord", "UsageStore", "UsageSummaryRow"]
 @dataclass(slots=True)
 class UsageRecord:
     """One call. Tokens are counts; ``latency_s`` and ``ttft_s`` are seconds; ``ts`` is Unix
-    time in seconds. ``status`` is the HTTP status the client saw (499: client went away)."""
+    time in seconds. ``status`` is the HTTP status the client saw (499: client went away).
+    ``provider`` and ``provider_model`` name the target that served the call (or gave the
+    error the client got)."""
 
     ts: float
     request_id: str
@@ -31,6 +33,11 @@ class UsageRecord:
     ttft_s: float | None = None
     error_type: str | None = None
     upstream_request_id: str | None = None
+    #: Attempts made (more than one when a virtual model retried or fell back).
+    attempts: int = 1
+    #: With more than one attempt: JSON list of ``{"target", "status", "error_type",
+    #: "latency_s"}``, in order.
+    attempt_log: str | None = None
 
 
 @dataclass(slots=True, frozen=True)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "finish_record",
     "forward_headers",
+    "json_content",
     "log_refused",
     "new_request_id",
     "read_json",
@@ -53,6 +54,7 @@ _REQUEST_DROP = frozenset(
         "upgrade",
         "cookie",
         "expect",
+        "x-llmrelay-metadata",  # the gateway's own, for routing rules
     }
 )
 
@@ -66,6 +68,13 @@ def new_request_id() -> str:
 def forward_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
     """The client's headers that may go upstream, repeated names kept in order."""
     return [(k, v) for k, v in headers.items() if k.lower() not in _REQUEST_DROP]
+
+
+def json_content(headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` with ``content-type: application/json`` (any other content type dropped)."""
+    out = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+    out["content-type"] = "application/json"
+    return out
 
 
 async def read_json(request: web.Request, max_body: int) -> dict[str, Any]:
