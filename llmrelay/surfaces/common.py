@@ -161,6 +161,8 @@ def finish_record(
                 "key_name": record.key_name,
                 "model": record.model,
                 "provider": record.provider,
+                "provider_model": record.provider_model,
+                "attempts": record.attempts,
                 "request_id": record.request_id,
                 "latency_ms": round(record.latency_s * 1000, 2),
                 "stream": record.stream,
