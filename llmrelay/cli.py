@@ -163,12 +163,23 @@ providers:
     type: mock            # offline, deterministic, speaks the Anthropic Messages API
     models:
       echo: echo
+  mock-overloaded:        # a mock that answers like an overloaded provider (529, or a
+    type: mock            # 200 stream opening with overloaded_error), to try fallbacks
+    models:
+      echo: echo
+    error_status: 529
+    error_in_stream: true
   # anthropic:
   #   type: anthropic
   #   base_url: https://api.anthropic.com
   #   api_key: ${{ANTHROPIC_API_KEY}}
   #   models:
   #     claude-sonnet: claude-sonnet-4-5
+models:                   # virtual models: one name, several targets (docs/routing.md)
+  echo:
+    targets:
+      - {{model: mock-overloaded/echo, priority: 1}}
+      - {{model: mock/echo, priority: 2}}
 usage:
   path: llmrelay-usage.db
 """
