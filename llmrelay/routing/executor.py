@@ -43,6 +43,10 @@ __all__ = [
 
 log = logging.getLogger("llmrelay.routing")
 
+# Less time than this left before the deadline: no attempt is started (timers are coarse:
+# uvloop's clock has millisecond steps, so a deadline can fire a hair early).
+_MIN_LEFT_S = 0.005
+
 T = TypeVar("T")
 
 #: ``status``: the provider answered an error (or an error as its first stream event);
@@ -211,7 +215,7 @@ async def execute(
     for route in targets:
         for n in range(1, policy.attempts_per_target + 1):
             left = deadline - clock()
-            if left <= 0:
+            if left <= _MIN_LEFT_S:
                 break
             limit, what = _limit(policy, stream, left)
             began = clock()
@@ -226,7 +230,8 @@ async def execute(
                 AttemptRecord(name, result.status, result.error_type, took, result.message)
             )
             failures.append((route, result))
-            if _counts_against_target(result):
+            cut_by_deadline = result.kind == "timeout" and what == "deadline_s"
+            if _counts_against_target(result) and not cut_by_deadline:
                 throttled = result.status in (429, 503, 529)
                 cooled = health.failure(name, result.retry_after_s if throttled else None)
                 if cooled:
