@@ -121,11 +121,17 @@ class EventsAnswer:
     async def send(self, call: Call, headers: dict[str, str]) -> web.StreamResponse:
         resp = web.StreamResponse(status=200, headers={**self.headers, **headers})
         events = _chain(self.head, self.events) if self.head else self.events
-        r = call.record
         return await write_events(
-            call.request, resp, events, r, call.usage, call.started, self.encode,
-            self.encode_error, self.end,
-        )  # fmt: skip
+            call.request,
+            resp,
+            events,
+            call.record,
+            call.usage,
+            call.started,
+            self.encode,
+            self.encode_error,
+            self.end,
+        )
 
 
 async def _chain(head: list[Event], rest: AsyncIterator[Event]) -> AsyncIterator[Event]:

@@ -125,6 +125,7 @@ class OpenAISurface:
                     + (" (the field is missing)" if model is None else "")
                 )
             record.model = model
+            # Keys have no team yet: rules on team match nothing.
             target = self._gw.router.resolve(
                 model, key=caller.name, team=None, headers=request.headers
             )
@@ -134,6 +135,8 @@ class OpenAISurface:
                 )
             record.stream = body.get("stream") is True
             call = Call(self._gw, request, record, usage, started)
+            # The provider send: one attempt for an account/model, the executor for a
+            # virtual model; the answer or the final error goes out from here.
             return await send(call, target, _Attempter(call, body))
         except GatewayError as err:
             record.status = err.status
