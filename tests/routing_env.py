@@ -47,6 +47,16 @@ class RoutingEnv:
     def messages_to(self, fake: FakeAnthropic, since: int = 0) -> int:
         return len([r for r in fake.requests[since:] if r.method == "POST"])
 
+    def usage_rows(self) -> list[dict[str, Any]]:
+        """Every usage row so far (the writer flushes every 50 ms)."""
+        time.sleep(0.2)
+        db = sqlite3.connect(self.gw.usage_db)
+        db.row_factory = sqlite3.Row
+        try:
+            return [dict(r) for r in db.execute("SELECT * FROM usage ORDER BY id")]
+        finally:
+            db.close()
+
     def usage_row(self, request_id: str, timeout: float = 5.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -357,3 +357,18 @@ def test_account_model_names_keep_one_attempt_and_no_gate(env: RoutingEnv) -> No
     )
     assert status == 200 and body.startswith(b"event: error")
     assert env.messages_to(env.secondary) == before
+
+
+def test_no_attempt_is_started_after_the_client_went_away(env: RoutingEnv) -> None:
+    p, s = len(env.primary.requests), len(env.secondary.requests)
+    env.primary.enqueue(fixture_reply("error_429.json", headers={"retry-after-ms": "1500"}))
+    with env.anthropic(timeout=0.5) as client, pytest.raises(anthropic.APITimeoutError):
+        client.messages.create(model="claude-retry", max_tokens=20, messages=HELLO)
+    time.sleep(2)  # the gateway's wait for the retry is over by now
+    assert env.messages_to(env.primary, p) == 1 and env.messages_to(env.secondary, s) == 0
+    row = [r for r in env.usage_rows() if r["model"] == "claude-retry"][-1]
+    assert (row["status"], row["error_type"], row["provider"]) == (
+        499,
+        "client_disconnected",
+        "primary",
+    )

@@ -10,6 +10,7 @@ row names the serving target and the attempts.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -184,19 +185,30 @@ async def _send_virtual(
     router = call.gateway.router
     plan = router.plan(model, call.request.headers)
 
+    record = call.record
+    tried: list[Route] = []
+
     def attempt(route: Route) -> Awaitable[AttemptResult]:
+        tried.append(route)
         return attempter.attempt(route, True)
 
-    outcome = await execute(
-        plan.targets,
-        attempt,
-        model.policy,
-        stream=call.record.stream,
-        health=router.health,
-        rng=router.rng,
-    )
+    try:
+        outcome = await execute(
+            plan.targets,
+            attempt,
+            model.policy,
+            stream=record.stream,
+            health=router.health,
+            rng=router.rng,
+        )
+    except asyncio.CancelledError:
+        # The client went away (aiohttp cancels the handler): the row, a 499, names the
+        # target that was being tried.
+        if tried:
+            _name_target(record, tried[-1])
+            record.attempts = len(tried)
+        raise
     route = outcome.route
-    record = call.record
     _name_target(record, route)
     _record_attempts(call, outcome)
     headers = {MODEL_HEADER: route.public_model, ATTEMPTS_HEADER: str(len(outcome.attempts))}
