@@ -100,7 +100,7 @@ def make_routing_env(tmp: Path) -> Iterator[RoutingEnv]:
     for fake in (primary, secondary, gpt):
         fake.start()
     providers: dict[str, Any] = {
-        "primary": _anthropic(primary, PRIMARY_MODEL, read_s=1),
+        "primary": _anthropic(primary, PRIMARY_MODEL, read_s=2),
         "secondary": _anthropic(secondary, SECONDARY_MODEL, read_s=10),
         "openai": {
             "type": "openai",
@@ -124,8 +124,9 @@ def make_routing_env(tmp: Path) -> Iterator[RoutingEnv]:
         },
     }
     models = {
+        # Time limits below the primary's read_s, so that they are what cuts a slow attempt.
         "claude": _pair(
-            "primary/claude", "secondary/claude", timeout_s=1, first_token_timeout_s=0.5
+            "primary/claude", "secondary/claude", timeout_s=1.5, first_token_timeout_s=0.75
         ),
         "claude-retry": _pair(
             "primary/claude",

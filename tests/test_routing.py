@@ -145,6 +145,7 @@ def test_a_first_event_that_does_not_arrive_in_time_falls_back(env: RoutingEnv) 
         "timeout_error",
     )
     assert env.primary.wait_for_disconnect(5)  # the gateway let go of the slow stream
+    assert "sent no first event within 0.75s (first_token_timeout_s)" in env.gw.log()
 
 
 def test_an_answer_that_does_not_arrive_in_time_falls_back(env: RoutingEnv) -> None:
@@ -156,6 +157,7 @@ def test_an_answer_that_does_not_arrive_in_time_falls_back(env: RoutingEnv) -> N
     assert raw.headers["x-llmrelay-model"] == "secondary/claude"
     row = env.usage_row(raw.headers["request-id"])
     assert row["attempt_log"][0]["error_type"] == "timeout_error"
+    assert "sent no answer within 1.5s (timeout_s)" in env.gw.log()
 
 
 def test_retry_after_is_honoured_on_the_same_target(env: RoutingEnv) -> None:
