@@ -76,12 +76,14 @@ class Health:
 
 @dataclass(slots=True)
 class _Samples:
-    values: deque[tuple[float, float]] = field(default_factory=deque)  # (when, s per token)
+    values: deque[tuple[float, float, int]] = field(default_factory=deque)  # when, s, tokens
 
 
 class LatencyStats:
-    """Seconds per output token of each target's recent successful calls: the last
-    ``window_calls`` calls that ended within the last ``window_s`` seconds, averaged."""
+    """Seconds per output token of each target's recent successful calls: over the last
+    ``window_calls`` calls that ended within the last ``window_s`` seconds, their seconds
+    summed over their output tokens summed. (A ratio of sums, not a mean of ratios: a short
+    answer, all time to first token, would otherwise weigh as much as a long one.)"""
 
     def __init__(
         self, *, window_calls: int, window_s: float, clock: Callable[[], float] = time.monotonic
@@ -94,12 +96,12 @@ class LatencyStats:
     def observe(self, target: str, seconds: float, output_tokens: int) -> None:
         """One successful call: ``seconds`` from its attempt's start to its last byte."""
         samples = self._targets.setdefault(target, _Samples())
-        samples.values.append((self._clock(), seconds / max(1, output_tokens)))
+        samples.values.append((self._clock(), seconds, max(1, output_tokens)))
         if len(samples.values) > self._window_calls:
             samples.values.popleft()
 
     def seconds_per_token(self, target: str) -> float | None:
-        """The recent average, or None when the target has no measurement in the window."""
+        """The recent figure, or None when the target has no measurement in the window."""
         samples = self._targets.get(target)
         if samples is None:
             return None
@@ -109,4 +111,4 @@ class LatencyStats:
             values.popleft()
         if not values:
             return None
-        return sum(v for _, v in values) / len(values)
+        return sum(v[1] for v in values) / sum(v[2] for v in values)

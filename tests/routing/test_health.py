@@ -46,17 +46,22 @@ def test_retry_after_cools_at_once_bounded_by_its_cap() -> None:
     assert off.failure("a/m", retry_after_s=5) == 0
 
 
-def test_latency_is_the_mean_seconds_per_token_of_recent_calls() -> None:
+def test_latency_is_seconds_per_output_token_over_recent_calls() -> None:
     clock = Clock()
     stats = LatencyStats(window_calls=3, window_s=60, clock=clock)
     assert stats.seconds_per_token("a/m") is None
     stats.observe("a/m", 1.0, 100)
     stats.observe("a/m", 3.0, 100)
     assert stats.seconds_per_token("a/m") == 0.02
+    # A short answer (mostly time to first token) weighs by its tokens, not as one call.
+    stats.observe("a/m", 0.6, 2)
+    assert stats.seconds_per_token("a/m") == 4.6 / 202
     stats.observe("a/m", 0.5, 0)  # no output tokens: counted as one
-    stats.observe("a/m", 0.5, 1)
-    assert stats.seconds_per_token("a/m") == (0.03 + 0.5 + 0.5) / 3  # only the last 3 calls
-    clock.now += 61
+    assert stats.seconds_per_token("a/m") == (3.0 + 0.6 + 0.5) / 103  # only the last 3 calls
+    clock.now += 60.5
+    stats.observe("b/m", 1.0, 10)
+    assert stats.seconds_per_token("b/m") == 0.1
+    clock.now += 1
     assert stats.seconds_per_token("a/m") is None  # too old: measure again
 
 
