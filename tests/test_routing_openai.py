@@ -54,6 +54,7 @@ def test_openai_sdk_falls_back_from_an_anthropic_target_to_an_openai_target(
     row = env.usage_row(headers["x-request-id"])
     assert (row["provider"], row["attempts"]) == ("openai", 2)
     assert row["attempt_log"][0]["error_type"] == "overloaded_error"
+    assert row["input_tokens"] > 0 and row["output_tokens"] > 0
 
 
 def test_an_openai_error_chunk_first_falls_back(env: RoutingEnv) -> None:
