@@ -18,6 +18,7 @@ from .policy.keycache import KeyCache
 from .policy.pricing import Price, PriceTable
 from .providers.base import Provider
 from .providers.registry import build_provider
+from .routing.router import Router
 from .routing.table import RouteTable
 from .stores.counters import CounterStore
 from .stores.database import Stores, open_stores
@@ -42,6 +43,7 @@ class Gateway:
         self.settings = settings
         self.keys = KeyRing((k.key, config_principal(k)) for k in settings.auth.keys)
         self.routes = RouteTable({}, {})
+        self.router = Router(self.routes, {}, settings.routing)
         self.created_unix = int(time.time())
         self.created_at = utc_now_rfc3339()
         self.recorder: UsageRecorder | None = None
@@ -79,6 +81,7 @@ class Gateway:
         self.routes = RouteTable(
             self._providers, {a: c.models for a, c in self.settings.providers.items()}
         )
+        self.router = Router(self.routes, self.settings.models, self.settings.routing)
         self.tokens.start(r.provider_model for r in self.routes if r.provider.wire == "openai")
         self._stores = await asyncio.to_thread(open_stores, self.settings.database_url())
         self.key_cache = KeyCache(

@@ -59,6 +59,7 @@ def _serve(args: argparse.Namespace) -> int:
         "url": f"http://{host}:{port}",
         "config": args.config,
         "models": routes,
+        "virtual_models": len(settings.models),
     }
     try:
         _run(build_app(settings), host, port, line)
@@ -91,6 +92,14 @@ def _check_config(args: argparse.Namespace) -> int:
             m = model_entry(entry)
             cap = f" (max_output_tokens {m.max_output_tokens})" if m.max_output_tokens else ""
             print(f"  {account}/{public} -> {cfg.type}:{m.id}{cap}")
+    for name, vm in settings.models.items():
+        targets = ", ".join(
+            f"{t.model} (priority {t.priority}, weight {t.weight:g})" for t in vm.targets
+        )
+        print(f"  {name} -> {vm.strategy}: {targets}")
+    for i, rule in enumerate(settings.routing.rules):
+        match = rule.match.model_dump(exclude_none=True) or "every call"
+        print(f"  rule {i}: {match} -> {rule.model}")
     return 0
 
 
@@ -190,12 +199,23 @@ providers:
     type: mock            # offline, deterministic, speaks the Anthropic Messages API
     models:
       echo: echo
+  mock-overloaded:        # a mock that answers like an overloaded provider (529, or a
+    type: mock            # 200 stream opening with overloaded_error), to try fallbacks
+    models:
+      echo: echo
+    error_status: 529
+    error_in_stream: true
   # anthropic:
   #   type: anthropic
   #   base_url: https://api.anthropic.com
   #   api_key: ${{ANTHROPIC_API_KEY}}
   #   models:
   #     claude-sonnet: claude-sonnet-4-5
+models:                   # virtual models: one name, several targets (docs/routing.md)
+  echo:
+    targets:
+      - {{model: mock-overloaded/echo, priority: 1}}
+      - {{model: mock/echo, priority: 2}}
 usage:
   path: llmrelay-usage.db
 """

@@ -44,6 +44,7 @@ __all__ = [
     "UpstreamUnreachable",
     "anthropic_error_body",
     "anthropic_error_type",
+    "status_for_error_type",
 ]
 
 #: HTTP status -> Anthropic ``error.type``.
@@ -68,6 +69,14 @@ def anthropic_error_type(status: int) -> str:
     if known is not None:
         return known
     return "invalid_request_error" if status < 500 else "api_error"
+
+
+def status_for_error_type(error_type: str) -> int:
+    """The HTTP status Anthropic pairs with an error type (500 when unknown)."""
+    for status, name in ANTHROPIC_ERROR_TYPES.items():
+        if name == error_type:
+            return status
+    return 500
 
 
 class GatewayError(Exception):

@@ -239,3 +239,46 @@ def test_echo_is_the_typed_prompt_not_system_turns_or_reminders() -> None:
     assert reply_message(body)["content"][-1]["name"] == "Bash"
     body["messages"][0]["content"][1]["text"] = "Bashful"
     assert reply_message(body)["stop_reason"] == "end_turn"
+
+
+def test_the_starter_config_shows_a_fallback_and_a_cooldown(tmp_path: Path) -> None:
+    # The README's example: `make run`'s config routes "echo" to an overloaded mock first.
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.conftest import start_gateway
+    from tests.gateway_env import raw_request
+
+    cfg = tmp_path / "llmrelay.local.yaml"
+    subprocess.run(
+        [sys.executable, "-m", "llmrelay", "init", str(cfg)], check=True, capture_output=True
+    )
+    config = yaml.safe_load(cfg.read_text())
+    key = config["auth"]["keys"][0]["key"]
+    gw = start_gateway(tmp_path, config)
+    try:
+
+        def call(stream: bool) -> tuple[dict[str, str], bytes]:
+            hello = [{"role": "user", "content": "Hello"}]
+            body = {"model": "echo", "max_tokens": 256, "stream": stream, "messages": hello}
+            status, headers, raw = raw_request(
+                gw.url + "/v1/messages",
+                json.dumps(body).encode(),
+                {"x-api-key": key, "content-type": "application/json"},
+            )
+            assert status == 200, raw
+            return headers, raw
+
+        headers, raw = call(stream=False)
+        assert json.loads(raw)["content"][0]["text"] == "mock echo: Hello"
+        assert (headers["x-llmrelay-model"], headers["x-llmrelay-attempts"]) == ("mock/echo", "2")
+        headers, raw = call(stream=True)  # 200 + overloaded_error first: the gate falls back
+        assert raw.startswith(b"event: message_start") and b"overloaded" not in raw
+        assert headers["x-llmrelay-attempts"] == "2"
+        assert call(stream=False)[0]["x-llmrelay-attempts"] == "2"  # third failure: cooled
+        assert call(stream=False)[0]["x-llmrelay-attempts"] == "1"  # skipped for 30 s
+    finally:
+        gw.stop()

@@ -126,7 +126,15 @@ def _format_validation(file: str, err: ValidationError) -> str:
         path = _loc_path(e["loc"])
         secret = any(s in path.rsplit(".", 1)[-1].lower() for s in _SECRET_PARTS)
         msg = _EXPECTED.get(e["type"]) or e["msg"].removeprefix("Value error, ")
-        if e["type"] == "union_tag_not_found":
+        if not path and e["type"] == "value_error":
+            # Cross-checks of the whole file (config/routing.check_routing): each line
+            # already starts with its key path.
+            lines += [f"{file}: {line}" for line in msg.splitlines()]
+        elif e["type"] == "literal_error":
+            expected = e.get("ctx", {}).get("expected", "")
+            found = _describe(e.get("input"), secret)
+            lines.append(f"{file}: {path}: expected {expected}; found {found}")
+        elif e["type"] == "union_tag_not_found":
             lines.append(
                 f"{file}: {path}.type: required key is missing (one of {', '.join(PROVIDER_TYPES)})"
             )

@@ -88,6 +88,12 @@ class MockProviderConfig(_Model):
     models: Models = Field(min_length=1)
     #: Seconds between streamed events (0 sends them as fast as possible).
     stream_delay_s: float = Field(default=0.0, ge=0)
+    #: Answer every Messages call with this error status and Anthropic's error body, to try
+    #: fallbacks offline (529: ``overloaded_error``). None: answer normally.
+    error_status: int | None = Field(default=None, ge=400, le=599)
+    #: With ``error_status``: a stream gets HTTP 200 and then an ``error`` event as its first
+    #: event, the way Anthropic reports ``overloaded_error`` on a stream.
+    error_in_stream: bool = False
 
     _models = field_validator("models")(_check_models)
 

@@ -1,4 +1,5 @@
-"""The whole settings tree: server, auth, providers, usage, translation, logging."""
+"""The whole settings tree: server, auth, providers, models, routing, usage, translation,
+logging."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .governance import (
     TeamConfig,
 )
 from .providers import ProviderConfig
+from .routing import RoutingConfig, VirtualModelConfig, check_routing
 
 __all__ = [
     "AuthConfig",
@@ -102,6 +104,9 @@ class Settings(_Model):
     #: Price overrides by provider model id, USD per million tokens.
     pricing: dict[str, PriceConfig] = Field(default_factory=dict)
     governance: GovernanceConfig = GovernanceConfig()
+    #: Virtual models: public name -> targets, strategy, retries (docs/routing.md).
+    models: dict[str, VirtualModelConfig] = Field(default_factory=dict)
+    routing: RoutingConfig = RoutingConfig()
     usage: UsageConfig = UsageConfig()
     translation: TranslationConfig = TranslationConfig()
     logging: LoggingConfig = LoggingConfig()
@@ -136,6 +141,16 @@ class Settings(_Model):
                 p = Path(self.source).parent / p
             return f"sqlite:///{p}"
         return url
+
+    @model_validator(mode="after")
+    def _routing(self) -> Settings:
+        problems = check_routing(
+            {a: c.models for a, c in self.providers.items()}, self.models, self.routing
+        )
+        if problems:
+            # One line per problem, each starting with its key path (see loader._format).
+            raise ValueError("\n".join(problems))
+        return self
 
     def usage_path(self) -> Path:
         p = Path(self.usage.path)

@@ -12,7 +12,9 @@ __all__ = ["SummaryField", "UsageRecord", "UsageStore", "UsageSummaryRow"]
 @dataclass(slots=True)
 class UsageRecord:
     """One call. Tokens are counts; ``latency_s`` and ``ttft_s`` are seconds; ``ts`` is Unix
-    time in seconds. ``status`` is the HTTP status the client saw (499: client went away)."""
+    time in seconds. ``status`` is the HTTP status the client saw (499: client went away).
+    ``provider`` and ``provider_model`` name the target that served the call (or gave the
+    error the client got)."""
 
     ts: float
     request_id: str

@@ -3,7 +3,9 @@
 
 Same-family calls are a passthrough: the body goes to the provider with only ``model``
 replaced, and the provider's status, headers and body (or SSE bytes, chunk by chunk)
-come back as sent. Wire references: ``anthropic/resources/messages/messages.py``,
+come back as sent. Other providers are reached through translation
+(``anthropic_translated.py``). A virtual model's attempts go through ``call.py``. Wire
+references: ``anthropic/resources/messages/messages.py``,
 ``anthropic/resources/models.py``, ``anthropic/_streaming.py``.
 """
 
@@ -11,11 +13,13 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
 
+from ..core.types import Request
 from ..core.usage import Usage
 from ..errors import (
     GatewayError,
@@ -25,18 +29,22 @@ from ..errors import (
     anthropic_error_type,
 )
 from ..providers.base import Endpoint, ProviderRequest, ProviderResponse
+from ..routing.executor import Failure, Success, retry_after_s
+from ..routing.table import Route
 from ..stores.usage import UsageRecord
-from .anthropic_stream import AnthropicStreamTap
-from .anthropic_translated import serve_translated
+from .anthropic_stream import AnthropicRelay, gated_stream
+from .anthropic_translated import attempt_translated, decode_canonical
+from .call import AttemptResult, Call, JSONAnswer, send
 from .common import (
     body_size,
     finish_record,
     forward_headers,
+    json_content,
     log_refused,
     new_request_id,
+    provider_models,
     read_json,
 )
-from .sse import encode_event
 
 if TYPE_CHECKING:
     from ..app import Gateway
@@ -110,45 +118,24 @@ class AnthropicSurface:
                     + (" (the field is missing)" if model is None else "")
                 )
             record.model = model
-            route = self._gw.routes.get(model)
-            if route is None:
+            target = self._gw.router.resolve(
+                model, key=caller.name, team=caller.team, headers=request.headers
+            )
+            if target is None:
                 raise NotFoundError(
                     f"model: {model!r} is not routed by this gateway (GET /v1/models lists them)"
                 )
-            stream = endpoint == "messages" and body.get("stream") is True
-            record.provider = route.account
-            record.provider_model = route.provider_model
-            record.stream = stream
+            record.stream = endpoint == "messages" and body.get("stream") is True
             if endpoint == "count_tokens":
                 self._gw.policy.check_model(caller, model)
             else:
                 admission = await self._gw.policy.admit(
-                    caller, model, (route.provider_model,), body, await body_size(request)
+                    caller, model, provider_models(target), body, await body_size(request)
                 )
-            if route.provider.wire != "anthropic":
-                return await serve_translated(
-                    self._gw, request, endpoint, body, route, record, usage, started
-                )
-            body["model"] = route.provider_model
-            route.cap_body(body, "max_tokens")
-            up = await route.provider.send(
-                ProviderRequest(
-                    endpoint, body, forward_headers(request.headers), request.query_string, stream
-                )
-            )
-            record.upstream_request_id = up.upstream_request_id
-            if stream and up.status == 200 and up.is_event_stream:
-                return await self._relay_stream(request, up, record, usage, started)
-            try:
-                data = await up.read()
-            finally:
-                up.close()
-            record.status = up.status
-            if up.status == 200 and endpoint == "messages":
-                _usage_from_json(data, usage)
-            elif up.status >= 400:
-                record.error_type = _error_type_from_json(data, up.status)
-            return web.Response(status=up.status, body=data, headers=_relay_headers(up, rid))
+            call = Call(self._gw, request, record, usage, started)
+            # The provider send: one attempt for an account/model, the executor for a
+            # virtual model; the answer or the final error goes out from here.
+            return await send(call, target, _Attempter(call, endpoint, body))
         except GatewayError as err:
             record.status = err.status
             record.error_type = err.error_type
@@ -156,48 +143,12 @@ class AnthropicSurface:
         finally:
             finish_record(self._gw, request, record, usage, started, admission)
 
-    async def _relay_stream(
-        self,
-        request: web.Request,
-        up: ProviderResponse,
-        record: UsageRecord,
-        usage: Usage,
-        started: float,
-    ) -> web.StreamResponse:
-        """Relay SSE bytes as they arrive; the tap reads usage on the side."""
-        tap = AnthropicStreamTap(usage)
-        resp = web.StreamResponse(status=200, headers=_relay_headers(up, record.request_id))
-        try:
-            await resp.prepare(request)
-            try:
-                async for chunk in up.iter_chunks():
-                    if record.ttft_s is None:
-                        record.ttft_s = time.perf_counter() - started
-                    # Bytes first, bookkeeping after: the tap's JSON parse of message_start
-                    # must not hold the first event back.
-                    await resp.write(chunk)
-                    tap.feed(chunk)
-            except GatewayError as err:
-                # Headers are sent: end the stream the way Anthropic does, with an error event.
-                tap.error_type = err.error_type
-                error = {"type": "error", "error": {"type": err.error_type, "message": err.message}}
-                await resp.write(encode_event("error", error))
-            record.status = 200
-            record.error_type = tap.error_type
-            await resp.write_eof()
-        except ConnectionResetError:
-            record.status = 499
-            record.error_type = "client_disconnected"
-        finally:
-            up.close()
-        return resp
-
     async def list_models(self, request: web.Request) -> web.StreamResponse:
         """``GET /v1/models`` in Anthropic's page shape (``anthropic/types/model_info.py``)."""
         rid = new_request_id()
         try:
             caller = self._gw.keys.authenticate(request.headers)
-            ids = [r.public_model for r in self._gw.routes]
+            ids = [name for name, _ in self._gw.router.names()]
             if caller.models is not None:
                 ids = [i for i in ids if i in caller.models]
             q = request.query
@@ -225,7 +176,7 @@ class AnthropicSurface:
         try:
             caller = self._gw.keys.authenticate(request.headers)
             model_id = request.match_info["model_id"]
-            if self._gw.routes.get(model_id) is None:
+            if model_id not in self._gw.router:
                 raise NotFoundError(f"model: {model_id!r} is not routed by this gateway")
             self._gw.policy.check_model(caller, model_id)
         except GatewayError as err:
@@ -243,6 +194,75 @@ class AnthropicSurface:
             "display_name": model_id,
             "created_at": self._gw.created_at,
         }
+
+
+class _Attempter:
+    """Tries one target for one Anthropic-surface call: a passthrough to an Anthropic-wire
+    provider (Anthropic, Bedrock, Vertex, mock), a translation to any other."""
+
+    __slots__ = ("_body", "_call", "_canonical", "_endpoint", "_headers")
+
+    def __init__(self, call: Call, endpoint: Endpoint, body: dict[str, Any]) -> None:
+        self._call = call
+        self._endpoint = endpoint
+        self._body = body
+        self._headers = forward_headers(call.request.headers)
+        self._canonical: Request | None = None
+
+    async def attempt(self, route: Route, gate: bool) -> AttemptResult:
+        call = self._call
+        rid = call.record.request_id
+        if route.provider.wire != "anthropic":
+            if self._canonical is None:
+                self._canonical = decode_canonical(self._body)
+            return await attempt_translated(
+                call.gateway, rid, self._endpoint, self._body, self._canonical, route, gate
+            )
+        # Each attempt starts from the client's body; a single attempt may change it in place.
+        body = dict(self._body) if gate else self._body
+        body["model"] = route.provider_model
+        route.cap_body(body, "max_tokens")
+        stream = call.record.stream
+        up = await route.provider.send(
+            ProviderRequest(self._endpoint, body, self._headers, call.request.query_string, stream)
+        )
+        if stream and up.status == 200 and up.is_event_stream:
+            headers = _relay_headers(up, rid)
+            return await gated_stream(up, headers) if gate else Success(AnthropicRelay(up, headers))
+        try:
+            data = await up.read()
+        finally:
+            up.close()
+        if up.status < 400:
+            reader = None
+            if up.status == 200 and self._endpoint == "messages":
+                reader = partial(_usage_from_json, data)
+            answer = JSONAnswer(
+                up.status, data, _relay_headers(up, rid), up.upstream_request_id, reader
+            )
+            return Success(answer)
+        error_type, message = _error_from_json(data, up.status)
+        return Failure(
+            up.status,
+            error_type,
+            message,
+            retry_after_s=retry_after_s(up.headers),
+            body=data,
+            headers=up.headers,
+            upstream_request_id=up.upstream_request_id,
+        )
+
+    def error_response(self, failure: Failure, headers: dict[str, str]) -> web.Response:
+        rid = self._call.record.request_id
+        out = {**failure.headers, "request-id": rid}
+        if failure.upstream_request_id is not None:
+            out["x-llmrelay-upstream-request-id"] = failure.upstream_request_id
+        out.update(headers)
+        body = failure.body
+        if body is None:
+            body = anthropic_error_body(failure.error_type, failure.message, rid)
+            out = json_content(out)
+        return web.Response(status=failure.status, body=body, headers=out)
 
 
 def _relay_headers(up: ProviderResponse, request_id: str) -> dict[str, str]:
@@ -272,6 +292,7 @@ def _index(ids: list[str], model_id: str) -> int:
 
 
 def _usage_from_json(data: bytes, usage: Usage) -> None:
+    """Usage of a whole Message body (left as it is when the body is not one)."""
     try:
         msg = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -280,15 +301,17 @@ def _usage_from_json(data: bytes, usage: Usage) -> None:
         usage.update_from_anthropic(msg["usage"])
 
 
-def _error_type_from_json(data: bytes, status: int) -> str:
+def _error_from_json(data: bytes, status: int) -> tuple[str, str]:
+    """(error type, message) of an Anthropic error body; the status decides the type when
+    the body has none."""
     try:
         body = orjson.loads(data)
         err = body.get("error") if isinstance(body, dict) else None
         if isinstance(err, dict) and isinstance(err.get("type"), str):
-            return str(err["type"])
+            return str(err["type"]), str(err.get("message") or "")
     except orjson.JSONDecodeError:
         pass
-    return anthropic_error_type(status)
+    return anthropic_error_type(status), data[:500].decode("utf-8", "replace")
 
 
 def utc_now_rfc3339() -> str:

@@ -8,89 +8,117 @@ errors come back in Anthropic's envelope with the provider's status.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from aiohttp import web
 
 from ..codecs import anthropic as codec
-from ..core.events import MessageStart
+from ..core.events import Event, MessageStart
 from ..core.replay import aiter_events, response_events
-from ..core.types import Request
+from ..core.types import Request, Response
 from ..core.usage import Usage
-from ..errors import GatewayError, InvalidRequestError, anthropic_error_body
+from ..errors import GatewayError, InvalidRequestError, status_for_error_type
 from ..providers.base import Endpoint
+from ..routing.executor import Failure, Success, retry_after_s
+from ..routing.gate import aclose, first_event, stream_error
 from ..routing.table import Route
-from ..stores.usage import UsageRecord
 from ..tokens import estimate_tokens
 from ..translation import call_translated, codec_for
-from .common import usage_from_event, write_events
+from .call import AttemptResult, EventsAnswer, JSONAnswer
+from .common import usage_from_event
 from .sse import encode_event
 
 if TYPE_CHECKING:
     from ..app import Gateway
 
-__all__ = ["serve_translated"]
+__all__ = ["attempt_translated", "decode_canonical"]
 
 _SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
+_JSON = {"content-type": "application/json"}
 
 
-async def serve_translated(
-    gateway: Gateway,
-    request: web.Request,
-    endpoint: Endpoint,
-    body: dict[str, Any],
-    route: Route,
-    record: UsageRecord,
-    usage: Usage,
-    started: float,
-) -> web.StreamResponse:
-    rid = record.request_id
+def decode_canonical(body: dict[str, Any]) -> Request:
+    """The client's Anthropic body as a canonical request.
+
+    Raises:
+        InvalidRequestError: it cannot be decoded (400).
+    """
     try:
-        canonical = codec.decode_request(body)
+        return codec.decode_request(body)
     except codec.CodecError as err:
         raise InvalidRequestError(str(err)) from None
+
+
+async def attempt_translated(
+    gateway: Gateway,
+    rid: str,
+    endpoint: Endpoint,
+    body: dict[str, Any],
+    canonical: Request,
+    route: Route,
+    gate: bool,
+) -> AttemptResult:
+    """One attempt at a provider of another wire (see ``call.Attempter.attempt``)."""
     if endpoint == "count_tokens":
-        record.status = 200
-        return await _count_tokens(gateway, body, canonical, route, rid)
+        return Success(await _count_tokens(gateway, body, canonical, route, rid))
+    # call_translated lowers max_tokens in place: each attempt starts from the client's request.
+    request = dataclasses.replace(canonical) if gate else canonical
     result = await call_translated(
-        route.provider, canonical, route.provider_model, route.max_output_tokens
+        route.provider, request, route.provider_model, route.max_output_tokens
     )
-    record.upstream_request_id = result.upstream_request_id
-    headers = {**result.headers, "request-id": rid}
+    rid_up = result.upstream_request_id
     if result.error is not None:
         error_type, message = result.error
-        record.status = result.status
-        record.error_type = error_type
-        return web.Response(
-            status=result.status,
-            body=anthropic_error_body(error_type, message, rid),
-            content_type="application/json",
-            headers=headers,
+        return Failure(
+            result.status,
+            error_type,
+            message,
+            retry_after_s=retry_after_s(result.headers),
+            headers=result.headers,
+            upstream_request_id=rid_up,
         )
-    if result.response is not None and not canonical.stream:
-        record.status = 200
-        usage_from_event(MessageStart(message=result.response), usage)
-        return web.Response(
-            body=orjson.dumps(codec.encode_response(result.response)),
-            content_type="application/json",
-            headers=headers,
+    headers = {**result.headers, "request-id": rid}
+    if result.response is not None and not request.stream:
+        data = orjson.dumps(codec.encode_response(result.response))
+        return Success(
+            JSONAnswer(200, data, {**headers, **_JSON}, rid_up, _usage_of(result.response))
         )
     events = result.events
     if events is None:
         assert result.response is not None
         events = aiter_events(response_events(result.response))
-    resp = web.StreamResponse(status=200, headers={**headers, **_SSE_HEADERS})
-    return await write_events(
-        request,
-        resp,
-        events,
-        record,
-        usage,
-        started,
-        encode=lambda event: encode_event(event.type, codec.encode_event(event)),
-        encode_error=_error_event,
+    head: list[Event] = []
+    if gate:
+        try:
+            head, first = await first_event(events)
+        except BaseException:
+            await aclose(events)
+            raise
+        error = stream_error(first)
+        if error is not None:
+            await aclose(events)
+            return Failure(
+                status_for_error_type(error[0]), error[0], error[1], upstream_request_id=rid_up
+            )
+    return Success(
+        EventsAnswer(
+            head,
+            events,
+            {**headers, **_SSE_HEADERS},
+            encode=lambda event: encode_event(event.type, codec.encode_event(event)),
+            encode_error=_error_event,
+            upstream_request_id=rid_up,
+        )
     )
+
+
+def _usage_of(response: Response) -> Callable[[Usage], None]:
+    def read(usage: Usage) -> None:
+        usage_from_event(MessageStart(message=response), usage)
+
+    return read
 
 
 def _error_event(err: GatewayError) -> bytes:
@@ -100,11 +128,11 @@ def _error_event(err: GatewayError) -> bytes:
 
 async def _count_tokens(
     gateway: Gateway, body: dict[str, Any], canonical: Request, route: Route, rid: str
-) -> web.Response:
+) -> JSONAnswer:
     """Counted with the provider model's tokenizer where one is known, else estimated."""
     counted = None
     if route.provider.wire == "openai":
-        canonical.max_tokens = canonical.max_tokens or 1
+        canonical = dataclasses.replace(canonical, max_tokens=canonical.max_tokens or 1)
         try:
             openai_body = codec_for("openai").encode_request(canonical, route.provider_model)
         except ValueError:
@@ -115,8 +143,5 @@ async def _count_tokens(
         tokens, how = estimate_tokens(body), "estimate"
     else:
         tokens, how = counted[0], f"tiktoken:{counted[1]}"
-    return web.Response(
-        body=orjson.dumps({"input_tokens": tokens}),
-        content_type="application/json",
-        headers={"request-id": rid, "x-llmrelay-token-count": how},
-    )
+    headers = {"request-id": rid, "x-llmrelay-token-count": how, **_JSON}
+    return JSONAnswer(200, orjson.dumps({"input_tokens": tokens}), headers)

@@ -15,6 +15,8 @@ from ..core import wirejson
 from ..core.events import Event, MessageDelta, MessageStart, StreamError
 from ..core.usage import Usage
 from ..errors import GatewayError, InvalidRequestError, RequestTooLargeError
+from ..routing.table import Route
+from ..routing.virtual import VirtualModel
 from ..stores.usage import UsageRecord
 
 if TYPE_CHECKING:
@@ -25,8 +27,10 @@ __all__ = [
     "body_size",
     "finish_record",
     "forward_headers",
+    "json_content",
     "log_refused",
     "new_request_id",
+    "provider_models",
     "read_json",
     "usage_from_event",
     "write_events",
@@ -55,6 +59,7 @@ _REQUEST_DROP = frozenset(
         "upgrade",
         "cookie",
         "expect",
+        "x-llmrelay-metadata",  # the gateway's own, for routing rules
     }
 )
 
@@ -68,6 +73,13 @@ def new_request_id() -> str:
 def forward_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
     """The client's headers that may go upstream, repeated names kept in order."""
     return [(k, v) for k, v in headers.items() if k.lower() not in _REQUEST_DROP]
+
+
+def json_content(headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` with ``content-type: application/json`` (any other content type dropped)."""
+    out = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+    out["content-type"] = "application/json"
+    return out
 
 
 async def read_json(request: web.Request, max_body: int) -> dict[str, Any]:
@@ -164,6 +176,8 @@ def finish_record(
                 "key_name": record.key_name,
                 "model": record.model,
                 "provider": record.provider,
+                "provider_model": record.provider_model,
+                "attempts": record.attempts,
                 "request_id": record.request_id,
                 "latency_ms": round(record.latency_s * 1000, 2),
                 "stream": record.stream,
@@ -171,6 +185,13 @@ def finish_record(
                 "cost_usd": record.cost_usd,
             },
         )
+
+
+def provider_models(target: Route | VirtualModel) -> tuple[str, ...]:
+    """The provider model ids that may serve a call (one, or a virtual model's targets)."""
+    if isinstance(target, Route):
+        return (target.provider_model,)
+    return tuple(t.route.provider_model for t in target.targets)
 
 
 async def body_size(request: web.Request) -> int:

@@ -11,31 +11,33 @@ from __future__ import annotations
 
 import contextlib
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
 
 from ..codecs import openai as codec
-from ..core.events import MessageStart
-from ..core.replay import aiter_events, response_events
+from ..core.types import Request
 from ..core.usage import Usage
 from ..errors import GatewayError, InvalidRequestError, NotFoundError
 from ..providers.base import ProviderRequest, ProviderResponse
+from ..routing.executor import Failure, Success, retry_after_s
 from ..routing.table import Route
 from ..stores.usage import UsageRecord
-from ..translation import call_translated
+from .call import AttemptResult, Call, JSONAnswer, send
 from .common import (
     body_size,
     finish_record,
     forward_headers,
+    json_content,
     log_refused,
     new_request_id,
+    provider_models,
     read_json,
-    usage_from_event,
-    write_events,
 )
-from .openai_stream import OpenAIStreamTap, usage_from_openai
+from .openai_stream import OpenAIRelay, gated_stream, usage_from_openai
+from .openai_translated import attempt_translated, decode_canonical
 
 if TYPE_CHECKING:
     from ..app import Gateway
@@ -44,7 +46,6 @@ if TYPE_CHECKING:
 __all__ = ["OpenAISurface", "openai_error_response"]
 
 PREFIXES = ("", "/openai")
-_SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
 
 
 def openai_error_response(
@@ -88,13 +89,13 @@ class OpenAISurface:
             return _gateway_error(err, rid)
         data = [
             {
-                "id": r.public_model,
+                "id": name,
                 "object": "model",
                 "created": self._gw.created_unix,
-                "owned_by": r.account,
+                "owned_by": owner,
             }
-            for r in self._gw.routes
-            if caller.models is None or r.public_model in caller.models
+            for name, owner in self._gw.router.names()
+            if caller.models is None or name in caller.models
         ]
         return web.Response(
             body=orjson.dumps({"object": "list", "data": data}),
@@ -134,20 +135,21 @@ class OpenAISurface:
                     + (" (the field is missing)" if model is None else "")
                 )
             record.model = model
-            route = self._gw.routes.get(model)
-            if route is None:
+            target = self._gw.router.resolve(
+                model, key=caller.name, team=caller.team, headers=request.headers
+            )
+            if target is None:
                 raise NotFoundError(
                     f"The model {model!r} is not routed by this gateway (GET /v1/models lists them)"
                 )
-            record.provider = route.account
-            record.provider_model = route.provider_model
             record.stream = body.get("stream") is True
             admission = await self._gw.policy.admit(
-                caller, model, (route.provider_model,), body, await body_size(request)
+                caller, model, provider_models(target), body, await body_size(request)
             )
-            if route.provider.wire == "openai":
-                return await self._passthrough(request, body, route, record, usage, started)
-            return await self._translated(request, body, route, record, usage, started)
+            call = Call(self._gw, request, record, usage, started)
+            # The provider send: one attempt for an account/model, the executor for a
+            # virtual model; the answer or the final error goes out from here.
+            return await send(call, target, _Attempter(call, body))
         except GatewayError as err:
             record.status = err.status
             record.error_type = err.error_type
@@ -155,15 +157,31 @@ class OpenAISurface:
         finally:
             finish_record(self._gw, request, record, usage, started, admission)
 
-    async def _passthrough(
-        self,
-        request: web.Request,
-        body: dict[str, Any],
-        route: Route,
-        record: UsageRecord,
-        usage: Usage,
-        started: float,
-    ) -> web.StreamResponse:
+
+class _Attempter:
+    """Tries one target for one OpenAI-surface call: a passthrough to an OpenAI-wire
+    provider, a translation to any other."""
+
+    __slots__ = ("_body", "_call", "_canonical", "_headers")
+
+    def __init__(self, call: Call, body: dict[str, Any]) -> None:
+        self._call = call
+        self._body = body
+        self._headers = forward_headers(call.request.headers)
+        self._canonical: Request | None = None
+
+    async def attempt(self, route: Route, gate: bool) -> AttemptResult:
+        call = self._call
+        record = call.record
+        if route.provider.wire != "openai":
+            if self._canonical is None:
+                default = call.gateway.settings.translation.default_max_tokens
+                self._canonical = decode_canonical(self._body, record.model, default)
+            return await attempt_translated(
+                record.request_id, self._body, self._canonical, route, gate
+            )
+        # Each attempt starts from the client's body; a single attempt may change it in place.
+        body = dict(self._body) if gate else self._body
         body["model"] = route.provider_model
         route.cap_body(body, "max_tokens", "max_completion_tokens")
         strip_usage = False
@@ -178,134 +196,52 @@ class OpenAISurface:
                 body["stream_options"] = {**options, "include_usage": True}
         up = await route.provider.send(
             ProviderRequest(
-                "chat_completions",
-                body,
-                forward_headers(request.headers),
-                request.query_string,
-                record.stream,
+                "chat_completions", body, self._headers, call.request.query_string, record.stream
             )
         )
-        record.upstream_request_id = up.upstream_request_id
         if record.stream and up.status == 200 and up.is_event_stream:
-            return await self._relay(request, up, record, usage, started, strip_usage)
+            headers = _headers(up, record.request_id)
+            if gate:
+                return await gated_stream(up, headers, strip_usage)
+            return Success(OpenAIRelay(up, headers, strip_usage))
         try:
             data = await up.read()
         finally:
             up.close()
-        record.status = up.status
-        if up.status == 200:
-            with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
-                usage_from_openai(orjson.loads(data).get("usage"), usage)
-        else:
-            record.error_type = codec.error_from_openai(up.status, _loads(data))[0]
-        return web.Response(status=up.status, body=data, headers=_headers(up, record.request_id))
-
-    async def _relay(
-        self,
-        request: web.Request,
-        up: ProviderResponse,
-        record: UsageRecord,
-        usage: Usage,
-        started: float,
-        strip_usage: bool,
-    ) -> web.StreamResponse:
-        tap = OpenAIStreamTap(usage, strip_usage=strip_usage)
-        resp = web.StreamResponse(status=200, headers=_headers(up, record.request_id))
-        try:
-            await resp.prepare(request)
-            try:
-                async for chunk in up.iter_chunks():
-                    if record.ttft_s is None:
-                        record.ttft_s = time.perf_counter() - started
-                    out = tap.feed(chunk)
-                    if out:
-                        await resp.write(out)
-            except GatewayError as err:
-                tap.error_type = err.error_type
-                error = codec.error_to_openai(err.status, err.error_type, err.message)
-                await resp.write(b"data: " + orjson.dumps(error) + b"\n\n")
-            record.status = 200
-            record.error_type = tap.error_type
-            await resp.write_eof()
-        except ConnectionResetError:
-            record.status = 499
-            record.error_type = "client_disconnected"
-        finally:
-            up.close()
-        return resp
-
-    async def _translated(
-        self,
-        request: web.Request,
-        body: dict[str, Any],
-        route: Route,
-        record: UsageRecord,
-        usage: Usage,
-        started: float,
-    ) -> web.StreamResponse:
-        rid = record.request_id
-        try:
-            canonical = codec.decode_request(body)
-        except ValueError as err:
-            raise InvalidRequestError(str(err)) from None
-        canonical.model = record.model
-        if canonical.max_tokens is None:
-            canonical.max_tokens = self._gw.settings.translation.default_max_tokens
-        options = body.get("stream_options")
-        include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        result = await call_translated(
-            route.provider, canonical, route.provider_model, route.max_output_tokens
-        )
-        record.upstream_request_id = result.upstream_request_id
-        if result.error is not None:
-            error_type, message = result.error
-            record.status = result.status
-            record.error_type = error_type
-            return openai_error_response(
-                result.status, error_type, message, rid, dict(result.headers)
+        if up.status < 400:
+            reader = partial(_usage_from_json, data) if up.status == 200 else None
+            answer = JSONAnswer(
+                up.status, data, _headers(up, record.request_id), up.upstream_request_id, reader
             )
-        created = int(time.time())
-        if result.response is not None and not canonical.stream:
-            record.status = 200
-            usage_from_event(MessageStart(message=result.response), usage)
-            out = codec.encode_response(result.response, model=record.model, created=created)
-            return web.Response(
-                body=orjson.dumps(out),
-                content_type="application/json",
-                headers={**result.headers, "x-request-id": rid, "request-id": rid},
-            )
-        events = result.events
-        if events is None:
-            assert result.response is not None
-            events = aiter_events(response_events(result.response))
-        encoder = codec.StreamEncoder(
-            id="chatcmpl-" + rid.removeprefix("req_"),
-            model=record.model,
-            created=created,
-            include_usage=include_usage,
-        )
-        resp = web.StreamResponse(
-            status=200,
-            headers={**result.headers, **_SSE_HEADERS, "x-request-id": rid, "request-id": rid},
-        )
-        return await write_events(
-            request,
-            resp,
-            events,
-            record,
-            usage,
-            started,
-            encode=lambda event: b"".join(
-                b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in encoder.feed(event)
-            ),
-            encode_error=_error_chunk,
-            end=b"data: [DONE]\n\n",
+            return Success(answer)
+        error_type, message = codec.error_from_openai(up.status, _loads(data))
+        return Failure(
+            up.status,
+            error_type,
+            message,
+            retry_after_s=retry_after_s(up.headers),
+            body=data,
+            headers=up.headers,
+            upstream_request_id=up.upstream_request_id,
         )
 
+    def error_response(self, failure: Failure, headers: dict[str, str]) -> web.Response:
+        rid = self._call.record.request_id
+        out = {**failure.headers, "x-request-id": rid, "request-id": rid}
+        if failure.upstream_request_id is not None:
+            out["x-llmrelay-upstream-request-id"] = failure.upstream_request_id
+        out.update(headers)
+        body = failure.body
+        if body is None:
+            error = codec.error_to_openai(failure.status, failure.error_type, failure.message)
+            body = orjson.dumps(error)
+            out = json_content(out)
+        return web.Response(status=failure.status, body=body, headers=out)
 
-def _error_chunk(err: GatewayError) -> bytes:
-    error = codec.error_to_openai(err.status, err.error_type, err.message)
-    return b"data: " + orjson.dumps(error) + b"\n\n"
+
+def _usage_from_json(data: bytes, usage: Usage) -> None:
+    with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
+        usage_from_openai(orjson.loads(data).get("usage"), usage)
 
 
 def _headers(up: ProviderResponse, request_id: str) -> dict[str, str]:

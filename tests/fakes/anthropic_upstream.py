@@ -29,6 +29,7 @@ import dataclasses
 import itertools
 import json
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,7 @@ class RecordedRequest:
     query: str
     headers: dict[str, str]
     body: bytes
+    at: float = 0.0  # time.monotonic() when the request arrived
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -158,6 +160,16 @@ def fixture_reply(name: str, **kw: Any) -> Reply:
     return json_reply(json.loads(text), **kw)
 
 
+def stream_error_reply(
+    status: int = 529, message: str = "Overloaded", *, after: list[tuple[str, Any]] | None = None
+) -> Reply:
+    """A 200 stream whose first events are ``after`` (default none) and then an ``error``
+    event, as Anthropic sends an ``overloaded_error`` after a 200 (``_streaming.py``)."""
+    error = error_body(status, message)
+    error.pop("request_id")
+    return sse_reply([*(after or []), ("error", error)])
+
+
 def hang_reply() -> Reply:
     """Accept the request and never answer (until the client gives up or the fake stops)."""
     return Reply(hang=True)
@@ -198,6 +210,7 @@ class FakeAnthropic:
         self.requests: list[RecordedRequest] = []
         self.expected_api_key = expected_api_key
         self.default_stream_delay_s = 0.0
+        self.latency_s = 0.0  # wait before answering any request (a slow provider)
         self.active_streams = 0
         self.max_concurrent_streams = 0
         self.disconnects = 0  # clients that went away before a reply finished
@@ -282,7 +295,9 @@ class FakeAnthropic:
             name = k.lower()
             headers[name] = f"{headers[name]}, {v}" if name in headers else v
         self.requests.append(
-            RecordedRequest(request.method, request.path, request.query_string, headers, body)
+            RecordedRequest(
+                request.method, request.path, request.query_string, headers, body, time.monotonic()
+            )
         )
         reply = self._route(request, headers, body)
         return await self._send(request, reply)
@@ -392,8 +407,8 @@ class FakeAnthropic:
     async def _send(self, request: web.Request, reply: Reply) -> web.StreamResponse:
         resp = web.StreamResponse(status=reply.status, headers=self._response_headers(reply))
         try:
-            if reply.pre_delay_s:
-                await asyncio.sleep(reply.pre_delay_s)
+            if reply.pre_delay_s or self.latency_s:
+                await asyncio.sleep(reply.pre_delay_s + self.latency_s)
             if reply.hang:
                 await self._until_disconnect(request)
                 return web.Response(status=504)  # nobody is listening any more

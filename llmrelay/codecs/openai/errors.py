@@ -10,9 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...errors import ANTHROPIC_ERROR_TYPES, anthropic_error_type
+from ...errors import anthropic_error_type, status_for_error_type
 
-__all__ = ["error_from_openai", "error_to_openai", "error_type_from_openai"]
+__all__ = [
+    "error_from_openai",
+    "error_to_openai",
+    "error_type_from_openai",
+    "status_for_error_type",
+]
 
 _CODES = {"authentication_error": "invalid_api_key", "rate_limit_error": "rate_limit_exceeded"}
 
@@ -98,11 +103,3 @@ def error_to_openai(
             "code": _CODES.get(error_type, error_type),
         }
     }
-
-
-def status_for_error_type(error_type: str) -> int:
-    """The HTTP status Anthropic pairs with an error type (500 when unknown)."""
-    for status, name in ANTHROPIC_ERROR_TYPES.items():
-        if name == error_type:
-            return status
-    return 500

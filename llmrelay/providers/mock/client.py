@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from ...config import MockProviderConfig
+from ...errors import anthropic_error_body, anthropic_error_type
 from ...surfaces.sse import encode_event
 from ..base import ProviderRequest, Wire
 from .codec import RequestError, count_tokens, message_events, reply_message
@@ -77,8 +78,21 @@ class MockProvider:
         self.account = account
         self.wire: Wire = "anthropic"
         self._delay_s = config.stream_delay_s
+        self._error_status = config.error_status
+        self._error_in_stream = config.error_in_stream
+
+    def _failure(self, stream: bool) -> MockResponse:
+        status = self._error_status or 500
+        error_type = anthropic_error_type(status)
+        message = f"mock provider {self.account!r} is set to fail (error_status: {status})"
+        if stream and self._error_in_stream:
+            event = {"type": "error", "error": {"type": error_type, "message": message}}
+            return MockResponse(200, _SSE, events=[event])
+        return MockResponse(status, _JSON, anthropic_error_body(error_type, message, None))
 
     async def send(self, request: ProviderRequest) -> MockResponse:
+        if self._error_status is not None and request.endpoint == "messages":
+            return self._failure(request.stream)
         if request.endpoint == "count_tokens":
             if not isinstance(request.body.get("messages"), list):
                 return _error("messages: field required (a list)")
