@@ -372,3 +372,69 @@ def test_model_list_shows_only_the_models_a_key_may_use(start: Start) -> None:
     assert [m.id for m in ant(gw, BOB_KEY).models.list()] == ["mock/echo", "mock/other"]
     with pytest.raises(anthropic.PermissionDeniedError):
         ant(gw, ALICE_KEY).models.retrieve("mock/other")
+
+
+def test_policy_applies_to_virtual_models_and_costs_the_serving_target(start: Start) -> None:
+    # A virtual model whose primary is overloaded: the call is served by the fallback, the
+    # key may use the virtual name only, the budget holds the dearest target's worst case,
+    # and the row is costed at the serving target's price.
+    gw = start(
+        providers={
+            "mock": {"type": "mock", "models": {"echo": "echo"}},
+            "busy": {
+                "type": "mock",
+                "models": {"echo": "echo-dear"},
+                "error_status": 529,
+            },
+        },
+        models={
+            "echo": {
+                "targets": [
+                    {"model": "busy/echo", "priority": 1},
+                    {"model": "mock/echo", "priority": 2},
+                ]
+            }
+        },
+        routing={"rules": [{"match": {"team": "ops"}, "model": "mock/echo"}]},
+        auth={
+            "keys": [
+                {
+                    "name": "alice",
+                    "key": ALICE_KEY,
+                    "team": "ml",
+                    "models": ["echo"],
+                    "budget": {"usd": 1.8, "period": "day"},
+                },
+                {"name": "bob", "key": BOB_KEY, "team": "ops"},
+            ]
+        },
+        pricing={
+            "echo": {"input": 1_000.0, "output": 10_000.0},
+            "echo-dear": {"input": 1_000.0, "output": 100_000.0},
+        },
+    )
+    client = ant(gw, ALICE_KEY)
+    raw = client.messages.with_raw_response.create(model="echo", max_tokens=16, messages=MSG)
+    assert raw.headers["x-llmrelay-model"] == "mock/echo"
+    assert raw.headers["x-llmrelay-attempts"] == "2"
+    row = [r for r in rows(gw, 1) if r["status"] == 200][-1]
+    assert (row["provider"], row["provider_model"], row["attempts"]) == ("mock", "echo", 2)
+    # 10 input * $0.001 + 11 output * $0.01 at the serving target's (cheaper) price.
+    assert row["cost_usd"] == pytest.approx(0.12)
+    with pytest.raises(anthropic.PermissionDeniedError):
+        call(gw, ALICE_KEY, "mock/echo")
+    # The worst case is priced at the dearer target (~18 input tokens * $0.001 + 16 output
+    # * $0.1 = ~$1.62): $0.12 spent + $1.62 fits $1.80, $0.24 + $1.62 does not. (At the
+    # serving target's price, $0.18, many more would fit.)
+    call(gw, ALICE_KEY, "echo")
+    with pytest.raises(anthropic.RateLimitError) as a:
+        call(gw, ALICE_KEY, "echo")
+    assert "budget exceeded" in a.value.message
+    # A rule on the caller's team: ops goes straight to mock/echo, one attempt.
+    raw = ant(gw, BOB_KEY).messages.with_raw_response.create(
+        model="echo", max_tokens=16, messages=MSG
+    )
+    assert (raw.headers["x-llmrelay-model"], raw.headers["x-llmrelay-attempts"]) == (
+        "mock/echo",
+        "1",
+    )
