@@ -8,10 +8,13 @@
 3. budgets of the key and its team (429, ``x-should-retry: false``; OpenAI surface:
    ``insufficient_quota``), see :mod:`llmrelay.policy.budget`.
 
-A refused call never reaches a provider. :meth:`Policy.settle` runs when the call ends: it
-corrects the token estimate to the provider's usage and replaces budget holds by the actual
-cost, in a background task so the response is not held for it. A call with no limits and
-no budgets costs one set lookup and no await.
+Steps 2 and 3 are one atomic :meth:`~llmrelay.stores.counters.CounterStore.admit` (one
+Redis round trip): a call refused by a budget has taken no rate-limit room, and the other
+way round. A refused call never reaches a provider. :meth:`Policy.settle_soon` runs when
+the call ends: one :meth:`~llmrelay.stores.counters.CounterStore.release` corrects the token
+estimate to the provider's usage and replaces budget holds by the actual cost, in a
+background task so the response is not held for it. A call with no limits and no budgets
+costs one set lookup and no await.
 
 When the counter store is unreachable the :class:`~llmrelay.stores.failover_counters.
 FailoverCounterStore` serves from in-process counters (fail-open) or raises; raising
@@ -28,13 +31,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..core.usage import Usage
-from ..errors import GatewayError, PermissionDeniedError, ServiceUnavailable
+from ..errors import PermissionDeniedError, ServiceUnavailable
 from ..stores.counters import CounterStore, Window
 from ..stores.failover_counters import CounterStoreUnavailable
 from ..stores.keys import BudgetSpec, Limits
 from ..stores.usage import UsageStore
 from .auth import Principal
-from .budget import Budgets, Reservation
+from .budget import BudgetHold, Budgets, Reservation
 from .limits import LimitSet, amounts_for, limit_set, rate_limited
 from .pricing import Price, PriceTable, cost, worst_case
 
@@ -45,10 +48,9 @@ log = logging.getLogger("llmrelay.policy")
 
 @dataclass(slots=True)
 class Admission:
-    """What a call holds: its windows (token windows flagged) and budget reservations."""
+    """What a call holds: its token windows (to correct the estimate) and budget
+    reservations."""
 
-    windows: list[Window] = field(default_factory=list)
-    amounts: list[int] = field(default_factory=list)
     token_windows: list[Window] = field(default_factory=list)
     estimate: int = 0
     #: When the windows counted the call (the counter store's clock), for settling.
@@ -112,19 +114,14 @@ class Policy:
         if not sets and not budgets:
             return None
         estimate = max(1, body_bytes // 4)
-        admission = Admission(estimate=estimate)
         try:
-            if sets:
-                await self._acquire(sets, estimate, admission)
-            if budgets:
-                await self._reserve(budgets, provider_models, body, estimate, admission)
+            return await self._admit(sets, budgets, provider_models, body, estimate)
         except CounterStoreUnavailable as err:
             raise ServiceUnavailable(
                 "rate limit and budget store unreachable; refusing calls"
                 " (governance.fail_closed is true)",
                 headers={"retry-after": "1"},
             ) from err
-        return admission
 
     @staticmethod
     def check_model(principal: Principal, model: str) -> None:
@@ -135,52 +132,37 @@ class Policy:
                 f"gateway key {principal.name!r} may not use model {model!r} (allowed: {allowed})"
             )
 
-    async def _acquire(self, sets: list[LimitSet], estimate: int, admission: Admission) -> None:
-        windows = [w for s in sets for w in s.windows]
-        amounts = amounts_for(sets, estimate)
-        result = await self.counters.acquire(windows, amounts)
-        if not result.ok:
-            i = result.refused
-            wording = [w for s in sets for w in s.wording][i]
-            scope = windows[i].key.split(":")[1:3]
-            raise rate_limited(
-                ":".join(scope),
-                wording,
-                result.retry_after_s,
-                amounts[i],
-                windows[i].limit,
-                windows[i].window_s,
-            )
-        admission.windows = windows
-        admission.amounts = amounts
-        admission.at = result.at
-        flags = [t for s in sets for t in s.tokens]
-        admission.token_windows = [w for w, t in zip(windows, flags, strict=True) if t]
-
-    async def _reserve(
+    async def _admit(
         self,
+        sets: list[LimitSet],
         budgets: list[tuple[Literal["key", "team"], str, BudgetSpec]],
         provider_models: Sequence[str],
         body: Mapping[str, Any],
         estimate: int,
-        admission: Admission,
-    ) -> None:
-        worst = self.worst_case(provider_models, body, estimate)
-        now = time.time()
-        try:
+    ) -> Admission:
+        """Every window and every budget hold in one counter store call, all or nothing."""
+        windows = [w for s in sets for w in s.windows]
+        amounts = amounts_for(sets, estimate)
+        holds: list[BudgetHold] = []
+        if budgets:
+            worst = self.worst_case(provider_models, body, estimate)
+            now = time.time()
             for scope, name, spec in budgets:
-                admission.reservations.append(
-                    await self.budgets.reserve(scope, name, spec, worst, now)
-                )
-        except GatewayError:
-            # Give back what this call took before refusing it.
-            for r in admission.reservations:
-                await self.budgets.settle(r, 0.0)
-            if admission.windows:
-                await self.counters.add(
-                    admission.windows, [-a for a in admission.amounts], admission.at
-                )
-            raise
+                holds.append(await self.budgets.prepare(scope, name, spec, worst, now))
+        result = await self.counters.admit(windows, amounts, [b.hold for b in holds])
+        if result.refused_window >= 0:
+            i = result.refused_window
+            w = windows[i]
+            wording = [text for s in sets for text in s.wording][i]
+            who = ":".join(w.key.split(":")[1:3])
+            raise rate_limited(who, wording, result.retry_after_s, amounts[i], w.limit, w.window_s)
+        flags = [t for s in sets for t in s.tokens]
+        return Admission(
+            token_windows=[w for w, t in zip(windows, flags, strict=True) if t],
+            estimate=estimate,
+            at=result.at,
+            reservations=self.budgets.outcome(holds, result.holds),
+        )
 
     def worst_case(
         self, provider_models: Sequence[str], body: Mapping[str, Any], estimate: int
@@ -216,15 +198,17 @@ class Policy:
 
     async def _settle(self, admission: Admission, usage: Usage, cost_usd: float | None) -> None:
         try:
+            windows: list[Window] = []
+            delta = 0
             if admission.token_windows:
                 # Cache reads do not count, as in Anthropic's own input-token limits.
                 used = usage.input_tokens + usage.cache_creation_input_tokens + usage.output_tokens
                 delta = used - admission.estimate
                 if delta:
                     windows = admission.token_windows
-                    await self.counters.add(windows, [delta] * len(windows), admission.at)
-            for r in admission.reservations:
-                await self.budgets.settle(r, cost_usd or 0.0)
+            settles = self.budgets.settles(admission.reservations, cost_usd or 0.0)
+            if windows or settles:
+                await self.counters.release(windows, [delta] * len(windows), admission.at, settles)
         except Exception as err:
             log.warning(
                 "could not settle a call's limits and budgets",

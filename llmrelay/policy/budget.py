@@ -3,10 +3,11 @@
 Before a call its worst-case cost (the input estimate at the input price plus
 ``max_tokens`` at the output price) is reserved against each budget that applies; the
 call is admitted only if ``spent + reserved + worst case <= budget`` — the single
-comparison, made by the counter store (:mod:`llmrelay.stores.counters`). When the call ends
-the reservation is replaced by the actual cost, so concurrent calls can never spend more
-than the budget by more than the error of one call's input estimate. A budget in ``audit``
-mode never refuses: a call that would not fit is logged and still counted.
+comparison, made by the counter store (:mod:`llmrelay.stores.counters`) in the same atomic
+``admit`` as the rate limits. When the call ends the reservation is replaced by the actual
+cost, so concurrent calls can never spend more than the budget by more than the error of
+one call's input estimate. A budget in ``audit`` mode never refuses: a call that would not
+fit is logged and still counted.
 
 Spend lives in the counter store (in-process or Redis) under a key per period; when a
 period's counter does not exist yet (first call of the period, or a restart), it is seeded
@@ -18,17 +19,18 @@ from __future__ import annotations
 import asyncio
 import calendar
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from ..errors import BudgetExceededError
-from ..stores.counters import BudgetState, CounterStore
+from ..stores.counters import BudgetState, CounterStore, Hold, Settle
 from ..stores.keys import BudgetSpec
 from ..stores.usage import UsageStore
 from .pricing import to_micro_usd
 
-__all__ = ["Budgets", "Period", "Reservation", "period_of"]
+__all__ = ["BudgetHold", "Budgets", "Period", "Reservation", "period_of"]
 
 log = logging.getLogger("llmrelay.budget")
 
@@ -73,6 +75,18 @@ class Reservation:
     ttl_s: int
 
 
+@dataclass(slots=True, frozen=True)
+class BudgetHold:
+    """A budget that applies to a call: the :class:`~llmrelay.stores.counters.Hold` to ask
+    the counter store for, and what a refusal or an audit line says about it."""
+
+    scope: Literal["key", "team"]
+    name: str
+    spec: BudgetSpec
+    period: Period
+    hold: Hold
+
+
 class Budgets:
     def __init__(self, counters: CounterStore, usage: UsageStore | None) -> None:
         self._counters = counters
@@ -83,18 +97,19 @@ class Budgets:
         """Seed every budget again on its next call (the counter store changed or lost data)."""
         self._seeded.clear()
 
-    async def reserve(
+    async def prepare(
         self,
         scope: Literal["key", "team"],
         name: str,
         spec: BudgetSpec,
         worst_case_usd: float,
         now: float,
-    ) -> Reservation:
-        """Hold ``worst_case_usd`` against ``scope`` (``key`` or ``team``) ``name``'s budget.
+    ) -> BudgetHold:
+        """The hold of ``worst_case_usd`` against ``scope`` (``key`` or ``team``) ``name``'s
+        budget for the period of ``now``. Seeds the period's spend first, on its first call
+        in this process.
 
         Raises:
-            BudgetExceededError: the budget (enforce mode) has no room for the call.
             Exception: the counter store's error (the caller's failure policy decides).
         """
         period = period_of(spec.period, now)
@@ -104,21 +119,36 @@ class Budgets:
             await self._seed(key, scope, name, period, ttl)
         amount = to_micro_usd(max(0.0, worst_case_usd))
         limit = round(spec.usd * MICRO)
-        state = await self._counters.reserve(key, limit, amount, ttl)
-        if state.ok:
-            return Reservation(key, amount, ttl)
-        message = _spent_message(scope, name, spec, state, amount, period)
-        if spec.mode == "audit":
-            log.warning("budget exceeded (audit mode, call allowed)", extra={"detail": message})
-            return Reservation(key, 0, ttl)
-        raise BudgetExceededError(message)
+        hold = Hold(key, limit, amount, ttl, enforce=spec.mode != "audit")
+        return BudgetHold(scope, name, spec, period, hold)
 
-    async def settle(self, reservation: Reservation, actual_usd: float) -> None:
-        """Replace a hold by the call's actual cost."""
+    @staticmethod
+    def outcome(holds: Sequence[BudgetHold], states: Sequence[BudgetState]) -> list[Reservation]:
+        """The reservations of a call from the counter store's answer for its ``holds``
+        (``states[i]`` for ``holds[i]``; there may be fewer states than holds after a
+        refusal). Logs each audit-mode budget the call did not fit.
+
+        Raises:
+            BudgetExceededError: an enforced budget had no room for the call.
+        """
+        reservations: list[Reservation] = []
+        for b, state in zip(holds, states, strict=False):
+            hold = b.hold
+            if state.ok:
+                reservations.append(Reservation(hold.key, hold.amount, hold.ttl_s))
+                continue
+            message = _spent_message(b.scope, b.name, b.spec, state, hold.amount, b.period)
+            if hold.enforce:
+                raise BudgetExceededError(message)
+            log.warning("budget exceeded (audit mode, call allowed)", extra={"detail": message})
+            reservations.append(Reservation(hold.key, 0, hold.ttl_s))
+        return reservations
+
+    @staticmethod
+    def settles(reservations: Sequence[Reservation], actual_usd: float) -> list[Settle]:
+        """Replace each hold by the call's actual cost."""
         actual = to_micro_usd(max(0.0, actual_usd))
-        await self._counters.settle(
-            reservation.key, reservation.reserved, actual, reservation.ttl_s
-        )
+        return [Settle(r.key, r.reserved, actual, r.ttl_s) for r in reservations]
 
     async def _seed(
         self, key: str, scope: Literal["key", "team"], name: str, period: Period, ttl: int

@@ -1,7 +1,11 @@
 """The counter store protocol: sliding-window rate limits and budget reservations.
 
 This is the only state the hot path touches per request, so the methods are async and
-each is one round trip (one Lua script on Redis, one dict operation in memory).
+each is one round trip (one Lua script on Redis, one dict operation in memory). A governed
+call uses two: :meth:`CounterStore.admit` (every window and every budget hold) when it is
+admitted, :meth:`CounterStore.release` (token correction and every budget settle) when it
+ends. The per-part methods (``acquire``, ``add``, ``reserve``, ``settle``) do the same
+things one part at a time, with the same rules.
 
 **Sliding windows.** A window of ``window_s`` seconds is kept as ``window_s / bucket_s``
 buckets. :meth:`CounterStore.acquire` admits an amount only if, for *every* window, the sum
@@ -25,6 +29,14 @@ bucket it started in.
 :meth:`CounterStore.reserve` admits ``amount`` iff ``spent + reserved + amount <= limit``
 (the one comparison; equality passes) and then adds it to ``reserved``; :meth:`settle`
 moves a reservation to ``spent`` at its actual amount.
+
+**One trip.** :meth:`CounterStore.admit` checks the windows exactly as ``acquire`` does,
+then each :class:`Hold` in order with the budget comparison, and adds everything or
+nothing: a refused window or a refused enforced hold leaves every counter as it was. A hold
+with ``enforce=False`` (audit mode) never refuses; if it does not fit it reserves 0 and its
+state says ``ok=False``. The holds of one call have distinct keys.
+:meth:`CounterStore.release` is ``add`` followed by one ``settle`` per :class:`Settle`,
+atomically.
 """
 
 from __future__ import annotations
@@ -33,7 +45,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Acquired", "BudgetState", "CounterStore", "Window"]
+__all__ = [
+    "Acquired",
+    "Admitted",
+    "BudgetState",
+    "CounterStore",
+    "Hold",
+    "Settle",
+    "Window",
+]
 
 
 @dataclass(slots=True, frozen=True)
@@ -70,6 +90,53 @@ class BudgetState:
     reserved: int
 
 
+@dataclass(slots=True, frozen=True)
+class Hold:
+    """A budget reservation asked of :meth:`CounterStore.admit`: ``amount`` micro-USD under
+    budget ``key`` if ``spent + reserved + amount <= limit``; ``ttl_s`` as in
+    :meth:`CounterStore.reserve`. ``enforce=False`` (audit mode): never refuse the call."""
+
+    key: str
+    limit: int
+    amount: int
+    ttl_s: int
+    enforce: bool = True
+
+
+@dataclass(slots=True, frozen=True)
+class Settle:
+    """A reservation to settle in :meth:`CounterStore.release`: release up to ``reserved``
+    under budget ``key`` and add ``actual`` to its ``spent`` (micro-USD, both ``>= 0``)."""
+
+    key: str
+    reserved: int
+    actual: int
+    ttl_s: int
+
+
+@dataclass(slots=True, frozen=True)
+class Admitted:
+    """The answer of :meth:`CounterStore.admit`.
+
+    ``ok``: the call is admitted (every window's amount and every fitting hold counted).
+    Otherwise either ``refused_window`` is the index of the first refusing window and
+    ``retry_after_s`` as in :class:`Acquired` (``holds`` is then empty: no hold was looked
+    at), or ``refused_hold`` is the index of the first enforced hold without room.
+    ``holds[i]`` is hold i's state after the operation: ``ok`` if it fit (and, when the call
+    is admitted, ``reserved`` includes its amount); ``ok=False`` with the counters it was
+    refused on for the refused hold, and for an audit hold that did not fit (it reserved 0,
+    the call is still admitted). After a refused hold, ``holds`` ends with it (later holds
+    were not looked at). ``at`` is the store clock the amounts were counted at, as
+    :attr:`Acquired.at`: pass it to :meth:`CounterStore.release`."""
+
+    ok: bool
+    refused_window: int = -1
+    retry_after_s: float = 0.0
+    refused_hold: int = -1
+    holds: tuple[BudgetState, ...] = ()
+    at: float = 0.0
+
+
 class CounterStore(Protocol):
     async def acquire(self, windows: Sequence[Window], amounts: Sequence[int]) -> Acquired:
         """Atomically check every window and, if all pass, add ``amounts[i]`` to window i."""
@@ -90,6 +157,26 @@ class CounterStore(Protocol):
 
     async def settle(self, key: str, reserved: int, actual: int, ttl_s: int) -> None:
         """Release a reservation of ``reserved`` and add ``actual`` to ``spent``."""
+        ...
+
+    async def admit(
+        self, windows: Sequence[Window], amounts: Sequence[int], holds: Sequence[Hold]
+    ) -> Admitted:
+        """Atomically check every window (as :meth:`acquire`), then every hold in order;
+        if all pass (audit holds always do), add ``amounts[i]`` to window i and each fitting
+        hold's amount to its ``reserved``; else add nothing anywhere. Raises ValueError for
+        a negative amount, mismatched lengths or two holds on one key."""
+        ...
+
+    async def release(
+        self,
+        windows: Sequence[Window],
+        amounts: Sequence[int],
+        at: float | None,
+        settles: Sequence[Settle],
+    ) -> None:
+        """Atomically :meth:`add` ``amounts`` (``at`` as there) and :meth:`settle` every
+        ``settles[i]``. Raises ValueError for a negative ``reserved`` or ``actual``."""
         ...
 
     async def seed(self, key: str, spent: int, ttl_s: int) -> bool:

@@ -15,20 +15,24 @@ times a limit), and a budget starts from whatever :meth:`seed` put there. Nothin
 locally is copied to the primary afterwards, with one exception: the spend of every call
 settled while the primary was down, and the release of reservations the primary holds, are
 kept per budget key (up to ``max_owed`` keys) and replayed to the primary after it
-recovers, a few keys per call, so a shared budget does not forget money spent during the
-outage. Budget reservations made locally are not copied back.
+recovers, a few keys per call in one :meth:`release`, so a shared budget does not forget
+money spent during the outage. Budget reservations made locally are not copied back.
 
 **Settling across the switch.** The wrapper counts the reservations it made locally per
-budget key. :meth:`settle` releases a reservation from the local store up to that count and
-the rest from the primary, so a reservation made on one store is never released from the
-other while the first still holds it: neither store's ``reserved`` goes below zero or frees
-another call's reservation. (Reservations of one key are interchangeable amounts, not
-handles; only their sums per store are exact.) Token debits (:meth:`add` with a negative
-amount) are not tracked that way: a call acquired on one store and settled on the other
-takes its debit from the other store's bucket of the same ``at``, never below zero, so at
-most that call's over-estimate is freed early, once, for calls that straddle a switch.
-Settling and :meth:`add` never raise for a down primary, in either mode: the call they
-account for has already happened.
+budget key (by :meth:`reserve`, and by each fitting hold of an :meth:`admit` the local
+store admitted). :meth:`settle`, and :meth:`release` for each of its settles, releases a
+reservation from the local store up to that count and the rest from the primary (in one
+primary :meth:`release` for a call's budgets and token windows), so a reservation made on
+one store is never released from the other while the first still holds it: neither store's
+``reserved`` goes below zero or frees another call's reservation. (Reservations of one key
+are interchangeable amounts, not handles; only their sums per store are exact.) Token
+debits (a negative amount to :meth:`add` or :meth:`release`) are not tracked that way: a
+call admitted on one store and settled on the other takes its debit from the other store's
+bucket of the same ``at``, never below zero, so at most that call's over-estimate is freed
+early, once, for calls that straddle a switch.
+Settling, :meth:`release` and :meth:`add` never raise for a down primary, in either mode:
+the call they account for has already happened. :meth:`admit` fails over like
+:meth:`acquire` and :meth:`reserve`: to the local store, or CounterStoreUnavailable.
 """
 
 from __future__ import annotations
@@ -39,7 +43,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from llmrelay.stores.counters import Acquired, BudgetState, CounterStore, Window
+from llmrelay.stores.counters import (
+    Acquired,
+    Admitted,
+    BudgetState,
+    CounterStore,
+    Hold,
+    Settle,
+    Window,
+)
+from llmrelay.stores.memory_counters import check_settles, check_windows
 
 __all__ = ["CounterStoreUnavailable", "FailoverCounterStore"]
 
@@ -107,6 +120,57 @@ class FailoverCounterStore:
         self._refuse_if_closed()
         return await self._local.acquire(windows, amounts)
 
+    async def admit(
+        self, windows: Sequence[Window], amounts: Sequence[int], holds: Sequence[Hold]
+    ) -> Admitted:
+        """As :meth:`CounterStore.admit`; raises CounterStoreUnavailable when the primary
+        is down and the policy is fail-closed."""
+        result = await self._try_primary(lambda: self._primary.admit(windows, amounts, holds))
+        if result is not None:
+            return result
+        self._refuse_if_closed()
+        result = await self._local.admit(windows, amounts, holds)
+        if result.ok:
+            for hold, state in zip(holds, result.holds, strict=True):
+                if state.ok and hold.amount:
+                    self._local_reserved[hold.key] = (
+                        self._local_reserved.get(hold.key, 0) + hold.amount
+                    )
+        return result
+
+    async def release(
+        self,
+        windows: Sequence[Window],
+        amounts: Sequence[int],
+        at: float | None,
+        settles: Sequence[Settle],
+    ) -> None:
+        """As :meth:`add` and :meth:`settle` for every ``settles[i]``: reservations are
+        released from the store that holds them, the rest goes to the primary in one call
+        (to the local store, and owed to the primary, while it is down)."""
+        check_windows(windows, amounts)
+        check_settles(settles)
+        to_local: list[Settle] = []
+        to_primary: list[Settle] = []
+        for s in settles:
+            from_local = self._take_local(s.key, s.reserved)
+            if from_local:
+                to_local.append(Settle(s.key, from_local, 0, s.ttl_s))
+            if s.reserved > from_local or s.actual:
+                to_primary.append(Settle(s.key, s.reserved - from_local, s.actual, s.ttl_s))
+        if to_local:
+            await self._local.release((), (), None, to_local)
+        if not to_primary and not any(amounts):
+            return
+        if await self._try_primary(
+            lambda: self._ok(self._primary.release(windows, amounts, at, to_primary))
+        ):
+            return
+        spent = [Settle(s.key, 0, s.actual, s.ttl_s) for s in to_primary if s.actual]
+        await self._local.release(windows, amounts, at, spent)
+        for s in to_primary:
+            self._owe(s.key, s.reserved, s.actual, s.ttl_s)
+
     async def add(
         self, windows: Sequence[Window], amounts: Sequence[int], at: float | None = None
     ) -> None:
@@ -131,13 +195,8 @@ class FailoverCounterStore:
         primary's ``spent`` (replayed later if the primary is down)."""
         if reserved < 0 or actual < 0:
             raise ValueError("settle takes reserved >= 0 and actual >= 0")
-        held = self._local_reserved.get(key, 0)
-        from_local = min(reserved, held)
+        from_local = self._take_local(key, reserved)
         if from_local:
-            if held > from_local:
-                self._local_reserved[key] = held - from_local
-            else:
-                del self._local_reserved[key]
             await self._local.settle(key, from_local, 0, ttl_s)
         from_primary = reserved - from_local
         if not from_primary and not actual:
@@ -200,6 +259,18 @@ class FailoverCounterStore:
         if self._on_state is not None:
             self._on_state(up)
 
+    def _take_local(self, key: str, reserved: int) -> int:
+        """How much of a ``reserved`` to release from the local store (what it holds for
+        ``key``, at most), taken off the count of local reservations."""
+        held = self._local_reserved.get(key, 0)
+        from_local = min(reserved, held)
+        if from_local:
+            if held > from_local:
+                self._local_reserved[key] = held - from_local
+            else:
+                del self._local_reserved[key]
+        return from_local
+
     def _refuse_if_closed(self) -> None:
         if self._fail_closed:
             raise CounterStoreUnavailable("counter store unreachable (fail_closed)")
@@ -216,14 +287,13 @@ class FailoverCounterStore:
             self.owed_dropped += 1
 
     async def _flush_owed(self) -> None:
-        """Replay a few owed budget keys to the primary; on failure keep them."""
+        """Replay a few owed budget keys to the primary in one call; on failure keep them."""
         batch = [self._owed.popitem() for _ in range(min(_FLUSH_BATCH, len(self._owed)))]
-        for i, (key, owed) in enumerate(batch):
-            try:
-                await self._primary.settle(key, owed.release, owed.spent, owed.ttl_s)
-            except OSError as e:
-                for k, o in batch[i:]:
-                    self._owe(k, o.release, o.spent, o.ttl_s)
-                if self._up:
-                    self._switch(False, e)
-                return
+        settles = [Settle(key, o.release, o.spent, o.ttl_s) for key, o in batch]
+        try:
+            await self._primary.release((), (), None, settles)
+        except OSError as e:
+            for key, o in batch:
+                self._owe(key, o.release, o.spent, o.ttl_s)
+            if self._up:
+                self._switch(False, e)

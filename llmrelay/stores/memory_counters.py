@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from llmrelay.stores.counters import Acquired, BudgetState, Window
+from llmrelay.stores.counters import Acquired, Admitted, BudgetState, Hold, Settle, Window
 
 __all__ = ["MemoryCounterStore"]
 
@@ -43,6 +43,23 @@ def check_windows(windows: Sequence[Window], amounts: Sequence[int]) -> None:
     for w in windows:
         if w.bucket_s <= 0 or w.window_s <= 0 or w.window_s % w.bucket_s:
             raise ValueError(f"window {w.key!r}: window_s must be a multiple of bucket_s > 0")
+
+
+def check_admit(windows: Sequence[Window], amounts: Sequence[int], holds: Sequence[Hold]) -> None:
+    """Raise ValueError for what :meth:`CounterStore.admit` refuses to take."""
+    check_windows(windows, amounts)
+    if any(a < 0 for a in amounts):
+        raise ValueError("admit takes amounts >= 0; settle with release()")
+    if any(h.amount < 0 for h in holds):
+        raise ValueError("admit takes hold amounts >= 0")
+    if len({h.key for h in holds}) != len(holds):
+        raise ValueError("the holds of one call must have distinct keys")
+
+
+def check_settles(settles: Sequence[Settle]) -> None:
+    """Raise ValueError for a settle with a negative ``reserved`` or ``actual``."""
+    if any(s.reserved < 0 or s.actual < 0 for s in settles):
+        raise ValueError("settle takes reserved >= 0 and actual >= 0")
 
 
 def retry_after(
@@ -81,32 +98,65 @@ class MemoryCounterStore:
     async def acquire(self, windows: Sequence[Window], amounts: Sequence[int]) -> Acquired:
         """Admit all amounts or none. Raises ValueError for a negative amount."""
         check_windows(windows, amounts)
+        if any(a < 0 for a in amounts):
+            raise ValueError("acquire takes amounts >= 0; settle with add()")
         now = self._clock()
         self._maybe_sweep(now)
-        for i, (w, amount) in enumerate(zip(windows, amounts, strict=True)):
-            if amount < 0:
-                raise ValueError("acquire takes amounts >= 0; settle with add()")
-            b = self._live(w, now)
-            total = sum(b.counts.values())
-            if total + amount > w.limit:
-                live = sorted(b.counts.items())
-                return Acquired(False, i, retry_after(live, total, amount, w, now), now)
-        for w, amount in zip(windows, amounts, strict=True):
-            if amount:
-                self._credit(w, amount, now)
+        refused = self._refusal(windows, amounts, now)
+        if refused is not None:
+            return Acquired(False, refused[0], refused[1], now)
+        self._credit_all(windows, amounts, now)
         return Acquired(True, at=now)
+
+    async def admit(
+        self, windows: Sequence[Window], amounts: Sequence[int], holds: Sequence[Hold]
+    ) -> Admitted:
+        """Admit every window and hold or none (audit holds never refuse)."""
+        check_admit(windows, amounts, holds)
+        now = self._clock()
+        self._maybe_sweep(now)
+        refused = self._refusal(windows, amounts, now)
+        if refused is not None:
+            return Admitted(False, refused[0], refused[1], at=now)
+        seen: list[BudgetState] = []  # before any write: what a refusal reports
+        for j, h in enumerate(holds):
+            b = self._budget(h.key, now)
+            spent, reserved = (0, 0) if b is None else (b.spent, b.reserved)
+            fits = spent + reserved + h.amount <= h.limit
+            seen.append(BudgetState(fits, spent, reserved))
+            if not fits and h.enforce:
+                return Admitted(False, refused_hold=j, holds=tuple(seen), at=now)
+        self._credit_all(windows, amounts, now)
+        states: list[BudgetState] = []
+        for h, state in zip(holds, seen, strict=True):
+            if state.ok:
+                b = self._hold(h.key, h.ttl_s, now)
+                b.reserved += h.amount
+                state = BudgetState(True, b.spent, b.reserved)
+            states.append(state)
+        return Admitted(True, holds=tuple(states), at=now)
 
     async def add(
         self, windows: Sequence[Window], amounts: Sequence[int], at: float | None = None
     ) -> None:
         """Count amounts unchecked; a negative one is taken from the bucket of ``at``."""
         check_windows(windows, amounts)
+        self._add(windows, amounts, at, self._clock())
+
+    async def release(
+        self,
+        windows: Sequence[Window],
+        amounts: Sequence[int],
+        at: float | None,
+        settles: Sequence[Settle],
+    ) -> None:
+        """:meth:`add` and every settle, with nothing in between."""
+        check_windows(windows, amounts)
+        check_settles(settles)
         now = self._clock()
-        for w, amount in zip(windows, amounts, strict=True):
-            if amount > 0:
-                self._credit(w, amount, now)
-            elif amount < 0:
-                self._debit(w, -amount, now if at is None else min(at, now), now)
+        self._add(windows, amounts, at, now)
+        for s in settles:
+            self._settle(s.key, s.reserved, s.actual, s.ttl_s, now)
 
     async def reserve(self, key: str, limit: int, amount: int, ttl_s: int) -> BudgetState:
         """Reserve ``amount`` micro-USD iff ``spent + reserved + amount <= limit``."""
@@ -115,12 +165,10 @@ class MemoryCounterStore:
         now = self._clock()
         self._maybe_sweep(now)
         b = self._budget(key, now)
-        if b is None:
-            if amount > limit:
-                return BudgetState(False, 0, 0)
-            b = self._budgets[key] = _Budget(expires_at=now + ttl_s)
-        if b.spent + b.reserved + amount > limit:
-            return BudgetState(False, b.spent, b.reserved)
+        spent, reserved = (0, 0) if b is None else (b.spent, b.reserved)
+        if spent + reserved + amount > limit:
+            return BudgetState(False, spent, reserved)
+        b = self._hold(key, ttl_s, now)
         b.reserved += amount
         return BudgetState(True, b.spent, b.reserved)
 
@@ -128,14 +176,7 @@ class MemoryCounterStore:
         """Release up to ``reserved`` (never below zero) and add ``actual`` to ``spent``."""
         if reserved < 0 or actual < 0:
             raise ValueError("settle takes reserved >= 0 and actual >= 0")
-        now = self._clock()
-        b = self._budget(key, now)
-        if b is None:
-            if not actual:
-                return
-            b = self._budgets[key] = _Budget(expires_at=now + ttl_s)
-        b.reserved -= min(reserved, b.reserved)
-        b.spent += actual
+        self._settle(key, reserved, actual, ttl_s, self._clock())
 
     async def seed(self, key: str, spent: int, ttl_s: int) -> bool:
         now = self._clock()
@@ -147,6 +188,48 @@ class MemoryCounterStore:
     async def aclose(self) -> None:
         self._windows.clear()
         self._budgets.clear()
+
+    def _refusal(
+        self, windows: Sequence[Window], amounts: Sequence[int], now: float
+    ) -> tuple[int, float] | None:
+        """The first window without room for its amount and the retry-after, or None."""
+        for i, (w, amount) in enumerate(zip(windows, amounts, strict=True)):
+            b = self._live(w, now)
+            total = sum(b.counts.values())
+            if total + amount > w.limit:
+                live = sorted(b.counts.items())
+                return i, retry_after(live, total, amount, w, now)
+        return None
+
+    def _credit_all(self, windows: Sequence[Window], amounts: Sequence[int], now: float) -> None:
+        for w, amount in zip(windows, amounts, strict=True):
+            if amount:
+                self._credit(w, amount, now)
+
+    def _add(
+        self, windows: Sequence[Window], amounts: Sequence[int], at: float | None, now: float
+    ) -> None:
+        for w, amount in zip(windows, amounts, strict=True):
+            if amount > 0:
+                self._credit(w, amount, now)
+            elif amount < 0:
+                self._debit(w, -amount, now if at is None else min(at, now), now)
+
+    def _settle(self, key: str, reserved: int, actual: int, ttl_s: int, now: float) -> None:
+        b = self._budget(key, now)
+        if b is None:
+            if not actual:
+                return
+            b = self._hold(key, ttl_s, now)
+        b.reserved -= min(reserved, b.reserved)
+        b.spent += actual
+
+    def _hold(self, key: str, ttl_s: int, now: float) -> _Budget:
+        """The live budget under ``key``, created (expiring ``ttl_s`` from now) if absent."""
+        b = self._budget(key, now)
+        if b is None:
+            b = self._budgets[key] = _Budget(expires_at=now + ttl_s)
+        return b
 
     def _live(self, w: Window, now: float) -> _Buckets:
         """The window's buckets with those that left it dropped."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
-from llmrelay.stores.counters import CounterStore, Window
+from llmrelay.stores.counters import BudgetState, CounterStore, Hold, Settle, Window
 from llmrelay.stores.memory_counters import MemoryCounterStore
 from llmrelay.stores.redis_counters import RedisCounterStore
 
@@ -277,6 +278,266 @@ def test_concurrent_reservations_never_exceed_the_budget(stores: Stores) -> None
     stores.run(body)
 
 
+async def budget(store: CounterStore, key: str) -> tuple[int, int]:
+    """(spent, reserved) of a budget, read by reserving 0 (which creates nothing new that
+    matters: an empty budget reads (0, 0) either way)."""
+    state = await store.reserve(key, 10**15, 0, 3600)
+    return state.spent, state.reserved
+
+
+def test_admit_counts_every_window_and_hold(stores: Stores) -> None:
+    async def body(store: CounterStore, clock: Clock) -> None:
+        rpm, tpm = Window("rpm", 3, 60, 1), Window("tpm", 1000, 60, 1)
+        holds = [Hold("k", 1_000_000, 400_000, 3600), Hold("t", 900_000, 400_000, 3600)]
+        r = await store.admit([rpm, tpm], [1, 300], holds)
+        assert (r.ok, r.refused_window, r.retry_after_s, r.refused_hold, r.at) == (
+            True,
+            -1,
+            0.0,
+            -1,
+            T0,
+        )
+        assert r.holds == (BudgetState(True, 0, 400_000), BudgetState(True, 0, 400_000))
+        assert await admitted(store, [rpm, tpm], [2, 700])  # exactly what is left
+        assert not await admitted(store, [rpm], [1])
+        assert not await admitted(store, [tpm], [1])
+        assert await budget(store, "k") == (0, 400_000)
+        assert await budget(store, "t") == (0, 400_000)
+        # Nothing to check at all is admitted.
+        assert (await store.admit([], [], [])).ok
+
+    stores.run(body)
+
+
+def test_refused_hold_adds_nothing_to_the_windows_or_other_holds(stores: Stores) -> None:
+    async def body(store: CounterStore, clock: Clock) -> None:
+        rpm, tpm = Window("rpm", 10, 60, 1), Window("tpm", 1000, 60, 1)
+        first = Hold("k", 1_000_000, 400_000, 3600)
+        second = Hold("t", 500_000, 300_000, 3600)
+        assert (await store.admit([rpm, tpm], [1, 100], [first, second])).ok
+        refused = await store.admit([rpm, tpm], [1, 100], [first, second])
+        assert (refused.ok, refused.refused_window, refused.refused_hold) == (False, -1, 1)
+        # The first hold fit (its state as it stays), the second is refused on its counters.
+        assert refused.holds == (BudgetState(True, 0, 400_000), BudgetState(False, 0, 300_000))
+        assert await budget(store, "k") == (0, 400_000)
+        assert await budget(store, "t") == (0, 300_000)
+        assert await admitted(store, [rpm, tpm], [9, 900])  # the windows hold one call
+        # A refused first hold ends the answer: later holds were not looked at.
+        early = await store.admit([], [], [Hold("t", 500_000, 300_000, 3600), first])
+        assert (early.refused_hold, early.holds) == (0, (BudgetState(False, 0, 300_000),))
+        assert await budget(store, "k") == (0, 400_000)
+
+    stores.run(body)
+
+
+def test_refused_window_adds_nothing_to_the_holds(stores: Stores) -> None:
+    async def body(store: CounterStore, clock: Clock) -> None:
+        minute, hour = Window("m", 100, 60, 1), Window("h", 1, 3600, 60)
+        hold = Hold("b", 1_000_000, 100_000, 3600)
+        assert (await store.admit([minute, hour], [1, 1], [hold])).ok
+        refused = await store.admit([minute, hour], [1, 1], [hold])
+        assert (refused.ok, refused.refused_window, refused.refused_hold) == (False, 1, -1)
+        assert refused.retry_after_s == pytest.approx((int(T0 // 60) + 60) * 60 - T0)
+        assert refused.holds == ()
+        assert refused.at == T0
+        assert await budget(store, "b") == (0, 100_000)
+        assert await admitted(store, [minute], [99])
+        assert not await admitted(store, [minute], [1])
+        # A refused window also creates no budget that did not exist.
+        assert not (await store.admit([hour], [1], [Hold("fresh", 10, 1, 3600)])).ok
+        assert await store.seed("fresh", 0, 3600)
+
+    stores.run(body)
+
+
+def test_admit_boundaries_are_inclusive(stores: Stores) -> None:
+    async def body(store: CounterStore, clock: Clock) -> None:
+        tpm = Window("tpm", 1000, 60, 1)
+        assert await store.seed("b", 250_000, 3600)
+        exact = await store.admit([tpm], [1000], [Hold("b", 1_000_000, 750_000, 3600)])
+        assert exact.holds == (BudgetState(True, 250_000, 750_000),)
+        zero = await store.admit([tpm], [0], [Hold("b", 1_000_000, 0, 3600)])
+        assert (zero.ok, zero.holds) == (True, (BudgetState(True, 250_000, 750_000),))
+        one_more = await store.admit([], [], [Hold("b", 1_000_000, 1, 3600)])
+        assert (one_more.ok, one_more.refused_hold) == (False, 0)
+        assert not (await store.admit([tpm], [1], [])).ok
+        # More than the whole budget never fits, and leaves no budget behind.
+        assert not (await store.admit([], [], [Hold("fresh", 10, 11, 3600)])).ok
+        assert await store.seed("fresh", 0, 3600)
+
+    stores.run(body)
+
+
+def test_audit_holds_never_refuse_and_reserve_only_what_fits(stores: Stores) -> None:
+    async def body(store: CounterStore, clock: Clock) -> None:
+        rpm = Window("rpm", 10, 60, 1)
+        assert await store.seed("a", 900, 3600)
+        over = Hold("a", 1000, 200, 3600, enforce=False)
+        fits = Hold("e", 1000, 300, 3600)
+        r = await store.admit([rpm], [1], [over, fits])
+        assert (r.ok, r.refused_hold) == (True, -1)
+        assert r.holds == (BudgetState(False, 900, 0), BudgetState(True, 0, 300))
+        assert await budget(store, "a") == (900, 0)  # reserved 0
+        assert await budget(store, "e") == (0, 300)
+        # An audit hold that fits is reserved as usual.
+        r = await store.admit([], [], [Hold("a", 1000, 100, 3600, enforce=False)])
+        assert r.holds == (BudgetState(True, 900, 100),)
+        # An audit hold over budget does not save a call an enforced hold refuses, and the
+        # fitting audit hold before it is not reserved either.
+        r = await store.admit(
+            [rpm],
+            [1],
+            [Hold("x", 1000, 600, 3600, enforce=False), over, Hold("e", 1000, 701, 3600)],
+        )
+        assert (r.ok, r.refused_hold) == (False, 2)
+        assert r.holds == (
+            BudgetState(True, 0, 0),
+            BudgetState(False, 900, 100),
+            BudgetState(False, 0, 300),
+        )
+        assert await budget(store, "x") == (0, 0)
+        assert await admitted(store, [rpm], [9])  # only the first call counted
+
+    stores.run(body)
+
+
+def test_release_is_add_then_settle(stores: Stores) -> None:
+    """The same history settled with release() on keys ``r:*`` and with add() + settle()
+    on keys ``a:*`` leaves the same counters."""
+
+    async def body(store: CounterStore, clock: Clock) -> None:
+        def tpm(ns: str) -> Window:
+            return Window(f"{ns}:tpm", 1000, 60, 1)
+
+        async def settle(
+            ns: str, amounts: list[int], at: float | None, settles: list[Settle]
+        ) -> None:
+            scoped = [Settle(f"{ns}:{s.key}", s.reserved, s.actual, s.ttl_s) for s in settles]
+            if ns == "r":
+                await store.release([tpm(ns)] * len(amounts), amounts, at, scoped)
+                return
+            await store.add([tpm(ns)] * len(amounts), amounts, at)
+            for s in scoped:
+                await store.settle(s.key, s.reserved, s.actual, s.ttl_s)
+
+        ats: dict[str, float] = {}
+        for ns in "ar":
+            r = await store.admit([tpm(ns)], [500], [Hold(f"{ns}:b", 1_000_000, 400_000, 3600)])
+            ats[ns] = r.at
+        clock.advance(30)
+        for ns in "ar":
+            assert await admitted(store, [tpm(ns)], [300])
+        clock.advance(1)
+        for ns in "ar":  # cheaper than estimated; spend on a budget nobody reserved on
+            await settle(ns, [-400], ats[ns], [Settle("b", 400_000, 250_000, 3600)])
+            await settle(ns, [], None, [Settle("new", 0, 5, 3600)])
+            await settle(ns, [200], None, [Settle("b", 100, 0, 3600)])  # nothing reserved
+        clock.advance(40)  # the estimate's bucket has left the window: its debit is dropped
+        for ns in "ar":
+            await settle(ns, [-100], ats[ns], [Settle("b", 0, 0, 3600)])
+            at = (await store.acquire([tpm(ns)], [50])).at
+            await settle(ns, [-80], at, [])  # never below zero
+            await settle(ns, [-10], None, [])
+
+        async def fingerprint(ns: str) -> list[Any]:
+            seen: list[Any] = [await budget(store, f"{ns}:b"), await budget(store, f"{ns}:new")]
+            for amount in (700, 200, 50, 10, 1):
+                r = await store.acquire([tpm(ns)], [amount])
+                seen.append((r.ok, round(r.retry_after_s, 6)))
+            return seen
+
+        assert await budget(store, "r:b") == (250_000, 0)
+        assert await budget(store, "r:new") == (5, 0)
+        assert await fingerprint("r") == await fingerprint("a")
+
+    stores.run(body)
+
+
+def test_release_takes_a_debit_from_the_bucket_of_at(stores: Stores) -> None:
+    async def body(store: CounterStore, clock: Clock) -> None:
+        tpm = Window("tpm", 1000, 60, 1)
+        hold = Hold("b", 1_000_000, 500_000, 3600)
+        estimate = await store.admit([tpm], [500], [hold])
+        clock.advance(30)
+        assert await admitted(store, [tpm], [300])
+        clock.advance(1)
+        await store.release([tpm], [-400], estimate.at, [Settle("b", 500_000, 300_000, 3600)])
+        assert await budget(store, "b") == (300_000, 0)
+        assert await admitted(store, [tpm], [600])
+        assert not await admitted(store, [tpm], [1])
+        clock.now = B0 + 60  # the estimate's bucket leaves: the 300 and the 600 remain
+        assert await admitted(store, [tpm], [100])
+        assert not await admitted(store, [tpm], [1])
+
+    stores.run(body)
+
+
+def test_admit_and_release_reject_bad_arguments(stores: Stores) -> None:
+    async def body(store: CounterStore, clock: Clock) -> None:
+        w = Window("w", 10, 60, 1)
+        for windows, amounts, holds in [
+            ([w], [1, 2], []),
+            ([w], [-1], []),
+            ([Window("odd", 10, 60, 7)], [1], []),
+            ([], [], [Hold("b", 10, -1, 60)]),
+            ([], [], [Hold("b", 10, 1, 60), Hold("b", 10, 1, 60)]),
+        ]:
+            with pytest.raises(ValueError):
+                await store.admit(windows, amounts, holds)
+        with pytest.raises(ValueError):
+            await store.release([w], [1, 2], None, [])
+        with pytest.raises(ValueError):
+            await store.release([], [], None, [Settle("b", -1, 0, 60)])
+        with pytest.raises(ValueError):
+            await store.release([w], [1], None, [Settle("b", 0, -1, 60)])
+        assert await admitted(store, [w], [10])  # nothing was counted by the refusals
+
+    stores.run(body)
+
+
+def test_concurrent_admits_never_exceed_the_budget(stores: Stores) -> None:
+    """200 admits at once (on Redis through two clients) on a budget that fits 100."""
+
+    async def body(store: CounterStore, clock: Clock) -> None:
+        rpm = Window("rpm", 1000, 60, 1)
+        holds = [Hold("big", 10**12, 1, 3600), Hold("b", 1_000_000, 10_000, 3600)]
+        other = stores.open(clock) if stores.kind == "redis" else store
+        try:
+            results = await asyncio.gather(
+                *(s.admit([rpm], [1], holds) for _ in range(100) for s in (store, other))
+            )
+        finally:
+            if other is not store:
+                await other.aclose()
+        assert sum(r.ok for r in results) == 100
+        assert {r.refused_hold for r in results if not r.ok} == {1}
+        assert await budget(store, "b") == (0, 1_000_000)
+        assert await budget(store, "big") == (0, 100)  # refused calls held nothing here
+        assert await admitted(store, [rpm], [900])  # nor counted in the window
+        assert not await admitted(store, [rpm], [1])
+
+    stores.run(body)
+
+
+def test_concurrent_admits_admit_exactly_the_window(stores: Stores) -> None:
+    async def body(store: CounterStore, clock: Clock) -> None:
+        rpm = Window("rpm", 60, 60, 1)
+        hold = [Hold("b", 10**12, 7, 3600)]
+        other = stores.open(clock) if stores.kind == "redis" else store
+        try:
+            results = await asyncio.gather(
+                *(s.admit([rpm], [1], hold) for _ in range(100) for s in (store, other))
+            )
+        finally:
+            if other is not store:
+                await other.aclose()
+        assert sum(r.ok for r in results) == 60
+        assert {r.refused_window for r in results if not r.ok} == {0}
+        assert await budget(store, "b") == (0, 60 * 7)
+
+    stores.run(body)
+
+
 def test_memory_store_forgets_idle_windows_and_budgets() -> None:
     async def main() -> None:
         clock = Clock()
@@ -311,9 +572,49 @@ def test_redis_keys_expire_and_old_buckets_are_deleted(redis_url: str, key_prefi
             assert 50_000 < await raw.pttl(key_prefix + "s") <= 60_000
             await store.settle("t", 0, 1, 60)
             assert 50_000 < await raw.pttl(key_prefix + "t") <= 60_000
+            assert (await store.admit([], [], [Hold("h", 10, 1, 120)])).ok
+            assert 110_000 < await raw.pttl(key_prefix + "h") <= 120_000
+            await store.release([], [], None, [Settle("u", 0, 1, 60)])
+            assert 50_000 < await raw.pttl(key_prefix + "u") <= 60_000
         finally:
             await store.aclose()
             await raw.aclose()
+            await delete_keys(redis_url, key_prefix)
+
+    asyncio.run(main())
+
+
+class CountingRedis(aioredis.Redis):
+    """A Redis client that counts the commands it sends."""
+
+    commands = 0
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.commands += 1
+        return await super().execute_command(*args, **options)
+
+
+def test_redis_admit_and_release_are_one_command_each(redis_url: str, key_prefix: str) -> None:
+    async def main() -> None:
+        client = CountingRedis.from_url(redis_url)
+        store = RedisCounterStore(client, prefix=key_prefix, clock=Clock())
+        windows = [Window(f"w{i}", 100, 60, 1) for i in range(3)]
+        holds = [Hold(f"b{i}", 10**9, 10, 3600) for i in range(2)]
+        settles = [Settle(f"b{i}", 10, 8, 3600) for i in range(2)]
+        try:
+            await store.admit(windows, [1, 1, 1], holds)  # loads the scripts
+            at = (await store.admit(windows, [1, 1, 1], holds)).at
+            await store.release(windows[:1], [-1], at, settles)
+            client.commands = 0
+            assert (await store.admit(windows, [1, 1, 1], holds)).ok
+            assert client.commands == 1
+            await store.release(windows[:2], [-1, 5], at, settles)
+            assert client.commands == 2
+            await store.release(windows, [0, 0, 0], at, [Settle("b0", 0, 0, 3600)])
+            assert client.commands == 2  # nothing to do: no round trip
+        finally:
+            await store.aclose()
+            await client.aclose()
             await delete_keys(redis_url, key_prefix)
 
     asyncio.run(main())

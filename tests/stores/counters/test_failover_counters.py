@@ -10,7 +10,15 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import redis.asyncio as aioredis
 
-from llmrelay.stores.counters import Acquired, BudgetState, CounterStore, Window
+from llmrelay.stores.counters import (
+    Acquired,
+    Admitted,
+    BudgetState,
+    CounterStore,
+    Hold,
+    Settle,
+    Window,
+)
 from llmrelay.stores.failover_counters import CounterStoreUnavailable, FailoverCounterStore
 from llmrelay.stores.memory_counters import MemoryCounterStore
 from llmrelay.stores.redis_counters import RedisCounterStore
@@ -37,6 +45,22 @@ class Counting:
     ) -> None:
         self.calls += 1
         await self.inner.add(windows, amounts, at)
+
+    async def admit(
+        self, windows: Sequence[Window], amounts: Sequence[int], holds: Sequence[Hold]
+    ) -> Admitted:
+        self.calls += 1
+        return await self.inner.admit(windows, amounts, holds)
+
+    async def release(
+        self,
+        windows: Sequence[Window],
+        amounts: Sequence[int],
+        at: float | None,
+        settles: Sequence[Settle],
+    ) -> None:
+        self.calls += 1
+        await self.inner.release(windows, amounts, at, settles)
 
     async def reserve(self, key: str, limit: int, amount: int, ttl_s: int) -> BudgetState:
         self.calls += 1
@@ -237,5 +261,142 @@ def test_redis_down_from_the_start_never_raises_in_fail_open(
         assert await env.store.seed("c", 1, 60)
         await env.store.add([RPM], [2])
         assert env.states == [False]
+
+    run(redis_url, proxy, key_prefix, body)
+
+
+LIMIT = 1_000_000
+TPM = Window("tpm", 100_000, 60, 1)
+
+
+def hold(key: str, amount: int, limit: int = LIMIT, enforce: bool = True) -> Hold:
+    return Hold(key, limit, amount, 3600, enforce)
+
+
+def test_admit_and_release_settle_each_reservation_where_it_was_made(
+    redis_url: str, proxy: TcpProxy, key_prefix: str
+) -> None:
+    async def body(env: Env) -> None:
+        on_redis = await env.store.admit([RPM, TPM], [1, 500], [hold("b", 300_000)])
+        assert on_redis.ok
+        proxy.stop()
+        on_local = await env.store.admit(
+            [RPM, TPM], [1, 500], [hold("b", 200_000), hold("c", 100_000)]
+        )
+        assert on_local.ok
+        assert not env.store.using_primary
+        assert (await env.local.reserve("b", LIMIT, 0, 3600)).reserved == 200_000
+
+        # Both calls end while Redis is down: the local holds are released locally, the
+        # Redis one is owed to Redis, all spend is counted locally and owed to Redis.
+        settles = [Settle("b", 200_000, 150_000, 3600), Settle("c", 100_000, 100_000, 3600)]
+        await env.store.release([TPM], [-400], on_local.at, settles)
+        await env.store.release([TPM], [-300], on_redis.at, [Settle("b", 300_000, 250_000, 3600)])
+        local = await env.local.reserve("b", LIMIT, 0, 3600)
+        assert (local.spent, local.reserved) == (400_000, 0)
+        assert await env.budget("b") == (0, 300_000)
+        assert await env.budget("c") == (0, 0)
+
+        proxy.start()
+        env.mono.advance(1.0)
+        assert (await env.store.admit([RPM], [1], [])).ok  # the probe; owed spend replayed
+        assert env.store.using_primary
+        assert await env.budget("b") == (400_000, 0)
+        assert await env.budget("c") == (100_000, 0)
+
+        # A hold made locally and settled after recovery is released locally only.
+        proxy.stop()
+        assert (await env.store.admit([], [], [hold("b", 100_000)])).ok
+        proxy.start()
+        env.mono.advance(1.0)
+        assert (await env.store.admit([], [], [hold("b", 50_000)])).ok  # on Redis again
+        await env.store.release([], [], None, [Settle("b", 100_000, 90_000, 3600)])
+        assert await env.budget("b") == (490_000, 50_000)
+        assert (await env.local.reserve("b", LIMIT, 0, 3600)).reserved == 0
+
+    run(redis_url, proxy, key_prefix, body)
+
+
+def test_local_admit_books_only_the_holds_it_reserved(
+    redis_url: str, proxy: TcpProxy, key_prefix: str
+) -> None:
+    """A refused local admit, and an audit hold that did not fit, reserve nothing locally:
+    later settles of the same keys must release from Redis."""
+
+    async def body(env: Env) -> None:
+        proxy.stop()
+        refused = await env.store.admit([], [], [hold("b", 70_000), hold("z", 10, limit=5)])
+        assert (refused.ok, refused.refused_hold) == (False, 1)
+        audit = await env.store.admit([], [], [hold("a", 10, limit=5, enforce=False)])
+        assert audit.ok
+        assert not audit.holds[0].ok
+        proxy.start()
+        env.mono.advance(1.0)
+        assert (await env.store.admit([], [], [hold("b", 70_000), hold("a", 10)])).ok
+        assert env.store.using_primary
+        assert await env.budget("b") == (0, 70_000)
+        await env.store.release(
+            [], [], None, [Settle("b", 70_000, 60_000, 3600), Settle("a", 10, 0, 3600)]
+        )
+        assert await env.budget("b") == (60_000, 0)
+        assert await env.budget("a") == (0, 0)
+
+    run(redis_url, proxy, key_prefix, body)
+
+
+def test_fail_closed_refuses_admit_but_release_never_raises(
+    redis_url: str, proxy: TcpProxy, key_prefix: str
+) -> None:
+    async def body(env: Env) -> None:
+        taken = await env.store.admit([RPM, TPM], [1, 100], [hold("b", 100)])
+        assert taken.ok
+        proxy.stop()
+        with pytest.raises(CounterStoreUnavailable):
+            await env.store.admit([RPM], [1], [hold("b", 100)])
+        with pytest.raises(CounterStoreUnavailable):
+            await env.store.admit([], [], [hold("b", 100)])
+        await env.store.release([TPM], [-50], taken.at, [Settle("b", 100, 80, 3600)])
+        proxy.start()
+        env.mono.advance(1.0)
+        assert (await env.store.admit([RPM], [1], [])).ok
+        assert await env.budget("b") == (80, 0)  # the settle was replayed
+        assert await env.redis_count(TPM) == 100  # the token debit stayed local
+
+    run(redis_url, proxy, key_prefix, body, fail_closed=True)
+
+
+def test_redis_down_from_the_start_admit_and_release_never_raise(
+    redis_url: str, proxy: TcpProxy, key_prefix: str
+) -> None:
+    proxy.stop()
+
+    async def body(env: Env) -> None:
+        r = await env.store.admit([RPM, TPM], [1, 10], [hold("b", 5, limit=10)])
+        assert r.ok
+        assert r.holds == (BudgetState(True, 0, 5),)
+        await env.store.release([TPM], [-5], r.at, [Settle("b", 5, 5, 60)])
+        assert (await env.local.reserve("b", 10, 0, 60)).spent == 5
+        assert env.states == [False]
+
+    run(redis_url, proxy, key_prefix, body)
+
+
+def test_owed_spend_is_replayed_one_round_trip_per_batch(
+    redis_url: str, proxy: TcpProxy, key_prefix: str
+) -> None:
+    async def body(env: Env) -> None:
+        proxy.stop()
+        settles = [Settle(f"b{i}", 0, i + 1, 3600) for i in range(20)]
+        await env.store.release([], [], None, settles)  # fails over; all 20 owed
+        proxy.start()
+        env.mono.advance(1.0)
+        calls = env.primary.calls
+        assert (await env.store.admit([RPM], [1], [])).ok  # the probe, then 16 keys
+        assert env.primary.calls == calls + 2
+        assert (await env.store.admit([RPM], [1], [])).ok  # the last 4
+        assert env.primary.calls == calls + 4
+        assert (await env.store.admit([RPM], [1], [])).ok  # nothing left owed
+        assert env.primary.calls == calls + 5
+        assert [await env.budget(f"b{i}") for i in range(20)] == [(i + 1, 0) for i in range(20)]
 
     run(redis_url, proxy, key_prefix, body)
