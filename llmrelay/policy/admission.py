@@ -188,8 +188,8 @@ class Policy:
         """USD: the input estimate plus ``max_tokens`` (or ``max_completion_tokens``) of
         output at the most expensive of the prices; 0 when none is priced."""
         max_out = body.get("max_tokens") or body.get("max_completion_tokens") or 4096
-        if not isinstance(max_out, int):
-            max_out = 4096
+        if not isinstance(max_out, int) or isinstance(max_out, bool) or max_out < 1:
+            max_out = 4096  # the provider will refuse it; never hold less than nothing
         prices = [p for p in (self.prices.get(m) for m in provider_models) if p is not None]
         if not prices:
             return 0.0

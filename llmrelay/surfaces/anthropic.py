@@ -44,6 +44,7 @@ from .common import (
     new_request_id,
     provider_models,
     read_json,
+    target_name,
 )
 
 if TYPE_CHECKING:
@@ -126,6 +127,9 @@ class AnthropicSurface:
                     f"model: {model!r} is not routed by this gateway (GET /v1/models lists them)"
                 )
             record.stream = endpoint == "messages" and body.get("stream") is True
+            routed = target_name(target)
+            if routed != model:  # a rule moved the call: the key must be allowed both
+                self._gw.policy.check_model(caller, routed)
             if endpoint == "count_tokens":
                 self._gw.policy.check_model(caller, model)
             else:

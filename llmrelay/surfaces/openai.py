@@ -35,6 +35,7 @@ from .common import (
     new_request_id,
     provider_models,
     read_json,
+    target_name,
 )
 from .openai_stream import OpenAIRelay, gated_stream, usage_from_openai
 from .openai_translated import attempt_translated, decode_canonical
@@ -143,6 +144,9 @@ class OpenAISurface:
                     f"The model {model!r} is not routed by this gateway (GET /v1/models lists them)"
                 )
             record.stream = body.get("stream") is True
+            routed = target_name(target)
+            if routed != model:  # a rule moved the call: the key must be allowed both
+                self._gw.policy.check_model(caller, routed)
             admission = await self._gw.policy.admit(
                 caller, model, provider_models(target), body, await body_size(request)
             )

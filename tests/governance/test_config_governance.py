@@ -77,6 +77,10 @@ def test_sqlite_database_is_relative_to_the_config_file(tmp_path: Path) -> None:
         ("pricing: {echo: {input: -1, output: 1}}\n", "pricing.echo.input:"),
         ("governance: {key_refresh_s: 0}\n", "governance.key_refresh_s:"),
         ("governance: {fail_open: true}\n", "governance.fail_open: unknown key"),
+        ("teams: {ml: {budget: {usd: .inf}}}\n", "teams.ml.budget.usd:"),
+        ("teams: {ml: {budget: {usd: .nan}}}\n", "teams.ml.budget.usd:"),
+        ("teams: {ml: {limits: {rpm: 10000000000000000000000}}}\n", "teams.ml.limits.rpm:"),
+        ("governance: {key_refresh_s: -1}\n", "greater than 0; found int -1"),
     ],
 )
 def test_bad_governance_config_names_file_key_and_expectation(
@@ -113,3 +117,14 @@ def test_check_config_shows_keys_policy_and_state(tmp_path: Path) -> None:
     assert "team ml: budget $100/month (enforce)" in out
     assert "counters: redis cache:6379/0 (prefix gw:)" in out
     assert "pw-secret" not in out and "sk-alice" not in out
+
+
+def test_passwords_in_urls_never_appear_in_errors(tmp_path: Path) -> None:
+    for extra in (
+        "database: mysql://u:supersecretpw@h/x\n",
+        "redis: http://:supersecretpw@h:6379/0\n",
+    ):
+        p = write(tmp_path, BASE + extra)
+        with pytest.raises(ConfigError) as e:
+            load_settings(p, env=ENV)
+        assert "supersecretpw" not in str(e.value), str(e.value)
