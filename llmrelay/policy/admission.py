@@ -37,6 +37,7 @@ from .auth import Principal
 from .budget import Budgets, Reservation
 from .limits import LimitSet, amounts_for, limit_set, rate_limited
 from .pricing import Price, PriceTable, cost, worst_case
+from .targets import TargetLimits
 
 __all__ = ["Admission", "Policy"]
 
@@ -74,6 +75,8 @@ class Policy:
         self._team_budgets = dict(team_budgets)
         self._model_limits = {m: limit_set(f"model:{m}", lim) for m, lim in model_limits.items()}
         self._pending: set[asyncio.Task[None]] = set()
+        #: Model limits on the targets of virtual models (set by the app).
+        self.targets = TargetLimits(counters, model_limits)
 
     async def admit(
         self,

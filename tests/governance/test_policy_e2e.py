@@ -506,3 +506,42 @@ def test_admin_api_refuses_values_it_cannot_keep(start: Start) -> None:
         urllib.request.urlopen(req, timeout=5)
     e.value.close()
     assert e.value.code == 401
+
+
+def test_model_limits_hold_when_the_model_is_a_virtual_models_target(start: Start) -> None:
+    gw = start(
+        providers={
+            "mock": {
+                "type": "mock",
+                "models": {"lim": {"id": "echo", "limits": {"rpm": 3}}, "spare": "echo-2"},
+            }
+        },
+        models={
+            "only": {"targets": [{"model": "mock/lim"}]},
+            "pair": {
+                "targets": [
+                    {"model": "mock/lim", "priority": 1},
+                    {"model": "mock/spare", "priority": 2},
+                ]
+            },
+        },
+    )
+    served = []
+    for _ in range(3):
+        raw = ant(gw, ALICE_KEY).messages.with_raw_response.create(
+            model="only", max_tokens=16, messages=MSG
+        )
+        served.append(raw.headers["x-llmrelay-model"])
+    assert served == ["mock/lim"] * 3
+    # The target is full: a virtual model with one target answers 429 with retry-after...
+    with pytest.raises(anthropic.RateLimitError) as a:
+        call(gw, ALICE_KEY, "only")
+    assert "model mock/lim allows 3 requests per minute" in a.value.message
+    assert a.value.response.headers["retry-after"]
+    # ...one with a second target moves on to it, and the model by name is full too.
+    raw = ant(gw, BOB_KEY).messages.with_raw_response.create(
+        model="pair", max_tokens=16, messages=MSG
+    )
+    assert raw.headers["x-llmrelay-model"] == "mock/spare"
+    with pytest.raises(anthropic.RateLimitError):
+        call(gw, BOB_KEY, "mock/lim")
