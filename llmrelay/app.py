@@ -130,6 +130,7 @@ class Gateway:
             if self.recorder.dropped:
                 log.warning("usage rows lost", extra={"dropped": self.recorder.dropped})
         await self.policy.aclose()
+        await self.policy.targets.aclose()
         if self.key_cache is not None:
             await self.key_cache.aclose()
         if self._counters is not None:
@@ -175,7 +176,7 @@ def build_policy(settings: Settings, counters: CounterStore, usage: UsageStore |
             limits = model_entry(entry).limits
             if limits != LimitsConfig():
                 model_limits[f"{account}/{public}"] = Limits(**limits.model_dump())
-    return Policy(
+    policy = Policy(
         counters,
         usage,
         prices,
@@ -191,6 +192,7 @@ def build_policy(settings: Settings, counters: CounterStore, usage: UsageStore |
         },
         model_limits=model_limits,
     )
+    return policy
 
 
 GATEWAY = web.AppKey("gateway", Gateway)

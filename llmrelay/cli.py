@@ -87,6 +87,21 @@ def _check_config(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     print(f"{args.config}: ok")
     print(f"  keys: {', '.join(k.name for k in settings.auth.keys)}")
+    for k in settings.auth.keys:
+        policy = _policy_words(k.team, k.models, k.limits.model_dump(), k.budget)
+        if policy:
+            print(f"    {k.name}: {policy}")
+    for team, t in settings.teams.items():
+        print(f"  team {team}: {_policy_words(None, None, t.limits.model_dump(), t.budget)}")
+    url = settings.database_url()
+    print(f"  database: {url.split('@')[-1] if '@' in url else url}")
+    if settings.redis is not None:
+        redis = settings.redis
+        print(f"  counters: redis {redis.url.split('@')[-1]} (prefix {redis.prefix})")
+    else:
+        print("  counters: in process")
+    if settings.admin is not None:
+        print("  admin API: on (/admin/...)")
     for account, cfg in settings.providers.items():
         for public, entry in cfg.models.items():
             m = model_entry(entry)
@@ -101,6 +116,18 @@ def _check_config(args: argparse.Namespace) -> int:
         match = rule.match.model_dump(exclude_none=True) or "every call"
         print(f"  rule {i}: {match} -> {rule.model}")
     return 0
+
+
+def _policy_words(
+    team: str | None, models: list[str] | None, limits: dict[str, int | None], budget: Any
+) -> str:
+    words = [f"team {team}"] if team else []
+    if models is not None:
+        words.append("models " + ",".join(models))
+    words += [f"{k}={v}" for k, v in limits.items() if v is not None]
+    if budget is not None:
+        words.append(f"budget ${budget.usd:g}/{budget.period} ({budget.mode})")
+    return ", ".join(words)
 
 
 _SUMMARY_FIELDS = ("key", "team", "model", "day")

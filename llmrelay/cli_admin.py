@@ -148,7 +148,11 @@ def _rotate(args: argparse.Namespace) -> int:
     secret, row = new_secret(args.id)
     stores = _open(args.config)
     try:
-        ok = stores.keys.rotate(args.id, row, until)
+        key = stores.keys.get(args.id)
+        if key is not None and key.revoked_at is not None:
+            print(f"llmrelay keys rotate: key {args.id!r} is revoked", file=sys.stderr)
+            return 1
+        ok = key is not None and stores.keys.rotate(args.id, row, until)
     finally:
         stores.close()
     if not ok:
@@ -194,6 +198,20 @@ def _safe(url: str) -> str:
     return url
 
 
+def _reported(fn: Any) -> Any:
+    """Run a command; a database error is one line on stderr and exit status 1."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            result: int = fn(args)
+        except Exception as err:
+            print(f"llmrelay: {type(err).__name__}: {err}", file=sys.stderr)
+            return 1
+        return result
+
+    return run
+
+
 def add_commands(sub: Any) -> None:
     keys = sub.add_parser("keys", help="create, list, revoke and rotate virtual keys")
     ksub = keys.add_subparsers(dest="keys_command", required=True)
@@ -217,23 +235,23 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--budget-mode", choices=["enforce", "audit"])
     p.add_argument("--expires", help="lifetime such as 30d, 12h")
     p.add_argument("--json", action="store_true", help="print the key (and secret) as JSON")
-    p.set_defaults(fn=_create)
+    p.set_defaults(fn=_reported(_create))
 
     p = ksub.add_parser("list", help="list virtual keys (never their secrets)")
     p.add_argument("--config", default=_DEFAULT_CONFIG)
     p.add_argument("--json", action="store_true")
-    p.set_defaults(fn=_list)
+    p.set_defaults(fn=_reported(_list))
 
     p = ksub.add_parser("revoke", help="revoke a key; every instance refuses it shortly")
     p.add_argument("id")
     p.add_argument("--config", default=_DEFAULT_CONFIG)
-    p.set_defaults(fn=_revoke)
+    p.set_defaults(fn=_reported(_revoke))
 
     p = ksub.add_parser("rotate", help="issue a new secret; the old one stays valid for --grace")
     p.add_argument("id")
     p.add_argument("--grace", default="24h")
     p.add_argument("--config", default=_DEFAULT_CONFIG)
-    p.set_defaults(fn=_rotate)
+    p.set_defaults(fn=_reported(_rotate))
 
     db = sub.add_parser("db", help="database schema: upgrade (apply migrations) or check")
     db.add_argument("action", choices=["upgrade", "check"])

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 from ._base import ConfigModel as _Model
 
 __all__ = [
+    "MAX_LIMIT",
     "AdminConfig",
     "BudgetConfig",
     "GovernanceConfig",
@@ -19,22 +20,27 @@ __all__ = [
 ]
 
 
+#: The largest rate limit accepted (a quadrillion: beyond any real quota, within every store's
+#: integer range).
+MAX_LIMIT = 10**15
+
+
 class LimitsConfig(_Model):
     """Requests (``rp*``) and tokens (``tp*``) per minute, hour and day; unset = unlimited."""
 
-    rpm: int | None = Field(default=None, ge=1)
-    rph: int | None = Field(default=None, ge=1)
-    rpd: int | None = Field(default=None, ge=1)
-    tpm: int | None = Field(default=None, ge=1)
-    tph: int | None = Field(default=None, ge=1)
-    tpd: int | None = Field(default=None, ge=1)
+    rpm: int | None = Field(default=None, ge=1, le=MAX_LIMIT)
+    rph: int | None = Field(default=None, ge=1, le=MAX_LIMIT)
+    rpd: int | None = Field(default=None, ge=1, le=MAX_LIMIT)
+    tpm: int | None = Field(default=None, ge=1, le=MAX_LIMIT)
+    tph: int | None = Field(default=None, ge=1, le=MAX_LIMIT)
+    tpd: int | None = Field(default=None, ge=1, le=MAX_LIMIT)
 
 
 class BudgetConfig(_Model):
     """A USD cap per calendar period (UTC; weeks start on Monday). ``audit`` logs a spent
     budget instead of refusing calls."""
 
-    usd: float = Field(gt=0)
+    usd: float = Field(gt=0, allow_inf_nan=False)
     period: Literal["day", "week", "month"] = "month"
     mode: Literal["enforce", "audit"] = "enforce"
 
@@ -78,7 +84,7 @@ class GovernanceConfig(_Model):
 class PriceConfig(_Model):
     """USD per million tokens."""
 
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
-    cache_write: float | None = Field(default=None, ge=0)
-    cache_read: float | None = Field(default=None, ge=0)
+    input: float = Field(ge=0, allow_inf_nan=False)
+    output: float = Field(ge=0, allow_inf_nan=False)
+    cache_write: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    cache_read: float | None = Field(default=None, ge=0, allow_inf_nan=False)

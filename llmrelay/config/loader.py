@@ -87,6 +87,15 @@ def _expand_env(node: Any, path: str, env: Mapping[str, str], file: str) -> Any:
     return node
 
 
+def _is_secret(name: str) -> bool:
+    """``key``, ``api_key``, ``session_token``...: but not ``key_refresh_s``."""
+    name = name.lower().split("[", 1)[0]
+    return name in _SECRET_PARTS or name.endswith(tuple("_" + s for s in _SECRET_PARTS))
+
+
+_URL_PASSWORD = re.compile(r"(://[^/@\s:]*):[^@/\s]*@")
+
+
 def _describe(value: Any, secret: bool) -> str:
     if secret:
         return "a value (hidden)" if value is not None else "nothing"
@@ -101,6 +110,8 @@ def _describe(value: Any, secret: bool) -> str:
         type(value), type(value).__name__
     )
     text = repr(value)
+    if isinstance(value, str):
+        text = _URL_PASSWORD.sub(r"\1:***@", text)  # a password inside a URL
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{kind} {text}"
@@ -124,7 +135,7 @@ def _format_validation(file: str, err: ValidationError) -> str:
     lines = []
     for e in err.errors(include_url=False):
         path = _loc_path(e["loc"])
-        secret = any(s in path.rsplit(".", 1)[-1].lower() for s in _SECRET_PARTS)
+        secret = _is_secret(path.rsplit(".", 1)[-1])
         msg = _EXPECTED.get(e["type"]) or e["msg"].removeprefix("Value error, ")
         if not path and e["type"] == "value_error":
             # Cross-checks of the whole file (config/routing.check_routing): each line

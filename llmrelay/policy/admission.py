@@ -40,6 +40,7 @@ from .auth import Principal
 from .budget import BudgetHold, Budgets, Reservation
 from .limits import LimitSet, amounts_for, limit_set, rate_limited
 from .pricing import Price, PriceTable, cost, worst_case
+from .targets import TargetLimits
 
 __all__ = ["Admission", "Policy"]
 
@@ -76,6 +77,8 @@ class Policy:
         self._team_budgets = dict(team_budgets)
         self._model_limits = {m: limit_set(f"model:{m}", lim) for m, lim in model_limits.items()}
         self._pending: set[asyncio.Task[None]] = set()
+        #: Model limits on the targets of virtual models (set by the app).
+        self.targets = TargetLimits(counters, model_limits)
 
     async def admit(
         self,
@@ -170,8 +173,8 @@ class Policy:
         """USD: the input estimate plus ``max_tokens`` (or ``max_completion_tokens``) of
         output at the most expensive of the prices; 0 when none is priced."""
         max_out = body.get("max_tokens") or body.get("max_completion_tokens") or 4096
-        if not isinstance(max_out, int):
-            max_out = 4096
+        if not isinstance(max_out, int) or isinstance(max_out, bool) or max_out < 1:
+            max_out = 4096  # the provider will refuse it; never hold less than nothing
         prices = [p for p in (self.prices.get(m) for m in provider_models) if p is not None]
         if not prices:
             return 0.0

@@ -7,17 +7,21 @@ shown once and stored only as its SHA-256 digest.
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 import time
 from collections.abc import Mapping
 from typing import Any, cast
 
+from ..config.governance import MAX_LIMIT
 from ..stores.keys import BudgetMode, BudgetPeriod, BudgetSpec, KeySecret, Limits, VirtualKey
 from .auth import digest
 
 __all__ = ["KeySpecError", "key_json", "new_secret", "parse_duration", "virtual_key_from_spec"]
 
+#: 9999-12-31T23:59:59Z: later expiry times are refused (and cannot be printed).
+_LAST_TIME = 253402300799.0
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _LIMIT_FIELDS = ("rpm", "rph", "rpd", "tpm", "tph", "tpd")
@@ -36,7 +40,10 @@ def parse_duration(text: str) -> float:
     m = _DURATION.match(text)
     if m is None:
         raise KeySpecError(f"expected a duration such as 30d, 24h or 15m, got {text!r}")
-    return float(m.group(1)) * _UNITS[m.group(2)]
+    seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if seconds > 100 * 365 * 86400:
+        raise KeySpecError(f"{text!r}: a duration of at most 100 years")
+    return seconds
 
 
 def new_secret(key_id: str, expires_at: float | None = None) -> tuple[str, KeySecret]:
@@ -83,20 +90,32 @@ def virtual_key_from_spec(spec: Mapping[str, Any], now: float | None = None) -> 
         models = [m.strip() for m in models.split(",") if m.strip()]
     if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
         raise KeySpecError("models: expected a list of model names")
-    limit_values = dict(spec.get("limits") or {})
+    nested = spec.get("limits") or {}
+    if not isinstance(nested, Mapping):
+        raise KeySpecError('limits: expected an object such as {"rpm": 60}')
+    limit_values = dict(nested)
     for f in _LIMIT_FIELDS:
         if spec.get(f) is not None:
+            if nested.get(f) is not None:
+                raise KeySpecError(f"{f}: given both at the top level and in limits")
             limit_values[f] = spec[f]
     for f, v in limit_values.items():
         if f not in _LIMIT_FIELDS:
             raise KeySpecError(f"limits.{f}: unknown limit; expected one of {list(_LIMIT_FIELDS)}")
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-            raise KeySpecError(f"{f}: expected a positive integer")
+        if v is not None and (
+            not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= MAX_LIMIT
+        ):
+            raise KeySpecError(f"{f}: expected a positive integer up to {MAX_LIMIT:.0e}")
     budget = None
     if spec.get("budget_usd") is not None:
         usd = spec["budget_usd"]
-        if not isinstance(usd, int | float) or isinstance(usd, bool) or usd <= 0:
-            raise KeySpecError("budget_usd: expected a positive number of US dollars")
+        if (
+            not isinstance(usd, int | float)
+            or isinstance(usd, bool)
+            or not math.isfinite(usd)
+            or usd <= 0
+        ):
+            raise KeySpecError("budget_usd: expected a positive, finite number of US dollars")
         period = spec.get("budget_period") or "month"
         if period not in ("day", "week", "month"):
             raise KeySpecError("budget_period: expected day, week or month")
@@ -108,11 +127,15 @@ def virtual_key_from_spec(spec: Mapping[str, Any], now: float | None = None) -> 
         raise KeySpecError("budget_period/budget_mode need budget_usd")
     expires_at = spec.get("expires_at")
     if spec.get("expires_in") is not None:
+        if expires_at is not None:
+            raise KeySpecError("expires_in and expires_at: give one of them")
         expires_at = now + parse_duration(str(spec["expires_in"]))
     if expires_at is not None and (
-        not isinstance(expires_at, int | float) or isinstance(expires_at, bool)
+        not isinstance(expires_at, int | float)
+        or isinstance(expires_at, bool)
+        or not now < expires_at < _LAST_TIME
     ):
-        raise KeySpecError("expires_at: expected Unix seconds")
+        raise KeySpecError("expires_at: expected a time in the future, in Unix seconds")
     return VirtualKey(
         id="vk_" + secrets.token_hex(8),
         name=name.strip(),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -22,7 +23,13 @@ from typing import TYPE_CHECKING, Any, cast
 import orjson
 from aiohttp import web
 
-from ..errors import AuthenticationError, GatewayError, InvalidRequestError, NotFoundError
+from ..errors import (
+    AuthenticationError,
+    GatewayError,
+    InvalidRequestError,
+    NotFoundError,
+    ServiceUnavailable,
+)
 from ..policy.auth import digest
 from ..policy.virtual_keys import (
     KeySpecError,
@@ -39,6 +46,8 @@ if TYPE_CHECKING:
     from ..app import Gateway
 
 __all__ = ["AdminSurface", "parse_since"]
+
+log = logging.getLogger("llmrelay.admin")
 
 _SUMMARY_FIELDS = ("key", "team", "model", "day")
 
@@ -82,6 +91,20 @@ class AdminSurface:
                 return error_response(err, rid)
             except KeySpecError as err:
                 return error_response(InvalidRequestError(str(err)), rid)
+            except Exception as err:
+                # The database (sqlite3/psycopg errors, timeouts) or a bug: the admin gets
+                # JSON in the usual envelope and the log says what happened.
+                log.error(
+                    "admin request failed",
+                    extra={"path": request.path, "error": f"{type(err).__name__}: {err}"},
+                )
+                return error_response(
+                    ServiceUnavailable(
+                        f"the database could not complete the request ({type(err).__name__});"
+                        " try again"
+                    ),
+                    rid,
+                )
             return web.Response(
                 status=status,
                 body=orjson.dumps(body),
@@ -92,13 +115,15 @@ class AdminSurface:
         return run
 
     def _authenticate(self, request: web.Request) -> None:
-        presented = request.headers.get("x-api-key")
+        presented = [request.headers.get("x-api-key")]
         auth = request.headers.get("authorization", "")
-        if presented is None and auth.lower().startswith("bearer "):
-            presented = auth[7:].strip()
-        if presented is None:
+        if auth.lower().startswith("bearer "):
+            presented.append(auth[7:].strip())
+        keys = [k for k in presented if k is not None]
+        if not keys:
             raise AuthenticationError("missing admin key: send it as Authorization: Bearer")
-        if not hmac.compare_digest(digest(presented), self._digest):
+        # Every key presented must be the admin key (no mixing a gateway key with it).
+        if not all(hmac.compare_digest(digest(k), self._digest) for k in keys):
             raise AuthenticationError("invalid admin key")
 
     async def _after_write(self) -> None:
@@ -146,6 +171,11 @@ class AdminSurface:
         until = time.time() + grace
         secret, row = new_secret(key_id)
         store = self._gw.stores().keys
+        key = await asyncio.to_thread(store.get, key_id)
+        if key is None:
+            raise NotFoundError(f"no key with id {key_id!r}")
+        if key.revoked_at is not None:
+            raise GatewayError(f"key {key_id!r} is revoked; create a new key", status=409)
         if not await asyncio.to_thread(store.rotate, key_id, row, until):
             raise NotFoundError(f"no key with id {key_id!r}")
         await self._after_write()

@@ -44,6 +44,7 @@ from .common import (
     new_request_id,
     provider_models,
     read_json,
+    target_name,
 )
 
 if TYPE_CHECKING:
@@ -126,11 +127,16 @@ class AnthropicSurface:
                     f"model: {model!r} is not routed by this gateway (GET /v1/models lists them)"
                 )
             record.stream = endpoint == "messages" and body.get("stream") is True
-            if endpoint == "count_tokens":
+            # After routing rules: the key must be allowed both the model it asked for and
+            # the one a rule chose; the chosen one's limits apply.
+            routed = target_name(target)
+            if routed != model:
                 self._gw.policy.check_model(caller, model)
+            if endpoint == "count_tokens":
+                self._gw.policy.check_model(caller, routed)
             else:
                 admission = await self._gw.policy.admit(
-                    caller, model, provider_models(target), body, await body_size(request)
+                    caller, routed, provider_models(target), body, await body_size(request)
                 )
             call = Call(self._gw, request, record, usage, started)
             # The provider send: one attempt for an account/model, the executor for a

@@ -23,12 +23,14 @@ from aiohttp import web
 from ..core.events import Event
 from ..core.usage import Usage
 from ..errors import GatewayError
+from ..policy.targets import TargetHold
 from ..routing.executor import Failure, Outcome, Success, execute
 from ..routing.gate import aclose
+from ..routing.router import Plan
 from ..routing.table import Route
 from ..routing.virtual import VirtualModel
 from ..stores.usage import UsageRecord
-from .common import write_events
+from .common import body_size, write_events
 
 if TYPE_CHECKING:
     from ..app import Gateway
@@ -187,11 +189,47 @@ async def _send_virtual(
 
     record = call.record
     tried: list[Route] = []
+    targets = call.gateway.policy.targets
+    holds: list[TargetHold] = []
 
-    def attempt(route: Route) -> Awaitable[AttemptResult]:
+    async def attempt(route: Route) -> AttemptResult:
         tried.append(route)
-        return attempter.attempt(route, True)
+        if targets.limits(route.public_model):
+            # The target's own model limits: no room -> a 429 that moves on.
+            hold = await targets.hold(route.public_model, await _estimate(call))
+            if hold is not None:
+                holds.append(hold)
+        return await attempter.attempt(route, True)
 
+    try:
+        return await _run_virtual(call, model, plan, attempt, attempter, tried)
+    finally:
+        if holds:
+            # The serving target is the last one tried (the executor stops at a success).
+            served_by = tried[-1].public_model if record.status == 200 else None
+            used = (
+                call.usage.input_tokens
+                + call.usage.cache_creation_input_tokens
+                + call.usage.output_tokens
+            )
+            targets.release_soon(holds, served_by, used)
+
+
+async def _estimate(call: Call) -> int:
+    """The call's token estimate, as admission takes it (body bytes / 4)."""
+    return max(1, await body_size(call.request) // 4)
+
+
+async def _run_virtual(
+    call: Call,
+    model: VirtualModel,
+    plan: Plan,
+    attempt: Callable[[Route], Awaitable[AttemptResult]],
+    attempter: Attempter,
+    tried: list[Route],
+) -> web.StreamResponse:
+    router = call.gateway.router
+    record = call.record
     try:
         outcome = await execute(
             plan.targets,

@@ -32,6 +32,7 @@ __all__ = [
     "new_request_id",
     "provider_models",
     "read_json",
+    "target_name",
     "usage_from_event",
     "write_events",
 ]
@@ -192,6 +193,11 @@ def provider_models(target: Route | VirtualModel) -> tuple[str, ...]:
     if isinstance(target, Route):
         return (target.provider_model,)
     return tuple(t.route.provider_model for t in target.targets)
+
+
+def target_name(target: Route | VirtualModel) -> str:
+    """The public name of what serves a call (after routing rules)."""
+    return target.public_model if isinstance(target, Route) else target.name
 
 
 async def body_size(request: web.Request) -> int:

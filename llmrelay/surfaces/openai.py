@@ -35,6 +35,7 @@ from .common import (
     new_request_id,
     provider_models,
     read_json,
+    target_name,
 )
 from .openai_stream import OpenAIRelay, gated_stream, usage_from_openai
 from .openai_translated import attempt_translated, decode_canonical
@@ -143,8 +144,13 @@ class OpenAISurface:
                     f"The model {model!r} is not routed by this gateway (GET /v1/models lists them)"
                 )
             record.stream = body.get("stream") is True
+            # After routing rules: the key must be allowed both the model it asked for and
+            # the one a rule chose; the chosen one's limits apply.
+            routed = target_name(target)
+            if routed != model:
+                self._gw.policy.check_model(caller, model)
             admission = await self._gw.policy.admit(
-                caller, model, provider_models(target), body, await body_size(request)
+                caller, routed, provider_models(target), body, await body_size(request)
             )
             call = Call(self._gw, request, record, usage, started)
             # The provider send: one attempt for an account/model, the executor for a

@@ -438,3 +438,110 @@ def test_policy_applies_to_virtual_models_and_costs_the_serving_target(start: St
         "mock/echo",
         "1",
     )
+
+
+def test_a_routing_rule_cannot_take_a_key_past_its_model_list(start: Start) -> None:
+    gw = start(
+        auth=keys_with(models=["mock/echo"]),
+        routing={"rules": [{"match": {"metadata": {"tier": "batch"}}, "model": "mock/other"}]},
+    )
+    client = anthropic.Anthropic(
+        api_key=ALICE_KEY,
+        base_url=gw.url,
+        max_retries=0,
+        default_headers={"x-llmrelay-metadata": '{"tier": "batch"}'},
+    )
+    _clients.append(client)
+    with pytest.raises(anthropic.PermissionDeniedError) as a:
+        client.messages.create(model=MODEL, max_tokens=16, messages=MSG)
+    assert "'mock/other'" in a.value.message
+    # Bob may use every model: the rule applies.
+    bob = anthropic.Anthropic(
+        api_key=BOB_KEY,
+        base_url=gw.url,
+        max_retries=0,
+        default_headers={"x-llmrelay-metadata": '{"tier": "batch"}'},
+    )
+    _clients.append(bob)
+    raw = bob.messages.with_raw_response.create(model=MODEL, max_tokens=16, messages=MSG)
+    assert raw.headers["x-llmrelay-model"] == "mock/other"
+
+
+def test_admin_api_refuses_values_it_cannot_keep(start: Start) -> None:
+    gw = start()
+    for body, field in [
+        ({"name": "x", "budget_usd": 1e400}, "budget_usd"),
+        ({"name": "x", "rpm": 10**30}, "rpm"),
+        ({"name": "x", "limits": "ab"}, "limits"),
+        ({"name": "x", "limits": [1]}, "limits"),
+        ({"name": "x", "expires_at": 1e400}, "expires_at"),
+        ({"name": "x", "expires_at": 1}, "expires_at"),
+        ({"name": "x", "expires_in": "1d", "expires_at": time.time() + 99}, "expires_in"),
+        ({"name": "x", "rpm": 5, "limits": {"rpm": 6}}, "rpm"),
+    ]:
+        data = json.dumps(body).replace("Infinity", "1e400")
+        req = urllib.request.Request(
+            gw.url + "/admin/keys",
+            data=data.encode(),
+            method="POST",
+            headers={"authorization": f"Bearer {ADMIN_KEY}"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=5)
+        with e.value:
+            assert e.value.code == 400, body
+            err = json.loads(e.value.read())["error"]
+        assert err["type"] == "invalid_request_error" and field in err["message"], (body, err)
+    # A revoked key cannot be rotated back to life.
+    _, created = admin(gw, "POST", "/admin/keys", {"name": "gone"})
+    admin(gw, "POST", f"/admin/keys/{created['id']}/revoke")
+    status, body = admin(gw, "POST", f"/admin/keys/{created['id']}/rotate", {})
+    assert status == 409 and "revoked" in body["error"]["message"]
+    # Mixing the admin key with another key is refused.
+    req = urllib.request.Request(
+        gw.url + "/admin/keys",
+        headers={"authorization": f"Bearer {ADMIN_KEY}", "x-api-key": ALICE_KEY},
+    )
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=5)
+    e.value.close()
+    assert e.value.code == 401
+
+
+def test_model_limits_hold_when_the_model_is_a_virtual_models_target(start: Start) -> None:
+    gw = start(
+        providers={
+            "mock": {
+                "type": "mock",
+                "models": {"lim": {"id": "echo", "limits": {"rpm": 3}}, "spare": "echo-2"},
+            }
+        },
+        models={
+            "only": {"targets": [{"model": "mock/lim"}]},
+            "pair": {
+                "targets": [
+                    {"model": "mock/lim", "priority": 1},
+                    {"model": "mock/spare", "priority": 2},
+                ]
+            },
+        },
+    )
+    served = []
+    for _ in range(3):
+        raw = ant(gw, ALICE_KEY).messages.with_raw_response.create(
+            model="only", max_tokens=16, messages=MSG
+        )
+        served.append(raw.headers["x-llmrelay-model"])
+    assert served == ["mock/lim"] * 3
+    # The target is full: a virtual model with one target answers 429 with retry-after...
+    with pytest.raises(anthropic.RateLimitError) as a:
+        call(gw, ALICE_KEY, "only")
+    assert "model mock/lim allows 3 requests per minute" in a.value.message
+    assert a.value.response.headers["retry-after"]
+    # ...one with a second target moves on to it, and the model by name is full too.
+    raw = ant(gw, BOB_KEY).messages.with_raw_response.create(
+        model="pair", max_tokens=16, messages=MSG
+    )
+    assert raw.headers["x-llmrelay-model"] == "mock/spare"
+    with pytest.raises(anthropic.RateLimitError):
+        call(gw, BOB_KEY, "mock/lim")

@@ -158,3 +158,29 @@ def test_limit_windows_and_refusal_wording() -> None:
     assert "key vk_1 allows 60 requests per minute; retry in 3 s" in err.message
     too_big = rate_limited("team:ml", "100 tokens per minute", 60, 500, 100, 60)
     assert too_big.headers == {"x-should-retry": "false"}
+
+
+def test_target_token_holds_settle_to_the_serving_target_only() -> None:
+    import asyncio
+
+    from llmrelay.errors import RateLimitedError
+    from llmrelay.policy.targets import TargetLimits
+    from llmrelay.stores.memory_counters import MemoryCounterStore
+
+    async def main() -> None:
+        clock = [1_000_000.0]
+        counters = MemoryCounterStore(lambda: clock[0])
+        targets = TargetLimits(counters, {"a/x": Limits(tpm=1000), "b/y": Limits(tpm=1000)})
+        assert not targets.limits("c/z") and await targets.hold("c/z", 10) is None
+        first = await targets.hold("a/x", 400)
+        second = await targets.hold("b/y", 400)
+        assert first is not None and second is not None
+        # a/x failed, b/y served 700 tokens: a/x gets its 400 back, b/y counts 700.
+        targets.release_soon([first, second], "b/y", 700)
+        await targets.aclose()
+        assert await targets.hold("a/x", 1000) is not None  # all 1000 free again
+        with pytest.raises(RateLimitedError, match="model b/y allows 1000 tokens per minute"):
+            await targets.hold("b/y", 301)
+        assert await targets.hold("b/y", 300) is not None
+
+    asyncio.run(main())
