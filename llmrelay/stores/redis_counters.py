@@ -42,8 +42,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis import exceptions as rexc
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from llmrelay.stores.counters import Acquired, Admitted, BudgetState, Hold, Settle, Window
 from llmrelay.stores.memory_counters import check_admit, check_settles, check_windows
@@ -196,13 +196,23 @@ class RedisCounterStore:
         clock: Callable[[], float] = time.time,
         *,
         timeout_s: float = 0.5,
+        client_name: str = "llmrelay",
     ) -> None:
         if isinstance(url_or_client, str):
             self._redis = aioredis.Redis.from_url(
                 url_or_client,
-                socket_connect_timeout=timeout_s,
+                # Connecting gets a little longer than a reply: a burst of new connections on
+                # a busy event loop must not read as an outage.
+                socket_connect_timeout=max(timeout_s, 1.0),
                 socket_timeout=timeout_s,
-                retry=Retry(NoBackoff(), 0),
+                # A pooled connection that Redis closed (a restart, a failover, an idle
+                # timeout, CLIENT KILL) fails at once with ConnectionError: one immediate
+                # retry on a new connection keeps that from looking like an outage. A
+                # timeout is not retried (that would double the wait when Redis is gone).
+                retry=Retry(NoBackoff(), 1, supported_errors=(rexc.ConnectionError,)),
+                # Connections idle this long are checked with a PING before use.
+                health_check_interval=30,
+                client_name=client_name,
             )
             self._owned = True
         else:

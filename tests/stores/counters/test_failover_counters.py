@@ -400,3 +400,36 @@ def test_owed_spend_is_replayed_one_round_trip_per_batch(
         assert [await env.budget(f"b{i}") for i in range(20)] == [(i + 1, 0) for i in range(20)]
 
     run(redis_url, proxy, key_prefix, body)
+
+
+def test_connections_redis_closed_are_replaced_without_a_failover(
+    redis_url: str, key_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Redis restart, failover, idle timeout or CLIENT KILL closes pooled connections while
+    Redis is up: the next calls reconnect, they do not fail over to local counters."""
+    caplog.set_level(logging.INFO, logger="llmrelay.stores")
+    name = "llmrelay-" + key_prefix.replace(":", "-").strip("-")
+
+    async def main() -> None:
+        primary = RedisCounterStore(redis_url, prefix=key_prefix, client_name=name)
+        store = FailoverCounterStore(primary, MemoryCounterStore())
+        raw = aioredis.Redis.from_url(redis_url)
+        try:
+            results = await asyncio.gather(*(store.acquire([RPM], [1]) for _ in range(8)))
+            assert all(r.ok for r in results)
+            mine = [c for c in await raw.client_list() if c.get("name") == name]
+            assert mine, "the store's connections carry its client name"
+            for c in mine:
+                await raw.client_kill_filter(_id=c["id"])
+            results = await asyncio.gather(*(store.acquire([RPM], [1]) for _ in range(8)))
+            assert all(r.ok for r in results)
+            assert store.using_primary
+            assert warnings(caplog) == []
+            counts = await raw.hvals(key_prefix + RPM.key)
+            assert sum(int(c) for c in counts) == 16
+        finally:
+            await store.aclose()
+            await raw.aclose()
+            await delete_keys(redis_url, key_prefix)
+
+    asyncio.run(main())
