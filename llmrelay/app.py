@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 
@@ -223,6 +224,10 @@ def build_app(settings: Settings) -> web.Application:
 
     async def on_startup(_: web.Application) -> None:
         await gateway.start()
+        # What start-up made (modules, config, tables) lives as long as the process: keep it
+        # out of every later garbage collection, which shortens the pauses (p99).
+        gc.collect()
+        gc.freeze()
 
     async def on_cleanup(_: web.Application) -> None:
         await gateway.stop()

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -27,13 +30,21 @@ def prepare_database(url: str, config: str) -> None:
     PostgreSQL, shared by several instances, is only checked: ``llmrelay db upgrade``
     migrates it, once, on purpose.
     """
-    from .stores.database import SchemaError, check, open_stores
+    from .stores.database import SCHEMA_HEAD, SchemaError, check
 
     try:
         if url.startswith("sqlite:///"):
-            # The SQLite stores migrate their file when it is behind (Alembic is imported
-            # only then, so a current file starts fast).
-            open_stores(url).close()
+            if _sqlite_revision(Path(url.removeprefix("sqlite:///"))) != SCHEMA_HEAD:
+                # Migrate in a child process: Alembic and SQLAlchemy would stay imported in
+                # the gateway (20 MB, and more objects for every garbage collection to scan).
+                done = subprocess.run(
+                    [sys.executable, "-m", "llmrelay", "db", "upgrade", "--config", config],
+                    capture_output=True,
+                    text=True,
+                )
+                if done.returncode != 0:
+                    print(done.stderr.strip(), file=sys.stderr)
+                    raise SystemExit(2)
         else:
             check(url)
     except SchemaError as err:
@@ -45,6 +56,20 @@ def prepare_database(url: str, config: str) -> None:
             file=sys.stderr,
         )
         raise SystemExit(2) from None
+
+
+def _sqlite_revision(path: Path) -> str | None:
+    """The schema revision of a SQLite file, read without Alembic (None: none yet)."""
+    if not path.exists():
+        return None
+    db = sqlite3.connect(str(path))
+    try:
+        row = db.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        db.close()
+    return str(row[0]) if row else None
 
 
 def _open(config: str) -> Any:
