@@ -93,11 +93,12 @@ def _check_config(args: argparse.Namespace) -> int:
             print(f"    {k.name}: {policy}")
     for team, t in settings.teams.items():
         print(f"  team {team}: {_policy_words(None, None, t.limits.model_dump(), t.budget)}")
-    url = settings.database_url()
-    print(f"  database: {url.split('@')[-1] if '@' in url else url}")
+    from .cli_admin import _safe
+
+    print(f"  database: {_safe(settings.database_url())}")
     if settings.redis is not None:
         redis = settings.redis
-        print(f"  counters: redis {redis.url.split('@')[-1]} (prefix {redis.prefix})")
+        print(f"  counters: redis {_safe(redis.url)} (prefix {redis.prefix})")
     else:
         print("  counters: in process")
     if settings.admin is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -215,11 +216,13 @@ def _db(args: argparse.Namespace) -> int:
 
 
 def _safe(url: str) -> str:
-    """A URL without its password."""
+    """A URL without its password (in the user part or the query)."""
+    url = re.sub(r"([?&](?:password|pass|pwd)=)[^&]*", r"\1***", url, flags=re.IGNORECASE)
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
         creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':', 1)[0]}@{host}"
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}@{host}" if user else f"{scheme}://{host}"
     return url
 
 

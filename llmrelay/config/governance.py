@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
@@ -70,6 +71,10 @@ class RedisConfig(_Model):
     def _scheme(cls, v: str) -> str:
         if not v.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("expected a redis://, rediss:// or unix:// URL")
+        try:
+            _ = urlsplit(v).port  # what redis-py will parse at start
+        except ValueError:
+            raise ValueError("expected a redis:// URL with a valid host and port") from None
         return v
 
 

@@ -94,6 +94,7 @@ def _is_secret(name: str) -> bool:
 
 
 _URL_PASSWORD = re.compile(r"(://[^/@\s:]*):[^@/\s]*@")
+_QUERY_PASSWORD = re.compile(r"([?&](?:password|pass|pwd)=)[^&\s']*", re.IGNORECASE)
 
 
 def _describe(value: Any, secret: bool) -> str:
@@ -112,6 +113,7 @@ def _describe(value: Any, secret: bool) -> str:
     text = repr(value)
     if isinstance(value, str):
         text = _URL_PASSWORD.sub(r"\1:***@", text)  # a password inside a URL
+        text = _QUERY_PASSWORD.sub(r"\1***", text)
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{kind} {text}"

@@ -172,9 +172,14 @@ class Policy:
     ) -> float:
         """USD: the input estimate plus ``max_tokens`` (or ``max_completion_tokens``) of
         output at the most expensive of the prices; 0 when none is priced."""
-        max_out = body.get("max_tokens") or body.get("max_completion_tokens") or 4096
-        if not isinstance(max_out, int) or isinstance(max_out, bool) or max_out < 1:
-            max_out = 4096  # the provider will refuse it; never hold less than nothing
+        # The largest output limit the body names: surfaces and providers differ in which of
+        # the two fields wins, so the hold takes the larger (4096 when none is usable).
+        asked = [
+            v
+            for v in (body.get("max_tokens"), body.get("max_completion_tokens"))
+            if isinstance(v, int) and not isinstance(v, bool) and v > 0
+        ]
+        max_out = max(asked) if asked else 4096
         prices = [p for p in (self.prices.get(m) for m in provider_models) if p is not None]
         if not prices:
             return 0.0

@@ -172,7 +172,12 @@ def _spent_message(
 ) -> str:
     resets = datetime.fromtimestamp(period.end, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return (
-        f"budget exceeded: {scope} {name!r} has a budget of ${spec.usd:.2f} per {spec.period};"
+        f"budget exceeded: {scope} {name!r} has a budget of ${_usd(spec.usd)} per {spec.period};"
         f" ${state.spent / MICRO:.4f} spent and ${state.reserved / MICRO:.4f} held by calls in"
         f" flight, and this call could cost up to ${amount / MICRO:.4f}. It resets at {resets}."
     )
+
+
+def _usd(amount: float) -> str:
+    """Dollars with cents, or enough digits for a budget under a dollar ($0.001)."""
+    return f"{amount:.2f}" if amount >= 1 else f"{amount:.4g}"

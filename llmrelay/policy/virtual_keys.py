@@ -80,11 +80,11 @@ def virtual_key_from_spec(spec: Mapping[str, Any], now: float | None = None) -> 
             f"unknown field(s): {', '.join(unknown)}; expected some of {sorted(known)}"
         )
     name = spec.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise KeySpecError("name: expected a non-empty string")
+    if not isinstance(name, str) or not name.strip() or not name.isprintable():
+        raise KeySpecError("name: expected a non-empty string of printable characters")
     team = spec.get("team")
-    if team is not None and (not isinstance(team, str) or not team):
-        raise KeySpecError("team: expected a non-empty string")
+    if team is not None and (not isinstance(team, str) or not team or not team.isprintable()):
+        raise KeySpecError("team: expected a non-empty string of printable characters")
     models = spec.get("models") or []
     if isinstance(models, str):
         models = [m.strip() for m in models.split(",") if m.strip()]

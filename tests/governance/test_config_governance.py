@@ -77,6 +77,7 @@ def test_sqlite_database_is_relative_to_the_config_file(tmp_path: Path) -> None:
         ("pricing: {echo: {input: -1, output: 1}}\n", "pricing.echo.input:"),
         ("governance: {key_refresh_s: 0}\n", "governance.key_refresh_s:"),
         ("governance: {fail_open: true}\n", "governance.fail_open: unknown key"),
+        ("redis: 'redis://u:pw@[::1/0'\n", "redis.url: expected a redis:// URL with a valid host"),
         ("teams: {ml: {budget: {usd: .inf}}}\n", "teams.ml.budget.usd:"),
         ("teams: {ml: {budget: {usd: .nan}}}\n", "teams.ml.budget.usd:"),
         ("teams: {ml: {limits: {rpm: 10000000000000000000000}}}\n", "teams.ml.limits.rpm:"),
@@ -115,8 +116,16 @@ def test_check_config_shows_keys_policy_and_state(tmp_path: Path) -> None:
     ).stdout
     assert "alice: team ml, rpm=60" in out
     assert "team ml: budget $100/month (enforce)" in out
-    assert "counters: redis cache:6379/0 (prefix gw:)" in out
+    assert "counters: redis redis://cache:6379/0 (prefix gw:)" in out
     assert "pw-secret" not in out and "sk-alice" not in out
+    text += "database: 'postgresql://u@db/x?password=pg-secret-1'\n"
+    out = subprocess.run(
+        [sys.executable, "-m", "llmrelay", "check-config", str(write(tmp_path, text))],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "pg-secret-1" not in out and "database: postgresql://u@db/x?password=***" in out
 
 
 def test_passwords_in_urls_never_appear_in_errors(tmp_path: Path) -> None:

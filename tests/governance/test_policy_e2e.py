@@ -545,3 +545,16 @@ def test_model_limits_hold_when_the_model_is_a_virtual_models_target(start: Star
     assert raw.headers["x-llmrelay-model"] == "mock/spare"
     with pytest.raises(anthropic.RateLimitError):
         call(gw, BOB_KEY, "mock/lim")
+
+
+def test_budget_holds_the_larger_of_the_two_output_limits(start: Start) -> None:
+    # OpenAI bodies may carry max_tokens and max_completion_tokens; the translation sends
+    # the latter, so the hold must not trust the smaller one ($0.1 an output token here).
+    gw = start(auth=keys_with(budget={"usd": 3.0, "period": "day"}), pricing=PRICE)
+    with pytest.raises(openai.RateLimitError) as o:
+        oai(gw, ALICE_KEY).chat.completions.create(
+            model=MODEL, messages=MSG, max_tokens=1, max_completion_tokens=200
+        )
+    assert o.value.code == "insufficient_quota" and "up to $20" in o.value.message
+    status, body = admin(gw, "POST", "/admin/keys", {"name": "a\u0000b"})
+    assert status == 400 and "name" in body["error"]["message"]
