@@ -38,7 +38,7 @@ from ..stores.keys import BudgetSpec, Limits
 from ..stores.usage import UsageStore
 from .auth import Principal
 from .budget import BudgetHold, Budgets, Reservation
-from .limits import LimitSet, amounts_for, limit_set, rate_limited
+from .limits import LimitSet, amounts_for, limit_set, refusal, token_estimate, tokens_counted
 from .pricing import Price, PriceTable, cost, worst_case
 from .targets import TargetLimits
 
@@ -116,7 +116,7 @@ class Policy:
             budgets.append(("team", team, self._team_budgets[team]))
         if not sets and not budgets:
             return None
-        estimate = max(1, body_bytes // 4)
+        estimate = token_estimate(body_bytes)
         try:
             return await self._admit(sets, budgets, provider_models, body, estimate)
         except CounterStoreUnavailable as err:
@@ -154,11 +154,7 @@ class Policy:
                 holds.append(await self.budgets.prepare(scope, name, spec, worst, now))
         result = await self.counters.admit(windows, amounts, [b.hold for b in holds])
         if result.refused_window >= 0:
-            i = result.refused_window
-            w = windows[i]
-            wording = [text for s in sets for text in s.wording][i]
-            who = ":".join(w.key.split(":")[1:3])
-            raise rate_limited(who, wording, result.retry_after_s, amounts[i], w.limit, w.window_s)
+            raise refusal(sets, result.refused_window, result.retry_after_s, amounts)
         flags = [t for s in sets for t in s.tokens]
         return Admission(
             token_windows=[w for w, t in zip(windows, flags, strict=True) if t],
@@ -209,9 +205,7 @@ class Policy:
             windows: list[Window] = []
             delta = 0
             if admission.token_windows:
-                # Cache reads do not count, as in Anthropic's own input-token limits.
-                used = usage.input_tokens + usage.cache_creation_input_tokens + usage.output_tokens
-                delta = used - admission.estimate
+                delta = tokens_counted(usage) - admission.estimate
                 if delta:
                     windows = admission.token_windows
             settles = self.budgets.settles(admission.reservations, cost_usd or 0.0)

@@ -17,11 +17,20 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..core.usage import Usage
 from ..errors import RateLimitedError
 from ..stores.counters import Window
 from ..stores.keys import Limits
 
-__all__ = ["LimitSet", "limit_set", "rate_limited"]
+__all__ = [
+    "LimitSet",
+    "amounts_for",
+    "limit_set",
+    "rate_limited",
+    "refusal",
+    "token_estimate",
+    "tokens_counted",
+]
 
 # (field, window seconds, bucket seconds, counts tokens, wording)
 _SPECS = (
@@ -94,3 +103,25 @@ def rate_limited(
 def amounts_for(sets: Sequence[LimitSet], tokens: int) -> list[int]:
     """One amount per window of ``sets`` in order: 1 for request windows, ``tokens`` else."""
     return [tokens if t else 1 for s in sets for t in s.tokens]
+
+
+def token_estimate(body_bytes: int) -> int:
+    """Tokens a call is held at before its usage is known: its body's bytes / 4 (at least 1)."""
+    return max(1, body_bytes // 4)
+
+
+def tokens_counted(usage: Usage) -> int:
+    """The tokens token limits count: input, cache writes and output (cache reads do not
+    count, as in Anthropic's own input-token limits)."""
+    return usage.input_tokens + usage.cache_creation_input_tokens + usage.output_tokens
+
+
+def refusal(
+    sets: Sequence[LimitSet], index: int, retry_after_s: float, amounts: Sequence[int]
+) -> RateLimitedError:
+    """The 429 for window ``index`` of ``sets`` (numbered across the sets, in order)."""
+    windows = [w for s in sets for w in s.windows]
+    wording = [text for s in sets for text in s.wording]
+    w = windows[index]
+    who = ":".join(w.key.split(":")[1:3])
+    return rate_limited(who, wording[index], retry_after_s, amounts[index], w.limit, w.window_s)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from ..stores.counters import CounterStore, Window
 from ..stores.keys import Limits
-from .limits import LimitSet, amounts_for, limit_set, rate_limited
+from .limits import LimitSet, amounts_for, limit_set, refusal
 
 __all__ = ["TargetHold", "TargetLimits"]
 
@@ -62,16 +62,7 @@ class TargetLimits:
         amounts = amounts_for([limits], estimate)
         result = await self._counters.acquire(limits.windows, amounts)
         if not result.ok:
-            i = result.refused
-            w = limits.windows[i]
-            raise rate_limited(
-                f"model:{target}",
-                limits.wording[i],
-                result.retry_after_s,
-                amounts[i],
-                w.limit,
-                w.window_s,
-            )
+            raise refusal([limits], result.refused, result.retry_after_s, amounts)
         tokens = tuple(w for w, t in zip(limits.windows, limits.tokens, strict=True) if t)
         return TargetHold(target, tokens, estimate, result.at)
 

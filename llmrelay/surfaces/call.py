@@ -23,6 +23,7 @@ from aiohttp import web
 from ..core.events import Event
 from ..core.usage import Usage
 from ..errors import GatewayError
+from ..policy.limits import token_estimate, tokens_counted
 from ..policy.targets import TargetHold
 from ..routing.executor import Failure, Outcome, Success, execute
 from ..routing.gate import aclose
@@ -207,17 +208,12 @@ async def _send_virtual(
         if holds:
             # The serving target is the last one tried (the executor stops at a success).
             served_by = tried[-1].public_model if record.status == 200 else None
-            used = (
-                call.usage.input_tokens
-                + call.usage.cache_creation_input_tokens
-                + call.usage.output_tokens
-            )
-            targets.release_soon(holds, served_by, used)
+            targets.release_soon(holds, served_by, tokens_counted(call.usage))
 
 
 async def _estimate(call: Call) -> int:
-    """The call's token estimate, as admission takes it (body bytes / 4)."""
-    return max(1, await body_size(call.request) // 4)
+    """The call's token estimate, as admission takes it."""
+    return token_estimate(await body_size(call.request))
 
 
 async def _run_virtual(
