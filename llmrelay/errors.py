@@ -14,13 +14,18 @@ Hierarchy::
       AuthenticationError   401 authentication_error
       PermissionDeniedError 403 permission_error
       NotFoundError         404 not_found_error
+      RequestTimeoutError   408 timeout_error        (the client's body did not arrive in time)
       RequestTooLargeError  413 request_too_large
       RateLimitedError      429 rate_limit_error     (a gateway rate limit; retry-after set)
       BudgetExceededError   429 rate_limit_error     (a spent budget; x-should-retry: false;
                                                       OpenAI surface: insufficient_quota)
       ServiceUnavailable    503 api_error            (governance state unreachable, fail-closed)
-      UpstreamUnreachable   502 api_error        (provider could not be reached)
-      UpstreamTimeout       504 timeout_error    (provider did not answer in time)
+      InternalError         500 api_error            (a bug: an unexpected exception, logged once)
+      UpstreamUnreachable   502 api_error            (provider could not be reached)
+      UpstreamProtocolError 502 api_error            (provider answered something its wire does
+                                                      not allow: wrong-shaped JSON, a 200 that is
+                                                      neither JSON nor SSE, an oversized event)
+      UpstreamTimeout       504 timeout_error        (provider did not answer in time)
 """
 
 from __future__ import annotations
@@ -34,12 +39,15 @@ __all__ = [
     "AuthenticationError",
     "BudgetExceededError",
     "GatewayError",
+    "InternalError",
     "InvalidRequestError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitedError",
+    "RequestTimeoutError",
     "RequestTooLargeError",
     "ServiceUnavailable",
+    "UpstreamProtocolError",
     "UpstreamTimeout",
     "UpstreamUnreachable",
     "anthropic_error_body",
@@ -119,6 +127,14 @@ class NotFoundError(GatewayError):
     status = 404
 
 
+class RequestTimeoutError(GatewayError):
+    status = 408
+
+    @property
+    def error_type(self) -> str:
+        return "timeout_error"
+
+
 class RequestTooLargeError(GatewayError):
     status = 413
 
@@ -141,7 +157,20 @@ class ServiceUnavailable(GatewayError):
     status = 503
 
 
+class InternalError(GatewayError):
+    """An unexpected exception inside the gateway, answered as a 500 ``api_error``."""
+
+    status = 500
+
+
 class UpstreamUnreachable(GatewayError):
+    status = 502
+
+
+class UpstreamProtocolError(GatewayError):
+    """A provider's answer breaks its own wire format; the message names the provider
+    account and what was wrong. A fallback trigger like any 502."""
+
     status = 502
 
 

@@ -17,10 +17,10 @@ from .codecs import anthropic as anthropic_codec
 from .codecs import openai as openai_codec
 from .core import wirejson
 from .core.events import Event
+from .core.sse import SSEDecoder
 from .core.types import Request, Response
 from .errors import GatewayError, InvalidRequestError, anthropic_error_type
 from .providers.base import Endpoint, Provider, ProviderRequest, ProviderResponse, Wire
-from .surfaces.sse import SSEDecoder
 
 __all__ = ["TranslatedResult", "WireCodec", "call_translated", "codec_for"]
 

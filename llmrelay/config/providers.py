@@ -30,6 +30,9 @@ class TimeoutConfig(_Model):
     connect_s: float = Field(default=10.0, gt=0)
     #: Seconds to wait for the provider's first byte and between any two reads after it.
     read_s: float = Field(default=600.0, gt=0)
+    #: Seconds a whole call to the provider may take, body or stream included (504 or a
+    #: stream's error event when it runs out); ``read_s`` only bounds the gap between reads.
+    total_s: float = Field(default=600.0, gt=0)
 
 
 class ModelConfig(_Model):

@@ -37,6 +37,21 @@ class ServerConfig(_Model):
     port: int = Field(default=4000, ge=1, le=65535)
     #: Largest request body accepted, in MiB; larger bodies get 413 ``request_too_large``.
     max_request_body_mb: float = Field(default=32.0, gt=0)
+    #: Seconds a client has to send a request's line and headers once it starts one.
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    #: Seconds a client has to send a whole request body, however it trickles (408).
+    body_timeout_s: float = Field(default=60.0, gt=0)
+    #: Seconds an idle keep-alive connection is kept open.
+    keepalive_timeout_s: float = Field(default=75.0, gt=0)
+    #: The listen socket's backlog (connections the kernel queues before ``accept``).
+    backlog: int = Field(default=2048, ge=1)
+    #: Open client connections at most; more are answered 503 and closed.
+    max_connections: int = Field(default=10_000, ge=1)
+    #: Deepest nesting of JSON arrays and objects in a request body (deeper: 400).
+    max_json_depth: int = Field(default=128, ge=2, le=250)
+    #: Largest single server-sent event read from a provider, in MiB; a stream with a larger
+    #: one ends with an error event.
+    max_sse_event_mb: float = Field(default=8.0, gt=0)
 
 
 class GatewayKeyConfig(_Model):

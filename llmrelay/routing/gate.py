@@ -19,7 +19,7 @@ import orjson
 
 from ..codecs.openai.errors import error_type_from_openai
 from ..core.events import Event, Ping, StreamError
-from ..surfaces.sse import SSEDecoder, SSEEvent, parse_block
+from ..core.sse import SSEDecoder, SSEEvent, parse_block
 
 __all__ = [
     "aclose",

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 import orjson
 from aiohttp import web
 
+from ..core.sse import SSEDecoder, encode_event, parse_block
 from ..core.usage import Usage
 from ..errors import GatewayError, status_for_error_type
 from ..providers.base import ProviderResponse
 from ..routing.executor import Failure, Success
 from ..routing.gate import anthropic_event_error, first_sse_event
-from .sse import SSEDecoder, encode_event, parse_block
 
 if TYPE_CHECKING:
     from .call import AttemptResult, Call

@@ -17,6 +17,7 @@ import orjson
 from ..codecs import anthropic as codec
 from ..core.events import Event, MessageStart
 from ..core.replay import aiter_events, response_events
+from ..core.sse import encode_event
 from ..core.types import Request, Response
 from ..core.usage import Usage
 from ..errors import GatewayError, InvalidRequestError, status_for_error_type
@@ -28,7 +29,6 @@ from ..tokens import estimate_tokens
 from ..translation import call_translated, codec_for
 from .call import AttemptResult, EventsAnswer, JSONAnswer
 from .common import usage_from_event
-from .sse import encode_event
 
 if TYPE_CHECKING:
     from ..app import Gateway

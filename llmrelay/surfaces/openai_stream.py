@@ -17,12 +17,12 @@ import orjson
 from aiohttp import web
 
 from ..codecs.openai.errors import error_to_openai
+from ..core.sse import SSEDecoder
 from ..core.usage import Usage
 from ..errors import GatewayError, status_for_error_type
 from ..providers.base import ProviderResponse
 from ..routing.executor import Failure, Success
 from ..routing.gate import first_sse_event, openai_event_error
-from .sse import SSEDecoder
 
 if TYPE_CHECKING:
     from .call import AttemptResult, Call

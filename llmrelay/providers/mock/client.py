@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 
 from ...config import MockProviderConfig
+from ...core.sse import encode_event
 from ...errors import anthropic_error_body, anthropic_error_type
-from ...surfaces.sse import encode_event
 from ..base import ProviderRequest, Wire
 from .codec import RequestError, count_tokens, message_events, reply_message
 
