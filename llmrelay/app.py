@@ -10,9 +10,13 @@ import time
 import aiohttp
 from aiohttp import web
 
-from .config import GatewayKeyConfig, LimitsConfig, Settings, model_entry
+from .config import GatewayKeyConfig, LimitsConfig, ProviderConfig, Settings, model_entry
 from .errors import NotFoundError
 from .obs.usage import UsageRecorder
+from .pipeline.body import BodyLimits
+from .pipeline.call import CallObserver
+from .pipeline.observe import AccessLog, UsageObserver
+from .pipeline.run import guarded, new_request_id
 from .policy.admission import Policy
 from .policy.auth import KeyRing, Principal
 from .policy.keycache import KeyCache
@@ -28,7 +32,6 @@ from .stores.memory_counters import MemoryCounterStore
 from .stores.usage import UsageRecord, UsageStore
 from .surfaces.admin import AdminSurface
 from .surfaces.anthropic import AnthropicSurface, error_response, utc_now_rfc3339
-from .surfaces.common import new_request_id
 from .surfaces.openai import OpenAISurface, openai_error_response
 from .tokens import TokenCounter
 
@@ -51,6 +54,8 @@ class Gateway:
         self.tokens = TokenCounter()
         self.key_cache: KeyCache | None = None
         self.policy: Policy = build_policy(settings, MemoryCounterStore(), None)
+        #: Who sees each call end: the usage row, the access log.
+        self.observers: tuple[CallObserver, ...] = (UsageObserver(self.record_usage), AccessLog())
         self._session: aiohttp.ClientSession | None = None
         self._providers: dict[str, Provider] = {}
         self._stores: Stores | None = None
@@ -79,8 +84,11 @@ class Gateway:
                     "provider failed to start",
                     extra={"provider": account, "error": f"{type(err).__name__}: {err}"},
                 )
+        providers = self.settings.providers
         self.routes = RouteTable(
-            self._providers, {a: c.models for a, c in self.settings.providers.items()}
+            self._providers,
+            {a: c.models for a, c in providers.items()},
+            {a: _total_s(c) for a, c in providers.items()},
         )
         self.router = Router(self.routes, self.settings.models, self.settings.routing)
         self.tokens.start(r.provider_model for r in self.routes if r.provider.wire == "openai")
@@ -143,6 +151,12 @@ class Gateway:
             await provider.aclose()
         if self._session is not None:
             await self._session.close()
+
+
+def _total_s(cfg: ProviderConfig) -> float:
+    """An account's whole-call deadline (providers without timeouts: the default)."""
+    timeouts = getattr(cfg, "timeouts", None)
+    return 600.0 if timeouts is None else float(timeouts.total_s)
 
 
 def config_principal(k: GatewayKeyConfig) -> Principal:
@@ -234,8 +248,9 @@ def build_app(settings: Settings) -> web.Application:
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
-    anthropic = AnthropicSurface(gateway)
-    openai = OpenAISurface(gateway)
+    limits = BodyLimits(max_body, settings.server.body_timeout_s)
+    anthropic = AnthropicSurface(gateway, limits, gateway.created_at)
+    openai = OpenAISurface(gateway, limits, gateway.created_unix)
     anthropic.add_routes(app)
     openai.add_routes(app)
     if settings.admin is not None:
@@ -247,7 +262,7 @@ def build_app(settings: Settings) -> web.Application:
             return await anthropic.list_models(request)
         return await openai.list_models(request)
 
-    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models", guarded(list_models, anthropic))
     app.router.add_get("/health", _health)
     app.router.add_route("HEAD", "/", _ok)
     app.router.add_get("/api/hello", _ok)  # aiohttp answers HEAD for GET routes too

@@ -23,7 +23,7 @@ def test_anthropic_tap_any_chunking(size: int, crlf: bool) -> None:
     usage = Usage()
     tap = AnthropicStreamTap(usage)
     for i in range(0, len(raw), size):
-        tap.feed(raw[i : i + size])
+        tap.observe(raw[i : i + size])
     assert (
         usage.input_tokens,
         usage.cache_creation_input_tokens,
@@ -37,7 +37,7 @@ def test_anthropic_tap_error_event() -> None:
     usage = Usage()
     tap = AnthropicStreamTap(usage)
     # The fixture file ends after the last line; on the wire a blank line ends the event.
-    tap.feed((WIRE / "anthropic" / "error_midstream.sse").read_bytes().rstrip(b"\n") + b"\n\n")
+    tap.observe((WIRE / "anthropic" / "error_midstream.sse").read_bytes().rstrip(b"\n") + b"\n\n")
     assert tap.error_type == "overloaded_error"
 
 
@@ -46,7 +46,7 @@ def test_openai_tap_strips_only_the_usage_chunk(size: int) -> None:
     raw = (WIRE / "openai" / "text_stream.sse").read_bytes()
     usage = Usage()
     tap = OpenAIStreamTap(usage, strip_usage=True)
-    out = b"".join(tap.feed(raw[i : i + size]) for i in range(0, len(raw), size))
+    out = b"".join(tap.filter(raw[i : i + size]) for i in range(0, len(raw), size))
     assert b'"choices":[]' not in out
     assert out.endswith(b"data: [DONE]\n\n")
     assert usage.output_tokens > 0 and usage.input_tokens + usage.cache_read_input_tokens > 0
@@ -70,5 +70,5 @@ def test_bedrock_invocation_metrics_fill_missing_counts() -> None:
         b'"firstByteLatency":30,"cacheReadInputTokenCount":5}}\n\n'
     )
     usage = Usage()
-    AnthropicStreamTap(usage).feed(stream)
+    AnthropicStreamTap(usage).observe(stream)
     assert (usage.input_tokens, usage.output_tokens, usage.cache_read_input_tokens) == (41, 17, 5)

@@ -28,8 +28,9 @@ from .events import (
     ThinkingDelta,
 )
 from .types import Response, TextBlock, ThinkingBlock, ToolUseBlock
+from .usage import Usage
 
-__all__ = ["Accumulator", "StreamFailed", "accumulate"]
+__all__ = ["Accumulator", "StreamFailed", "accumulate", "fold_usage"]
 
 
 class StreamFailed(Exception):
@@ -115,3 +116,23 @@ def accumulate(events: Iterable[Event]) -> Response:
     if acc.response is None:
         raise ValueError("stream had no message_start")
     return acc.response
+
+
+def fold_usage(event: Event, usage: Usage) -> None:
+    """Fold one event's usage into ``usage``: ``message_start`` sets every count,
+    ``message_delta`` (cumulative) replaces the output count and the others it carries."""
+    if isinstance(event, MessageStart):
+        u = event.message.usage
+        usage.input_tokens = u.input_tokens
+        usage.output_tokens = u.output_tokens
+        usage.cache_creation_input_tokens = u.cache_creation_input_tokens
+        usage.cache_read_input_tokens = u.cache_read_input_tokens
+    elif isinstance(event, MessageDelta):
+        u = event.usage
+        usage.output_tokens = u.output_tokens
+        if u.input_tokens:
+            usage.input_tokens = u.input_tokens
+        if u.cache_creation_input_tokens:
+            usage.cache_creation_input_tokens = u.cache_creation_input_tokens
+        if u.cache_read_input_tokens:
+            usage.cache_read_input_tokens = u.cache_read_input_tokens

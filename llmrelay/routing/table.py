@@ -21,6 +21,9 @@ class Route:
     provider_model: str
     #: Requests asking for more output tokens are lowered to this (None: no cap).
     max_output_tokens: int | None = None
+    #: Seconds a whole call served by this route may take (the provider's
+    #: ``timeouts.total_s``).
+    total_s: float = 600.0
 
     @property
     def account(self) -> str:
@@ -40,13 +43,26 @@ class Route:
 class RouteTable:
     """An immutable lookup built once from the config; O(1) per request."""
 
-    def __init__(self, providers: Mapping[str, Provider], models: Mapping[str, Models]):
+    def __init__(
+        self,
+        providers: Mapping[str, Provider],
+        models: Mapping[str, Models],
+        total_s: Mapping[str, float] | None = None,
+    ):
+        """``total_s``: each account's whole-call deadline in seconds (default 600)."""
         self._routes: dict[str, Route] = {}
+        totals = total_s or {}
         for account, names in models.items():
             for public, entry in names.items():
                 name = f"{account}/{public}"
                 m = model_entry(entry)
-                self._routes[name] = Route(name, providers[account], m.id, m.max_output_tokens)
+                self._routes[name] = Route(
+                    name,
+                    providers[account],
+                    m.id,
+                    m.max_output_tokens,
+                    totals.get(account, 600.0),
+                )
 
     def get(self, public_model: str) -> Route | None:
         return self._routes.get(public_model)

@@ -18,7 +18,7 @@ import hmac
 import logging
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 import orjson
 from aiohttp import web
@@ -30,7 +30,10 @@ from ..errors import (
     NotFoundError,
     ServiceUnavailable,
 )
+from ..pipeline.body import BodyLimits, read_json
+from ..pipeline.run import new_request_id
 from ..policy.auth import digest
+from ..policy.keycache import KeyCache
 from ..policy.virtual_keys import (
     KeySpecError,
     key_json,
@@ -38,12 +41,9 @@ from ..policy.virtual_keys import (
     parse_duration,
     virtual_key_from_spec,
 )
+from ..stores.database import Stores
 from ..stores.usage import SummaryField
 from .anthropic import error_response
-from .common import new_request_id, read_json
-
-if TYPE_CHECKING:
-    from ..app import Gateway
 
 __all__ = ["AdminSurface", "parse_since"]
 
@@ -67,8 +67,21 @@ def parse_since(text: str | None, now: float | None = None) -> float | None:
         return now - parse_duration(text)
 
 
+class AdminParts(Protocol):
+    """What the admin API needs of the gateway."""
+
+    key_cache: KeyCache | None
+
+    def stores(self) -> Stores: ...
+
+
+#: Admin request bodies: small, and sent by tools, not trickled.
+_SPEC = BodyLimits(1 << 20, 30.0)
+_ROTATE = BodyLimits(1 << 16, 30.0)
+
+
 class AdminSurface:
-    def __init__(self, gateway: Gateway, admin_key: str) -> None:
+    def __init__(self, gateway: AdminParts, admin_key: str) -> None:
         self._gw = gateway
         self._digest = digest(admin_key)
 
@@ -132,7 +145,7 @@ class AdminSurface:
             await self._gw.key_cache.refresh()
 
     async def create(self, request: web.Request) -> tuple[int, Any]:
-        spec = await read_json(request, 1 << 20)
+        spec = await read_json(request, _SPEC)
         key = virtual_key_from_spec(spec)
         secret, row = new_secret(key.id)
         store = self._gw.stores().keys
@@ -166,7 +179,7 @@ class AdminSurface:
         key_id = request.match_info["id"]
         spec: dict[str, Any] = {}
         if request.can_read_body:
-            spec = await read_json(request, 1 << 16)
+            spec = await read_json(request, _ROTATE)
         grace = parse_duration(str(spec.get("grace", "24h")))
         until = time.time() + grace
         secret, row = new_secret(key_id)

@@ -1,24 +1,26 @@
 """The Anthropic Messages surface: ``/v1/messages``, ``/v1/messages/count_tokens``,
 ``/v1/models``, served under ``/`` and under ``/anthropic``.
 
-Same-family calls are a passthrough: the body goes to the provider with only ``model``
-replaced, and the provider's status, headers and body (or SSE bytes, chunk by chunk)
-come back as sent. Other providers are reached through translation
-(``anthropic_translated.py``). A virtual model's attempts go through ``call.py``. Wire
-references: ``anthropic/resources/messages/messages.py``,
-``anthropic/resources/models.py``, ``anthropic/_streaming.py``.
+A call runs through the call pipeline (``pipeline/run.py``); this module gives it
+Anthropic's error envelope and the attempter. Same-family calls are a passthrough: the body
+goes to the provider with only ``model`` replaced, and the provider's status, headers and
+body (or SSE bytes, chunk by chunk) come back as sent. Other providers are reached through
+translation (``anthropic_translated.py``). Wire references:
+``anthropic/resources/messages/messages.py``, ``anthropic/resources/models.py``,
+``anthropic/_streaming.py``.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from aiohttp import web
 
+from ..core.text import clip
 from ..core.types import Request
 from ..core.usage import Usage
 from ..errors import (
@@ -28,133 +30,77 @@ from ..errors import (
     anthropic_error_body,
     anthropic_error_type,
 )
+from ..pipeline.answers import JSONAnswer
+from ..pipeline.body import BodyLimits
+from ..pipeline.call import Call, Parts, SurfaceName
+from ..pipeline.run import guarded, new_request_id, run_call
+from ..pipeline.surface import AttemptResult
 from ..providers.base import Endpoint, ProviderRequest, ProviderResponse
 from ..routing.executor import Failure, Success, retry_after_s
 from ..routing.table import Route
-from ..stores.usage import UsageRecord
-from .anthropic_stream import AnthropicRelay, gated_stream
+from .anthropic_stream import gated_stream, relay_answer
 from .anthropic_translated import attempt_translated, decode_canonical
-from .call import AttemptResult, Call, JSONAnswer, send
-from .common import (
-    body_size,
-    finish_record,
-    forward_headers,
-    json_content,
-    log_refused,
-    new_request_id,
-    provider_models,
-    read_json,
-    target_name,
-)
+from .common import forward_headers, json_content, json_object, not_json
 
-if TYPE_CHECKING:
-    from ..app import Gateway
-    from ..policy.admission import Admission
-
-__all__ = ["AnthropicSurface", "new_request_id"]
+__all__ = ["AnthropicSurface", "error_response", "utc_now_rfc3339"]
 
 PREFIXES = ("", "/anthropic")
 
 
-def error_response(err: GatewayError, request_id: str) -> web.Response:
+def error_response(
+    err: GatewayError, request_id: str, headers: Mapping[str, str] | None = None
+) -> web.Response:
     """A gateway error in Anthropic's envelope, with ``request-id``."""
-    headers = {"request-id": request_id, **err.headers}
+    out = {**(headers or {}), "request-id": request_id, **err.headers}
     return web.Response(
         status=err.status,
         body=anthropic_error_body(err.error_type, err.message, request_id),
         content_type="application/json",
-        headers=headers,
+        headers=out,
     )
 
 
 class AnthropicSurface:
-    def __init__(self, gateway: Gateway) -> None:
-        self._gw = gateway
-        self._max_body = int(gateway.settings.server.max_request_body_mb * 1024 * 1024)
+    """Anthropic's API shape; ``created_at`` (RFC 3339) dates the model list."""
+
+    name: SurfaceName = "anthropic"
+
+    def __init__(self, parts: Parts, limits: BodyLimits, created_at: str) -> None:
+        self._parts = parts
+        self._limits = limits
+        self._created_at = created_at
 
     def add_routes(self, app: web.Application) -> None:
         for p in PREFIXES:
             app.router.add_post(f"{p}/v1/messages", self.messages)
             app.router.add_post(f"{p}/v1/messages/count_tokens", self.count_tokens)
-            app.router.add_get(f"{p}/v1/models/{{model_id:.+}}", self.get_model)
+            app.router.add_get(f"{p}/v1/models/{{model_id:.+}}", guarded(self.get_model, self))
         # Plain /v1/models is shared with the OpenAI surface; app.py dispatches it.
-        app.router.add_get("/anthropic/v1/models", self.list_models)
+        app.router.add_get("/anthropic/v1/models", guarded(self.list_models, self))
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
-        return await self._call(request, "messages")
+        return await run_call(self._parts, self, self._limits, request, "messages")
 
     async def count_tokens(self, request: web.Request) -> web.StreamResponse:
-        return await self._call(request, "count_tokens")
+        return await run_call(self._parts, self, self._limits, request, "count_tokens")
 
-    async def _call(self, request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
-        rid = new_request_id()
-        started = time.perf_counter()
-        try:
-            caller = self._gw.keys.authenticate(request.headers)
-        except GatewayError as err:
-            log_refused(request, err.status, rid)
-            return error_response(err, rid)
-        # Every authenticated call gets a usage row, also the ones the gateway refuses itself.
-        record = UsageRecord(
-            ts=time.time(),
-            request_id=rid,
-            key_name=caller.name,
-            model="",
-            provider="",
-            provider_model="",
-            endpoint=endpoint,
-            stream=False,
-            status=499,
-            key_id=caller.key_id,
-            team=caller.team,
-        )
-        usage = Usage()
-        admission: Admission | None = None
-        try:
-            body = await read_json(request, self._max_body)
-            model = body.get("model")
-            if not isinstance(model, str):
-                raise InvalidRequestError(
-                    "model: expected a string such as 'account/model'"
-                    + (" (the field is missing)" if model is None else "")
-                )
-            record.model = model
-            target = self._gw.router.resolve(
-                model, key=caller.name, team=caller.team, headers=request.headers
-            )
-            if target is None:
-                raise NotFoundError(
-                    f"model: {model!r} is not routed by this gateway (GET /v1/models lists them)"
-                )
-            record.stream = endpoint == "messages" and body.get("stream") is True
-            # After routing rules: the key must be allowed both the model it asked for and
-            # the one a rule chose; the chosen one's limits apply.
-            routed = target_name(target)
-            if routed != model:
-                self._gw.policy.check_model(caller, model)
-            if endpoint == "count_tokens":
-                self._gw.policy.check_model(caller, routed)
-            else:
-                admission = await self._gw.policy.admit(
-                    caller, routed, provider_models(target), body, await body_size(request)
-                )
-            call = Call(self._gw, request, record, usage, started)
-            # The provider send: one attempt for an account/model, the executor for a
-            # virtual model; the answer or the final error goes out from here.
-            return await send(call, target, _Attempter(call, endpoint, body))
-        except GatewayError as err:
-            record.status = err.status
-            record.error_type = err.error_type
-            return error_response(err, rid)
-        finally:
-            finish_record(self._gw, request, record, usage, started, admission)
+    def error_response(
+        self, err: GatewayError, request_id: str, headers: Mapping[str, str] | None = None
+    ) -> web.Response:
+        return error_response(err, request_id, headers)
+
+    def unknown_model(self, model: str) -> str:
+        return f"model: {model!r} is not routed by this gateway (GET /v1/models lists them)"
+
+    def attempter(self, call: Call, endpoint: Endpoint, body: dict[str, Any]) -> _Attempter:
+        return _Attempter(call, endpoint, body)
 
     async def list_models(self, request: web.Request) -> web.StreamResponse:
         """``GET /v1/models`` in Anthropic's page shape (``anthropic/types/model_info.py``)."""
         rid = new_request_id()
         try:
-            caller = self._gw.keys.authenticate(request.headers)
-            ids = [name for name, _ in self._gw.router.names()]
+            caller = self._parts.keys.authenticate(request.headers)
+            ids = [name for name, _ in self._parts.router.names()]
             if caller.models is not None:
                 ids = [i for i in ids if i in caller.models]
             q = request.query
@@ -180,11 +126,11 @@ class AnthropicSurface:
     async def get_model(self, request: web.Request) -> web.StreamResponse:
         rid = new_request_id()
         try:
-            caller = self._gw.keys.authenticate(request.headers)
+            caller = self._parts.keys.authenticate(request.headers)
             model_id = request.match_info["model_id"]
-            if model_id not in self._gw.router:
-                raise NotFoundError(f"model: {model_id!r} is not routed by this gateway")
-            self._gw.policy.check_model(caller, model_id)
+            if model_id not in self._parts.router:
+                raise NotFoundError(self.unknown_model(clip(model_id)))
+            self._parts.policy.check_model(caller, model_id)
         except GatewayError as err:
             return error_response(err, rid)
         return web.Response(
@@ -198,7 +144,7 @@ class AnthropicSurface:
             "type": "model",
             "id": model_id,
             "display_name": model_id,
-            "created_at": self._gw.created_at,
+            "created_at": self._created_at,
         }
 
 
@@ -222,7 +168,7 @@ class _Attempter:
             if self._canonical is None:
                 self._canonical = decode_canonical(self._body)
             return await attempt_translated(
-                call.gateway, rid, self._endpoint, self._body, self._canonical, route, gate
+                call.parts.tokens, rid, self._endpoint, self._body, self._canonical, route, gate
             )
         # Each attempt starts from the client's body; a single attempt may change it in place.
         body = dict(self._body) if gate else self._body
@@ -232,17 +178,23 @@ class _Attempter:
         up = await route.provider.send(
             ProviderRequest(self._endpoint, body, self._headers, call.request.query_string, stream)
         )
+        account = route.account
         if stream and up.status == 200 and up.is_event_stream:
             headers = _relay_headers(up, rid)
-            return await gated_stream(up, headers) if gate else Success(AnthropicRelay(up, headers))
+            if gate:
+                return await gated_stream(up, headers, account)
+            return Success(relay_answer(up, headers, account))
         try:
             data = await up.read()
         finally:
             up.close()
         if up.status < 400:
+            parsed = json_object(data) if up.status == 200 else None
+            if up.status == 200 and (parsed is None or stream):
+                return not_json(account, data, stream, up.upstream_request_id)
             reader = None
-            if up.status == 200 and self._endpoint == "messages":
-                reader = partial(_usage_from_json, data)
+            if parsed is not None and self._endpoint == "messages":
+                reader = partial(_usage_from_message, parsed)
             answer = JSONAnswer(
                 up.status, data, _relay_headers(up, rid), up.upstream_request_id, reader
             )
@@ -297,13 +249,9 @@ def _index(ids: list[str], model_id: str) -> int:
         raise InvalidRequestError(f"no model with id {model_id!r}") from None
 
 
-def _usage_from_json(data: bytes, usage: Usage) -> None:
-    """Usage of a whole Message body (left as it is when the body is not one)."""
-    try:
-        msg = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return
-    if isinstance(msg, dict) and isinstance(msg.get("usage"), dict):
+def _usage_from_message(msg: dict[str, Any], usage: Usage) -> None:
+    """Usage of a whole Message body (left as it is when the body has none)."""
+    if isinstance(msg.get("usage"), dict):
         usage.update_from_anthropic(msg["usage"])
 
 

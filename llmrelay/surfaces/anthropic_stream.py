@@ -1,44 +1,56 @@
-"""Relaying an Anthropic SSE stream, and reading what usage accounting needs out of it
-without changing it.
+"""The tap on a relayed Anthropic SSE stream: reads what usage accounting needs out of it
+without changing it, and the first-chunk gate for such streams.
 
 Usage comes from ``message_start.message.usage`` and the cumulative ``message_delta.usage``
 (``anthropic/lib/streaming/_messages.py`` accumulates it the same way), and, for counts those
 left at zero, from Bedrock's ``amazon-bedrock-invocationMetrics`` on ``message_stop``; an
-``error`` event's ``error.type`` is kept. Every other event is only framed, never parsed.
+``error`` event's ``error.type`` is kept. Every other event is only framed, never parsed. A
+stream that ends without ``message_stop`` (and without an ``error`` event) is incomplete:
+the client gets an ``error`` event saying so.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
 
 import orjson
-from aiohttp import web
 
 from ..core.sse import SSEDecoder, encode_event, parse_block
 from ..core.usage import Usage
-from ..errors import GatewayError, status_for_error_type
+from ..errors import GatewayError, UpstreamProtocolError, status_for_error_type
+from ..pipeline.answers import ChunksAnswer
+from ..pipeline.surface import AttemptResult
 from ..providers.base import ProviderResponse
 from ..routing.executor import Failure, Success
 from ..routing.gate import anthropic_event_error, first_sse_event
 
-if TYPE_CHECKING:
-    from .call import AttemptResult, Call
-
 _SKIP = (b"event: content_block", b"event: ping")
 _ENDED = "the provider's stream ended before its first event"
 
-__all__ = ["AnthropicRelay", "AnthropicStreamTap", "gated_stream"]
+__all__ = ["AnthropicStreamTap", "error_event", "gated_stream", "relay_answer"]
 
 
 class AnthropicStreamTap:
-    __slots__ = ("_decoder", "error_type", "usage")
+    """A :class:`~llmrelay.pipeline.relay.Tap` for an Anthropic-wire stream from ``account``."""
 
-    def __init__(self, usage: Usage) -> None:
+    __slots__ = ("_decoder", "_stopped", "account", "error_type", "usage")
+
+    def __init__(self, usage: Usage, account: str = "") -> None:
         self._decoder = SSEDecoder()
+        self._stopped = False
         self.usage = usage
+        self.account = account
         self.error_type: str | None = None
+
+    def filter(self, chunk: bytes) -> bytes:
+        return chunk
+
+    def finish(self) -> GatewayError | None:
+        if self._stopped or self.error_type is not None:
+            return None
+        return UpstreamProtocolError(
+            f"provider {self.account!r} ended the stream before message_stop"
+        )
 
     def _bedrock_metrics(self, data: dict[str, object] | None) -> None:
         """Bedrock's ``amazon-bedrock-invocationMetrics`` on ``message_stop``: the counts it
@@ -58,7 +70,7 @@ class AnthropicStreamTap:
             if value is not None and not getattr(u, field):
                 setattr(u, field, value)
 
-    def feed(self, chunk: bytes) -> None:
+    def observe(self, chunk: bytes) -> None:
         for block in self._decoder.blocks(chunk):
             # Deltas, block starts/stops and pings are most of a stream and carry no usage:
             # skip them on their first bytes (Anthropic puts the event: line first).
@@ -79,8 +91,10 @@ class AnthropicStreamTap:
                 usage = data.get("usage") if data else None
                 if isinstance(usage, dict):
                     self.usage.update_from_anthropic(usage)
-            elif name == "message_stop" and ev.data.find(b"invocationMetrics") >= 0:
-                self._bedrock_metrics(_loads(ev.data))
+            elif name == "message_stop":
+                self._stopped = True
+                if ev.data.find(b"invocationMetrics") >= 0:
+                    self._bedrock_metrics(_loads(ev.data))
             elif name == "error":
                 data = _loads(ev.data)
                 err = data.get("error") if data else None
@@ -99,60 +113,30 @@ def _loads(data: bytes) -> dict[str, object] | None:
     return value if isinstance(value, dict) else None
 
 
-class AnthropicRelay:
-    """A 200 SSE answer relayed as it arrives, bytes first and the usage tap after. ``head``
-    is what the first-chunk gate already read from ``chunks``."""
-
-    __slots__ = ("_chunks", "_head", "_up", "headers", "upstream_request_id")
-
-    def __init__(
-        self,
-        up: ProviderResponse,
-        headers: dict[str, str],
-        head: bytes = b"",
-        chunks: AsyncIterator[bytes] | None = None,
-    ) -> None:
-        self._up = up
-        self._head = head
-        self._chunks = chunks if chunks is not None else up.iter_chunks()
-        self.headers = headers
-        self.upstream_request_id = up.upstream_request_id
-
-    async def send(self, call: Call, headers: dict[str, str]) -> web.StreamResponse:
-        record = call.record
-        tap = AnthropicStreamTap(call.usage)
-        resp = web.StreamResponse(status=200, headers={**self.headers, **headers})
-        try:
-            await resp.prepare(call.request)
-            try:
-                if self._head:
-                    record.ttft_s = time.perf_counter() - call.started
-                    await resp.write(self._head)
-                    tap.feed(self._head)
-                async for chunk in self._chunks:
-                    if record.ttft_s is None:
-                        record.ttft_s = time.perf_counter() - call.started
-                    # Bytes first, bookkeeping after: the tap's JSON parse of message_start
-                    # must not hold the first event back.
-                    await resp.write(chunk)
-                    tap.feed(chunk)
-            except GatewayError as err:
-                # Headers are sent: end the stream the way Anthropic does, with an error event.
-                tap.error_type = err.error_type
-                error = {"type": "error", "error": {"type": err.error_type, "message": err.message}}
-                await resp.write(encode_event("error", error))
-            record.status = 200
-            record.error_type = tap.error_type
-            await resp.write_eof()
-        except ConnectionResetError:
-            record.status = 499
-            record.error_type = "client_disconnected"
-        finally:
-            self._up.close()
-        return resp
+def error_event(err: GatewayError) -> bytes:
+    """``err`` as Anthropic's in-stream ``error`` event (the SDK raises it as an APIError)."""
+    error = {"type": "error", "error": {"type": err.error_type, "message": err.message}}
+    return encode_event("error", error)
 
 
-async def gated_stream(up: ProviderResponse, headers: dict[str, str]) -> AttemptResult:
+def relay_answer(
+    up: ProviderResponse,
+    headers: dict[str, str],
+    account: str,
+    head: bytes = b"",
+    chunks: AsyncIterator[bytes] | None = None,
+) -> ChunksAnswer:
+    """A 200 Anthropic SSE answer relayed as it arrives, through the usage tap."""
+
+    def tap(usage: Usage) -> AnthropicStreamTap:
+        return AnthropicStreamTap(usage, account)
+
+    return ChunksAnswer(up, headers, tap, error_event, head, chunks)
+
+
+async def gated_stream(
+    up: ProviderResponse, headers: dict[str, str], account: str
+) -> AttemptResult:
     """Read a 200 stream's first event (the first-chunk gate): an ``error`` event, or no
     event at all, is a failure to fall back from; anything else is an answer to relay."""
     chunks = up.iter_chunks()
@@ -163,7 +147,7 @@ async def gated_stream(up: ProviderResponse, headers: dict[str, str]) -> Attempt
         raise
     error = ("api_error", _ENDED) if first is None else anthropic_event_error(first)
     if error is None:
-        return Success(AnthropicRelay(up, headers, head, chunks))
+        return Success(relay_answer(up, headers, account, head, chunks))
     up.close()
     error_type, message = error
     return Failure(

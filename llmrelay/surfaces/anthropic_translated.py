@@ -10,28 +10,27 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from ..codecs import anthropic as codec
+from ..core.accumulate import fold_usage
 from ..core.events import Event, MessageStart
 from ..core.replay import aiter_events, response_events
 from ..core.sse import encode_event
 from ..core.types import Request, Response
 from ..core.usage import Usage
-from ..errors import GatewayError, InvalidRequestError, status_for_error_type
+from ..errors import InvalidRequestError, status_for_error_type
+from ..pipeline.answers import EventsAnswer, JSONAnswer
+from ..pipeline.surface import AttemptResult
 from ..providers.base import Endpoint
 from ..routing.executor import Failure, Success, retry_after_s
 from ..routing.gate import aclose, first_event, stream_error
 from ..routing.table import Route
-from ..tokens import estimate_tokens
+from ..tokens import TokenCounter, estimate_tokens
 from ..translation import call_translated, codec_for
-from .call import AttemptResult, EventsAnswer, JSONAnswer
-from .common import usage_from_event
-
-if TYPE_CHECKING:
-    from ..app import Gateway
+from .anthropic_stream import error_event
 
 __all__ = ["attempt_translated", "decode_canonical"]
 
@@ -52,7 +51,7 @@ def decode_canonical(body: dict[str, Any]) -> Request:
 
 
 async def attempt_translated(
-    gateway: Gateway,
+    tokens: TokenCounter,
     rid: str,
     endpoint: Endpoint,
     body: dict[str, Any],
@@ -62,7 +61,7 @@ async def attempt_translated(
 ) -> AttemptResult:
     """One attempt at a provider of another wire (see ``call.Attempter.attempt``)."""
     if endpoint == "count_tokens":
-        return Success(await _count_tokens(gateway, body, canonical, route, rid))
+        return Success(await _count_tokens(tokens, body, canonical, route, rid))
     # call_translated lowers max_tokens in place: each attempt starts from the client's request.
     request = dataclasses.replace(canonical) if gate else canonical
     result = await call_translated(
@@ -108,7 +107,7 @@ async def attempt_translated(
             events,
             {**headers, **_SSE_HEADERS},
             encode=lambda event: encode_event(event.type, codec.encode_event(event)),
-            encode_error=_error_event,
+            encode_error=error_event,
             upstream_request_id=rid_up,
         )
     )
@@ -116,18 +115,13 @@ async def attempt_translated(
 
 def _usage_of(response: Response) -> Callable[[Usage], None]:
     def read(usage: Usage) -> None:
-        usage_from_event(MessageStart(message=response), usage)
+        fold_usage(MessageStart(message=response), usage)
 
     return read
 
 
-def _error_event(err: GatewayError) -> bytes:
-    error = {"type": "error", "error": {"type": err.error_type, "message": err.message}}
-    return encode_event("error", error)
-
-
 async def _count_tokens(
-    gateway: Gateway, body: dict[str, Any], canonical: Request, route: Route, rid: str
+    counter: TokenCounter, body: dict[str, Any], canonical: Request, route: Route, rid: str
 ) -> JSONAnswer:
     """Counted with the provider model's tokenizer where one is known, else estimated."""
     counted = None
@@ -138,7 +132,7 @@ async def _count_tokens(
         except ValueError:
             openai_body = None
         if openai_body is not None:
-            counted = await gateway.tokens.count(openai_body, route.provider_model)
+            counted = await counter.count(openai_body, route.provider_model)
     if counted is None:
         tokens, how = estimate_tokens(body), "estimate"
     else:

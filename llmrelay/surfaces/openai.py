@@ -1,18 +1,18 @@
 """The OpenAI Chat Completions surface: ``POST /v1/chat/completions`` and ``GET /v1/models``
 for OpenAI clients, also under ``/openai``.
 
-OpenAI-wire providers get a passthrough (only ``model`` and the credential change);
-Anthropic-wire providers get the request translated through the canonical model and the
-answer translated back, streams included. Errors use OpenAI's envelope
-``{"error": {"message", "type", "param", "code"}}`` (``openai/_exceptions.py``).
+A call runs through the call pipeline (``pipeline/run.py``); this module gives it OpenAI's
+error envelope and the attempter. OpenAI-wire providers get a passthrough (only ``model``
+and the credential change); Anthropic-wire providers get the request translated through
+the canonical model and the answer translated back, streams included. Errors use OpenAI's
+envelope ``{"error": {"message", "type", "param", "code"}}`` (``openai/_exceptions.py``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import time
+from collections.abc import Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -20,29 +20,18 @@ from aiohttp import web
 from ..codecs import openai as codec
 from ..core.types import Request
 from ..core.usage import Usage
-from ..errors import GatewayError, InvalidRequestError, NotFoundError
-from ..providers.base import ProviderRequest, ProviderResponse
+from ..errors import GatewayError
+from ..pipeline.answers import JSONAnswer
+from ..pipeline.body import BodyLimits
+from ..pipeline.call import Call, Parts, SurfaceName
+from ..pipeline.run import guarded, new_request_id, run_call
+from ..pipeline.surface import AttemptResult
+from ..providers.base import Endpoint, ProviderRequest, ProviderResponse
 from ..routing.executor import Failure, Success, retry_after_s
 from ..routing.table import Route
-from ..stores.usage import UsageRecord
-from .call import AttemptResult, Call, JSONAnswer, send
-from .common import (
-    body_size,
-    finish_record,
-    forward_headers,
-    json_content,
-    log_refused,
-    new_request_id,
-    provider_models,
-    read_json,
-    target_name,
-)
-from .openai_stream import OpenAIRelay, gated_stream, usage_from_openai
+from .common import forward_headers, json_content, json_object, not_json
+from .openai_stream import gated_stream, relay_answer, usage_from_openai
 from .openai_translated import attempt_translated, decode_canonical
-
-if TYPE_CHECKING:
-    from ..app import Gateway
-    from ..policy.admission import Admission
 
 __all__ = ["OpenAISurface", "openai_error_response"]
 
@@ -54,7 +43,7 @@ def openai_error_response(
     error_type: str,
     message: str,
     request_id: str,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     openai_type: str | None = None,
 ) -> web.Response:
     return web.Response(
@@ -65,37 +54,57 @@ def openai_error_response(
     )
 
 
-def _gateway_error(err: GatewayError, request_id: str) -> web.Response:
-    return openai_error_response(
-        err.status, err.error_type, err.message, request_id, err.headers, err.openai_type
-    )
-
-
 class OpenAISurface:
-    def __init__(self, gateway: Gateway) -> None:
-        self._gw = gateway
-        self._max_body = int(gateway.settings.server.max_request_body_mb * 1024 * 1024)
+    """OpenAI's API shape; ``created_unix`` dates the model list."""
+
+    name: SurfaceName = "openai"
+
+    def __init__(self, parts: Parts, limits: BodyLimits, created_unix: int) -> None:
+        self._parts = parts
+        self._limits = limits
+        self._created_unix = created_unix
 
     def add_routes(self, app: web.Application) -> None:
         for p in PREFIXES:
             app.router.add_post(f"{p}/v1/chat/completions", self.chat_completions)
-        app.router.add_get("/openai/v1/models", self.list_models)
+        app.router.add_get("/openai/v1/models", guarded(self.list_models, self))
+
+    async def chat_completions(self, request: web.Request) -> web.StreamResponse:
+        return await run_call(self._parts, self, self._limits, request, "chat_completions")
+
+    def error_response(
+        self, err: GatewayError, request_id: str, headers: Mapping[str, str] | None = None
+    ) -> web.Response:
+        return openai_error_response(
+            err.status,
+            err.error_type,
+            err.message,
+            request_id,
+            {**(headers or {}), **err.headers},
+            err.openai_type,
+        )
+
+    def unknown_model(self, model: str) -> str:
+        return f"The model {model!r} is not routed by this gateway (GET /v1/models lists them)"
+
+    def attempter(self, call: Call, endpoint: Endpoint, body: dict[str, Any]) -> _Attempter:
+        return _Attempter(call, body)
 
     async def list_models(self, request: web.Request) -> web.StreamResponse:
         """``GET /v1/models`` in OpenAI's list shape (``openai/types/model.py``)."""
         rid = new_request_id()
         try:
-            caller = self._gw.keys.authenticate(request.headers)
+            caller = self._parts.keys.authenticate(request.headers)
         except GatewayError as err:
-            return _gateway_error(err, rid)
+            return self.error_response(err, rid)
         data = [
             {
                 "id": name,
                 "object": "model",
-                "created": self._gw.created_unix,
+                "created": self._created_unix,
                 "owned_by": owner,
             }
-            for name, owner in self._gw.router.names()
+            for name, owner in self._parts.router.names()
             if caller.models is None or name in caller.models
         ]
         return web.Response(
@@ -103,65 +112,6 @@ class OpenAISurface:
             content_type="application/json",
             headers={"x-request-id": rid, "request-id": rid},
         )
-
-    async def chat_completions(self, request: web.Request) -> web.StreamResponse:
-        rid = new_request_id()
-        started = time.perf_counter()
-        try:
-            caller = self._gw.keys.authenticate(request.headers)
-        except GatewayError as err:
-            log_refused(request, err.status, rid)
-            return _gateway_error(err, rid)
-        record = UsageRecord(
-            ts=time.time(),
-            request_id=rid,
-            key_name=caller.name,
-            model="",
-            provider="",
-            provider_model="",
-            endpoint="chat_completions",
-            stream=False,
-            status=499,
-            key_id=caller.key_id,
-            team=caller.team,
-        )
-        usage = Usage()
-        admission: Admission | None = None
-        try:
-            body = await read_json(request, self._max_body)
-            model = body.get("model")
-            if not isinstance(model, str):
-                raise InvalidRequestError(
-                    "model: expected a string such as 'account/model'"
-                    + (" (the field is missing)" if model is None else "")
-                )
-            record.model = model
-            target = self._gw.router.resolve(
-                model, key=caller.name, team=caller.team, headers=request.headers
-            )
-            if target is None:
-                raise NotFoundError(
-                    f"The model {model!r} is not routed by this gateway (GET /v1/models lists them)"
-                )
-            record.stream = body.get("stream") is True
-            # After routing rules: the key must be allowed both the model it asked for and
-            # the one a rule chose; the chosen one's limits apply.
-            routed = target_name(target)
-            if routed != model:
-                self._gw.policy.check_model(caller, model)
-            admission = await self._gw.policy.admit(
-                caller, routed, provider_models(target), body, await body_size(request)
-            )
-            call = Call(self._gw, request, record, usage, started)
-            # The provider send: one attempt for an account/model, the executor for a
-            # virtual model; the answer or the final error goes out from here.
-            return await send(call, target, _Attempter(call, body))
-        except GatewayError as err:
-            record.status = err.status
-            record.error_type = err.error_type
-            return _gateway_error(err, rid)
-        finally:
-            finish_record(self._gw, request, record, usage, started, admission)
 
 
 class _Attempter:
@@ -181,7 +131,7 @@ class _Attempter:
         record = call.record
         if route.provider.wire != "openai":
             if self._canonical is None:
-                default = call.gateway.settings.translation.default_max_tokens
+                default = call.parts.settings.translation.default_max_tokens
                 self._canonical = decode_canonical(self._body, record.model, default)
             return await attempt_translated(
                 record.request_id, self._body, self._canonical, route, gate
@@ -205,17 +155,21 @@ class _Attempter:
                 "chat_completions", body, self._headers, call.request.query_string, record.stream
             )
         )
+        account = route.account
         if record.stream and up.status == 200 and up.is_event_stream:
             headers = _headers(up, record.request_id)
             if gate:
-                return await gated_stream(up, headers, strip_usage)
-            return Success(OpenAIRelay(up, headers, strip_usage))
+                return await gated_stream(up, headers, account, strip_usage)
+            return Success(relay_answer(up, headers, account, strip_usage))
         try:
             data = await up.read()
         finally:
             up.close()
         if up.status < 400:
-            reader = partial(_usage_from_json, data) if up.status == 200 else None
+            parsed = json_object(data) if up.status == 200 else None
+            if up.status == 200 and (parsed is None or record.stream):
+                return not_json(account, data, record.stream, up.upstream_request_id)
+            reader = partial(_usage_from_completion, parsed) if parsed is not None else None
             answer = JSONAnswer(
                 up.status, data, _headers(up, record.request_id), up.upstream_request_id, reader
             )
@@ -245,9 +199,8 @@ class _Attempter:
         return web.Response(status=failure.status, body=body, headers=out)
 
 
-def _usage_from_json(data: bytes, usage: Usage) -> None:
-    with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
-        usage_from_openai(orjson.loads(data).get("usage"), usage)
+def _usage_from_completion(completion: dict[str, Any], usage: Usage) -> None:
+    usage_from_openai(completion.get("usage"), usage)
 
 
 def _headers(up: ProviderResponse, request_id: str) -> dict[str, str]:

@@ -1,33 +1,41 @@
-"""Relaying an OpenAI Chat Completions SSE stream, reading usage out of it as it passes.
+"""The tap on a relayed OpenAI Chat Completions SSE stream, reading usage out of it as it
+passes, and the first-chunk gate for such streams.
 
 Usage arrives in the last chunk (``choices: []``) when ``stream_options.include_usage`` is
 set (``openai/types/chat/chat_completion_chunk.py``); ``prompt_tokens`` counts cached
 tokens too, so ``input_tokens = prompt_tokens - cached_tokens`` to match Anthropic's split.
 When the gateway asked for usage on the client's behalf, that chunk is held back from the
-client, who did not ask for it.
+client, who did not ask for it. A stream that ends without ``data: [DONE]`` (and without an
+error chunk) is incomplete: the client gets an error chunk and ``[DONE]``.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
-from aiohttp import web
 
 from ..codecs.openai.errors import error_to_openai
 from ..core.sse import SSEDecoder
 from ..core.usage import Usage
-from ..errors import GatewayError, status_for_error_type
+from ..errors import GatewayError, UpstreamProtocolError, status_for_error_type
+from ..pipeline.answers import ChunksAnswer
+from ..pipeline.surface import AttemptResult
 from ..providers.base import ProviderResponse
 from ..routing.executor import Failure, Success
 from ..routing.gate import first_sse_event, openai_event_error
 
-if TYPE_CHECKING:
-    from .call import AttemptResult, Call
+__all__ = [
+    "DONE",
+    "OpenAIStreamTap",
+    "error_chunk",
+    "gated_stream",
+    "relay_answer",
+    "usage_from_openai",
+]
 
-__all__ = ["OpenAIRelay", "OpenAIStreamTap", "gated_stream", "usage_from_openai"]
+DONE = b"data: [DONE]\n\n"
 
 _ENDED = "the provider's stream ended before its first chunk"
 
@@ -49,17 +57,20 @@ def usage_from_openai(raw: Any, usage: Usage) -> None:
 
 
 class OpenAIStreamTap:
-    """Feed raw chunks; returns the bytes to send on (all of them, unless ``strip_usage``)."""
+    """A :class:`~llmrelay.pipeline.relay.Tap` for an OpenAI-wire stream from ``account``:
+    ``filter`` returns the bytes to send on (all of them, unless ``strip_usage``)."""
 
-    __slots__ = ("_decoder", "error_type", "strip_usage", "usage")
+    __slots__ = ("_decoder", "_done", "account", "error_type", "strip_usage", "usage")
 
-    def __init__(self, usage: Usage, *, strip_usage: bool) -> None:
+    def __init__(self, usage: Usage, *, strip_usage: bool, account: str = "") -> None:
         self._decoder = SSEDecoder()
+        self._done = False
         self.usage = usage
         self.strip_usage = strip_usage
+        self.account = account
         self.error_type: str | None = None
 
-    def feed(self, chunk: bytes) -> bytes:
+    def filter(self, chunk: bytes) -> bytes:
         if not self.strip_usage:
             for ev in self._decoder.feed(chunk):
                 self._inspect(ev.data)
@@ -70,8 +81,19 @@ class OpenAIStreamTap:
                 out.append(b"data: " + ev.data + b"\n\n")
         return b"".join(out)
 
+    def observe(self, chunk: bytes) -> None:
+        """Everything was read in :meth:`filter`."""
+
+    def finish(self) -> GatewayError | None:
+        if self._done or self.error_type is not None:
+            return None
+        return UpstreamProtocolError(f"provider {self.account!r} ended the stream before [DONE]")
+
     def _inspect(self, data: bytes) -> bool:
         """Read usage or an error from one event; True if it is a usage-only chunk."""
+        if data == b"[DONE]":
+            self._done = True
+            return False
         if b"prompt_tokens" not in data and b'"error"' not in data:
             return False
         try:
@@ -87,62 +109,36 @@ class OpenAIStreamTap:
         return obj.get("choices") == [] and obj.get("usage") is not None
 
 
-class OpenAIRelay:
-    """A 200 Chat Completions stream relayed as it arrives through :class:`OpenAIStreamTap`;
-    ``head`` is what the first-chunk gate already read from ``chunks``."""
+def error_chunk(err: GatewayError) -> bytes:
+    """``err`` as an OpenAI error chunk (``{"error": {...}}``, which the SDK raises)."""
+    return (
+        b"data: " + orjson.dumps(error_to_openai(err.status, err.error_type, err.message)) + b"\n\n"
+    )
 
-    __slots__ = ("_chunks", "_head", "_strip_usage", "_up", "headers", "upstream_request_id")
 
-    def __init__(
-        self,
-        up: ProviderResponse,
-        headers: dict[str, str],
-        strip_usage: bool,
-        head: bytes = b"",
-        chunks: AsyncIterator[bytes] | None = None,
-    ) -> None:
-        self._up = up
-        self._head = head
-        self._chunks = chunks if chunks is not None else up.iter_chunks()
-        self._strip_usage = strip_usage
-        self.headers = headers
-        self.upstream_request_id = up.upstream_request_id
+def _error_and_done(err: GatewayError) -> bytes:
+    return error_chunk(err) + DONE
 
-    async def send(self, call: Call, headers: dict[str, str]) -> web.StreamResponse:
-        record = call.record
-        tap = OpenAIStreamTap(call.usage, strip_usage=self._strip_usage)
-        resp = web.StreamResponse(status=200, headers={**self.headers, **headers})
-        try:
-            await resp.prepare(call.request)
-            try:
-                if self._head:
-                    record.ttft_s = time.perf_counter() - call.started
-                    out = tap.feed(self._head)
-                    if out:
-                        await resp.write(out)
-                async for chunk in self._chunks:
-                    if record.ttft_s is None:
-                        record.ttft_s = time.perf_counter() - call.started
-                    out = tap.feed(chunk)
-                    if out:
-                        await resp.write(out)
-            except GatewayError as err:
-                tap.error_type = err.error_type
-                error = error_to_openai(err.status, err.error_type, err.message)
-                await resp.write(b"data: " + orjson.dumps(error) + b"\n\n")
-            record.status = 200
-            record.error_type = tap.error_type
-            await resp.write_eof()
-        except ConnectionResetError:
-            record.status = 499
-            record.error_type = "client_disconnected"
-        finally:
-            self._up.close()
-        return resp
+
+def relay_answer(
+    up: ProviderResponse,
+    headers: dict[str, str],
+    account: str,
+    strip_usage: bool,
+    head: bytes = b"",
+    chunks: AsyncIterator[bytes] | None = None,
+) -> ChunksAnswer:
+    """A 200 Chat Completions stream relayed as it arrives, through the usage tap; an error
+    that ends it early is followed by ``[DONE]``."""
+
+    def tap(usage: Usage) -> OpenAIStreamTap:
+        return OpenAIStreamTap(usage, strip_usage=strip_usage, account=account)
+
+    return ChunksAnswer(up, headers, tap, _error_and_done, head, chunks)
 
 
 async def gated_stream(
-    up: ProviderResponse, headers: dict[str, str], strip_usage: bool
+    up: ProviderResponse, headers: dict[str, str], account: str, strip_usage: bool
 ) -> AttemptResult:
     """Read a 200 stream's first chunk (the first-chunk gate): an error chunk, or no chunk at
     all, is a failure to fall back from; anything else is an answer to relay."""
@@ -154,7 +150,7 @@ async def gated_stream(
         raise
     error = ("api_error", _ENDED) if first is None else openai_event_error(first)
     if error is None:
-        return Success(OpenAIRelay(up, headers, strip_usage, head, chunks))
+        return Success(relay_answer(up, headers, account, strip_usage, head, chunks))
     up.close()
     error_type, message = error
     return Failure(

@@ -14,17 +14,19 @@ from typing import Any
 import orjson
 
 from ..codecs import openai as codec
+from ..core.accumulate import fold_usage
 from ..core.events import Event, MessageStart
 from ..core.replay import aiter_events, response_events
 from ..core.types import Request, Response
 from ..core.usage import Usage
-from ..errors import GatewayError, InvalidRequestError, status_for_error_type
+from ..errors import InvalidRequestError, status_for_error_type
+from ..pipeline.answers import EventsAnswer, JSONAnswer
+from ..pipeline.surface import AttemptResult
 from ..routing.executor import Failure, Success, retry_after_s
 from ..routing.gate import aclose, first_event, stream_error
 from ..routing.table import Route
 from ..translation import call_translated
-from .call import AttemptResult, EventsAnswer, JSONAnswer
-from .common import usage_from_event
+from .openai_stream import DONE, error_chunk
 
 __all__ = ["attempt_translated", "decode_canonical"]
 
@@ -110,8 +112,8 @@ async def attempt_translated(
             encode=lambda event: b"".join(
                 b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in encoder.feed(event)
             ),
-            encode_error=_error_chunk,
-            end=b"data: [DONE]\n\n",
+            encode_error=error_chunk,
+            end=DONE,
             upstream_request_id=rid_up,
         )
     )
@@ -119,11 +121,6 @@ async def attempt_translated(
 
 def _usage_of(response: Response) -> Callable[[Usage], None]:
     def read(usage: Usage) -> None:
-        usage_from_event(MessageStart(message=response), usage)
+        fold_usage(MessageStart(message=response), usage)
 
     return read
-
-
-def _error_chunk(err: GatewayError) -> bytes:
-    error = codec.error_to_openai(err.status, err.error_type, err.message)
-    return b"data: " + orjson.dumps(error) + b"\n\n"

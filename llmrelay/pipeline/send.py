@@ -1,11 +1,12 @@
-"""One client call from its resolved target to the response: the provider send.
+"""The provider send: a call's resolved target to its answer or final error.
 
-A surface knows how to try one target (:class:`Attempter`); this module makes the attempts.
-An ``account/model`` gets exactly one attempt, without the first-chunk gate, as it always
-did. A virtual model goes through the executor (``routing/executor.py``): targets in the
-plan's order, retries, fallbacks, the gate. Either way the response carries
-``x-llmrelay-model`` (the target that answered) and ``x-llmrelay-attempts``, and the usage
-row names the serving target and the attempts.
+An ``account/model`` gets exactly one attempt, without the first-chunk gate. A virtual
+model goes through the executor (``routing/executor.py``): targets in the plan's order,
+retries, fallbacks, the gate. Either way the response carries ``x-llmrelay-model`` (the
+target that answered) and ``x-llmrelay-attempts``, the usage row names the serving target
+and the attempts, and the whole call is bounded by the serving provider's
+``timeouts.total_s`` (counted from the call's arrival): an answer that has not come in time
+is a 504, a stream still running then ends with the surface's error event.
 """
 
 from __future__ import annotations
@@ -13,139 +14,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import web
 
-from ..core.events import Event
-from ..core.usage import Usage
 from ..errors import GatewayError
 from ..policy.limits import token_estimate, tokens_counted
 from ..policy.targets import TargetHold
 from ..routing.executor import Failure, Outcome, Success, execute
-from ..routing.gate import aclose
 from ..routing.router import Plan
 from ..routing.table import Route
 from ..routing.virtual import VirtualModel
 from ..stores.usage import UsageRecord
-from .common import body_size, write_events
+from .body import body_size
+from .call import Call
+from .surface import Answer, Attempter, AttemptResult
 
-if TYPE_CHECKING:
-    from ..app import Gateway
-
-__all__ = [
-    "Answer",
-    "AttemptResult",
-    "Attempter",
-    "Call",
-    "EventsAnswer",
-    "JSONAnswer",
-    "send",
-]
+__all__ = ["ATTEMPTS_HEADER", "MODEL_HEADER", "send"]
 
 log = logging.getLogger("llmrelay.routing")
 
 MODEL_HEADER = "x-llmrelay-model"
 ATTEMPTS_HEADER = "x-llmrelay-attempts"
-
-
-@dataclass(slots=True)
-class Call:
-    """What one client call carries from start to end."""
-
-    gateway: Gateway
-    request: web.Request
-    record: UsageRecord
-    usage: Usage
-    started: float
-
-
-class Answer(Protocol):
-    """An attempt's answer, checked and ready; nothing of it has reached the client yet."""
-
-    upstream_request_id: str | None
-
-    async def send(self, call: Call, headers: dict[str, str]) -> web.StreamResponse:
-        """Send it with ``headers`` added; sets the usage row's status."""
-        ...
-
-
-AttemptResult = Success[Answer] | Failure
-
-
-class Attempter(Protocol):
-    """How a surface tries one target for one call, and renders a failure."""
-
-    async def attempt(self, route: Route, gate: bool) -> AttemptResult:
-        """One attempt. With ``gate``, a stream's first event is read before answering, and
-        the client's body is copied first (each attempt starts from the client's body).
-
-        Raises:
-            GatewayError: the provider could not be reached or answered too late, or the
-                request cannot be expressed in the target's wire.
-        """
-        ...
-
-    def error_response(self, failure: Failure, headers: dict[str, str]) -> web.Response: ...
-
-
-@dataclass(slots=True)
-class JSONAnswer:
-    """A whole response body. ``on_send`` reads its usage when it goes out."""
-
-    status: int
-    body: bytes
-    headers: dict[str, str]
-    upstream_request_id: str | None = None
-    on_send: Callable[[Usage], None] | None = None
-
-    async def send(self, call: Call, headers: dict[str, str]) -> web.StreamResponse:
-        call.record.status = self.status
-        if self.on_send is not None:
-            self.on_send(call.usage)
-        return web.Response(status=self.status, body=self.body, headers={**self.headers, **headers})
-
-
-@dataclass(slots=True)
-class EventsAnswer:
-    """A canonical event stream to send in a surface's wire (``write_events``); ``head``
-    holds the events the gate already pulled."""
-
-    head: list[Event]
-    events: AsyncIterator[Event]
-    headers: dict[str, str]
-    encode: Callable[[Event], bytes]
-    encode_error: Callable[[GatewayError], bytes]
-    end: bytes = b""
-    upstream_request_id: str | None = None
-
-    async def send(self, call: Call, headers: dict[str, str]) -> web.StreamResponse:
-        resp = web.StreamResponse(status=200, headers={**self.headers, **headers})
-        events = _chain(self.head, self.events) if self.head else self.events
-        return await write_events(
-            call.request,
-            resp,
-            events,
-            call.record,
-            call.usage,
-            call.started,
-            self.encode,
-            self.encode_error,
-            self.end,
-        )
-
-
-async def _chain(head: list[Event], rest: AsyncIterator[Event]) -> AsyncIterator[Event]:
-    try:
-        for event in head:
-            yield event
-        async for event in rest:
-            yield event
-    finally:
-        await aclose(rest)
 
 
 async def send(
@@ -155,13 +46,31 @@ async def send(
     model. Provider failures become error responses here; nothing is raised for them."""
     if isinstance(target, Route):
         _name_target(call.record, target)
+        _set_deadline(call, target)
         headers = {MODEL_HEADER: target.public_model, ATTEMPTS_HEADER: "1"}
         try:
-            result = await attempter.attempt(target, False)
+            async with asyncio.timeout_at(call.deadline):
+                result = await attempter.attempt(target, False)
+        except TimeoutError:
+            result = Failure(504, "timeout_error", _late(call), "timeout")
         except GatewayError as err:
             result = Failure.from_error(err)
         return await _respond(call, result, headers, attempter)
     return await _send_virtual(call, target, attempter)
+
+
+def _set_deadline(call: Call, route: Route) -> None:
+    """The whole call must end ``timeouts.total_s`` after it arrived."""
+    call.total_s = route.total_s
+    left = route.total_s - (time.perf_counter() - call.started)
+    call.deadline = asyncio.get_running_loop().time() + left
+
+
+def _late(call: Call) -> str:
+    return (
+        f"provider {call.record.provider!r} did not answer within {call.total_s:g}s "
+        "(timeouts.total_s)"
+    )
 
 
 async def _respond(
@@ -185,12 +94,12 @@ def _name_target(record: UsageRecord, route: Route) -> None:
 async def _send_virtual(
     call: Call, model: VirtualModel, attempter: Attempter
 ) -> web.StreamResponse:
-    router = call.gateway.router
+    router = call.parts.router
     plan = router.plan(model, call.request.headers)
 
     record = call.record
     tried: list[Route] = []
-    targets = call.gateway.policy.targets
+    targets = call.parts.policy.targets
     holds: list[TargetHold] = []
 
     async def attempt(route: Route) -> AttemptResult:
@@ -224,7 +133,7 @@ async def _run_virtual(
     attempter: Attempter,
     tried: list[Route],
 ) -> web.StreamResponse:
-    router = call.gateway.router
+    router = call.parts.router
     record = call.record
     try:
         outcome = await execute(
@@ -244,6 +153,7 @@ async def _run_virtual(
         raise
     route = outcome.route
     _name_target(record, route)
+    _set_deadline(call, route)
     _record_attempts(call, outcome)
     headers = {MODEL_HEADER: route.public_model, ATTEMPTS_HEADER: str(len(outcome.attempts))}
     if outcome.failure is not None:

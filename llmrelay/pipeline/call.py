@@ -1,0 +1,81 @@
+"""The call pipeline's data: one client call, the gateway parts it reads, and the observers
+that see it end.
+
+The pipeline (``run.py``) runs every call the same way, whatever the client's surface:
+authenticate → read the body → route → admit → send (attempts, fallbacks) → relay the
+answer → settle and record. Surfaces only decode the client's request and encode answers
+and errors in their own envelope (``surface.py``). Observers (usage, access log, later
+metrics and traces) see each call once, when it ends, and never raise into it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from aiohttp import web
+
+from ..core.usage import Usage
+from ..stores.usage import UsageRecord
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..policy.admission import Admission, Policy
+    from ..policy.auth import KeyRing, Principal
+    from ..routing.router import Router
+    from ..tokens import TokenCounter
+
+__all__ = ["Call", "CallObserver", "Parts", "SurfaceName"]
+
+#: The API shape a client speaks.
+SurfaceName = Literal["anthropic", "openai"]
+
+
+class CallObserver(Protocol):
+    """Sees every call once, when it has ended (its response sent or abandoned)."""
+
+    def call_ended(self, call: Call) -> None:
+        """Read the call; must be cheap and must not block (queue anything slow)."""
+        ...
+
+
+class Parts(Protocol):
+    """The gateway's parts a call reads. The app's ``Gateway`` satisfies it; surfaces and the
+    pipeline take it instead of importing the app, so imports point one way."""
+
+    settings: Settings
+    keys: KeyRing
+    router: Router
+    policy: Policy
+    tokens: TokenCounter
+
+    @property
+    def observers(self) -> Sequence[CallObserver]:
+        """Who sees each call end, in order."""
+        ...
+
+
+@dataclass(slots=True, eq=False)
+class Call:
+    """What one client call carries from start to end.
+
+    ``started`` is ``time.perf_counter()`` at arrival; ``deadline`` the event loop time
+    (``loop.time()``) by which the whole call must be done, set once the serving provider
+    is known (its ``timeouts.total_s``). ``caller`` is None for a call refused before it
+    had one (401). ``response`` is the stream response once its headers went out, after
+    which errors can only be sent as stream events.
+    """
+
+    parts: Parts
+    request: web.Request
+    surface: SurfaceName
+    record: UsageRecord
+    usage: Usage
+    started: float
+    caller: Principal | None = None
+    admission: Admission | None = None
+    deadline: float | None = None
+    #: Seconds the serving provider allows the whole call (its ``timeouts.total_s``).
+    total_s: float = 0.0
+    response: web.StreamResponse | None = None

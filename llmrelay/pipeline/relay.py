@@ -1,0 +1,168 @@
+"""Sending a 200 stream to the client as it arrives: the one stream writer every answer uses.
+
+Bytes go out as the provider sends them (a passthrough) or as canonical events are encoded
+(a translation). Whatever ends the stream early is sent as the surface's in-stream error
+(the headers are gone): a provider failure (:class:`~llmrelay.errors.GatewayError`), the
+call's deadline (``timeouts.total_s``), or a bug (logged once with its traceback, the row
+marked 500). A client that went away marks the row 499. The provider's stream is closed in
+every case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+
+from aiohttp import web
+
+from ..core.accumulate import fold_usage
+from ..core.events import Event, StreamError
+from ..errors import GatewayError, InternalError, UpstreamTimeout
+from .call import Call
+
+__all__ = ["Tap", "internal_error", "relay", "relay_events"]
+
+log = logging.getLogger("llmrelay")
+
+
+class Tap(Protocol):
+    """Reads what accounting needs out of a passthrough stream without changing it (except
+    where ``filter`` says)."""
+
+    #: The error type of an ``error`` event the provider sent, if any.
+    error_type: str | None
+
+    def filter(self, chunk: bytes) -> bytes:
+        """The bytes of ``chunk`` to send on (usually all of them), before sending."""
+        ...
+
+    def observe(self, chunk: bytes) -> None:
+        """Read ``chunk`` after it was sent (usage, errors), so bookkeeping never holds
+        bytes back."""
+        ...
+
+    def finish(self) -> GatewayError | None:
+        """At the end of the provider's stream: an error when it ended incomplete."""
+        ...
+
+
+def internal_error(call: Call, where: str) -> InternalError:
+    """Log the exception being handled once, with its traceback, and make the error the
+    client gets for it (500 ``api_error`` naming the request id)."""
+    rid = call.record.request_id
+    log.exception("internal error", extra={"request_id": rid, "where": where})
+    call.record.status = 500
+    call.record.error_type = "api_error"
+    return InternalError(f"the gateway failed to handle this request ({rid})")
+
+
+async def relay(
+    call: Call,
+    headers: dict[str, str],
+    chunks: AsyncIterator[bytes],
+    encode_error: Callable[[GatewayError], bytes],
+    *,
+    tap: Tap | None = None,
+    end: bytes = b"",
+    close: Callable[[], object] | None = None,
+) -> web.StreamResponse:
+    """Send ``chunks`` as a 200 stream; ``end`` closes a stream that finished (OpenAI's
+    ``data: [DONE]``); ``close`` releases the provider's response (it may be a coroutine
+    function). Sets the row's status (200, 499, or 500 for a bug) and ``ttft_s``."""
+    record = call.record
+    resp = web.StreamResponse(status=200, headers=headers)
+    try:
+        await resp.prepare(call.request)
+        call.response = resp
+        error: GatewayError | None = None
+        try:
+            async with asyncio.timeout_at(call.deadline):
+                async for chunk in chunks:
+                    if record.ttft_s is None:
+                        record.ttft_s = time.perf_counter() - call.started
+                    if tap is None:
+                        await resp.write(chunk)
+                        continue
+                    out = tap.filter(chunk)
+                    if out:
+                        await resp.write(out)
+                    tap.observe(chunk)
+                if tap is not None:
+                    error = tap.finish()
+        except TimeoutError:
+            error = UpstreamTimeout(_deadline_message(call))
+        except GatewayError as err:
+            error = err
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception:
+            error = internal_error(call, "stream")
+        if error is not None:
+            if record.status != 500:
+                record.error_type = error.error_type
+            await resp.write(encode_error(error))
+        elif tap is not None and tap.error_type is not None:
+            record.error_type = tap.error_type
+        if end:
+            # After an error too: OpenAI clients wait for [DONE] to stop reading.
+            await resp.write(end)
+        if record.status != 500:
+            record.status = 200
+        await resp.write_eof()
+    except ConnectionResetError:
+        record.status = 499
+        record.error_type = "client_disconnected"
+    finally:
+        await _close(close, chunks)
+    return resp
+
+
+def _deadline_message(call: Call) -> str:
+    return (
+        f"the call took longer than {call.total_s:g}s (timeouts.total_s of provider "
+        f"{call.record.provider!r})"
+    )
+
+
+async def _close(close: Callable[[], object] | None, chunks: AsyncIterator[bytes]) -> None:
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
+    if close is not None:
+        result = close()
+        if inspect.isawaitable(result):
+            await result
+
+
+async def relay_events(
+    call: Call,
+    headers: dict[str, str],
+    events: AsyncIterator[Event],
+    encode: Callable[[Event], bytes],
+    encode_error: Callable[[GatewayError], bytes],
+    end: bytes = b"",
+) -> web.StreamResponse:
+    """Send a canonical event stream in a surface's wire (``encode`` turns one event into
+    bytes, maybe none), folding usage and ``error`` events into the row as they pass."""
+    return await relay(call, headers, _encoded(call, events, encode), encode_error, end=end)
+
+
+async def _encoded(
+    call: Call, events: AsyncIterator[Event], encode: Callable[[Event], bytes]
+) -> AsyncIterator[bytes]:
+    try:
+        async for event in events:
+            fold_usage(event, call.usage)
+            if isinstance(event, StreamError):
+                call.record.error_type = event.error_type
+            out = encode(event)
+            if out:
+                yield out
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()

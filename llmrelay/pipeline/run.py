@@ -1,0 +1,195 @@
+"""The call pipeline: every call of every surface runs these steps, in this order.
+
+1. authenticate (401 in the surface's envelope, no usage row: there is no caller);
+2. read the body (bounded in size, time and nesting) and its ``model``;
+3. route (routing rules, then the name; 404 for a name the gateway does not route);
+4. admit (model permission, rate limits, budgets; ``count_tokens`` only checks permission);
+5. send (one attempt, or a virtual model's executor) and relay the answer (``send.py``);
+6. settle what admission held and hand the finished row to the observers.
+
+This is also the call's error boundary: a :class:`~llmrelay.errors.GatewayError` becomes
+its status and envelope; any other exception is a bug, logged once with its traceback and
+answered 500 ``api_error`` with the request id (a stream already started ends with the
+surface's error event instead, see ``relay.py``); a client that goes away is a 499. Every
+authenticated call, refused or failed, leaves exactly one usage row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
+
+from aiohttp import web
+
+from ..core.text import clip
+from ..core.usage import Usage
+from ..errors import GatewayError, InternalError, InvalidRequestError, NotFoundError
+from ..providers.base import Endpoint
+from ..routing.table import Route
+from ..routing.virtual import VirtualModel
+from ..stores.usage import UsageRecord
+from .body import MAX_MODEL_CHARS, BodyLimits, body_size, read_json
+from .call import Call, Parts
+from .relay import internal_error
+from .send import send
+from .surface import Surface
+
+__all__ = ["guarded", "new_request_id", "run_call"]
+
+log = logging.getLogger("llmrelay")
+
+
+def new_request_id() -> str:
+    """A ``req_`` id, the shape Anthropic's ``request-id`` header has. Unique, not secret:
+    ``random`` is half the cost of ``secrets`` and ids are not credentials."""
+    return f"req_{random.getrandbits(96):024x}"
+
+
+async def run_call(
+    parts: Parts,
+    surface: Surface,
+    limits: BodyLimits,
+    request: web.Request,
+    endpoint: Endpoint,
+) -> web.StreamResponse:
+    """Run one call (the steps above) and return its response."""
+    started = time.perf_counter()
+    rid = new_request_id()
+    record = UsageRecord(
+        ts=time.time(),
+        request_id=rid,
+        key_name="",
+        model="",
+        provider="",
+        provider_model="",
+        endpoint=endpoint,
+        stream=False,
+        status=499,
+    )
+    call = Call(parts, request, surface.name, record, Usage(), started)
+    try:
+        return await _steps(call, surface, limits, endpoint)
+    except GatewayError as err:
+        record.status = err.status
+        record.error_type = err.error_type
+        return surface.error_response(err, rid)
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise  # the client went away: the row stays 499
+    except Exception:
+        error = internal_error(call, "call")
+        if call.response is not None:
+            # The stream's headers went out already; the relay ended it.
+            return call.response
+        return surface.error_response(error, rid)
+    finally:
+        _finish(call)
+
+
+async def _steps(
+    call: Call, surface: Surface, limits: BodyLimits, endpoint: Endpoint
+) -> web.StreamResponse:
+    parts = call.parts
+    request = call.request
+    record = call.record
+    caller = parts.keys.authenticate(request.headers)
+    call.caller = caller
+    record.key_name = caller.name
+    record.key_id = caller.key_id
+    record.team = caller.team
+    body = await read_json(request, limits)
+    model = body.get("model")
+    if not isinstance(model, str):
+        raise InvalidRequestError(
+            "model: expected a string such as 'account/model'"
+            + (" (the field is missing)" if model is None else "")
+        )
+    record.model = model
+    target = None
+    if len(model) <= MAX_MODEL_CHARS:
+        target = parts.router.resolve(
+            model, key=caller.name, team=caller.team, headers=request.headers
+        )
+    if target is None:
+        raise NotFoundError(surface.unknown_model(clip(model)))
+    record.stream = endpoint != "count_tokens" and body.get("stream") is True
+    # After routing rules: the key must be allowed both the model it asked for and the one
+    # a rule chose; the chosen one's limits apply.
+    routed = target.public_model if isinstance(target, Route) else target.name
+    policy = parts.policy
+    if routed != model:
+        policy.check_model(caller, model)
+    if endpoint == "count_tokens":
+        policy.check_model(caller, routed)
+    else:
+        call.admission = await policy.admit(
+            caller, routed, _provider_models(target), body, await body_size(request)
+        )
+    return await send(call, target, surface.attempter(call, endpoint, body))
+
+
+def _provider_models(target: Route | VirtualModel) -> tuple[str, ...]:
+    """The provider model ids that may serve a call (one, or a virtual model's targets)."""
+    if isinstance(target, Route):
+        return (target.provider_model,)
+    return tuple(t.route.provider_model for t in target.targets)
+
+
+def _finish(call: Call) -> None:
+    """Close the row (latency, tokens, cost), settle what admission held, tell observers."""
+    record = call.record
+    usage = call.usage
+    record.latency_s = time.perf_counter() - call.started
+    if record.status == 499 and record.error_type is None:
+        record.error_type = "client_disconnected"
+    record.input_tokens = usage.input_tokens
+    record.output_tokens = usage.output_tokens
+    record.cache_creation_input_tokens = usage.cache_creation_input_tokens
+    record.cache_read_input_tokens = usage.cache_read_input_tokens
+    policy = call.parts.policy
+    try:
+        if record.provider_model:
+            record.cost_usd = policy.cost(record.provider_model, usage)
+        if call.admission is not None:
+            policy.settle_soon(call.admission, usage, record.cost_usd)
+    except Exception:
+        log.exception("settling a call failed", extra={"request_id": record.request_id})
+    for observer in call.parts.observers:
+        try:
+            observer.call_ended(call)
+        except Exception:
+            log.exception(
+                "call observer failed",
+                extra={"request_id": record.request_id, "observer": type(observer).__name__},
+            )
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class _Envelope(Protocol):
+    def error_response(
+        self, err: GatewayError, request_id: str, headers: Mapping[str, str] | None = None
+    ) -> web.Response: ...
+
+
+def guarded(handler: Handler, envelope: _Envelope) -> Handler:
+    """``handler`` behind the error boundary of a route that is not a call (model lists,
+    the admin API): an unexpected exception is logged once and answered 500 ``api_error``
+    in ``envelope``'s shape instead of aiohttp's plain-text 500."""
+
+    async def boundary(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except (asyncio.CancelledError, web.HTTPException):
+            raise
+        except Exception:
+            rid = new_request_id()
+            log.exception("internal error", extra={"request_id": rid, "path": request.path})
+            err = InternalError(f"the gateway failed to handle this request ({rid})")
+            return envelope.error_response(err, rid)
+
+    return boundary
