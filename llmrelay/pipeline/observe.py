@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from ..core.text import clip
 from ..stores.usage import UsageRecord
 from .call import Call
 
@@ -59,7 +60,7 @@ class AccessLog:
                 "path": request.path,
                 "status": record.status,
                 "key_name": record.key_name,
-                "model": record.model,
+                "model": clip(record.model),
                 "provider": record.provider,
                 "provider_model": record.provider_model,
                 "attempts": record.attempts,
