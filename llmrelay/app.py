@@ -12,6 +12,7 @@ from aiohttp import web
 
 from .config import GatewayKeyConfig, LimitsConfig, ProviderConfig, Settings, model_entry
 from .errors import NotFoundError
+from .obs.metrics import GatewayState, Metrics
 from .obs.usage import UsageRecorder
 from .pipeline.body import BodyLimits
 from .pipeline.call import CallObserver
@@ -32,6 +33,7 @@ from .stores.memory_counters import MemoryCounterStore
 from .stores.usage import UsageRecord, UsageStore
 from .surfaces.admin import AdminSurface
 from .surfaces.anthropic import AnthropicSurface, error_response, utc_now_rfc3339
+from .surfaces.metrics import MetricsSurface
 from .surfaces.openai import OpenAISurface, openai_error_response
 from .tokens import TokenCounter
 
@@ -54,12 +56,36 @@ class Gateway:
         self.tokens = TokenCounter()
         self.key_cache: KeyCache | None = None
         self.policy: Policy = build_policy(settings, MemoryCounterStore(), None)
-        #: Who sees each call end: the usage row, the access log.
-        self.observers: tuple[CallObserver, ...] = (UsageObserver(self.record_usage), AccessLog())
+        self.counters_failed_over = False
+        #: Prometheus metrics (None when ``observability.metrics.enabled`` is false).
+        self.metrics: Metrics | None = None
+        observers: list[CallObserver] = [UsageObserver(self.record_usage), AccessLog()]
+        if settings.observability.metrics.enabled:
+            self.metrics = Metrics(settings.observability.metrics, self._state())
+            observers.append(self.metrics)
+        #: Who sees each call start and end: the usage row, the access log, metrics.
+        self.observers: tuple[CallObserver, ...] = tuple(observers)
         self._session: aiohttp.ClientSession | None = None
         self._providers: dict[str, Provider] = {}
         self._stores: Stores | None = None
         self._counters: CounterStore | None = None
+
+    def _state(self) -> GatewayState:
+        """What a metrics scrape reads from this gateway."""
+
+        def usage_counts() -> dict[str, int]:
+            recorder = self.recorder
+            if recorder is None:
+                return {}
+            names = ("written", "dropped", "spilled", "dead_lettered", "queue_depth")
+            return {n: int(getattr(recorder, n, 0)) for n in names}
+
+        return GatewayState(
+            usage_counts=usage_counts,
+            counters_failed_over=lambda: self.counters_failed_over,
+            cooldowns=lambda: self.router.health.cooldowns(),
+            spans_dropped=lambda: 0,
+        )
 
     def stores(self) -> Stores:
         """The database's stores (open after :meth:`start`)."""
@@ -117,8 +143,9 @@ class Gateway:
         from .stores.failover_counters import FailoverCounterStore
         from .stores.redis_counters import RedisCounterStore
 
-        def on_state(_: bool) -> None:
+        def on_state(up: bool) -> None:
             # The counters moved between Redis and this process: budgets seed again.
+            self.counters_failed_over = not up
             self.policy.budgets.forget_seeds()
 
         return FailoverCounterStore(
@@ -255,6 +282,8 @@ def build_app(settings: Settings) -> web.Application:
     openai.add_routes(app)
     if settings.admin is not None:
         AdminSurface(gateway, settings.admin.key).add_routes(app)
+    if gateway.metrics is not None:
+        MetricsSurface(gateway.metrics, settings.observability.metrics.key).add_routes(app)
 
     async def list_models(request: web.Request) -> web.StreamResponse:
         # Anthropic's SDK and Claude Code always send anthropic-version; others get OpenAI's shape.

@@ -140,7 +140,11 @@ class RequestTooLargeError(GatewayError):
 
 
 class RateLimitedError(GatewayError):
+    """A gateway rate limit has no room; ``scope`` is whose limit: ``key``, ``team`` or
+    ``model``."""
+
     status = 429
+    scope: str = ""
 
 
 class BudgetExceededError(GatewayError):
@@ -149,8 +153,10 @@ class BudgetExceededError(GatewayError):
     status = 429
     openai_type = "insufficient_quota"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, scope: str = "") -> None:
         super().__init__(message, headers={"x-should-retry": "false"})
+        #: Whose budget: ``key`` or ``team``.
+        self.scope = scope
 
 
 class ServiceUnavailable(GatewayError):

@@ -18,6 +18,12 @@ from .governance import (
     TeamConfig,
 )
 from .loader import load_settings, parse_settings
+from .observability import (
+    MetricsConfig,
+    ObservabilityConfig,
+    RequestLogConfig,
+    TracingConfig,
+)
 from .providers import (
     PROVIDER_TYPES,
     AnthropicProviderConfig,
@@ -55,17 +61,21 @@ __all__ = [
     "GovernanceConfig",
     "LimitsConfig",
     "LoggingConfig",
+    "MetricsConfig",
     "MockProviderConfig",
     "ModelConfig",
     "Models",
+    "ObservabilityConfig",
     "OpenAIProviderConfig",
     "PriceConfig",
     "ProviderConfig",
     "RedisConfig",
+    "RequestLogConfig",
     "ServerConfig",
     "Settings",
     "TeamConfig",
     "TimeoutConfig",
+    "TracingConfig",
     "TranslationConfig",
     "UsageConfig",
     "VertexProviderConfig",

@@ -18,6 +18,7 @@ from .governance import (
     RedisConfig,
     TeamConfig,
 )
+from .observability import ObservabilityConfig
 from .providers import ProviderConfig
 from .routing import RoutingConfig, VirtualModelConfig, check_routing
 
@@ -125,6 +126,7 @@ class Settings(_Model):
     usage: UsageConfig = UsageConfig()
     translation: TranslationConfig = TranslationConfig()
     logging: LoggingConfig = LoggingConfig()
+    observability: ObservabilityConfig = ObservabilityConfig()
     source: str = "<memory>"
 
     @field_validator("redis", mode="before")

@@ -11,12 +11,14 @@ metrics and traces) see each call once, when it ends, and never raise into it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from aiohttp import web
 
 from ..core.usage import Usage
+from ..errors import GatewayError
+from ..routing.executor import AttemptRecord
 from ..stores.usage import UsageRecord
 
 if TYPE_CHECKING:
@@ -33,7 +35,11 @@ SurfaceName = Literal["anthropic", "openai"]
 
 
 class CallObserver(Protocol):
-    """Sees every call once, when it has ended (its response sent or abandoned)."""
+    """Sees every call start and end (its response sent or abandoned)."""
+
+    def call_started(self, call: Call) -> None:
+        """A call arrived (nothing is known of it yet but its surface and endpoint)."""
+        ...
 
     def call_ended(self, call: Call) -> None:
         """Read the call; must be cheap and must not block (queue anything slow)."""
@@ -79,3 +85,29 @@ class Call:
     #: Seconds the serving provider allows the whole call (its ``timeouts.total_s``).
     total_s: float = 0.0
     response: web.StreamResponse | None = None
+    #: The public name of what serves the call (the model, or the virtual model), once
+    #: routed: a name from the config, safe as a metric label (``record.model`` is the
+    #: client's string).
+    routed: str = ""
+    #: Every provider attempt, in order.
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    #: Seconds spent waiting on providers before the client's first byte: attempts (to the
+    #: answer, or to the first event when gated) and the wait for a stream's first chunk.
+    provider_s: float = 0.0
+    #: Seconds spent between attempts (backoff, ``retry-after``).
+    waited_s: float = 0.0
+    #: The gateway's own refusal or failure, when the call ended with one.
+    error: GatewayError | None = None
+
+    def overhead_s(self, now: float | None = None) -> float:
+        """Seconds the gateway itself took up to ``now`` (``time.perf_counter()``; default:
+        the first streamed byte, else the end of the call): elapsed minus the providers'
+        time and the waits between attempts."""
+        if now is None:
+            if self.record.ttft_s is not None:
+                elapsed = self.record.ttft_s
+            else:
+                elapsed = self.record.latency_s
+        else:
+            elapsed = now - self.started
+        return max(0.0, elapsed - self.provider_s - self.waited_s)

@@ -27,6 +27,9 @@ class UsageObserver:
     def __init__(self, record: Callable[[UsageRecord], None]) -> None:
         self._record = record
 
+    def call_started(self, call: Call) -> None:
+        """Nothing to do until the row is complete."""
+
     def call_ended(self, call: Call) -> None:
         if call.caller is not None:
             self._record(call.record)
@@ -36,6 +39,9 @@ class AccessLog:
     """One ``request`` line per call at info level (nothing when info is off)."""
 
     __slots__ = ()
+
+    def call_started(self, call: Call) -> None:
+        """The line is written at the end."""
 
     def call_ended(self, call: Call) -> None:
         if not access.isEnabledFor(logging.INFO):

@@ -24,7 +24,10 @@ from ..core.events import Event, StreamError
 from ..errors import GatewayError, InternalError, UpstreamTimeout
 from .call import Call
 
-__all__ = ["Tap", "internal_error", "relay", "relay_events"]
+__all__ = ["OVERHEAD_HEADER", "Tap", "internal_error", "overhead_ms", "relay", "relay_events"]
+
+#: Milliseconds the gateway itself took (to the response headers, for streams).
+OVERHEAD_HEADER = "x-llmrelay-overhead-ms"
 
 log = logging.getLogger("llmrelay")
 
@@ -48,6 +51,11 @@ class Tap(Protocol):
     def finish(self) -> GatewayError | None:
         """At the end of the provider's stream: an error when it ended incomplete."""
         ...
+
+
+def overhead_ms(call: Call) -> str:
+    """The gateway's own time so far, for :data:`OVERHEAD_HEADER`."""
+    return f"{call.overhead_s(time.perf_counter()) * 1000:.2f}"
 
 
 def internal_error(call: Call, where: str) -> InternalError:
@@ -74,6 +82,7 @@ async def relay(
     ``data: [DONE]``); ``close`` releases the provider's response (it may be a coroutine
     function). Sets the row's status (200, 499, or 500 for a bug) and ``ttft_s``."""
     record = call.record
+    headers[OVERHEAD_HEADER] = overhead_ms(call)
     resp = web.StreamResponse(status=200, headers=headers)
     try:
         await resp.prepare(call.request)
@@ -81,9 +90,13 @@ async def relay(
         error: GatewayError | None = None
         try:
             async with asyncio.timeout_at(call.deadline):
+                waiting = time.perf_counter()
                 async for chunk in chunks:
                     if record.ttft_s is None:
-                        record.ttft_s = time.perf_counter() - call.started
+                        now = time.perf_counter()
+                        # The wait for the first chunk is the provider's time.
+                        call.provider_s += now - waiting
+                        record.ttft_s = now - call.started
                     if tap is None:
                         await resp.write(chunk)
                         continue

@@ -21,7 +21,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Protocol
+from typing import Literal, Protocol
 
 from aiohttp import web
 
@@ -34,7 +34,7 @@ from ..routing.virtual import VirtualModel
 from ..stores.usage import UsageRecord
 from .body import MAX_MODEL_CHARS, BodyLimits, body_size, read_json
 from .call import Call, Parts
-from .relay import internal_error
+from .relay import OVERHEAD_HEADER, internal_error
 from .send import send
 from .surface import Surface
 
@@ -71,22 +71,37 @@ async def run_call(
         status=499,
     )
     call = Call(parts, request, surface.name, record, Usage(), started)
+    _notify(call, "call_started")
     try:
-        return await _steps(call, surface, limits, endpoint)
-    except GatewayError as err:
-        record.status = err.status
-        record.error_type = err.error_type
-        return surface.error_response(err, rid)
-    except (asyncio.CancelledError, ConnectionResetError):
-        raise  # the client went away: the row stays 499
-    except Exception:
-        error = internal_error(call, "call")
-        if call.response is not None:
-            # The stream's headers went out already; the relay ended it.
-            return call.response
-        return surface.error_response(error, rid)
+        try:
+            resp = await _steps(call, surface, limits, endpoint)
+        except GatewayError as err:
+            record.status = err.status
+            record.error_type = err.error_type
+            call.error = err
+            resp = surface.error_response(err, rid)
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise  # the client went away: the row stays 499
+        except Exception:
+            error = internal_error(call, "call")
+            if call.response is not None:
+                # The stream's headers went out already; the relay ended it.
+                return call.response
+            resp = surface.error_response(error, rid)
+        if not resp.prepared:
+            _timing_headers(call, resp)
+        return resp
     finally:
         _finish(call)
+
+
+def _timing_headers(call: Call, resp: web.StreamResponse) -> None:
+    """The gateway's own time and the providers' on a whole (not streamed) response."""
+    overhead = call.overhead_s(time.perf_counter()) * 1000
+    resp.headers[OVERHEAD_HEADER] = f"{overhead:.2f}"
+    resp.headers["server-timing"] = (
+        f"gateway;dur={overhead:.2f}, upstream;dur={call.provider_s * 1000:.2f}"
+    )
 
 
 async def _steps(
@@ -119,6 +134,7 @@ async def _steps(
     # After routing rules: the key must be allowed both the model it asked for and the one
     # a rule chose; the chosen one's limits apply.
     routed = target.public_model if isinstance(target, Route) else target.name
+    call.routed = routed
     policy = parts.policy
     if routed != model:
         policy.check_model(caller, model)
@@ -157,13 +173,18 @@ def _finish(call: Call) -> None:
             policy.settle_soon(call.admission, usage, record.cost_usd)
     except Exception:
         log.exception("settling a call failed", extra={"request_id": record.request_id})
+    _notify(call, "call_ended")
+
+
+def _notify(call: Call, event: Literal["call_started", "call_ended"]) -> None:
+    """Tell every observer; one that raises is logged and never breaks the call."""
     for observer in call.parts.observers:
         try:
-            observer.call_ended(call)
+            getattr(observer, event)(call)
         except Exception:
             log.exception(
                 "call observer failed",
-                extra={"request_id": record.request_id, "observer": type(observer).__name__},
+                extra={"request_id": call.record.request_id, "observer": type(observer).__name__},
             )
 
 

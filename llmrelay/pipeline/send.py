@@ -22,7 +22,7 @@ from aiohttp import web
 from ..errors import GatewayError
 from ..policy.limits import token_estimate, tokens_counted
 from ..policy.targets import TargetHold
-from ..routing.executor import Failure, Outcome, Success, execute
+from ..routing.executor import AttemptRecord, Failure, Outcome, Success, execute
 from ..routing.router import Plan
 from ..routing.table import Route
 from ..routing.virtual import VirtualModel
@@ -48,6 +48,7 @@ async def send(
         _name_target(call.record, target)
         _set_deadline(call, target)
         headers = {MODEL_HEADER: target.public_model, ATTEMPTS_HEADER: "1"}
+        began = time.perf_counter()
         try:
             async with asyncio.timeout_at(call.deadline):
                 result = await attempter.attempt(target, False)
@@ -55,8 +56,24 @@ async def send(
             result = Failure(504, "timeout_error", _late(call), "timeout")
         except GatewayError as err:
             result = Failure.from_error(err)
+        took = time.perf_counter() - began
+        call.provider_s += took
+        call.attempts.append(_attempt_record(target, result, took))
         return await _respond(call, result, headers, attempter)
     return await _send_virtual(call, target, attempter)
+
+
+def _attempt_record(route: Route, result: AttemptResult, took: float) -> AttemptRecord:
+    if isinstance(result, Failure):
+        return AttemptRecord(
+            route.public_model,
+            result.status,
+            result.error_type,
+            took,
+            result.message,
+            route.account,
+        )
+    return AttemptRecord(route.public_model, 200, None, took, account=route.account)
 
 
 def _set_deadline(call: Call, route: Route) -> None:
@@ -154,6 +171,9 @@ async def _run_virtual(
     route = outcome.route
     _name_target(record, route)
     _set_deadline(call, route)
+    call.attempts = outcome.attempts
+    call.provider_s += sum(a.latency_s for a in outcome.attempts)
+    call.waited_s += outcome.waited_s
     _record_attempts(call, outcome)
     headers = {MODEL_HEADER: route.public_model, ATTEMPTS_HEADER: str(len(outcome.attempts))}
     if outcome.failure is not None:

@@ -139,7 +139,7 @@ class Budgets:
                 continue
             message = _spent_message(b.scope, b.name, b.spec, state, hold.amount, b.period)
             if hold.enforce:
-                raise BudgetExceededError(message)
+                raise BudgetExceededError(message, b.scope)
             log.warning("budget exceeded (audit mode, call allowed)", extra={"detail": message})
             reservations.append(Reservation(hold.key, 0, hold.ttl_s))
         return reservations

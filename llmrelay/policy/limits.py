@@ -85,19 +85,22 @@ def rate_limited(
     ``retry-after-ms``, which the Anthropic and OpenAI SDKs honour."""
     who = scope.replace(":", " ", 1)
     if amount > limit:
-        return RateLimitedError(
+        err = RateLimitedError(
             f"rate limit: {who} allows {wording}; this request needs about {amount} tokens,"
             " more than the whole window",
             headers={"x-should-retry": "false"},
         )
-    seconds = max(retry_after_s, 0.001)
-    return RateLimitedError(
-        f"rate limit: {who} allows {wording}; retry in {math.ceil(seconds)} s",
-        headers={
-            "retry-after": str(math.ceil(seconds)),
-            "retry-after-ms": str(math.ceil(seconds * 1000)),
-        },
-    )
+    else:
+        seconds = max(retry_after_s, 0.001)
+        err = RateLimitedError(
+            f"rate limit: {who} allows {wording}; retry in {math.ceil(seconds)} s",
+            headers={
+                "retry-after": str(math.ceil(seconds)),
+                "retry-after-ms": str(math.ceil(seconds * 1000)),
+            },
+        )
+    err.scope = scope.split(":", 1)[0]
+    return err
 
 
 def amounts_for(sets: Sequence[LimitSet], tokens: int) -> list[int]:

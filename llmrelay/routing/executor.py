@@ -126,6 +126,8 @@ class AttemptRecord:
     error_type: str | None
     latency_s: float
     message: str | None = None
+    #: The provider account of ``target``.
+    account: str = ""
 
 
 @dataclass(slots=True)
@@ -138,6 +140,8 @@ class Outcome(Generic[T]):
     attempts: list[AttemptRecord]
     #: ``time.monotonic`` at the start of the serving attempt (for latency measurements).
     started: float
+    #: Seconds spent waiting between attempts (backoff, ``retry-after``).
+    waited_s: float = 0.0
 
 
 Attempt = Callable[[Route], Awaitable[Success[T] | Failure]]
@@ -212,6 +216,7 @@ async def execute(
     deadline = start + policy.deadline_s
     records: list[AttemptRecord] = []
     failures: list[tuple[Route, Failure]] = []
+    waited = 0.0
     for route in targets:
         for n in range(1, policy.attempts_per_target + 1):
             left = deadline - clock()
@@ -224,10 +229,12 @@ async def execute(
             name = route.public_model
             if isinstance(result, Success):
                 health.success(name)
-                records.append(AttemptRecord(name, 200, None, took))
-                return Outcome(route, result.value, None, records, began)
+                records.append(AttemptRecord(name, 200, None, took, account=route.account))
+                return Outcome(route, result.value, None, records, began, waited)
             records.append(
-                AttemptRecord(name, result.status, result.error_type, took, result.message)
+                AttemptRecord(
+                    name, result.status, result.error_type, took, result.message, route.account
+                )
             )
             failures.append((route, result))
             cut_by_deadline = result.kind == "timeout" and what == "deadline_s"
@@ -237,7 +244,7 @@ async def execute(
                 if cooled:
                     log.warning("target cooling down", extra={"target": name, "seconds": cooled})
             if result.sent:
-                return Outcome(route, None, result, records, began)
+                return Outcome(route, None, result, records, began, waited)
             if (
                 result.kind == "status"
                 and result.status in policy.retry_on
@@ -246,15 +253,16 @@ async def execute(
                 wait = _backoff(policy, result, n, rng)
                 if wait is not None and clock() + wait < deadline:
                     await sleep(wait)
+                    waited += wait
                     continue
             if not _falls_back(result, policy):
-                return Outcome(route, None, result, records, began)
+                return Outcome(route, None, result, records, began, waited)
             break
     if not failures:  # the deadline passed before the first attempt (a tiny deadline_s)
         failure = Failure(504, "timeout_error", "the call's deadline passed", "timeout")
-        return Outcome(targets[0], None, failure, records, clock())
+        return Outcome(targets[0], None, failure, records, clock(), waited)
     route, failure = final(failures)
-    return Outcome(route, None, failure, records, clock())
+    return Outcome(route, None, failure, records, clock(), waited)
 
 
 def _backoff(policy: AttemptPolicy, f: Failure, n: int, rng: random.Random) -> float | None:

@@ -53,6 +53,12 @@ class Health:
         state = self._states.get(target)
         return max(0.0, state.until - self._clock()) if state is not None else 0.0
 
+    def cooldowns(self) -> dict[str, float]:
+        """Seconds of cooldown left, by target, for the targets that ever failed (0: not
+        cooling now)."""
+        now = self._clock()
+        return {t: max(0.0, s.until - now) for t, s in self._states.items()}
+
     def success(self, target: str) -> None:
         if target in self._states:
             del self._states[target]

@@ -24,6 +24,9 @@ class Calls:
     def __init__(self) -> None:
         self.ended: list[Call] = []
 
+    def call_started(self, call: Call) -> None:
+        pass
+
     def call_ended(self, call: Call) -> None:
         self.ended.append(call)
 

@@ -1,0 +1,98 @@
+"""Observability settings: Prometheus metrics, OpenTelemetry traces, the request log.
+
+Reference: ``docs/observability.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from ._base import ConfigModel as _Model
+
+__all__ = [
+    "BodyCapture",
+    "MetricsConfig",
+    "ObservabilityConfig",
+    "RequestLogConfig",
+    "TracingConfig",
+]
+
+#: Which calls keep their request and response bodies in the request log.
+BodyCapture = Literal["none", "errors", "all"]
+#: Labels on the per-call series that name the caller.
+CallerLabel = Literal["key", "team"]
+
+
+def _both() -> list[CallerLabel]:
+    return ["key", "team"]
+
+
+class MetricsConfig(_Model):
+    """``GET /metrics`` in Prometheus' text format, on the gateway's port."""
+
+    enabled: bool = True
+    #: When set, a scrape must send ``Authorization: Bearer <key>``.
+    key: str | None = Field(default=None, min_length=8)
+    #: Per-caller labels on the per-call series; drop ``key`` (or both) for fewer series.
+    labels: list[CallerLabel] = Field(default_factory=_both)
+    #: Distinct values a ``key`` or ``team`` label takes at most; later ones count as
+    #: ``other``, so thousands of keys cannot make thousands of series per metric.
+    max_label_values: int = Field(default=200, ge=1, le=100_000)
+
+
+class TracingConfig(_Model):
+    """OpenTelemetry traces over OTLP; off unless ``enabled`` or an endpoint is set (here or
+    in ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``)."""
+
+    enabled: bool = False
+    #: OTLP endpoint: for ``http/protobuf`` the full traces URL
+    #: (``http://collector:4318/v1/traces``), for ``grpc`` ``host:port``.
+    endpoint: str | None = None
+    protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
+    #: Extra headers on every export (a collector's API key).
+    headers: dict[str, str] = Field(default_factory=dict)
+    #: Share of calls traced (parent-based: a caller's sampled ``traceparent`` is kept).
+    sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    service_name: str = Field(default="llmrelay", min_length=1)
+    #: Put prompts and answers on spans (off: never).
+    capture_content: bool = False
+    #: Spans waiting for export at most; more are dropped and counted.
+    max_queue_size: int = Field(default=2048, ge=1)
+    #: Seconds one export may take.
+    export_timeout_s: float = Field(default=5.0, gt=0)
+
+
+class RequestLogConfig(_Model):
+    """What the request log keeps beyond each call's usage row (``/admin/requests``)."""
+
+    #: Whose bodies to keep: ``errors`` keeps only calls that did not end in a 200.
+    bodies: BodyCapture = "none"
+    #: Overrides of ``bodies`` by key name and by team (a key's wins over its team's).
+    bodies_by_key: dict[str, BodyCapture] = Field(default_factory=dict)
+    bodies_by_team: dict[str, BodyCapture] = Field(default_factory=dict)
+    #: Each stored body is cut to this many KiB (and marked as cut).
+    max_body_kb: int = Field(default=64, ge=1, le=16 * 1024)
+    #: Regular expressions whose matches are replaced by ``[REDACTED]`` before a body is
+    #: stored, in addition to the shipped ones for API-key shapes.
+    redact: list[str] = Field(default_factory=list)
+    #: Request details and bodies older than this are deleted (usage rows, the bill, stay).
+    retention_days: float = Field(default=30, gt=0)
+
+    @field_validator("redact")
+    @classmethod
+    def _patterns(cls, v: list[str]) -> list[str]:
+        for i, pattern in enumerate(v):
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise ValueError(f"redact[{i}]: {pattern!r} is not a valid regex: {err}") from None
+        return v
+
+
+class ObservabilityConfig(_Model):
+    metrics: MetricsConfig = MetricsConfig()
+    tracing: TracingConfig = TracingConfig()
+    request_log: RequestLogConfig = RequestLogConfig()
