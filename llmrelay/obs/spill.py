@@ -121,6 +121,8 @@ class SpillFile:
         self._spilled = _size(self.path)
         self._replay_size = _size(self.replay_path)
         self._offset = _read_offset(self.offset_path) if self._replay_size else 0
+        if self._replay_size and self._offset >= self._replay_size:
+            self._finish_replay()
         # A crash mid-append can leave a line without its newline; the next row must not be
         # glued to it.
         self._needs_newline = self._spilled > 0 and _last_byte(self.path) != b"\n"
@@ -192,8 +194,12 @@ class SpillFile:
         return batch
 
     def commit(self, offset: int) -> None:
-        """Record that the replay file's rows up to ``offset`` are stored."""
+        """Record that the replay file's rows up to ``offset`` are stored; a replay file
+        stored to its end is deleted."""
         if offset <= self._offset:
+            return
+        if offset >= self._replay_size:
+            self._finish_replay()
             return
         tmp = self.offset_path.with_name(self.offset_path.name + ".tmp")
         with tmp.open("w") as f:

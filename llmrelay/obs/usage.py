@@ -4,8 +4,9 @@ that loses no row while the disk holds.
 - ``record()`` makes the row storable (:mod:`llmrelay.obs.sanitize`: strings cleaned and
   capped, numbers clamped), then queues it; it never blocks and never raises. When the
   queue is full the row goes to the spill file (:mod:`llmrelay.obs.spill`, appended by a
-  task of its own in a worker thread); only when the spill file is full too (or there is
-  none) is it dropped, and counted.
+  task of its own in a worker thread; up to ``max(queue_size, 10000)`` rows wait in memory
+  for it); only when the spill file is full too (or there is none, or the disk cannot keep
+  up) is it dropped, and counted.
 - A writer task takes up to ``batch_size`` rows at a time and hands them to the store in a
   worker thread. A batch the store refuses for its content
   (:class:`~llmrelay.stores.usage.RejectedRowsError`) is split in halves until the bad rows
@@ -21,7 +22,8 @@ that loses no row while the disk holds.
 
 Counters (rows; read by metrics): ``written`` (stored, replayed ones included), ``replayed``
 (stored from the spill file), ``spilled``, ``dead_lettered``, ``dropped`` (lost), ``reduced``
-(stored in reduced form), ``sanitised`` (changed by ``record()``), and ``queue_depth``.
+(stored in reduced form), ``sanitised`` (changed by ``record()``); ``failed_writes`` counts
+writes failed by an outage; ``queue_depth`` is the rows held in memory.
 Each kind of event is logged at most once a minute, with the counters.
 """
 
@@ -53,6 +55,7 @@ _LOG_EVERY_S = 60.0
 # PostgreSQL's pool), so this is only a backstop.
 _IN_FLIGHT_GRACE_S = 10.0
 _MIB = 1024 * 1024
+_MIN_OVERFLOW = 10_000
 
 
 @dataclass(slots=True)
@@ -92,8 +95,11 @@ class UsageRecorder:
         self._spill = spill
         self._dead_letter = dead_letter
         self._shutdown_timeout_s = shutdown_timeout_s
-        # Rows that did not fit the queue, waiting for the spill task (at most queue_size).
+        # Rows that did not fit the queue, waiting for the spill task. Bounded so that a disk
+        # slower than the traffic cannot take all memory; the bound is far above what
+        # arrives between two turns of the spill task.
         self._overflow: list[UsageRecord] = []
+        self._overflow_size = max(queue_size, _MIN_OVERFLOW)
         # Chunks taken for writing, the head one being written; a refused chunk splits here.
         self._pending: deque[_Chunk] = deque()
         self._wake = asyncio.Event()
@@ -121,6 +127,8 @@ class UsageRecorder:
         self.reduced = 0
         #: Rows ``record()`` had to change to make storable.
         self.sanitised = 0
+        #: Writes that failed for an outage (and were retried).
+        self.failed_writes = 0
 
     @classmethod
     def from_config(cls, store: UsageStore, cfg: UsageConfig, source: str) -> UsageRecorder:
@@ -171,7 +179,7 @@ class UsageRecorder:
             self._queue.append(row)
             if len(self._queue) >= self._batch_size:
                 self._wake.set()
-        elif self._spill is not None and len(self._overflow) < self._queue_size:
+        elif self._spill is not None and len(self._overflow) < self._overflow_size:
             self._overflow.append(row)
             self._spill_wake.set()
         else:
@@ -298,6 +306,7 @@ class UsageRecorder:
             await self._refused(chunk, err)
             return True
         except Exception as err:
+            self.failed_writes += 1
             self._event(
                 "outage",
                 logging.ERROR,
