@@ -20,7 +20,9 @@ bounds what a crash can duplicate instead.
 ``path.replay``); :meth:`SpillFile.append` takes only what fits and the caller counts the
 rest as dropped. A process holds ``path.lock`` (``flock``) while it uses the files; a second
 process on the same path (several gateways sharing a config directory) takes
-``path.2``, ``path.3`` ... instead, so each file has one writer and one reader.
+``path.2``, ``path.3`` ... instead, so each file has one writer and one reader. Nothing is
+created until rows are spilled; at start, a slot left with rows by a process that is gone is
+taken over and replayed.
 
 Every method blocks on file I/O: call them from a worker thread. Methods are thread-safe.
 """
@@ -79,6 +81,8 @@ class SpillFile:
     :meth:`open`. Raises ``OSError`` from the file system."""
 
     def __init__(self, path: Path, max_bytes: int) -> None:
+        #: The configured path; ``path`` is the slot in use (``base``, ``base.2`` ...).
+        self.base = path
         self.path = path
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
@@ -90,7 +94,7 @@ class SpillFile:
 
     @property
     def replay_path(self) -> Path:
-        return self.path.with_name(self.path.name + ".replay")
+        return _replay_of(self.path)
 
     @property
     def offset_path(self) -> Path:
@@ -102,30 +106,42 @@ class SpillFile:
         return self._spilled + self._replay_size - self._offset
 
     def open(self) -> None:
-        """Lock the first free slot (``path``, ``path.2`` ...) and look at what a previous
-        run left there. Raises ``OSError`` when no slot can be locked."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        base = self.path
-        for slot in range(1, _SLOTS + 1):
-            path = base if slot == 1 else base.with_name(f"{base.name}.{slot}")
-            lock = path.with_name(path.name + ".lock").open("ab")
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                lock.close()
-                continue
-            self.path, self._lock_file = path, lock
-            break
-        else:
-            raise OSError(f"{_SLOTS} processes already spill usage rows next to {base}")
-        self._spilled = _size(self.path)
+        """Take over the rows a previous run left in a slot (``path``, ``path.2`` ...) that
+        no running process holds. Without any, nothing is touched (no directory, no lock
+        file) until the first :meth:`append`."""
+        for path in self._slots():
+            if (_size(path) or _size(_replay_of(path))) and self._take(path):
+                return
+
+    def _slots(self) -> list[Path]:
+        base = self.base
+        return [base, *(base.with_name(f"{base.name}.{n}") for n in range(2, _SLOTS + 1))]
+
+    def _take(self, path: Path) -> bool:
+        """Lock ``path``'s slot and read its state; False when another process holds it."""
+        lock = path.with_name(path.name + ".lock").open("ab")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            return False
+        self.path, self._lock_file = path, lock
+        self._spilled = _size(path)
         self._replay_size = _size(self.replay_path)
         self._offset = _read_offset(self.offset_path) if self._replay_size else 0
         if self._replay_size and self._offset >= self._replay_size:
             self._finish_replay()
         # A crash mid-append can leave a line without its newline; the next row must not be
         # glued to it.
-        self._needs_newline = self._spilled > 0 and _last_byte(self.path) != b"\n"
+        self._needs_newline = self._spilled > 0 and _last_byte(path) != b"\n"
+        return True
+
+    def _ensure_slot(self) -> None:
+        if self._lock_file is not None:
+            return
+        self.base.parent.mkdir(parents=True, exist_ok=True)
+        if not any(self._take(path) for path in self._slots()):
+            raise OSError(f"{_SLOTS} processes already spill usage rows next to {self.base}")
 
     def close(self) -> None:
         """Release the slot's lock."""
@@ -135,8 +151,10 @@ class SpillFile:
 
     def append(self, rows: list[UsageRecord]) -> int:
         """Append as many of ``rows`` as fit under ``max_bytes``, in order, and fsync; the
-        number appended. A row that cannot be encoded is skipped (not counted)."""
+        number appended. A row that cannot be encoded is skipped (not counted). The first
+        append locks a free slot; ``OSError`` when none is free."""
         with self._lock:
+            self._ensure_slot()
             room = self.max_bytes - self.waiting_bytes
             lines: list[bytes] = [b"\n"] if self._needs_newline else []
             size = len(lines)
@@ -165,6 +183,8 @@ class SpillFile:
         """Up to ``limit`` rows from the replay file, starting at the committed offset;
         a used-up replay file is deleted and the spill file renamed in its place. None when
         nothing waits."""
+        if self._lock_file is None:
+            return None
         if self._replay_size and self._offset >= self._replay_size:
             self._finish_replay()
         if not self._replay_size and not self._claim():
@@ -228,6 +248,10 @@ class SpillFile:
         self.offset_path.unlink(missing_ok=True)
         with self._lock:
             self._replay_size = self._offset = 0
+
+
+def _replay_of(path: Path) -> Path:
+    return path.with_name(path.name + ".replay")
 
 
 def _size(path: Path) -> int:

@@ -56,6 +56,9 @@ _LOG_EVERY_S = 60.0
 _IN_FLIGHT_GRACE_S = 10.0
 _MIB = 1024 * 1024
 _MIN_OVERFLOW = 10_000
+# Rows per spill append: about 8 ms of a worker thread (measured: 10k rows of ~450 bytes in
+# 79 ms, fsync included), so the thread's hold on the interpreter stays short.
+_SPILL_CHUNK = 1000
 
 
 @dataclass(slots=True)
@@ -310,7 +313,7 @@ class UsageRecorder:
             self._event(
                 "outage",
                 logging.ERROR,
-                "usage store unavailable, will retry",
+                "usage write failed, will retry",
                 error=_describe(err),
                 rows=len(chunk.rows),
             )
@@ -392,7 +395,8 @@ class UsageRecorder:
             await self._spill_wake.wait()
             self._spill_wake.clear()
             while self._overflow:
-                rows, self._overflow = self._overflow, []
+                rows = self._overflow[:_SPILL_CHUNK]
+                del self._overflow[:_SPILL_CHUNK]
                 await self._spill_rows(rows)
             if self._closing:
                 return

@@ -111,7 +111,12 @@ def test_a_second_process_on_the_same_path_gets_a_slot_of_its_own(
 ) -> None:
     path = tmp_path / "u.spill.jsonl"
     first, second = opened(path), opened(path)
+    assert list(tmp_path.iterdir()) == []  # nothing spilled, nothing created
+    first.append([good(1)])
+    second.append([good(2)])
     assert (first.path, second.path) == (path, tmp_path / "u.spill.jsonl.2")
     first.close()
+    # The next start takes over the slot its predecessor left rows in.
     third = opened(path)
-    assert third.path == path
+    batch = third.read_batch(10)
+    assert third.path == path and batch is not None and ids(batch.rows) == ["req_1"]
