@@ -127,11 +127,8 @@ class Gateway:
         self.policy = build_policy(self.settings, self._counters, self._stores.usage)
         usage = self.settings.usage
         if usage.enabled:
-            self.recorder = UsageRecorder(
-                self._stores.usage,
-                queue_size=usage.queue_size,
-                batch_size=usage.batch_size,
-                flush_interval_s=usage.flush_interval_s,
+            self.recorder = UsageRecorder.from_config(
+                self._stores.usage, usage, self.settings.source
             )
             self.recorder.start()
 

@@ -83,15 +83,40 @@ class AuthConfig(_Model):
 
 
 class UsageConfig(_Model):
+    """How usage rows are kept (docs/limits-usage.md). Relative paths are relative to the
+    config file; unset spill and dead-letter paths sit next to ``path``."""
+
     enabled: bool = True
     #: SQLite file for usage rows; relative paths are relative to the config file.
     path: str = "llmrelay-usage.db"
-    #: Rows held in memory waiting for the writer; when full, new rows are dropped and counted.
-    queue_size: int = Field(default=10_000, ge=1)
+    #: Rows held in memory waiting for the writer; when full, new rows go to the spill file.
+    queue_size: int = Field(default=10_000, ge=1, le=10_000_000)
     #: Rows per write. Small batches keep each write's hold on the interpreter short.
-    batch_size: int = Field(default=100, ge=1)
+    batch_size: int = Field(default=100, ge=1, le=10_000)
     #: Seconds between writes when rows are waiting.
-    flush_interval_s: float = Field(default=1.0, gt=0)
+    flush_interval_s: float = Field(default=1.0, gt=0, le=3600)
+    #: JSON-lines file for rows that do not fit the queue (the store is down or slow);
+    #: replayed into the store when it is back. Unset: ``<path's stem>.spill.jsonl``.
+    spill_path: str | None = None
+    #: Largest size of rows waiting in the spill file, in MiB; past it rows are dropped and
+    #: counted. 0: no spill file (a full queue drops rows).
+    spill_max_mb: float = Field(default=256.0, ge=0, le=1_048_576)
+    #: JSON-lines file for rows no store would take even in their reduced ASCII form.
+    #: Unset: ``<path's stem>.dead-letter.jsonl``.
+    dead_letter_path: str | None = None
+    #: Largest size of the dead-letter file, in MiB; past it such rows are dropped and counted.
+    dead_letter_max_mb: float = Field(default=64.0, ge=0, le=1_048_576)
+    #: Seconds the gateway's shutdown keeps writing queued rows to the store; what is left
+    #: then goes to the spill file.
+    shutdown_timeout_s: float = Field(default=5.0, ge=0, le=600)
+
+    def file(self, name: str | None, suffix: str, source: str) -> Path:
+        """The path ``name`` (or ``path`` with ``suffix`` for its extension), relative to the
+        directory of the config file ``source`` (``<memory>``: the working directory)."""
+        p = Path(name) if name else Path(self.path).with_suffix(suffix)
+        if not p.is_absolute() and source != "<memory>":
+            p = Path(source).parent / p
+        return p
 
 
 class TranslationConfig(_Model):

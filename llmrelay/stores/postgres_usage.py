@@ -12,13 +12,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+import psycopg
+
 from ._pg import DEFAULT_TIMEOUT_S, Pool, open_pool
 from ._usage_sql import COLUMNS, POSTGRES, ROW, summary_rows
-from .usage import SummaryField, UsageRecord, UsageSummaryRow
+from .usage import RejectedRowsError, SummaryField, UsageRecord, UsageSummaryRow
 
 __all__ = ["PostgresUsageStore"]
 
 _COPY = f"COPY usage ({', '.join(COLUMNS)}) FROM STDIN"
+
+# Errors raised by what a row holds, not by the server's state: a string psycopg cannot
+# encode (UnicodeEncodeError, a ValueError), a NUL in text ("PostgreSQL text fields cannot
+# contain NUL (0x00) bytes", a psycopg.DataError raised client-side), a number out of the
+# column's range (SQLSTATE class 22, psycopg.DataError), NULL in a NOT NULL column (class
+# 23, psycopg.IntegrityError). psycopg.OperationalError (unreachable, pool timeout, server
+# shutting down) and the rest are the server's state: the same rows may go in later.
+_REFUSED = (ValueError, TypeError, OverflowError, psycopg.DataError, psycopg.IntegrityError)
 
 
 class PostgresUsageStore:
@@ -27,6 +37,8 @@ class PostgresUsageStore:
     Thread-safe (each call borrows its own connection). When the server is unreachable a
     call raises ``psycopg.OperationalError`` (``psycopg_pool.PoolTimeout`` included) within
     about the pool's timeout (5 s by default; see :mod:`llmrelay.stores._pg`).
+    :meth:`write` raises :class:`~llmrelay.stores.usage.RejectedRowsError` for rows the
+    server (or psycopg) refuses for their content.
     """
 
     def __init__(self, pool: Pool, *, owns_pool: bool = False) -> None:
@@ -39,14 +51,18 @@ class PostgresUsageStore:
         return cls(open_pool(conninfo, timeout_s=timeout_s), owns_pool=True)
 
     def write(self, records: Sequence[UsageRecord]) -> None:
-        """Append rows in one transaction (one COPY)."""
-        with (
-            self._pool.connection() as conn,
-            conn.transaction(),
-            conn.cursor().copy(_COPY) as copy,
-        ):
-            for r in records:
-                copy.write_row(ROW(r))
+        """Append rows in one transaction (one COPY). Raises ``RejectedRowsError`` (nothing
+        written) when a row's content is refused."""
+        try:
+            with (
+                self._pool.connection() as conn,
+                conn.transaction(),
+                conn.cursor().copy(_COPY) as copy,
+            ):
+                for r in records:
+                    copy.write_row(ROW(r))
+        except _REFUSED as err:
+            raise RejectedRowsError(f"{type(err).__name__}: {err}") from err
 
     def rows(self) -> list[UsageRecord]:
         """Every row, oldest first (for tests and exports)."""

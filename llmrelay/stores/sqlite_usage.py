@@ -10,9 +10,30 @@ from typing import Literal
 
 from ._sqlite import connect, transaction
 from ._usage_sql import ROW, SQLITE, summary_rows
-from .usage import SummaryField, UsageRecord, UsageSummaryRow
+from .usage import RejectedRowsError, SummaryField, UsageRecord, UsageSummaryRow
 
 __all__ = ["SQLiteUsageStore"]
+
+# Errors raised by what a row holds, not by the database's state: a string sqlite3 cannot
+# encode (UnicodeEncodeError, a ValueError), an int past 64 bits (OverflowError), NULL in a
+# NOT NULL column (NaN binds as NULL: IntegrityError), a value past SQLite's size limit
+# (DataError), a type it cannot bind. sqlite3.OperationalError ("database is locked",
+# "disk I/O error", "no such table") is the database's state: the same rows may go in later.
+_REFUSED = (
+    ValueError,
+    TypeError,
+    OverflowError,
+    sqlite3.DataError,
+    sqlite3.IntegrityError,
+    sqlite3.InterfaceError,
+)
+
+
+def _refused(err: Exception) -> bool:
+    if isinstance(err, _REFUSED):
+        return True
+    # ProgrammingError also says "Cannot operate on a closed database", which is no row's fault.
+    return isinstance(err, sqlite3.ProgrammingError) and str(err).startswith("Error binding")
 
 
 class SQLiteUsageStore:
@@ -20,17 +41,28 @@ class SQLiteUsageStore:
 
     The file may be shared with :class:`~llmrelay.stores.sqlite_keys.SQLiteKeyStore`;
     opening it brings its schema up to date (see :func:`llmrelay.stores._sqlite.connect`).
-    Raises ``sqlite3.Error`` or ``OSError``.
+    Raises ``sqlite3.Error`` or ``OSError``; :meth:`write` raises
+    :class:`~llmrelay.stores.usage.RejectedRowsError` for rows SQLite cannot take.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout_s: float | None = None) -> None:
+        """Open ``path``; ``busy_timeout_s`` replaces how long a write waits for another
+        connection's lock (default :data:`~llmrelay.stores._sqlite.BUSY_TIMEOUT_S`)."""
         self._lock = threading.Lock()
         self._db: sqlite3.Connection = connect(path)
+        if busy_timeout_s is not None:
+            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
 
     def write(self, records: Sequence[UsageRecord]) -> None:
-        """Append rows in one transaction: one ``executemany`` a batch."""
-        with self._lock, transaction(self._db) as cur:
-            cur.executemany(SQLITE.insert, [ROW(r) for r in records])
+        """Append rows in one transaction: one ``executemany`` a batch. Raises
+        ``RejectedRowsError`` (nothing written) when a row's content is refused."""
+        try:
+            with self._lock, transaction(self._db) as cur:
+                cur.executemany(SQLITE.insert, [ROW(r) for r in records])
+        except Exception as err:
+            if _refused(err):
+                raise RejectedRowsError(f"{type(err).__name__}: {err}") from err
+            raise
 
     def rows(self) -> list[UsageRecord]:
         """Every row, oldest first (for tests and exports)."""

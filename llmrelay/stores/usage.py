@@ -1,4 +1,11 @@
-"""The usage store protocol and the row it stores."""
+"""The usage store protocol, the row it stores, and the error for rows it refuses.
+
+A store's ``write`` raises :class:`RejectedRowsError` when the database is reachable but
+refused the batch for what the rows hold (a string the driver cannot encode, a number out
+of the column's range, a NULL in a NOT NULL column): writing the rows apart, or in a reduced
+form, may succeed. Any other exception means the store itself failed (unreachable, locked,
+disk full, schema missing) and the same batch may succeed later.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-__all__ = ["SummaryField", "UsageRecord", "UsageStore", "UsageSummaryRow"]
+__all__ = [
+    "RejectedRowsError",
+    "SummaryField",
+    "UsageRecord",
+    "UsageStore",
+    "UsageSummaryRow",
+]
 
 
 @dataclass(slots=True)
@@ -45,6 +58,11 @@ class UsageRecord:
     attempt_log: str | None = None
 
 
+class RejectedRowsError(Exception):
+    """The store is up but refused a batch for its content; ``__cause__`` is the driver's
+    error. Raised by :meth:`UsageStore.write`; nothing of the batch was written."""
+
+
 SummaryField = Literal["key", "team", "model", "day"]
 
 
@@ -69,7 +87,8 @@ class UsageStore(Protocol):
     """Where usage rows go. Methods block (the recorder calls them from a worker thread)."""
 
     def write(self, records: Sequence[UsageRecord]) -> None:
-        """Append rows atomically; raises ``OSError`` or the driver's error on failure."""
+        """Append rows atomically (all or none). Raises :class:`RejectedRowsError` when the
+        rows' content is refused, ``OSError`` or the driver's error when the store fails."""
         ...
 
     def summary(

@@ -7,7 +7,8 @@ import calendar
 import pytest
 
 from llmrelay.stores.database import Stores
-from llmrelay.stores.usage import UsageRecord
+from llmrelay.stores.sqlite_usage import SQLiteUsageStore
+from llmrelay.stores.usage import RejectedRowsError, UsageRecord
 
 DAY1 = calendar.timegm((2025, 3, 1, 0, 0, 0))  # 2025-03-01T00:00:00Z
 DAY2 = DAY1 + 86400
@@ -142,3 +143,28 @@ def test_spend_sums_cost_by_key_or_team_since_a_time(stores: Stores) -> None:
     assert stores.usage.spend("key", "vk_nobody", 0) == 0.0
     with pytest.raises(ValueError, match="scope"):
         stores.usage.spend("model", "m1", 0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"model": "\ud800"},  # no database can encode a lone surrogate
+        {"upstream_request_id": b"\xff".decode("utf-8", "surrogateescape")},
+        {"input_tokens": 2**70},  # past 64 bits
+        {"error_type": "a\x00b"},  # PostgreSQL text cannot hold NUL; SQLite can
+    ],
+    ids=["lone_surrogate", "surrogate_escape", "past_64_bits", "nul"],
+)
+def test_a_batch_with_a_row_the_database_refuses_raises_rejected_rows_and_writes_nothing(
+    stores: Stores, bad: dict[str, object]
+) -> None:
+    batch = [rec(1.0), rec(2.0, **bad), rec(3.0)]
+    if "error_type" in bad and isinstance(stores.usage, SQLiteUsageStore):
+        stores.usage.write(batch)
+        assert [r.error_type for r in stores.usage.rows()] == [None, "a\x00b", None]
+        return
+    with pytest.raises(RejectedRowsError):
+        stores.usage.write(batch)
+    assert stores.usage.rows() == []
+    stores.usage.write([rec(4.0)])  # the store still works
+    assert [r.ts for r in stores.usage.rows()] == [4.0]
