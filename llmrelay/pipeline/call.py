@@ -19,6 +19,7 @@ from aiohttp import web
 from ..core.usage import Usage
 from ..errors import GatewayError
 from ..routing.executor import AttemptRecord
+from ..routing.table import Route
 from ..stores.usage import UsageRecord
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from ..routing.router import Router
     from ..tokens import TokenCounter
 
-__all__ = ["Call", "CallObserver", "Parts", "SurfaceName"]
+__all__ = ["Call", "CallObserver", "CallTrace", "Parts", "SurfaceName"]
 
 #: The API shape a client speaks.
 SurfaceName = Literal["anthropic", "openai"]
@@ -44,6 +45,19 @@ class CallObserver(Protocol):
     def call_ended(self, call: Call) -> None:
         """Read the call; must be cheap and must not block (queue anything slow)."""
         ...
+
+
+class CallTrace(Protocol):
+    """One call's trace, attached to :attr:`Call.trace` by a tracing observer when the call
+    starts (None when tracing is off: then nothing of it runs). Each provider attempt is
+    bracketed by :meth:`attempt_started` and :meth:`attempt_ended`; in between,
+    :meth:`upstream_headers` are the headers that carry the attempt's trace context."""
+
+    def attempt_started(self, route: Route) -> None: ...
+
+    def upstream_headers(self) -> list[tuple[str, str]]: ...
+
+    def attempt_ended(self, attempt: AttemptRecord) -> None: ...
 
 
 class Parts(Protocol):
@@ -98,6 +112,15 @@ class Call:
     waited_s: float = 0.0
     #: The gateway's own refusal or failure, when the call ended with one.
     error: GatewayError | None = None
+    #: The call's trace when tracing is on.
+    trace: CallTrace | None = None
+
+    def upstream_headers(self, client: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The headers for a provider request: ``client``'s plus the trace context of the
+        current attempt when tracing is on."""
+        if self.trace is None:
+            return client
+        return client + self.trace.upstream_headers()
 
     def overhead_s(self, now: float | None = None) -> float:
         """Seconds the gateway itself took up to ``now`` (``time.perf_counter()``; default:

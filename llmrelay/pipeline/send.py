@@ -28,7 +28,7 @@ from ..routing.table import Route
 from ..routing.virtual import VirtualModel
 from ..stores.usage import UsageRecord
 from .body import body_size
-from .call import Call
+from .call import Call, CallTrace
 from .surface import Answer, Attempter, AttemptResult
 
 __all__ = ["ATTEMPTS_HEADER", "MODEL_HEADER", "send"]
@@ -48,6 +48,9 @@ async def send(
         _name_target(call.record, target)
         _set_deadline(call, target)
         headers = {MODEL_HEADER: target.public_model, ATTEMPTS_HEADER: "1"}
+        trace = call.trace
+        if trace is not None:
+            trace.attempt_started(target)
         began = time.perf_counter()
         try:
             async with asyncio.timeout_at(call.deadline):
@@ -58,7 +61,10 @@ async def send(
             result = Failure.from_error(err)
         took = time.perf_counter() - began
         call.provider_s += took
-        call.attempts.append(_attempt_record(target, result, took))
+        attempt = _attempt_record(target, result, took)
+        call.attempts.append(attempt)
+        if trace is not None:
+            trace.attempt_ended(attempt)
         return await _respond(call, result, headers, attempter)
     return await _send_virtual(call, target, attempter)
 
@@ -126,7 +132,10 @@ async def _send_virtual(
             hold = await targets.hold(route.public_model, await _estimate(call))
             if hold is not None:
                 holds.append(hold)
-        return await attempter.attempt(route, True)
+        trace = call.trace
+        if trace is None:
+            return await attempter.attempt(route, True)
+        return await _traced(trace, route, attempter)
 
     try:
         return await _run_virtual(call, model, plan, attempt, attempter, tried)
@@ -135,6 +144,25 @@ async def _send_virtual(
             # The serving target is the last one tried (the executor stops at a success).
             served_by = tried[-1].public_model if record.status == 200 else None
             targets.release_soon(holds, served_by, tokens_counted(call.usage))
+
+
+async def _traced(trace: CallTrace, route: Route, attempter: Attempter) -> AttemptResult:
+    """One attempt of a virtual model inside its trace span (the executor times it; the span
+    gets its own clock)."""
+    trace.attempt_started(route)
+    began = time.perf_counter()
+    result: AttemptResult | None = None
+    try:
+        result = await attempter.attempt(route, True)
+        return result
+    except GatewayError as err:
+        result = Failure.from_error(err)
+        raise
+    finally:
+        took = time.perf_counter() - began
+        if result is None:  # cut by a time limit (or the client left)
+            result = Failure(504, "timeout_error", "cut by a time limit", "timeout")
+        trace.attempt_ended(_attempt_record(route, result, took))
 
 
 async def _estimate(call: Call) -> int:

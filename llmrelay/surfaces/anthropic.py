@@ -176,7 +176,13 @@ class _Attempter:
         route.cap_body(body, "max_tokens")
         stream = call.record.stream
         up = await route.provider.send(
-            ProviderRequest(self._endpoint, body, self._headers, call.request.query_string, stream)
+            ProviderRequest(
+                self._endpoint,
+                body,
+                call.upstream_headers(self._headers),
+                call.request.query_string,
+                stream,
+            )
         )
         account = route.account
         if stream and up.status == 200 and up.is_event_stream:

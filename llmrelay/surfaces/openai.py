@@ -152,7 +152,11 @@ class _Attempter:
                 body["stream_options"] = {**options, "include_usage": True}
         up = await route.provider.send(
             ProviderRequest(
-                "chat_completions", body, self._headers, call.request.query_string, record.stream
+                "chat_completions",
+                body,
+                call.upstream_headers(self._headers),
+                call.request.query_string,
+                record.stream,
             )
         )
         account = route.account
