@@ -15,7 +15,7 @@ from .errors import NotFoundError
 from .obs.metrics import GatewayState, Metrics
 from .obs.usage import UsageRecorder
 from .pipeline.body import BodyLimits
-from .pipeline.call import CallObserver
+from .pipeline.call import Call, CallObserver, Capture
 from .pipeline.observe import AccessLog, UsageObserver
 from .pipeline.run import guarded, new_request_id
 from .policy.admission import Policy
@@ -86,6 +86,10 @@ class Gateway:
             cooldowns=lambda: self.router.health.cooldowns(),
             spans_dropped=lambda: 0,
         )
+
+    def capture_for(self, call: Call) -> Capture | None:
+        """No body capture yet (``observability.request_log.bodies``)."""
+        return None
 
     def stores(self) -> Stores:
         """The database's stores (open after :meth:`start`)."""

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from aiohttp import web
 
+from ..core.events import Event
 from ..core.usage import Usage
 from ..errors import GatewayError
 from ..routing.executor import AttemptRecord
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from ..routing.router import Router
     from ..tokens import TokenCounter
 
-__all__ = ["Call", "CallObserver", "CallTrace", "Parts", "SurfaceName"]
+__all__ = ["Call", "CallObserver", "CallTrace", "Capture", "Parts", "SurfaceName"]
 
 #: The API shape a client speaks.
 SurfaceName = Literal["anthropic", "openai"]
@@ -60,6 +61,24 @@ class CallTrace(Protocol):
     def attempt_ended(self, attempt: AttemptRecord) -> None: ...
 
 
+class Capture(Protocol):
+    """Keeps what a call answered, for the request log, when body capture applies to it
+    (:attr:`Call.capture`; None otherwise: then nothing of it runs). Exactly one of the
+    three feeds is used per call."""
+
+    def whole(self, body: bytes) -> None:
+        """A whole response body (JSON, an error envelope)."""
+        ...
+
+    def chunk(self, data: bytes) -> None:
+        """Stream bytes as they went to the client (a passthrough, in the client's wire)."""
+        ...
+
+    def event(self, event: Event) -> None:
+        """A canonical stream event on its way to the client (a translation)."""
+        ...
+
+
 class Parts(Protocol):
     """The gateway's parts a call reads. The app's ``Gateway`` satisfies it; surfaces and the
     pipeline take it instead of importing the app, so imports point one way."""
@@ -73,6 +92,10 @@ class Parts(Protocol):
     @property
     def observers(self) -> Sequence[CallObserver]:
         """Who sees each call end, in order."""
+        ...
+
+    def capture_for(self, call: Call) -> Capture | None:
+        """The body capture for an authenticated call (its caller known), or None."""
         ...
 
 
@@ -114,6 +137,10 @@ class Call:
     error: GatewayError | None = None
     #: The call's trace when tracing is on.
     trace: CallTrace | None = None
+    #: The client's request body (a JSON object), once read.
+    body: dict[str, Any] | None = None
+    #: Where the answer is kept for the request log, when body capture applies.
+    capture: Capture | None = None
 
     def upstream_headers(self, client: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """The headers for a provider request: ``client``'s plus the trace context of the

@@ -77,11 +77,14 @@ async def relay(
     tap: Tap | None = None,
     end: bytes = b"",
     close: Callable[[], object] | None = None,
+    capture_bytes: bool = True,
 ) -> web.StreamResponse:
     """Send ``chunks`` as a 200 stream; ``end`` closes a stream that finished (OpenAI's
     ``data: [DONE]``); ``close`` releases the provider's response (it may be a coroutine
     function). Sets the row's status (200, 499, or 500 for a bug) and ``ttft_s``."""
     record = call.record
+    # A translation's events go to the capture as events (``_encoded``), not as bytes.
+    capture = call.capture if capture_bytes else None
     headers[OVERHEAD_HEADER] = overhead_ms(call)
     resp = web.StreamResponse(status=200, headers=headers)
     try:
@@ -99,10 +102,14 @@ async def relay(
                         record.ttft_s = now - call.started
                     if tap is None:
                         await resp.write(chunk)
+                        if capture is not None:
+                            capture.chunk(chunk)
                         continue
                     out = tap.filter(chunk)
                     if out:
                         await resp.write(out)
+                        if capture is not None:
+                            capture.chunk(out)
                     tap.observe(chunk)
                 if tap is not None:
                     error = tap.finish()
@@ -161,14 +168,19 @@ async def relay_events(
 ) -> web.StreamResponse:
     """Send a canonical event stream in a surface's wire (``encode`` turns one event into
     bytes, maybe none), folding usage and ``error`` events into the row as they pass."""
-    return await relay(call, headers, _encoded(call, events, encode), encode_error, end=end)
+    return await relay(
+        call, headers, _encoded(call, events, encode), encode_error, end=end, capture_bytes=False
+    )
 
 
 async def _encoded(
     call: Call, events: AsyncIterator[Event], encode: Callable[[Event], bytes]
 ) -> AsyncIterator[bytes]:
     try:
+        capture = call.capture
         async for event in events:
+            if capture is not None:
+                capture.event(event)
             fold_usage(event, call.usage)
             if isinstance(event, StreamError):
                 call.record.error_type = event.error_type

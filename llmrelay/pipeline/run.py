@@ -90,6 +90,8 @@ async def run_call(
             resp = surface.error_response(error, rid)
         if not resp.prepared:
             _timing_headers(call, resp)
+            if call.capture is not None and isinstance(resp, web.Response):
+                call.capture.whole(resp.body if isinstance(resp.body, bytes) else b"")
         return resp
     finally:
         _finish(call)
@@ -115,7 +117,9 @@ async def _steps(
     record.key_name = caller.name
     record.key_id = caller.key_id
     record.team = caller.team
+    call.capture = parts.capture_for(call)
     body = await read_json(request, limits)
+    call.body = body
     model = body.get("model")
     if not isinstance(model, str):
         raise InvalidRequestError(
