@@ -18,7 +18,15 @@ from typing import Any
 
 import orjson
 
-__all__ = ["InvalidJSON", "TooDeep", "check_depth", "dumps", "loads"]
+__all__ = [
+    "InvalidJSON",
+    "TooDeep",
+    "check_depth",
+    "dumps",
+    "loads",
+    "replace_surrogates",
+    "without_surrogates",
+]
 
 # 20+ digits in a row may be an integer orjson cannot hold (2**64 has 20 digits). Mapping
 # digits to "1" and the rest to "0", then one find, costs ~1 us per KB; a regex costs ~9.
@@ -97,6 +105,34 @@ def dumps(value: Any) -> bytes:
             return json.dumps(value, ensure_ascii=True, separators=(",", ":")).encode()
         except RecursionError:
             raise TooDeep("value nests JSON too deeply to be written") from None
+
+
+# -- lone surrogates ---------------------------------------------------------------------
+
+
+def replace_surrogates(text: str) -> str:
+    """``text`` with each lone UTF-16 surrogate (legal in a JSON escape, ``"\\ud800"``, but
+    not encodable as UTF-8) replaced by U+FFFD; a split pair is joined. Unchanged, and not
+    copied, when there are none."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+def without_surrogates(value: Any) -> Any:
+    """A JSON value with :func:`replace_surrogates` applied to every string, keys included;
+    for code that must write UTF-8 (orjson) or hand text to a UTF-8 library (tiktoken)."""
+    if isinstance(value, str):
+        return replace_surrogates(value)
+    if isinstance(value, dict):
+        return {replace_surrogates(k): without_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_surrogates(v) for v in value]
+    return value
 
 
 # -- nesting depth -----------------------------------------------------------------------
