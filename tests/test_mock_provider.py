@@ -6,6 +6,7 @@ import json
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import pytest
@@ -308,15 +309,18 @@ def test_lone_surrogate_is_echoed_as_replacement_character() -> None:
     assert tool["name"] == "get\ufffd" and tool["input"] == {"x\ufffd": "mock"}
 
 
-def test_malformed_tools_do_not_crash_the_mock() -> None:
-    body = {
-        "max_tokens": 5,
-        "messages": [{"role": "user", "content": "hi"}],
-        "tools": [{"name": {"a": 1}}, {"name": "t", "input_schema": ["x"]}, "junk"],
-        "tool_choice": {"type": "any"},
-        "stop_sequences": 7,
-    }
-    assert reply_message(body)["content"][1]["input"] == {}
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"tools": [{"name": {"a": 1}}, "junk"]},  # auto: names are matched against the text
+        {"tools": [{"name": "t", "input_schema": ["x"]}], "tool_choice": {"type": "any"}},
+        {"tools": [{"name": "t", "input_schema": {"required": [{}], "properties": 1}}]},
+        {"stop_sequences": 7},
+    ],
+)
+def test_malformed_fields_do_not_crash_the_mock(extra: dict[str, Any]) -> None:
+    body = {"max_tokens": 5, "messages": [{"role": "user", "content": "hi t"}], **extra}
+    assert reply_message(body)["content"]
 
 
 def _post(client: anthropic.Anthropic, path: str, body: bytes) -> bytes:
