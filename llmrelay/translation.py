@@ -15,14 +15,15 @@ from typing import Any, Protocol
 
 from .codecs import anthropic as anthropic_codec
 from .codecs import openai as openai_codec
+from .codecs._shape import CodecError
 from .core import wirejson
 from .core.events import Event
-from .core.sse import SSEDecoder
+from .core.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEEventTooLarge
 from .core.types import Request, Response
-from .errors import GatewayError, InvalidRequestError, anthropic_error_type
+from .errors import InvalidRequestError, UpstreamProtocolError, anthropic_error_type
 from .providers.base import Endpoint, Provider, ProviderRequest, ProviderResponse, Wire
 
-__all__ = ["TranslatedResult", "WireCodec", "call_translated", "codec_for"]
+__all__ = ["TranslatedResult", "WireCodec", "WireLimits", "call_translated", "codec_for"]
 
 
 class StreamDecoder(Protocol):
@@ -31,14 +32,27 @@ class StreamDecoder(Protocol):
 
 
 class WireCodec(Protocol):
-    """What translation needs of one wire family (provider side)."""
+    """What translation needs of one wire family (provider side). The decoders raise
+    :class:`CodecError` with what the provider sent wrong (``"a malformed response:
+    content: expected a list"``) and :class:`SSEEventTooLarge`; :func:`call_translated`
+    names the provider in the :class:`UpstreamProtocolError` it raises for them."""
 
     endpoint: Endpoint
 
     def encode_request(self, request: Request, model: str) -> dict[str, Any]: ...
     def decode_response(self, body: dict[str, Any]) -> Response: ...
-    def stream_decoder(self, model: str) -> StreamDecoder: ...
+    def stream_decoder(self, model: str, limits: WireLimits) -> StreamDecoder: ...
     def decode_error(self, status: int, body: bytes) -> tuple[str, str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WireLimits:
+    """Bounds on what a provider may send: ``max_json_depth`` levels of JSON nesting in a
+    body or event (``server.max_json_depth``), ``max_event_bytes`` bytes in one SSE event
+    (``server.max_sse_event_mb``)."""
+
+    max_json_depth: int = 128
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
 
 
 def _json_or_text(body: bytes) -> object:
@@ -48,18 +62,47 @@ def _json_or_text(body: bytes) -> object:
         return body.decode("utf-8", "replace")
 
 
+def _event_data(data: bytes, max_depth: int) -> dict[str, Any]:
+    """One SSE event's ``data`` as the JSON object both wires send.
+
+    Raises:
+        CodecError: not JSON, not an object, or nested too deeply.
+    """
+    try:
+        value = wirejson.loads(data, max_depth=max_depth)
+    except wirejson.TooDeep:
+        raise CodecError(
+            f"a stream event nested deeper than {max_depth} levels (server.max_json_depth)"
+        ) from None
+    except wirejson.InvalidJSON:
+        raise CodecError(f"a stream event whose data is not JSON: {_excerpt(data)}") from None
+    if not isinstance(value, dict):
+        raise CodecError(f"a stream event whose data is not a JSON object: {_excerpt(data)}")
+    return value
+
+
+def _excerpt(data: bytes) -> str:
+    text = data[:80].decode("utf-8", "replace")
+    return repr(text + "..." if len(data) > 80 else text)
+
+
 class _AnthropicSSE:
-    def __init__(self) -> None:
-        self._sse = SSEDecoder()
+    def __init__(self, limits: WireLimits) -> None:
+        self._sse = SSEDecoder(limits.max_event_bytes)
+        self._max_depth = limits.max_json_depth
 
     def feed(self, chunk: bytes) -> list[Event]:
         out: list[Event] = []
         for ev in self._sse.feed(chunk):
-            data = _json_or_text(ev.data)
-            if isinstance(data, dict):
+            if not ev.data or ev.data == b"[DONE]":  # no data; some proxies add [DONE]
+                continue
+            data = _event_data(ev.data, self._max_depth)
+            try:
                 event = anthropic_codec.decode_event(data)
-                if event is not None:
-                    out.append(event)
+            except CodecError as err:
+                raise CodecError(f"a malformed stream event: {err}") from None
+            if event is not None:
+                out.append(event)
         return out
 
     def finish(self) -> list[Event]:
@@ -75,10 +118,13 @@ class AnthropicWire:
         return body
 
     def decode_response(self, body: dict[str, Any]) -> Response:
-        return anthropic_codec.decode_response(body)
+        try:
+            return anthropic_codec.decode_response(body)
+        except CodecError as err:
+            raise CodecError(f"a malformed response: {err}") from None
 
-    def stream_decoder(self, model: str) -> StreamDecoder:
-        return _AnthropicSSE()
+    def stream_decoder(self, model: str, limits: WireLimits) -> StreamDecoder:
+        return _AnthropicSSE(limits)
 
     def decode_error(self, status: int, body: bytes) -> tuple[str, str]:
         data = _json_or_text(body)
@@ -89,8 +135,9 @@ class AnthropicWire:
 
 
 class _OpenAISSE:
-    def __init__(self, model: str) -> None:
-        self._sse = SSEDecoder()
+    def __init__(self, model: str, limits: WireLimits) -> None:
+        self._sse = SSEDecoder(limits.max_event_bytes)
+        self._max_depth = limits.max_json_depth
         self._decoder = openai_codec.StreamDecoder(model=model)
         self._done = False
 
@@ -100,9 +147,13 @@ class _OpenAISSE:
             if ev.data == b"[DONE]":
                 out += self.finish()
                 continue
-            data = _json_or_text(ev.data)
-            if isinstance(data, dict) and not self._done:
+            if not ev.data or self._done:
+                continue
+            data = _event_data(ev.data, self._max_depth)
+            try:
                 out += self._decoder.feed(data)
+            except CodecError as err:
+                raise CodecError(f"a malformed stream chunk: {err}") from None
         return out
 
     def finish(self) -> list[Event]:
@@ -119,10 +170,13 @@ class OpenAIWire:
         return openai_codec.encode_request(request, model=model)
 
     def decode_response(self, body: dict[str, Any]) -> Response:
-        return openai_codec.decode_response(body)
+        try:
+            return openai_codec.decode_response(body)
+        except CodecError as err:
+            raise CodecError(f"a malformed response: {err}") from None
 
-    def stream_decoder(self, model: str) -> StreamDecoder:
-        return _OpenAISSE(model)
+    def stream_decoder(self, model: str, limits: WireLimits) -> StreamDecoder:
+        return _OpenAISSE(model, limits)
 
     def decode_error(self, status: int, body: bytes) -> tuple[str, str]:
         return openai_codec.error_from_openai(status, _json_or_text(body))
@@ -152,25 +206,47 @@ class TranslatedResult:
 _RELAY = ("retry-after", "retry-after-ms", "x-should-retry")
 
 
-async def _events(up: ProviderResponse, decoder: StreamDecoder) -> AsyncIterator[Event]:
+def _protocol_error(account: str, err: CodecError | SSEEventTooLarge) -> UpstreamProtocolError:
+    if isinstance(err, SSEEventTooLarge):
+        return err.for_account(account)
+    return UpstreamProtocolError(f"provider {account!r} sent {err}")
+
+
+async def _events(
+    up: ProviderResponse, decoder: StreamDecoder, account: str
+) -> AsyncIterator[Event]:
     try:
         async for chunk in up.iter_chunks():
             for event in decoder.feed(chunk):
                 yield event
         for event in decoder.finish():
             yield event
+    except (CodecError, SSEEventTooLarge) as err:
+        raise _protocol_error(account, err) from None
     finally:
         up.close()
 
 
 async def call_translated(
-    provider: Provider, request: Request, provider_model: str, max_output_tokens: int | None = None
+    provider: Provider,
+    request: Request,
+    provider_model: str,
+    max_output_tokens: int | None = None,
+    *,
+    limits: WireLimits = WireLimits(),
 ) -> TranslatedResult:
     """Call ``provider`` with a canonical request, in the provider's own wire.
+
+    What the provider sends is held to its wire and to ``limits``; the events iterator
+    raises :class:`UpstreamProtocolError` in the same cases as this function.
 
     Raises:
         InvalidRequestError: the request uses a feature the provider's API cannot express
             (400, naming the field and the model).
+        UpstreamProtocolError: the provider answered 200 with something its wire does not
+            allow: a body that is not a JSON object, a wrong-shaped field, JSON nested
+            deeper than ``limits.max_json_depth``, an SSE event over
+            ``limits.max_event_bytes`` (502, naming the provider and what was wrong).
         UpstreamUnreachable, UpstreamTimeout: as :meth:`Provider.send`.
     """
     codec = codec_for(provider.wire)
@@ -178,7 +254,7 @@ async def call_translated(
         request.max_tokens = max_output_tokens
     try:
         body = codec.encode_request(request, provider_model)
-    except (openai_codec.Untranslatable, anthropic_codec.CodecError) as err:
+    except (openai_codec.Untranslatable, CodecError) as err:
         raise InvalidRequestError(
             f"{err} (not supported when {request.model!r} is served by {provider.account!r})"
         ) from None
@@ -192,17 +268,28 @@ async def call_translated(
             up.close()
         return TranslatedResult(up.status, headers, rid, error=codec.decode_error(up.status, raw))
     if request.stream and up.is_event_stream:
-        return TranslatedResult(
-            200, headers, rid, events=_events(up, codec.stream_decoder(request.model))
-        )
+        decoder = codec.stream_decoder(request.model, limits)
+        return TranslatedResult(200, headers, rid, events=_events(up, decoder, provider.account))
     try:
         raw = await up.read()
     finally:
         up.close()
-    data = _json_or_text(raw)
+    try:
+        response = codec.decode_response(_response_body(raw, limits.max_json_depth))
+    except CodecError as err:
+        raise _protocol_error(provider.account, err) from None
+    return TranslatedResult(200, headers, rid, response=response)
+
+
+def _response_body(raw: bytes, max_depth: int) -> dict[str, Any]:
+    try:
+        data = wirejson.loads(raw, max_depth=max_depth)
+    except wirejson.TooDeep:
+        raise CodecError(
+            f"a response nested deeper than {max_depth} levels (server.max_json_depth)"
+        ) from None
+    except wirejson.InvalidJSON:
+        raise CodecError(f"a 200 response whose body is not JSON: {_excerpt(raw)}") from None
     if not isinstance(data, dict):
-        raise GatewayError(
-            f"provider {provider.account!r} answered 200 with a body that is not a JSON object",
-            status=502,
-        )
-    return TranslatedResult(200, headers, rid, response=codec.decode_response(data))
+        raise CodecError(f"a 200 response whose body is not a JSON object: {_excerpt(raw)}")
+    return data

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import pytest
@@ -282,3 +285,63 @@ def test_the_starter_config_shows_a_fallback_and_a_cooldown(tmp_path: Path) -> N
         assert call(stream=False)[0]["x-llmrelay-attempts"] == "1"  # skipped for 30 s
     finally:
         gw.stop()
+
+
+# -- lone surrogates --------------------------------------------------------------------
+# "\ud800" is legal JSON and reaches the mock as a Python str that UTF-8 cannot hold.
+
+
+def test_lone_surrogate_is_echoed_as_replacement_character() -> None:
+    body = {
+        "model": "m\udfff",
+        "max_tokens": 50,
+        "stop_sequences": ["zz\ud800"],
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "a\ud800b"}]}],
+        "tools": [{"name": "get\udc00", "input_schema": {"required": ["x\ud801"]}}],
+    }
+    message = reply_message(body)
+    assert message["content"] == [{"type": "text", "text": "mock echo: a\ufffdb"}]
+    assert message["model"] == "m\ufffd"
+    events = message_events(message)
+    assert events[-1] == {"type": "message_stop"}
+    tool_body = {**body, "tool_choice": {"type": "any"}}
+    tool = reply_message(tool_body)["content"][1]
+    assert tool["name"] == "get\ufffd" and tool["input"] == {"x\ufffd": "mock"}
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"tools": [{"name": {"a": 1}}, "junk"]},  # auto: names are matched against the text
+        {"tools": [{"name": "t", "input_schema": ["x"]}], "tool_choice": {"type": "any"}},
+        {"tools": [{"name": "t", "input_schema": {"required": [{}], "properties": 1}}]},
+        {"stop_sequences": 7},
+    ],
+)
+def test_malformed_fields_do_not_crash_the_mock(extra: dict[str, Any]) -> None:
+    body = {"max_tokens": 5, "messages": [{"role": "user", "content": "hi t"}], **extra}
+    assert reply_message(body)["content"]
+
+
+def _post(client: anthropic.Anthropic, path: str, body: bytes) -> bytes:
+    # The SDK cannot send a lone surrogate (it writes UTF-8); other clients send the escape.
+    request = urllib.request.Request(
+        f"{str(client.base_url).rstrip('/')}{path}",
+        data=body,
+        headers={"x-api-key": ALICE_KEY, "content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+        data: bytes = response.read()
+        return data
+
+
+def test_lone_surrogate_through_the_gateway(client: anthropic.Anthropic) -> None:
+    messages = b'"messages": [{"role": "user", "content": "x\\ud800y"}]'
+    body = b'{"model": "local/echo", "max_tokens": 50, ' + messages
+    created = json.loads(_post(client, "/v1/messages", body + b"}"))
+    assert created["content"] == [{"type": "text", "text": "mock echo: x\ufffdy"}]
+    streamed = _post(client, "/v1/messages", body + b', "stream": true}').decode()
+    assert "event: message_stop" in streamed and "x\ufffdy" in streamed.replace(" ", "")
+    counted = json.loads(_post(client, "/v1/messages/count_tokens", body + b"}"))
+    assert counted["input_tokens"] > 0

@@ -13,7 +13,8 @@ __all__ = ["Usage"]
 
 
 def _int(v: object) -> int | None:
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
+    """A count from a provider: ints only (others are ignored), negative ones read as 0."""
+    return max(v, 0) if isinstance(v, int) and not isinstance(v, bool) else None
 
 
 @dataclass(slots=True)
@@ -29,7 +30,9 @@ class Usage:
         """Overwrite the counts present in an Anthropic ``usage`` object.
 
         ``message_delta.usage`` is cumulative, so the latest value of each count wins;
-        counts that are absent or null keep their earlier value.
+        counts that are absent, null or not integers keep their earlier value (this is the
+        lenient reader the passthrough taps use; the codecs reject such counts), and a
+        negative count is 0.
         """
         v = _int(usage.get("input_tokens"))
         if v is not None:

@@ -16,16 +16,11 @@ from ...core.types import (
     ToolResultBlock,
     ToolUseBlock,
 )
+from .._shape import CodecError, obj, seq, string
 
+__all__ = ["CodecError", "decode_block", "encode_block"]
 
-class CodecError(ValueError):
-    """A body that does not have the shape the wire format requires; says which field."""
-
-
-def _obj(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise CodecError(f"{where}: expected an object")
-    return value
+_obj = obj  # the name the request and response modules use
 
 
 def _rest(d: dict[str, Any], known: tuple[str, ...]) -> JSONObject:
@@ -36,64 +31,82 @@ def _rest(d: dict[str, Any], known: tuple[str, ...]) -> JSONObject:
 
 
 def decode_block(raw: Any, where: str = "content") -> Block:
-    d = _obj(raw, where)
+    """One content block -> its canonical block; an unknown ``type`` is kept whole.
+
+    Raises:
+        CodecError: not an object, no string ``type``, or a known type with a field of the
+            wrong shape (the message names it).
+    """
+    d = obj(raw, where)
     kind = d.get("type")
     cc = d.get("cache_control")
     if kind == "text":
-        if not isinstance(d.get("text"), str):
-            raise CodecError(f"{where}.text: expected a string")
+        citations = d.get("citations")
+        if citations is not None and not isinstance(citations, list):
+            raise CodecError(f"{where}.citations: expected a list")
         return TextBlock(
-            text=d["text"],
+            text=_required_str(d, "text", where),
             cache_control=cc,
-            citations=d.get("citations"),
+            citations=citations,
             extra=_rest(d, ("type", "text", "cache_control", "citations")),
         )
     if kind == "image":
         return ImageBlock(
-            source=_obj(d.get("source"), f"{where}.source"),
+            source=obj(d.get("source"), f"{where}.source"),
             cache_control=cc,
             extra=_rest(d, ("type", "source", "cache_control")),
         )
     if kind == "document":
         return DocumentBlock(
-            source=_obj(d.get("source"), f"{where}.source"),
+            source=obj(d.get("source"), f"{where}.source"),
             cache_control=cc,
             extra=_rest(d, ("type", "source", "cache_control")),
         )
     if kind == "tool_use":
         return ToolUseBlock(
-            id=str(d.get("id", "")),
-            name=str(d.get("name", "")),
-            input=_obj(d.get("input", {}), f"{where}.input"),
+            id=string(d.get("id"), f"{where}.id"),
+            name=string(d.get("name"), f"{where}.name"),
+            input=obj(d.get("input", {}), f"{where}.input"),
             cache_control=cc,
             extra=_rest(d, ("type", "id", "name", "input", "cache_control")),
         )
     if kind == "tool_result":
         content = d.get("content")
-        if content is None:
-            blocks: list[Block] = []
-        elif isinstance(content, str):
-            blocks = [TextBlock(text=content)]
+        if isinstance(content, str):
+            blocks: list[Block] = [TextBlock(text=content)]
         else:
-            blocks = [decode_block(b, f"{where}.content[{i}]") for i, b in enumerate(content)]
+            items = seq(content, f"{where}.content")
+            blocks = [decode_block(b, f"{where}.content[{i}]") for i, b in enumerate(items)]
+        is_error = d.get("is_error")
+        if is_error is not None and not isinstance(is_error, bool):
+            raise CodecError(f"{where}.is_error: expected true or false")
         return ToolResultBlock(
-            tool_use_id=str(d.get("tool_use_id", "")),
+            tool_use_id=string(d.get("tool_use_id"), f"{where}.tool_use_id"),
             content=blocks,
-            is_error=d.get("is_error"),
+            is_error=is_error,
             cache_control=cc,
             extra=_rest(d, ("type", "tool_use_id", "content", "is_error", "cache_control")),
         )
     if kind == "thinking":
         return ThinkingBlock(
-            thinking=str(d.get("thinking", "")),
-            signature=str(d.get("signature", "")),
+            thinking=string(d.get("thinking"), f"{where}.thinking"),
+            signature=string(d.get("signature"), f"{where}.signature"),
             extra=_rest(d, ("type", "thinking", "signature")),
         )
     if kind == "redacted_thinking":
-        return RedactedThinkingBlock(data=str(d.get("data", "")), extra=_rest(d, ("type", "data")))
+        return RedactedThinkingBlock(
+            data=string(d.get("data"), f"{where}.data"), extra=_rest(d, ("type", "data"))
+        )
     if not isinstance(kind, str):
         raise CodecError(f"{where}.type: expected a string")
     return OpaqueBlock(raw=d)
+
+
+def _required_str(d: dict[str, Any], key: str, where: str) -> str:
+    value = d.get(key)
+    if not isinstance(value, str):
+        raise CodecError(f"{where}.{key}: expected a string")
+    return value
 
 
 def _put(out: dict[str, Any], key: str, value: Any) -> None:

@@ -8,9 +8,11 @@ from typing import Any, cast
 from ...core.types import (
     JSONObject,
     Response,
+    StopReason,
 )
 from ...core.usage import Usage
-from .blocks import CodecError, _rest, decode_block, encode_block
+from .._shape import count, obj, opt_obj, opt_str, seq, string
+from .blocks import _rest, decode_block, encode_block
 
 # -- responses --------------------------------------------------------------------------
 
@@ -34,11 +36,18 @@ _USAGE_COUNTS = (
 )
 
 
-def decode_usage(raw: Any) -> Usage:
+def decode_usage(raw: Any, where: str = "usage") -> Usage:
+    """An Anthropic ``Usage`` (or a ``message_delta``'s) -> :class:`Usage`; absent or null
+    counts are 0, negative ones 0.
+
+    Raises:
+        CodecError: not an object, or a count that is not an integer.
+    """
     u = Usage()
-    if isinstance(raw, dict):
-        u.update_from_anthropic(raw)
-        u.extra = dict(_rest(raw, _USAGE_COUNTS))
+    d = opt_obj(raw, where)
+    if d is not None:
+        u.update_from_anthropic({k: count(d.get(k), f"{where}.{k}") for k in _USAGE_COUNTS})
+        u.extra = dict(_rest(d, _USAGE_COUNTS))
     return u
 
 
@@ -53,22 +62,31 @@ def encode_usage(u: Usage) -> JSONObject:
     return cast(JSONObject, out)
 
 
-def decode_response(body: dict[str, Any]) -> Response:
-    """A ``Message`` object -> :class:`Response`.
+def stop_reason(value: Any, where: str) -> StopReason | None:
+    """A ``stop_reason``: a string (kept even when newer than :data:`StopReason`) or null."""
+    return cast(StopReason | None, opt_str(value, where))
+
+
+def decode_response(body: Any, where: str = "") -> Response:
+    """A ``Message`` object -> :class:`Response`; ``where`` prefixes the field paths in
+    errors (``message_start.message.``). Unknown fields go to ``extra``; an unknown
+    ``stop_reason`` string is kept as it is.
 
     Raises:
-        CodecError: ``content`` is not a list of blocks.
+        CodecError: not an object, or a field of the wrong shape: ``content`` not a list of
+            blocks, a block without a string ``type``, non-integer usage counts...
     """
-    content = body.get("content", [])
-    if not isinstance(content, list):
-        raise CodecError("content: expected a list")
+    body = obj(body, where.rstrip(".") or "message")
+    content = seq(body.get("content"), f"{where}content")
     return Response(
-        id=str(body.get("id", "")),
-        model=str(body.get("model", "")),
-        content=[decode_block(b, f"content[{i}]") for i, b in enumerate(content)],
-        stop_reason=body.get("stop_reason"),
-        stop_sequence=body.get("stop_sequence"),
-        usage=decode_usage(body.get("usage")),
+        id=string(body.get("id"), f"{where}id"),
+        model=string(body.get("model"), f"{where}model"),
+        content=[decode_block(b, f"{where}content[{i}]") for i, b in enumerate(content)],
+        stop_reason=cast(
+            StopReason | None, opt_str(body.get("stop_reason"), f"{where}stop_reason")
+        ),
+        stop_sequence=opt_str(body.get("stop_sequence"), f"{where}stop_sequence"),
+        usage=decode_usage(body.get("usage"), f"{where}usage"),
         extra=_rest(body, _RESPONSE_FIELDS),
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ...core.events import (
@@ -25,62 +26,83 @@ from ...core.types import (
     JSON,
     JSONObject,
 )
-from .blocks import CodecError, _obj, decode_block, encode_block
-from .response import decode_response, decode_usage, encode_response, encode_usage
+from .._shape import CodecError, index, obj, opt_str
+from .blocks import decode_block, encode_block
+from .response import decode_response, decode_usage, encode_response, encode_usage, stop_reason
+
+log = logging.getLogger("llmrelay.codecs.anthropic")
 
 # -- stream events ----------------------------------------------------------------------
 
 
-def _decode_delta(d: dict[str, Any]) -> Delta:
+def _decode_delta(d: dict[str, Any], where: str) -> Delta | None:
     kind = d.get("type")
     if kind == "text_delta":
-        return TextDelta(text=str(d.get("text", "")))
+        return TextDelta(text=_text(d, "text", where))
     if kind == "input_json_delta":
-        return InputJSONDelta(partial_json=str(d.get("partial_json", "")))
+        return InputJSONDelta(partial_json=_text(d, "partial_json", where))
     if kind == "thinking_delta":
-        return ThinkingDelta(thinking=str(d.get("thinking", "")))
+        return ThinkingDelta(thinking=_text(d, "thinking", where))
     if kind == "signature_delta":
-        return SignatureDelta(signature=str(d.get("signature", "")))
+        return SignatureDelta(signature=_text(d, "signature", where))
     if kind == "citations_delta":
-        return CitationsDelta(citation=_obj(d.get("citation"), "delta.citation"))
-    raise CodecError(f"delta.type: unknown delta type {kind!r}")
+        return CitationsDelta(citation=obj(d.get("citation"), f"{where}.citation"))
+    if not isinstance(kind, str):
+        raise CodecError(f"{where}.type: expected a string")
+    # A delta type newer than this code: the SDK's accumulate_event skips it too, and the
+    # only surface that reads a translated Anthropic stream (OpenAI's) has no field for it.
+    log.debug("unknown delta type %r skipped", kind)
+    return None
+
+
+def _text(d: dict[str, Any], key: str, where: str) -> str:
+    value = d.get(key)
+    if not isinstance(value, str):
+        raise CodecError(f"{where}.{key}: expected a string")
+    return value
 
 
 def decode_event(data: dict[str, Any]) -> Event | None:
-    """One parsed SSE ``data`` object -> an event; None for event types this code skips.
+    """One parsed SSE ``data`` object -> an event; None for event (and delta) types this
+    code does not know, and for an object without a ``type``.
+
+    Field paths in errors start with the event type: ``content_block_delta.index: expected
+    an integer index``.
 
     Raises:
         CodecError: a known event with a malformed body.
     """
     kind = data.get("type")
     if kind == "message_start":
-        return MessageStart(message=decode_response(_obj(data.get("message"), "message")))
+        return MessageStart(message=decode_response(data.get("message"), "message_start.message."))
     if kind == "content_block_start":
         return BlockStart(
-            index=int(data["index"]), block=decode_block(data.get("content_block"), "content_block")
+            index=index(data.get("index"), f"{kind}.index"),
+            block=decode_block(data.get("content_block"), f"{kind}.content_block"),
         )
     if kind == "content_block_delta":
-        return BlockDelta(
-            index=int(data["index"]), delta=_decode_delta(_obj(data.get("delta"), "delta"))
-        )
+        at = index(data.get("index"), f"{kind}.index")
+        delta = _decode_delta(obj(data.get("delta"), f"{kind}.delta"), f"{kind}.delta")
+        return None if delta is None else BlockDelta(index=at, delta=delta)
     if kind == "content_block_stop":
-        return BlockStop(index=int(data["index"]))
+        return BlockStop(index=index(data.get("index"), f"{kind}.index"))
     if kind == "message_delta":
-        delta = _obj(data.get("delta", {}), "delta")
+        fields = obj(data.get("delta", {}), f"{kind}.delta")
         return MessageDelta(
-            stop_reason=delta.get("stop_reason"),
-            stop_sequence=delta.get("stop_sequence"),
-            usage=decode_usage(data.get("usage")),
+            stop_reason=stop_reason(fields.get("stop_reason"), f"{kind}.delta.stop_reason"),
+            stop_sequence=opt_str(fields.get("stop_sequence"), f"{kind}.delta.stop_sequence"),
+            usage=decode_usage(data.get("usage"), f"{kind}.usage"),
         )
     if kind == "message_stop":
         return MessageStop()
     if kind == "ping":
         return Ping()
     if kind == "error":
-        err = data.get("error") if isinstance(data.get("error"), dict) else {}
-        assert isinstance(err, dict)
+        err = data.get("error")
+        if not isinstance(err, dict):
+            err = {}
         return StreamError(
-            error_type=str(err.get("type", "api_error")), message=str(err.get("message", ""))
+            error_type=str(err.get("type") or "api_error"), message=str(err.get("message") or "")
         )
     return None
 

@@ -10,18 +10,20 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import orjson
-
+from ...core import wirejson
 from ...core.types import JSON, JSONObject, StopReason, ToolUseBlock
 from ...core.usage import Usage
+from .._shape import CodecError, count, obj, opt_obj, string
 
 __all__ = [
+    "MAX_ARGUMENTS_DEPTH",
     "Untranslatable",
     "decode_usage",
     "encode_tool_call",
     "encode_usage",
     "finish_reason_from_stop",
     "log",
+    "message_text",
     "parse_arguments",
     "stop_from_finish_reason",
 ]
@@ -84,29 +86,31 @@ def finish_reason_from_stop(stop: StopReason | None) -> str:
     return _FINISH.get(stop or "end_turn", "stop")
 
 
-def _count(v: object) -> int:
-    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
-
-
-def decode_usage(raw: object) -> Usage:
-    """OpenAI ``CompletionUsage`` -> :class:`Usage`.
+def decode_usage(raw: object, where: str = "usage") -> Usage:
+    """OpenAI ``CompletionUsage`` -> :class:`Usage`; absent, null or negative counts are 0.
 
     OpenAI's ``prompt_tokens`` includes cached tokens; Anthropic's ``input_tokens`` does not,
     so ``input_tokens = prompt_tokens - cached_tokens``. Cached tokens come from
     ``prompt_tokens_details.cached_tokens``, or DeepSeek's ``prompt_cache_hit_tokens``.
+
+    Raises:
+        CodecError: not an object, or a count that is not an integer.
     """
     u = Usage()
-    if not isinstance(raw, dict):
+    d = opt_obj(raw, where)
+    if d is None:
         return u
-    prompt = _count(raw.get("prompt_tokens"))
-    details = raw.get("prompt_tokens_details")
-    cached = _count(details.get("cached_tokens")) if isinstance(details, dict) else 0
+    prompt = count(d.get("prompt_tokens"), f"{where}.prompt_tokens") or 0
+    details = d.get("prompt_tokens_details")
+    cached = 0
+    if isinstance(details, dict):  # other shapes: details this code does not read
+        cached = count(details.get("cached_tokens"), f"{where}.prompt_tokens_details") or 0
     if not cached:
-        cached = _count(raw.get("prompt_cache_hit_tokens"))
+        cached = count(d.get("prompt_cache_hit_tokens"), f"{where}.prompt_cache_hit_tokens") or 0
     cached = min(cached, prompt)
     u.input_tokens = prompt - cached
     u.cache_read_input_tokens = cached
-    u.output_tokens = _count(raw.get("completion_tokens"))
+    u.output_tokens = count(d.get("completion_tokens"), f"{where}.completion_tokens") or 0
     return u
 
 
@@ -121,12 +125,42 @@ def encode_usage(u: Usage) -> dict[str, Any]:
     }
 
 
+#: Deepest tool input kept as an object; deeper arguments are kept as their text, because
+#: the object must still be written inside a message (orjson writes 254 levels).
+MAX_ARGUMENTS_DEPTH = 128
+
+
+def message_text(value: object, where: str) -> str | None:
+    """A message's ``content`` (or ``refusal``): a string, or a list of parts whose text
+    parts are joined (Mistral and others send ``[{"type": "text", "text": ...}]``);
+    None when null or absent.
+
+    Raises:
+        CodecError: neither, or a part that is not an object.
+    """
+    if value is None or isinstance(value, str):
+        return value
+    if not isinstance(value, list):
+        raise CodecError(f"{where}: expected a string or a list of content parts")
+    texts = []
+    for i, part in enumerate(value):
+        part = obj(part, f"{where}[{i}]")
+        if part.get("type") == "text":
+            texts.append(string(part.get("text"), f"{where}[{i}].text"))
+        else:
+            log.debug(
+                "%s[%d] of type %r has no canonical field; dropped", where, i, part.get("type")
+            )
+    return "".join(texts)
+
+
 def parse_arguments(raw: object) -> JSONObject:
     """A tool call's ``function.arguments`` string -> a tool input object.
 
     Empty or missing arguments mean ``{}``. Arguments that are not a JSON object (models do
-    emit broken JSON) are kept, not dropped, as ``{"_raw": "<the string>"}`` so the client
-    sees what the model said and can answer with an error tool result.
+    emit broken JSON), or nest deeper than :data:`MAX_ARGUMENTS_DEPTH`, are kept, not
+    dropped, as ``{"_raw": "<the string>"}`` so the client sees what the model said and can
+    answer with an error tool result.
     """
     if raw is None or raw == "":
         return {}
@@ -134,8 +168,9 @@ def parse_arguments(raw: object) -> JSONObject:
         return raw
     text = raw if isinstance(raw, str) else str(raw)
     try:
-        parsed: JSON = orjson.loads(text)
-    except orjson.JSONDecodeError:
+        raw_bytes = text.encode("utf-8", "surrogatepass")  # lone surrogates: not JSON, kept
+        parsed: JSON = wirejson.loads(raw_bytes, max_depth=MAX_ARGUMENTS_DEPTH)
+    except wirejson.InvalidJSON:
         parsed = None
     if isinstance(parsed, dict):
         return parsed
@@ -146,5 +181,5 @@ def parse_arguments(raw: object) -> JSONObject:
 def encode_tool_call(b: ToolUseBlock) -> dict[str, Any]:
     """A tool_use block -> an OpenAI ``ChatCompletionMessageFunctionToolCall`` (arguments as
     compact JSON text)."""
-    arguments = orjson.dumps(b.input).decode()
+    arguments = wirejson.dumps(b.input).decode()
     return {"id": b.id, "type": "function", "function": {"name": b.name, "arguments": arguments}}

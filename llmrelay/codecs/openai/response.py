@@ -11,13 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from ...core.types import Block, OpaqueBlock, Response, TextBlock, ThinkingBlock, ToolUseBlock
-from ..anthropic import CodecError
+from .._shape import CodecError, obj, opt_obj, opt_str, seq, string
 from ._shared import (
     decode_usage,
     encode_tool_call,
     encode_usage,
     finish_reason_from_stop,
     log,
+    message_text,
     parse_arguments,
     stop_from_finish_reason,
 )
@@ -32,26 +33,22 @@ def decode_response(body: dict[str, Any]) -> Response:
     signature), text, refusal text, then one tool_use block per tool call.
 
     Raises:
-        CodecError: ``choices`` or the message is not the expected shape.
+        CodecError: a field the canonical model needs has the wrong shape (``choices`` not
+            a list, the message not an object, a tool call without a string name, usage
+            counts that are not integers...); the message names it.
     """
-    choices = body.get("choices")
-    if choices is None:
-        choices = []
-    if not isinstance(choices, list):
-        raise CodecError("choices: expected a list")
+    choices = seq(body.get("choices"), "choices")
+    response_id = string(body.get("id"), "id")
     content: list[Block] = []
     finish_reason = None
     if choices:
-        choice = choices[0]
-        message = choice.get("message") if isinstance(choice, dict) else None
-        if not isinstance(choice, dict) or not isinstance(message, dict):
-            raise CodecError("choices[0].message: expected an object")
-        content = _blocks(message, str(body.get("id", "")))
-        finish_reason = choice.get("finish_reason")
+        choice = obj(choices[0], "choices[0]")
+        content = _blocks(obj(choice.get("message"), "choices[0].message"), response_id)
+        finish_reason = opt_str(choice.get("finish_reason"), "choices[0].finish_reason")
     has_calls = any(isinstance(b, ToolUseBlock) for b in content)
     return Response(
-        id=str(body.get("id", "")),
-        model=str(body.get("model", "")),
+        id=response_id,
+        model=string(body.get("model"), "model"),
         content=content,
         stop_reason=stop_from_finish_reason(finish_reason, has_tool_calls=has_calls),
         usage=decode_usage(body.get("usage")),
@@ -59,41 +56,42 @@ def decode_response(body: dict[str, Any]) -> Response:
 
 
 def _blocks(message: dict[str, Any], response_id: str) -> list[Block]:
+    where = "choices[0].message"
     out: list[Block] = []
     reasoning = message.get("reasoning_content") or message.get("reasoning")
-    if isinstance(reasoning, str) and reasoning:
+    if isinstance(reasoning, str) and reasoning:  # other shapes: details with no field here
         out.append(ThinkingBlock(thinking=reasoning))
     for key in ("content", "refusal"):
-        text = message.get(key)
-        if isinstance(text, str) and text:
+        text = message_text(message.get(key), f"{where}.{key}")
+        if text:
             out.append(TextBlock(text=text))
-    calls = message.get("tool_calls") or []
-    if not isinstance(calls, list):
-        raise CodecError("choices[0].message.tool_calls: expected a list")
+    calls = seq(message.get("tool_calls"), f"{where}.tool_calls")
     for k, call in enumerate(calls):
-        fn = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(call, dict) or not isinstance(fn, dict):
+        w = f"{where}.tool_calls[{k}]"
+        call = obj(call, w)
+        fn = call.get("function")
+        if fn is None:
             # A custom (free-form) tool call: this codec never declares those, keep it whole.
-            out.append(OpaqueBlock(raw=call if isinstance(call, dict) else {"type": str(call)}))
-            log.debug("choices[0].message.tool_calls[%d] is not a function call; kept opaque", k)
+            out.append(OpaqueBlock(raw=call))
+            log.debug("%s is not a function call; kept opaque", w)
             continue
-        out.append(
-            ToolUseBlock(
-                id=str(call.get("id", "")),
-                name=str(fn.get("name", "")),
-                input=parse_arguments(fn.get("arguments")),
-            )
-        )
-    legacy = message.get("function_call")
-    if isinstance(legacy, dict):
-        out.append(
-            ToolUseBlock(
-                id=f"call_{response_id}",
-                name=str(legacy.get("name", "")),
-                input=parse_arguments(legacy.get("arguments")),
-            )
-        )
+        w_fn = f"{w}.function"
+        out.append(_tool_use(string(call.get("id"), f"{w}.id"), obj(fn, w_fn), w_fn))
+    legacy = opt_obj(message.get("function_call"), f"{where}.function_call")
+    if legacy is not None:
+        out.append(_tool_use(f"call_{response_id}", legacy, f"{where}.function_call"))
     return out
+
+
+def _tool_use(call_id: str, fn: dict[str, Any], where: str) -> ToolUseBlock:
+    arguments = fn.get("arguments")
+    if arguments is not None and not isinstance(arguments, (str, dict)):
+        raise CodecError(f"{where}.arguments: expected a string")
+    return ToolUseBlock(
+        id=call_id,
+        name=string(fn.get("name"), f"{where}.name"),
+        input=parse_arguments(arguments),
+    )
 
 
 def encode_response(r: Response, *, model: str, created: int) -> dict[str, Any]:

@@ -21,8 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import orjson
-
+from ...core import wirejson
 from ...core.events import (
     BlockDelta,
     BlockStart,
@@ -39,11 +38,13 @@ from ...core.events import (
 )
 from ...core.types import Block, Response, StopReason, TextBlock, ThinkingBlock, ToolUseBlock
 from ...core.usage import Usage
+from .._shape import index, obj, opt_obj, opt_str, seq, string
 from ._shared import (
     decode_usage,
     encode_usage,
     finish_reason_from_stop,
     log,
+    message_text,
     stop_from_finish_reason,
 )
 from .errors import error_to_openai, error_type_from_openai, status_for_error_type
@@ -134,7 +135,13 @@ class StreamDecoder:
         self._usage = Usage()
 
     def feed(self, chunk: dict[str, Any]) -> list[Event]:
-        """Events for one chunk (``ChatCompletionChunk``, or ``{"error": {...}}``)."""
+        """Events for one chunk (``ChatCompletionChunk``, or ``{"error": {...}}``).
+
+        Raises:
+            CodecError: a field the events are made from has the wrong shape (``choices``
+                not a list, a ``delta`` that is not an object, a malformed tool call, usage
+                counts that are not integers...); the message names it.
+        """
         if self._done:
             return []
         err = chunk.get("error")
@@ -147,14 +154,18 @@ class StreamDecoder:
                     message=str(message or "upstream stream error"),
                 )
             ]
+        choices = seq(chunk.get("choices"), "choices")
         out: list[Event] = []
         if not self._started:
             self._start_message(chunk, out)
-        if isinstance(chunk.get("usage"), dict):
+        if chunk.get("usage") is not None:
             self._usage = decode_usage(chunk["usage"])
-        for choice in chunk.get("choices") or []:
-            if isinstance(choice, dict) and choice.get("index", 0) == 0:
-                self._choice(choice, out)
+        for i, choice in enumerate(choices):
+            where = f"choices[{i}]"
+            choice = obj(choice, where)
+            n = choice.get("index")
+            if n is None or index(n, f"{where}.index") == 0:
+                self._choice(choice, where, out)
         return out
 
     def finish(self) -> list[Event]:
@@ -182,57 +193,66 @@ class StreamDecoder:
 
     def _start_message(self, chunk: dict[str, Any], out: list[Event]) -> None:
         self._started = True
-        self._id = str(chunk.get("id") or "")
-        model = self._model or str(chunk.get("model") or "")
+        self._id = string(chunk.get("id"), "id")
+        model = self._model or string(chunk.get("model"), "model")
         out.append(MessageStart(message=Response(id=self._id, model=model)))
 
-    def _choice(self, choice: dict[str, Any], out: list[Event]) -> None:
-        delta = choice.get("delta")
-        if isinstance(delta, dict):
+    def _choice(self, choice: dict[str, Any], where: str, out: list[Event]) -> None:
+        delta = opt_obj(choice.get("delta"), f"{where}.delta")
+        if delta is not None:
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-            if isinstance(reasoning, str) and reasoning:
+            if isinstance(reasoning, str) and reasoning:  # other shapes: no field here
                 self._thinking = self._deliver(self._thinking, "thinking", reasoning, out)
             for key in ("content", "refusal"):
-                text = delta.get(key)
-                if isinstance(text, str) and text:
+                text = message_text(delta.get(key), f"{where}.delta.{key}")
+                if text:
                     self._text = self._deliver(self._text, "text", text, out)
-            for call in delta.get("tool_calls") or []:
-                if isinstance(call, dict):
-                    self._tool_fragment(call, call.get("function"), out)
-            if isinstance(delta.get("function_call"), dict):
-                self._tool_fragment({"index": -1}, delta["function_call"], out)
-        if choice.get("finish_reason"):
-            self._finish_reason = choice["finish_reason"]
+            calls = seq(delta.get("tool_calls"), f"{where}.delta.tool_calls")
+            for k, call in enumerate(calls):
+                w = f"{where}.delta.tool_calls[{k}]"
+                call = obj(call, w)
+                n = call.get("index")
+                call_id = opt_str(call.get("id"), f"{w}.id")
+                slot = self._tool_key(None if n is None else index(n, f"{w}.index"), call_id)
+                fn = opt_obj(call.get("function"), f"{w}.function")
+                self._tool_fragment(slot, call_id, fn or {}, f"{w}.function", out)
+            legacy = opt_obj(delta.get("function_call"), f"{where}.delta.function_call")
+            if legacy is not None:
+                self._tool_fragment(-1, None, legacy, f"{where}.delta.function_call", out)
+        finish_reason = opt_str(choice.get("finish_reason"), f"{where}.finish_reason")
+        if finish_reason:
+            self._finish_reason = finish_reason
             self._flush(out)
 
-    def _tool_key(self, call: dict[str, Any]) -> int:
+    def _tool_key(self, index: int | None, call_id: str | None) -> int:
         """The call's ``index``; servers that omit it are followed by ``id``, then order."""
-        index = call.get("index")
-        call_id = call.get("id")
-        if not isinstance(index, int):
-            if isinstance(call_id, str) and call_id in self._tool_keys:
+        if index is None:
+            if call_id is not None and call_id in self._tool_keys:
                 index = self._tool_keys[call_id]
             elif call_id or not self._tools:
                 index = len(self._tools)
             else:
                 index = max(self._tools)
-        if isinstance(call_id, str) and call_id:
+        if call_id:
             self._tool_keys.setdefault(call_id, index)
         return index
 
-    def _tool_fragment(self, call: dict[str, Any], fn: object, out: list[Event]) -> None:
-        key = self._tool_key(call)
+    def _tool_fragment(
+        self, key: int, call_id: object, fn: dict[str, Any], where: str, out: list[Event]
+    ) -> None:
         part = self._tools.get(key)
         if part is None:
             part = self._tools[key] = _Part(kind="tool", key=key)
         # Some servers repeat id and name on every fragment: the first ones count.
-        if not part.id and isinstance(call.get("id"), str):
-            part.id = call["id"]
-        fn = fn if isinstance(fn, dict) else {}
-        if not part.name and isinstance(fn.get("name"), str):
-            part.name = fn["name"]
+        if not part.id and isinstance(call_id, str):
+            part.id = call_id
+        name = opt_str(fn.get("name"), f"{where}.name")
+        if not part.name and name is not None:
+            part.name = name
         arguments = fn.get("arguments")
-        self._deliver(part, "tool", arguments if isinstance(arguments, str) else "", out)
+        if isinstance(arguments, dict):  # a whole object instead of its text: same meaning
+            arguments = wirejson.dumps(arguments).decode()
+        self._deliver(part, "tool", string(arguments, f"{where}.arguments"), out)
 
     # -- block scheduling ---------------------------------------------------------------
 
@@ -437,4 +457,4 @@ class StreamEncoder:
 
 
 def _dumps(value: object) -> str:
-    return orjson.dumps(value).decode()
+    return wirejson.dumps(value).decode()

@@ -12,6 +12,7 @@ Behaviour:
 - ``thinking`` enabled or adaptive: a thinking block with a signature comes first.
 - ``stop_sequences`` and ``max_tokens`` cut the text as the real API does.
 - Tokens are estimated as one per four characters (at least one).
+- Lone UTF-16 surrogates in what is echoed (legal in JSON, not in UTF-8) come back as U+FFFD.
 """
 
 from __future__ import annotations
@@ -79,9 +80,13 @@ def _schema_value(schema: Any) -> Any:
 
 
 def _tool_input(tool: dict[str, Any]) -> dict[str, Any]:
-    schema = tool.get("input_schema") or {}
-    props = schema.get("properties") or {}
-    return {name: _schema_value(props.get(name)) for name in schema.get("required") or []}
+    schema = tool.get("input_schema")
+    schema = schema if isinstance(schema, dict) else {}
+    props = schema.get("properties")
+    props = props if isinstance(props, dict) else {}
+    required = schema.get("required")
+    names = [n for n in required if isinstance(n, str)] if isinstance(required, list) else []
+    return {name: _schema_value(props.get(name)) for name in names}
 
 
 def _user_text(content: Any) -> str:
@@ -101,7 +106,12 @@ def _user_text(content: Any) -> str:
 
 
 def _pick_tool(body: dict[str, Any], last_text: str) -> dict[str, Any] | None:
-    tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("name")]
+    declared = body.get("tools")
+    tools = [
+        t
+        for t in (declared if isinstance(declared, list) else [])
+        if isinstance(t, dict) and isinstance(t.get("name"), str) and t["name"]
+    ]
     choice = body.get("tool_choice") or {}
     kind = choice.get("type", "auto") if isinstance(choice, dict) else "auto"
     if not tools or kind == "none":
@@ -164,7 +174,8 @@ def reply_message(body: dict[str, Any]) -> dict[str, Any]:
             text = "mock got tool result: " + _result_text(last_content)
         else:
             text = "mock echo: " + last_text
-        for seq in body.get("stop_sequences") or []:
+        sequences = body.get("stop_sequences")
+        for seq in sequences if isinstance(sequences, list) else []:
             if isinstance(seq, str) and seq and seq in text:
                 text = text[: text.index(seq)]
                 stop_reason, stop_sequence = "stop_sequence", seq
@@ -175,6 +186,9 @@ def reply_message(body: dict[str, Any]) -> dict[str, Any]:
             stop_reason, stop_sequence = "max_tokens", None
         content.append({"type": "text", "text": text})
 
+    # What is echoed comes from the request, which may hold lone surrogates ("\ud800" is
+    # legal JSON); the answer is written as UTF-8, so they become U+FFFD.
+    content = wirejson.without_surrogates(content)
     output = sum(_tokens(orjson.dumps(b).decode()) for b in content)
     # The same request answers with the same id whether it was streamed or not.
     key = {k: v for k, v in body.items() if k != "stream"}
@@ -183,10 +197,10 @@ def reply_message(body: dict[str, Any]) -> dict[str, Any]:
         "id": "msg_mock_" + digest[:24],
         "type": "message",
         "role": "assistant",
-        "model": str(body.get("model")),
+        "model": wirejson.replace_surrogates(str(body.get("model"))),
         "content": content,
         "stop_reason": stop_reason,
-        "stop_sequence": stop_sequence,
+        "stop_sequence": stop_sequence and wirejson.replace_surrogates(stop_sequence),
         "usage": {
             "input_tokens": count_tokens(body),
             "cache_creation_input_tokens": 0,
