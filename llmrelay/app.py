@@ -36,6 +36,7 @@ from .surfaces.anthropic import AnthropicSurface, error_response, utc_now_rfc333
 from .surfaces.metrics import MetricsSurface
 from .surfaces.openai import OpenAISurface, openai_error_response
 from .tokens import TokenCounter
+from .translation import WireLimits
 
 __all__ = ["GATEWAY", "Gateway", "build_app"]
 
@@ -276,9 +277,11 @@ def build_app(settings: Settings) -> web.Application:
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
-    limits = BodyLimits(max_body, settings.server.body_timeout_s)
-    anthropic = AnthropicSurface(gateway, limits, gateway.created_at)
-    openai = OpenAISurface(gateway, limits, gateway.created_unix)
+    server = settings.server
+    limits = BodyLimits(max_body, server.body_timeout_s, server.max_json_depth)
+    wire = WireLimits(server.max_json_depth, int(server.max_sse_event_mb * 1024 * 1024))
+    anthropic = AnthropicSurface(gateway, limits, wire, gateway.created_at)
+    openai = OpenAISurface(gateway, limits, wire, gateway.created_unix)
     anthropic.add_routes(app)
     openai.add_routes(app)
     if settings.admin is not None:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import copy
 from collections.abc import AsyncIterator
 
-import orjson
-
+from . import wirejson
 from .events import (
     BlockDelta,
     BlockStart,
@@ -62,7 +61,7 @@ def response_events(r: Response) -> list[Event]:
             if block.signature:
                 events.append(BlockDelta(index=i, delta=SignatureDelta(signature=block.signature)))
         elif isinstance(block, ToolUseBlock):
-            raw = orjson.dumps(block.input).decode()
+            raw = wirejson.dumps(block.input).decode()
             events.append(BlockDelta(index=i, delta=InputJSONDelta(partial_json=raw)))
         events.append(BlockStop(index=i))
     usage = Usage(

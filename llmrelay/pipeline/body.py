@@ -23,13 +23,14 @@ MAX_MODEL_CHARS = 256
 
 
 class BodyLimits:
-    """A surface's body limits, from ``server:`` (bytes, seconds)."""
+    """A surface's body limits, from ``server:`` (bytes, seconds, levels of nesting)."""
 
-    __slots__ = ("max_bytes", "timeout_s")
+    __slots__ = ("max_bytes", "max_depth", "timeout_s")
 
-    def __init__(self, max_bytes: int, timeout_s: float) -> None:
+    def __init__(self, max_bytes: int, timeout_s: float, max_depth: int = 128) -> None:
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
+        self.max_depth = max_depth
 
 
 async def read_json(request: web.Request, limits: BodyLimits) -> dict[str, Any]:
@@ -38,7 +39,8 @@ async def read_json(request: web.Request, limits: BodyLimits) -> dict[str, Any]:
     Raises:
         RequestTooLargeError: over ``limits.max_bytes`` (413).
         RequestTimeoutError: not all there within ``limits.timeout_s`` (408).
-        InvalidRequestError: not JSON, or not an object (400).
+        InvalidRequestError: not JSON, nested deeper than ``limits.max_depth``, or not an
+            object (400).
     """
     if request.content_length is not None and request.content_length > limits.max_bytes:
         raise _too_large(limits.max_bytes)
@@ -52,7 +54,9 @@ async def read_json(request: web.Request, limits: BodyLimits) -> dict[str, Any]:
             f"the request body did not arrive within {limits.timeout_s:g}s (server.body_timeout_s)"
         ) from None
     try:
-        body = wirejson.loads(raw)
+        body = wirejson.loads(raw, max_depth=limits.max_depth)
+    except wirejson.TooDeep as err:
+        raise InvalidRequestError(str(err)) from None
     except wirejson.InvalidJSON as err:
         raise InvalidRequestError(f"request body is not valid JSON: {clip(str(err))}") from None
     if not isinstance(body, dict):

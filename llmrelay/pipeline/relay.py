@@ -20,8 +20,8 @@ from typing import Protocol
 from aiohttp import web
 
 from ..core.accumulate import fold_usage
-from ..core.events import Event, StreamError
-from ..errors import GatewayError, InternalError, UpstreamTimeout
+from ..core.events import Event, MessageStop, StreamError
+from ..errors import GatewayError, InternalError, UpstreamProtocolError, UpstreamTimeout
 from .call import Call
 
 __all__ = ["OVERHEAD_HEADER", "Tap", "internal_error", "overhead_ms", "relay", "relay_events"]
@@ -178,15 +178,23 @@ async def _encoded(
 ) -> AsyncIterator[bytes]:
     try:
         capture = call.capture
+        ended = False
         async for event in events:
             if capture is not None:
                 capture.event(event)
             fold_usage(event, call.usage)
             if isinstance(event, StreamError):
                 call.record.error_type = event.error_type
+                ended = True
+            elif isinstance(event, MessageStop):
+                ended = True
             out = encode(event)
             if out:
                 yield out
+        if not ended:
+            raise UpstreamProtocolError(
+                f"provider {call.record.provider!r} ended the stream before message_stop"
+            )
     finally:
         aclose = getattr(events, "aclose", None)
         if aclose is not None:

@@ -19,7 +19,7 @@ import orjson
 
 from ..codecs.openai.errors import error_type_from_openai
 from ..core.events import Event, Ping, StreamError
-from ..core.sse import SSEDecoder, SSEEvent, parse_block
+from ..core.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEEvent, parse_block
 
 __all__ = [
     "aclose",
@@ -31,13 +31,15 @@ __all__ = [
 ]
 
 
-async def first_sse_event(chunks: AsyncIterator[bytes]) -> tuple[bytes, SSEEvent | None]:
+async def first_sse_event(
+    chunks: AsyncIterator[bytes], max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+) -> tuple[bytes, SSEEvent | None]:
     """Read ``chunks`` up to the first SSE event that is not a ``ping`` or a comment.
 
     Returns every byte read (to be sent on as it is, before the rest of ``chunks``) and that
     event, or None when the stream ended without one. Provider errors propagate.
     """
-    decoder = SSEDecoder()
+    decoder = SSEDecoder(max_event_bytes)
     head: list[bytes] = []
     async for chunk in chunks:
         head.append(chunk)

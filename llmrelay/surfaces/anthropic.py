@@ -38,6 +38,7 @@ from ..pipeline.surface import AttemptResult
 from ..providers.base import Endpoint, ProviderRequest, ProviderResponse
 from ..routing.executor import Failure, Success, retry_after_s
 from ..routing.table import Route
+from ..translation import WireLimits
 from .anthropic_stream import gated_stream, relay_answer
 from .anthropic_translated import attempt_translated, decode_canonical
 from .common import forward_headers, json_content, json_object, not_json
@@ -65,9 +66,10 @@ class AnthropicSurface:
 
     name: SurfaceName = "anthropic"
 
-    def __init__(self, parts: Parts, limits: BodyLimits, created_at: str) -> None:
+    def __init__(self, parts: Parts, limits: BodyLimits, wire: WireLimits, created_at: str) -> None:
         self._parts = parts
         self._limits = limits
+        self._wire = wire
         self._created_at = created_at
 
     def add_routes(self, app: web.Application) -> None:
@@ -93,7 +95,7 @@ class AnthropicSurface:
         return f"model: {model!r} is not routed by this gateway (GET /v1/models lists them)"
 
     def attempter(self, call: Call, endpoint: Endpoint, body: dict[str, Any]) -> _Attempter:
-        return _Attempter(call, endpoint, body)
+        return _Attempter(call, endpoint, body, self._wire)
 
     async def list_models(self, request: web.Request) -> web.StreamResponse:
         """``GET /v1/models`` in Anthropic's page shape (``anthropic/types/model_info.py``)."""
@@ -152,12 +154,15 @@ class _Attempter:
     """Tries one target for one Anthropic-surface call: a passthrough to an Anthropic-wire
     provider (Anthropic, Bedrock, Vertex, mock), a translation to any other."""
 
-    __slots__ = ("_body", "_call", "_canonical", "_endpoint", "_headers")
+    __slots__ = ("_body", "_call", "_canonical", "_endpoint", "_headers", "_wire")
 
-    def __init__(self, call: Call, endpoint: Endpoint, body: dict[str, Any]) -> None:
+    def __init__(
+        self, call: Call, endpoint: Endpoint, body: dict[str, Any], wire: WireLimits
+    ) -> None:
         self._call = call
         self._endpoint = endpoint
         self._body = body
+        self._wire = wire
         self._headers = forward_headers(call.request.headers)
         self._canonical: Request | None = None
 
@@ -168,7 +173,14 @@ class _Attempter:
             if self._canonical is None:
                 self._canonical = decode_canonical(self._body)
             return await attempt_translated(
-                call.parts.tokens, rid, self._endpoint, self._body, self._canonical, route, gate
+                call.parts.tokens,
+                rid,
+                self._endpoint,
+                self._body,
+                self._canonical,
+                route,
+                gate,
+                self._wire,
             )
         # Each attempt starts from the client's body; a single attempt may change it in place.
         body = dict(self._body) if gate else self._body
@@ -187,9 +199,10 @@ class _Attempter:
         account = route.account
         if stream and up.status == 200 and up.is_event_stream:
             headers = _relay_headers(up, rid)
+            limit = self._wire.max_event_bytes
             if gate:
-                return await gated_stream(up, headers, account)
-            return Success(relay_answer(up, headers, account))
+                return await gated_stream(up, headers, account, limit)
+            return Success(relay_answer(up, headers, account, limit))
         try:
             data = await up.read()
         finally:

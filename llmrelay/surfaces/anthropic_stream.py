@@ -15,7 +15,13 @@ from collections.abc import AsyncIterator
 
 import orjson
 
-from ..core.sse import SSEDecoder, encode_event, parse_block
+from ..core.sse import (
+    DEFAULT_MAX_EVENT_BYTES,
+    SSEDecoder,
+    SSEEventTooLarge,
+    encode_event,
+    parse_block,
+)
 from ..core.usage import Usage
 from ..errors import GatewayError, UpstreamProtocolError, status_for_error_type
 from ..pipeline.answers import ChunksAnswer
@@ -35,8 +41,10 @@ class AnthropicStreamTap:
 
     __slots__ = ("_decoder", "_stopped", "account", "error_type", "usage")
 
-    def __init__(self, usage: Usage, account: str = "") -> None:
-        self._decoder = SSEDecoder()
+    def __init__(
+        self, usage: Usage, account: str = "", max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    ) -> None:
+        self._decoder = SSEDecoder(max_event_bytes)
         self._stopped = False
         self.usage = usage
         self.account = account
@@ -71,7 +79,11 @@ class AnthropicStreamTap:
                 setattr(u, field, value)
 
     def observe(self, chunk: bytes) -> None:
-        for block in self._decoder.blocks(chunk):
+        try:
+            blocks = self._decoder.blocks(chunk)
+        except SSEEventTooLarge as err:
+            raise err.for_account(self.account) from None
+        for block in blocks:
             # Deltas, block starts/stops and pings are most of a stream and carry no usage:
             # skip them on their first bytes (Anthropic puts the event: line first).
             if block.startswith(_SKIP):
@@ -97,8 +109,8 @@ class AnthropicStreamTap:
                     self._bedrock_metrics(_loads(ev.data))
             elif name == "error":
                 data = _loads(ev.data)
-                err = data.get("error") if data else None
-                self.error_type = str(err.get("type")) if isinstance(err, dict) else "api_error"
+                error = data.get("error") if data else None
+                self.error_type = str(error.get("type")) if isinstance(error, dict) else "api_error"
 
 
 def _int(value: object) -> int | None:
@@ -119,35 +131,46 @@ def error_event(err: GatewayError) -> bytes:
     return encode_event("error", error)
 
 
+def _after_partial(err: GatewayError) -> bytes:
+    # A relayed stream may stop inside an event (the provider dropped, or an event grew too
+    # large): a blank line ends whatever was partial before the error event. Between whole
+    # events it is an empty event, which SSE clients skip.
+    return b"\n\n" + error_event(err)
+
+
 def relay_answer(
     up: ProviderResponse,
     headers: dict[str, str],
     account: str,
+    max_event_bytes: int,
     head: bytes = b"",
     chunks: AsyncIterator[bytes] | None = None,
 ) -> ChunksAnswer:
     """A 200 Anthropic SSE answer relayed as it arrives, through the usage tap."""
 
     def tap(usage: Usage) -> AnthropicStreamTap:
-        return AnthropicStreamTap(usage, account)
+        return AnthropicStreamTap(usage, account, max_event_bytes)
 
-    return ChunksAnswer(up, headers, tap, error_event, head, chunks)
+    return ChunksAnswer(up, headers, tap, _after_partial, head, chunks)
 
 
 async def gated_stream(
-    up: ProviderResponse, headers: dict[str, str], account: str
+    up: ProviderResponse, headers: dict[str, str], account: str, max_event_bytes: int
 ) -> AttemptResult:
     """Read a 200 stream's first event (the first-chunk gate): an ``error`` event, or no
     event at all, is a failure to fall back from; anything else is an answer to relay."""
     chunks = up.iter_chunks()
     try:
-        head, first = await first_sse_event(chunks)
+        head, first = await first_sse_event(chunks, max_event_bytes)
+    except SSEEventTooLarge as err:
+        up.close()
+        raise err.for_account(account) from None
     except BaseException:
         up.close()
         raise
     error = ("api_error", _ENDED) if first is None else anthropic_event_error(first)
     if error is None:
-        return Success(relay_answer(up, headers, account, head, chunks))
+        return Success(relay_answer(up, headers, account, max_event_bytes, head, chunks))
     up.close()
     error_type, message = error
     return Failure(

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from ..codecs import anthropic as codec
+from ..core import wirejson
 from ..core.accumulate import fold_usage
 from ..core.events import Event, MessageStart
 from ..core.replay import aiter_events, response_events
@@ -29,7 +30,7 @@ from ..routing.executor import Failure, Success, retry_after_s
 from ..routing.gate import aclose, first_event, stream_error
 from ..routing.table import Route
 from ..tokens import TokenCounter, estimate_tokens
-from ..translation import call_translated, codec_for
+from ..translation import WireLimits, call_translated, codec_for
 from .anthropic_stream import error_event
 
 __all__ = ["attempt_translated", "decode_canonical"]
@@ -58,6 +59,7 @@ async def attempt_translated(
     canonical: Request,
     route: Route,
     gate: bool,
+    limits: WireLimits,
 ) -> AttemptResult:
     """One attempt at a provider of another wire (see ``call.Attempter.attempt``)."""
     if endpoint == "count_tokens":
@@ -65,7 +67,7 @@ async def attempt_translated(
     # call_translated lowers max_tokens in place: each attempt starts from the client's request.
     request = dataclasses.replace(canonical) if gate else canonical
     result = await call_translated(
-        route.provider, request, route.provider_model, route.max_output_tokens
+        route.provider, request, route.provider_model, route.max_output_tokens, limits=limits
     )
     rid_up = result.upstream_request_id
     if result.error is not None:
@@ -80,7 +82,7 @@ async def attempt_translated(
         )
     headers = {**result.headers, "request-id": rid}
     if result.response is not None and not request.stream:
-        data = orjson.dumps(codec.encode_response(result.response))
+        data = wirejson.dumps(codec.encode_response(result.response))
         return Success(
             JSONAnswer(200, data, {**headers, **_JSON}, rid_up, _usage_of(result.response))
         )

@@ -29,6 +29,7 @@ from ..pipeline.surface import AttemptResult
 from ..providers.base import Endpoint, ProviderRequest, ProviderResponse
 from ..routing.executor import Failure, Success, retry_after_s
 from ..routing.table import Route
+from ..translation import WireLimits
 from .common import forward_headers, json_content, json_object, not_json
 from .openai_stream import gated_stream, relay_answer, usage_from_openai
 from .openai_translated import attempt_translated, decode_canonical
@@ -59,9 +60,12 @@ class OpenAISurface:
 
     name: SurfaceName = "openai"
 
-    def __init__(self, parts: Parts, limits: BodyLimits, created_unix: int) -> None:
+    def __init__(
+        self, parts: Parts, limits: BodyLimits, wire: WireLimits, created_unix: int
+    ) -> None:
         self._parts = parts
         self._limits = limits
+        self._wire = wire
         self._created_unix = created_unix
 
     def add_routes(self, app: web.Application) -> None:
@@ -88,7 +92,7 @@ class OpenAISurface:
         return f"The model {model!r} is not routed by this gateway (GET /v1/models lists them)"
 
     def attempter(self, call: Call, endpoint: Endpoint, body: dict[str, Any]) -> _Attempter:
-        return _Attempter(call, body)
+        return _Attempter(call, body, self._wire)
 
     async def list_models(self, request: web.Request) -> web.StreamResponse:
         """``GET /v1/models`` in OpenAI's list shape (``openai/types/model.py``)."""
@@ -118,11 +122,12 @@ class _Attempter:
     """Tries one target for one OpenAI-surface call: a passthrough to an OpenAI-wire
     provider, a translation to any other."""
 
-    __slots__ = ("_body", "_call", "_canonical", "_headers")
+    __slots__ = ("_body", "_call", "_canonical", "_headers", "_wire")
 
-    def __init__(self, call: Call, body: dict[str, Any]) -> None:
+    def __init__(self, call: Call, body: dict[str, Any], wire: WireLimits) -> None:
         self._call = call
         self._body = body
+        self._wire = wire
         self._headers = forward_headers(call.request.headers)
         self._canonical: Request | None = None
 
@@ -134,7 +139,7 @@ class _Attempter:
                 default = call.parts.settings.translation.default_max_tokens
                 self._canonical = decode_canonical(self._body, record.model, default)
             return await attempt_translated(
-                record.request_id, self._body, self._canonical, route, gate
+                record.request_id, self._body, self._canonical, route, gate, self._wire
             )
         # Each attempt starts from the client's body; a single attempt may change it in place.
         body = dict(self._body) if gate else self._body
@@ -162,9 +167,10 @@ class _Attempter:
         account = route.account
         if record.stream and up.status == 200 and up.is_event_stream:
             headers = _headers(up, record.request_id)
+            limit = self._wire.max_event_bytes
             if gate:
-                return await gated_stream(up, headers, account, strip_usage)
-            return Success(relay_answer(up, headers, account, strip_usage))
+                return await gated_stream(up, headers, account, strip_usage, limit)
+            return Success(relay_answer(up, headers, account, strip_usage, limit))
         try:
             data = await up.read()
         finally:

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from ..codecs.openai.errors import error_to_openai
-from ..core.sse import SSEDecoder
+from ..core.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEEventTooLarge
 from ..core.usage import Usage
 from ..errors import GatewayError, UpstreamProtocolError, status_for_error_type
 from ..pipeline.answers import ChunksAnswer
@@ -47,13 +47,13 @@ def usage_from_openai(raw: Any, usage: Usage) -> None:
     prompt = raw.get("prompt_tokens")
     details = raw.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
-    cached = cached if isinstance(cached, int) else 0
+    cached = max(0, cached) if isinstance(cached, int) else 0
     if isinstance(prompt, int):
         usage.input_tokens = max(0, prompt - cached)
         usage.cache_read_input_tokens = cached
     completion = raw.get("completion_tokens")
     if isinstance(completion, int):
-        usage.output_tokens = completion
+        usage.output_tokens = max(0, completion)
 
 
 class OpenAIStreamTap:
@@ -62,8 +62,15 @@ class OpenAIStreamTap:
 
     __slots__ = ("_decoder", "_done", "account", "error_type", "strip_usage", "usage")
 
-    def __init__(self, usage: Usage, *, strip_usage: bool, account: str = "") -> None:
-        self._decoder = SSEDecoder()
+    def __init__(
+        self,
+        usage: Usage,
+        *,
+        strip_usage: bool,
+        account: str = "",
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    ) -> None:
+        self._decoder = SSEDecoder(max_event_bytes)
         self._done = False
         self.usage = usage
         self.strip_usage = strip_usage
@@ -71,12 +78,16 @@ class OpenAIStreamTap:
         self.error_type: str | None = None
 
     def filter(self, chunk: bytes) -> bytes:
+        try:
+            events = self._decoder.feed(chunk)
+        except SSEEventTooLarge as err:
+            raise err.for_account(self.account) from None
         if not self.strip_usage:
-            for ev in self._decoder.feed(chunk):
+            for ev in events:
                 self._inspect(ev.data)
             return chunk
         out = []
-        for ev in self._decoder.feed(chunk):
+        for ev in events:
             if not self._inspect(ev.data):
                 out.append(b"data: " + ev.data + b"\n\n")
         return b"".join(out)
@@ -117,7 +128,8 @@ def error_chunk(err: GatewayError) -> bytes:
 
 
 def _error_and_done(err: GatewayError) -> bytes:
-    return error_chunk(err) + DONE
+    # A blank line first ends whatever event was partial (see anthropic_stream.py).
+    return b"\n\n" + error_chunk(err) + DONE
 
 
 def relay_answer(
@@ -125,6 +137,7 @@ def relay_answer(
     headers: dict[str, str],
     account: str,
     strip_usage: bool,
+    max_event_bytes: int,
     head: bytes = b"",
     chunks: AsyncIterator[bytes] | None = None,
 ) -> ChunksAnswer:
@@ -132,25 +145,36 @@ def relay_answer(
     that ends it early is followed by ``[DONE]``."""
 
     def tap(usage: Usage) -> OpenAIStreamTap:
-        return OpenAIStreamTap(usage, strip_usage=strip_usage, account=account)
+        return OpenAIStreamTap(
+            usage, strip_usage=strip_usage, account=account, max_event_bytes=max_event_bytes
+        )
 
     return ChunksAnswer(up, headers, tap, _error_and_done, head, chunks)
 
 
 async def gated_stream(
-    up: ProviderResponse, headers: dict[str, str], account: str, strip_usage: bool
+    up: ProviderResponse,
+    headers: dict[str, str],
+    account: str,
+    strip_usage: bool,
+    max_event_bytes: int,
 ) -> AttemptResult:
     """Read a 200 stream's first chunk (the first-chunk gate): an error chunk, or no chunk at
     all, is a failure to fall back from; anything else is an answer to relay."""
     chunks = up.iter_chunks()
     try:
-        head, first = await first_sse_event(chunks)
+        head, first = await first_sse_event(chunks, max_event_bytes)
+    except SSEEventTooLarge as err:
+        up.close()
+        raise err.for_account(account) from None
     except BaseException:
         up.close()
         raise
     error = ("api_error", _ENDED) if first is None else openai_event_error(first)
     if error is None:
-        return Success(relay_answer(up, headers, account, strip_usage, head, chunks))
+        return Success(
+            relay_answer(up, headers, account, strip_usage, max_event_bytes, head, chunks)
+        )
     up.close()
     error_type, message = error
     return Failure(

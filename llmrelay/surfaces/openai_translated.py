@@ -11,9 +11,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
 from ..codecs import openai as codec
+from ..core import wirejson
 from ..core.accumulate import fold_usage
 from ..core.events import Event, MessageStart
 from ..core.replay import aiter_events, response_events
@@ -25,7 +24,7 @@ from ..pipeline.surface import AttemptResult
 from ..routing.executor import Failure, Success, retry_after_s
 from ..routing.gate import aclose, first_event, stream_error
 from ..routing.table import Route
-from ..translation import call_translated
+from ..translation import WireLimits, call_translated
 from .openai_stream import DONE, error_chunk
 
 __all__ = ["attempt_translated", "decode_canonical"]
@@ -52,7 +51,12 @@ def decode_canonical(body: dict[str, Any], model: str, default_max_tokens: int) 
 
 
 async def attempt_translated(
-    rid: str, body: dict[str, Any], canonical: Request, route: Route, gate: bool
+    rid: str,
+    body: dict[str, Any],
+    canonical: Request,
+    route: Route,
+    gate: bool,
+    limits: WireLimits,
 ) -> AttemptResult:
     """One attempt at a provider of another wire (see ``call.Attempter.attempt``)."""
     options = body.get("stream_options")
@@ -60,7 +64,7 @@ async def attempt_translated(
     # call_translated lowers max_tokens in place: each attempt starts from the client's request.
     request = dataclasses.replace(canonical) if gate else canonical
     result = await call_translated(
-        route.provider, request, route.provider_model, route.max_output_tokens
+        route.provider, request, route.provider_model, route.max_output_tokens, limits=limits
     )
     rid_up = result.upstream_request_id
     if result.error is not None:
@@ -78,7 +82,7 @@ async def attempt_translated(
     if result.response is not None and not request.stream:
         out = codec.encode_response(result.response, model=request.model, created=created)
         answer = JSONAnswer(
-            200, orjson.dumps(out), {**headers, **_JSON}, rid_up, _usage_of(result.response)
+            200, wirejson.dumps(out), {**headers, **_JSON}, rid_up, _usage_of(result.response)
         )
         return Success(answer)
     events = result.events
@@ -110,7 +114,7 @@ async def attempt_translated(
             events,
             {**headers, **_SSE_HEADERS},
             encode=lambda event: b"".join(
-                b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in encoder.feed(event)
+                b"data: " + wirejson.dumps(chunk) + b"\n\n" for chunk in encoder.feed(event)
             ),
             encode_error=error_chunk,
             end=DONE,

@@ -11,6 +11,7 @@ import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -228,3 +229,52 @@ def env_row(env: Env, request_id: str) -> dict[str, Any]:
             return dict(row)
         time.sleep(0.05)
     raise AssertionError(f"no usage row for {request_id}")
+
+
+def test_an_event_that_never_ends_is_cut_at_the_sse_bound(tmp_path: Path) -> None:
+    with FakeAnthropic() as fake:
+        providers = {
+            "anthropic": {
+                "type": "anthropic",
+                "base_url": fake.url,
+                "api_key": "sk-ant-upstream",
+                "models": {"claude": "claude-sonnet-4-6"},
+            }
+        }
+        config = base_config(tmp_path, providers, server={"max_sse_event_mb": 0.05})
+        gw = start_gateway(tmp_path, config)
+        try:
+            start = sse_reply([MESSAGE_START]).events or ()
+            endless = (b"event: content_block_delta\ndata: ",) + (b"x" * 4096,) * 40
+            fake.enqueue(
+                Reply(
+                    headers={"content-type": "text/event-stream"},
+                    events=start + endless,
+                    hang_after=True,
+                )
+            )
+            body = {"model": "anthropic/claude", "max_tokens": 5, "messages": HELLO}
+            status, _, raw = raw_request(
+                gw.url + "/v1/messages",
+                json.dumps({**body, "stream": True}).encode(),
+                {"x-api-key": ALICE_KEY, "content-type": "application/json"},
+            )
+            assert status == 200
+            tail = raw.decode()[-400:]
+            assert "event: error" in tail
+            assert "provider 'anthropic' sent an SSE event larger than" in tail
+        finally:
+            gw.stop()
+
+
+def test_a_translated_stream_without_message_stop_ends_with_an_error_chunk(env: Env) -> None:
+    env.fake.enqueue(sse_reply([MESSAGE_START]))
+    with env.openai() as client:
+        raw = client.chat.completions.with_raw_response.create(
+            model="anthropic/claude",
+            messages=HELLO,  # type: ignore[arg-type]
+            stream=True,
+        )
+        text = raw.http_response.read().decode()
+    assert "before message_stop" in text
+    assert text.endswith("data: [DONE]\n\n")
