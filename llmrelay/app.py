@@ -235,6 +235,8 @@ def build_policy(settings: Settings, counters: CounterStore, usage: UsageStore |
             if c.budget is not None
         },
         model_limits=model_limits,
+        store_timeout_s=settings.governance.store_timeout_s,
+        fail_closed=settings.governance.fail_closed,
     )
     return policy
 

@@ -12,6 +12,12 @@ It runs its own event loop in a thread, so it works under sync tests, under
 
 A stopped proxy refuses new connections (connection refused), and clients with a
 connection open see it reset or closed.
+
+``proxy.blackhole()`` is the other way a server goes away: it keeps accepting connections
+but forwards nothing, either way, on new connections and on those already open (a stalled
+server, or a network that drops packets while the kernel still answers). Clients wait until
+their own timeouts. ``proxy.start()`` ends it: the connections that lived through it are
+reset (their state was lost) and new ones are forwarded again.
 """
 
 from __future__ import annotations
@@ -41,14 +47,23 @@ class TcpProxy:
         self._thread.start()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._blackhole = False
 
     @property
     def running(self) -> bool:
         return self._server is not None
 
+    @property
+    def blackholed(self) -> bool:
+        return self._blackhole
+
     def start(self) -> None:
-        """Listen (again); returns once connections are accepted."""
+        """Listen (again), or end a blackhole; returns once connections are forwarded."""
         self._call(self._start())
+
+    def blackhole(self) -> None:
+        """Accept connections but forward nothing on any connection until :meth:`start`."""
+        self._call(self._start_blackhole())
 
     def stop(self) -> None:
         """Close the listener and every live connection; returns once they are closed."""
@@ -79,6 +94,9 @@ class TcpProxy:
         asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
 
     async def _start(self) -> None:
+        if self._blackhole:
+            self._blackhole = False
+            self._abort_all()
         if self._server is not None:
             return
         self._server = await asyncio.start_server(
@@ -86,17 +104,28 @@ class TcpProxy:
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
-    async def _stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
+    async def _start_blackhole(self) -> None:
+        await self._start()
+        self._blackhole = True
+
+    def _abort_all(self) -> None:
         for w in list(self._writers):
             w.transport.abort()
         self._writers.clear()
+
+    async def _stop(self) -> None:
+        server, self._server = self._server, None
+        self._blackhole = False
+        if server is not None:
+            server.close()
+        self._abort_all()
         if server is not None:
             await server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._blackhole:
+            await self._swallow(reader, writer)
+            return
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
@@ -110,10 +139,22 @@ class TcpProxy:
                 self._writers.discard(w)
                 w.transport.abort()
 
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _swallow(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Hold a connection made during a blackhole, reading and dropping what it sends."""
+        self._writers.add(writer)
+        try:
+            with contextlib.suppress(OSError):
+                while await reader.read(65536):
+                    pass
+        finally:
+            self._writers.discard(writer)
+            writer.transport.abort()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError):
             while data := await reader.read(65536):
+                if self._blackhole:
+                    continue  # dropped, as a stalled peer would
                 writer.write(data)
                 await writer.drain()
         writer.transport.abort()

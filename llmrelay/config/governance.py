@@ -79,11 +79,19 @@ class RedisConfig(_Model):
 
 
 class GovernanceConfig(_Model):
-    #: Refuse calls (503) instead of falling back to in-process counters when Redis is down.
+    #: Refuse calls (503) instead of falling back to in-process counters when Redis is down,
+    #: and refuse a budgeted call whose period's spend was never read when the database
+    #: does not answer (fail-open counts it from what this instance knows, with a warning).
     fail_closed: bool = False
     #: Seconds between refreshes of the virtual-key cache from the database: a key created,
     #: revoked or rotated on another instance takes effect here within this time.
     key_refresh_s: float = Field(default=2.0, gt=0, le=300)
+    #: Seconds a call waits for the database on the request path (reading a budget's
+    #: recorded spend); past it the call goes on with what this instance knows.
+    store_timeout_s: float = Field(default=0.25, gt=0, le=60)
+    #: Seconds an admin write (``/admin/keys`` create, revoke, rotate) waits for the
+    #: database before it answers 503.
+    admin_store_timeout_s: float = Field(default=5.0, gt=0, le=300)
 
 
 class PriceConfig(_Model):

@@ -18,7 +18,9 @@ costs one set lookup and no await.
 
 When the counter store is unreachable the :class:`~llmrelay.stores.failover_counters.
 FailoverCounterStore` serves from in-process counters (fail-open) or raises; raising
-becomes 503 here (``governance.fail_closed: true``).
+becomes 503 here (``governance.fail_closed: true``). A budget's first call of a period
+waits at most ``store_timeout_s`` for its recorded spend (see
+:mod:`llmrelay.policy.budget`).
 """
 
 from __future__ import annotations
@@ -69,10 +71,14 @@ class Policy:
         team_limits: Mapping[str, Limits],
         team_budgets: Mapping[str, BudgetSpec],
         model_limits: Mapping[str, Limits],
+        store_timeout_s: float = 0.25,
+        fail_closed: bool = False,
     ) -> None:
         self.counters = counters
         self.prices = prices
-        self.budgets = Budgets(counters, usage)
+        self.budgets = Budgets(
+            counters, usage, store_timeout_s=store_timeout_s, fail_closed=fail_closed
+        )
         self._team_limits = {t: limit_set(f"team:{t}", lim) for t, lim in team_limits.items()}
         self._team_budgets = dict(team_budgets)
         self._model_limits = {m: limit_set(f"model:{m}", lim) for m, lim in model_limits.items()}
@@ -98,7 +104,8 @@ class Policy:
             PermissionDeniedError: the key may not use ``model``.
             RateLimitedError: a rate limit has no room.
             BudgetExceededError: a budget has no room.
-            ServiceUnavailable: the counter store is down and ``fail_closed`` is set.
+            ServiceUnavailable: the counter store is down, or a budget's spend is unknown and
+                the database does not answer, and ``fail_closed`` is set.
         """
         self.check_model(principal, model)
         sets: list[LimitSet] = []

@@ -11,12 +11,17 @@ fit is logged and still counted.
 
 Spend lives in the counter store (in-process or Redis) under a key per period; when a
 period's counter does not exist yet (first call of the period, or a restart), it is seeded
-from the usage store's recorded spend for the period.
+from the usage store's recorded spend for the period, read as
+:class:`~llmrelay.policy.spend.RecordedSpend` says: one query per budget at a time, no call
+waiting longer than ``governance.store_timeout_s``. When the usage store does not answer,
+the counter is seeded with the last figure this process read or saw plus what it settled
+since. When nothing was ever known of the budget this period, fail-open seeds it from $0
+(plus this process's settles) with a warning naming the budget; ``fail_closed`` refuses the
+call with 503 until the usage store answers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import calendar
 import logging
 from collections.abc import Sequence
@@ -24,11 +29,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from ..errors import BudgetExceededError
+from ..errors import BudgetExceededError, ServiceUnavailable
 from ..stores.counters import BudgetState, CounterStore, Hold, Settle
 from ..stores.keys import BudgetSpec
 from ..stores.usage import UsageStore
 from .pricing import to_micro_usd
+from .spend import RecordedSpend
 
 __all__ = ["BudgetHold", "Budgets", "Period", "Reservation", "period_of"]
 
@@ -88,10 +94,22 @@ class BudgetHold:
 
 
 class Budgets:
-    def __init__(self, counters: CounterStore, usage: UsageStore | None) -> None:
+    """Budget holds, refusals and settles over a counter store; seeds each period's counter
+    from ``usage`` (waiting at most ``store_timeout_s`` seconds for it)."""
+
+    def __init__(
+        self,
+        counters: CounterStore,
+        usage: UsageStore | None,
+        *,
+        store_timeout_s: float = 0.25,
+        fail_closed: bool = False,
+    ) -> None:
         self._counters = counters
-        self._usage = usage
+        self._fail_closed = fail_closed
         self._seeded: set[str] = set()
+        #: The recorded spend per budget key and its single-flight reads.
+        self.spend = RecordedSpend(usage, timeout_s=store_timeout_s)
 
     def forget_seeds(self) -> None:
         """Seed every budget again on its next call (the counter store changed or lost data)."""
@@ -107,9 +125,11 @@ class Budgets:
     ) -> BudgetHold:
         """The hold of ``worst_case_usd`` against ``scope`` (``key`` or ``team``) ``name``'s
         budget for the period of ``now``. Seeds the period's spend first, on its first call
-        in this process.
+        in this process (and after the counter store changed).
 
         Raises:
+            ServiceUnavailable: the period's spend is unknown, the usage store does not
+                answer and ``fail_closed`` is set.
             Exception: the counter store's error (the caller's failure policy decides).
         """
         period = period_of(spec.period, now)
@@ -122,11 +142,13 @@ class Budgets:
         hold = Hold(key, limit, amount, ttl, enforce=spec.mode != "audit")
         return BudgetHold(scope, name, spec, period, hold)
 
-    @staticmethod
-    def outcome(holds: Sequence[BudgetHold], states: Sequence[BudgetState]) -> list[Reservation]:
+    def outcome(
+        self, holds: Sequence[BudgetHold], states: Sequence[BudgetState]
+    ) -> list[Reservation]:
         """The reservations of a call from the counter store's answer for its ``holds``
         (``states[i]`` for ``holds[i]``; there may be fewer states than holds after a
-        refusal). Logs each audit-mode budget the call did not fit.
+        refusal). Logs each audit-mode budget the call did not fit. Each state's ``spent``
+        is remembered as the budget's known figure.
 
         Raises:
             BudgetExceededError: an enforced budget had no room for the call.
@@ -134,6 +156,7 @@ class Budgets:
         reservations: list[Reservation] = []
         for b, state in zip(holds, states, strict=False):
             hold = b.hold
+            self.spend.observe(hold.key, state.spent, b.period.end + 86400)
             if state.ok:
                 reservations.append(Reservation(hold.key, hold.amount, hold.ttl_s))
                 continue
@@ -144,27 +167,36 @@ class Budgets:
             reservations.append(Reservation(hold.key, 0, hold.ttl_s))
         return reservations
 
-    @staticmethod
-    def settles(reservations: Sequence[Reservation], actual_usd: float) -> list[Settle]:
-        """Replace each hold by the call's actual cost."""
+    def settles(self, reservations: Sequence[Reservation], actual_usd: float) -> list[Settle]:
+        """Replace each hold by the call's actual cost (also added to the known figures)."""
         actual = to_micro_usd(max(0.0, actual_usd))
+        for r in reservations:
+            self.spend.add(r.key, actual)
         return [Settle(r.key, r.reserved, actual, r.ttl_s) for r in reservations]
 
     async def _seed(
         self, key: str, scope: Literal["key", "team"], name: str, period: Period, ttl: int
     ) -> None:
-        spent = 0.0
-        if self._usage is not None:
-            usage = self._usage
-            try:
-                spent = await asyncio.to_thread(usage.spend, scope, name, period.start)
-            except Exception as err:
-                log.warning(
-                    "could not read recorded spend, budget counts from zero this period",
-                    extra={"budget": key, "error": f"{type(err).__name__}: {err}"},
-                )
-        await self._counters.seed(key, to_micro_usd(spent), ttl)
+        answered = await self.spend.read(key, scope, name, period.start, period.end + 86400)
+        figure = self.spend.known(key)
+        if figure is None and self._fail_closed:
+            # Never read nor seen this period, and the usage store does not answer.
+            raise ServiceUnavailable(
+                f"budget of {scope} {name!r}: its spend this period is unknown and the"
+                " database does not answer; refusing calls (governance.fail_closed is true)",
+                headers={"retry-after": "1"},
+            )
+        created = await self._counters.seed(key, figure or 0, ttl)
         self._seeded.add(key)
+        if created and figure is None and not answered:
+            # RecordedSpend logged the outage once; this budget has no figure to go on.
+            log.warning(
+                "budget %s seeded at $0: its spend this period was never read and the usage"
+                " store is unreachable; it counts only what this instance spends from now"
+                " (governance.fail_closed: true refuses such calls instead)",
+                key,
+                extra={"budget": key},
+            )
 
 
 def _spent_message(
