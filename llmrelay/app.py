@@ -287,7 +287,12 @@ def build_app(settings: Settings) -> web.Application:
     anthropic.add_routes(app)
     openai.add_routes(app)
     if settings.admin is not None:
-        AdminSurface(gateway, settings.admin.key).add_routes(app)
+        AdminSurface(
+            gateway,
+            settings.admin.key,
+            store_timeout_s=settings.governance.admin_store_timeout_s,
+            config_key_names=[k.name for k in settings.auth.keys],
+        ).add_routes(app)
     if gateway.metrics is not None:
         MetricsSurface(gateway.metrics, settings.observability.metrics.key).add_routes(app)
 

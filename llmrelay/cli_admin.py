@@ -74,12 +74,19 @@ def _sqlite_revision(path: Path) -> str | None:
 
 
 def _open(config: str) -> Any:
+    return _open_with_settings(config)[1]
+
+
+def _open_with_settings(config: str) -> tuple[Any, Any]:
+    """The config's settings and its database's stores; an operation waits at most
+    ``governance.admin_store_timeout_s`` for a PostgreSQL connection."""
     from .cli import _load
     from .stores.database import open_stores
 
     settings = _load(config)
     prepare_database(settings.database_url(), config)
-    return open_stores(settings.database_url())
+    timeout = settings.governance.admin_store_timeout_s
+    return settings, open_stores(settings.database_url(), timeout_s=timeout)
 
 
 def _when(ts: float | None) -> str:
@@ -89,7 +96,14 @@ def _when(ts: float | None) -> str:
 
 
 def _create(args: argparse.Namespace) -> int:
-    from .policy.virtual_keys import KeySpecError, key_json, new_secret, virtual_key_from_spec
+    from .policy.virtual_keys import (
+        KeySpecError,
+        check_name,
+        key_json,
+        new_secret,
+        virtual_key_from_spec,
+    )
+    from .stores.keys import KeyNameTaken
 
     spec: dict[str, Any] = {"name": args.name, "team": args.team, "models": args.models}
     for f in ("rpm", "rph", "rpd", "tpm", "tph", "tpd"):
@@ -104,9 +118,13 @@ def _create(args: argparse.Namespace) -> int:
         print(f"llmrelay keys create: {err}", file=sys.stderr)
         return 2
     secret, row = new_secret(key.id)
-    stores = _open(args.config)
+    settings, stores = _open_with_settings(args.config)
     try:
+        check_name(key, {k.name for k in settings.auth.keys})
         stores.keys.create(key, row)
+    except KeyNameTaken as err:
+        print(f"llmrelay keys create: {err}", file=sys.stderr)
+        return 1
     finally:
         stores.close()
     if args.json:
@@ -202,6 +220,11 @@ def _db(args: argparse.Namespace) -> int:
         else:
             check(url)
             print(f"database schema is current ({_safe(url)})")
+            problems = _name_clashes(settings)
+            for problem in problems:
+                print(f"llmrelay db check: {problem}", file=sys.stderr)
+            if problems:
+                return 1
     except SchemaError as err:
         print(f"llmrelay db {args.action}: {err}", file=sys.stderr)
         return 1
@@ -213,6 +236,21 @@ def _db(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _name_clashes(settings: Any) -> list[str]:
+    """Virtual keys (not revoked) that share a name, or take a config-file key's name:
+    possible in a database written before names were checked."""
+    from .policy.virtual_keys import name_clashes
+    from .stores.database import open_stores
+
+    timeout = settings.governance.admin_store_timeout_s
+    stores = open_stores(settings.database_url(), timeout_s=timeout)
+    try:
+        keys = stores.keys.list()
+    finally:
+        stores.close()
+    return name_clashes(keys, {k.name for k in settings.auth.keys})
 
 
 def _safe(url: str) -> str:

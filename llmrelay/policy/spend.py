@@ -29,20 +29,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal
 
+from ..stores.offload import in_daemon_thread
 from ..stores.usage import UsageStore
 from .pricing import to_micro_usd
 
 __all__ = ["RecordedSpend"]
 
 log = logging.getLogger("llmrelay.budget")
-
-T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -161,7 +159,9 @@ class RecordedSpend:
     ) -> asyncio.Task[int]:
         async def query() -> int:
             async with self._semaphore():
-                return to_micro_usd(await _in_thread(usage.spend, scope, name, since))
+                return to_micro_usd(
+                    await in_daemon_thread(usage.spend, scope, name, since, name="llmrelay-spend")
+                )
 
         self.queries += 1
         task = asyncio.get_running_loop().create_task(query(), name=f"spend {key}")
@@ -203,32 +203,3 @@ class RecordedSpend:
         for key in [k for k, v in self._known.items() if v.until <= now]:
             del self._known[key]
         self._prune_at = max(1024, 2 * len(self._known))
-
-
-async def _in_thread(fn: Callable[..., T], *args: object) -> T:
-    """``fn(*args)`` in a daemon thread of its own (see the module docstring: a stalled
-    database must not take the default executor's threads nor hold the process at exit)."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def succeed(result: T) -> None:
-        if not future.done():
-            future.set_result(result)
-
-    def fail(error: BaseException) -> None:
-        if not future.done():
-            future.set_exception(error)
-
-    def run() -> None:
-        try:
-            try:
-                result = fn(*args)
-            except BaseException as err:
-                loop.call_soon_threadsafe(fail, err)
-            else:
-                loop.call_soon_threadsafe(succeed, result)
-        except RuntimeError:
-            pass  # the loop closed while the query ran: nobody is waiting
-
-    threading.Thread(target=run, name="llmrelay-spend", daemon=True).start()
-    return await future

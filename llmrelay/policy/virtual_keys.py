@@ -3,6 +3,11 @@ and by ``llmrelay keys``; both write through the :class:`~llmrelay.stores.keys.K
 
 A secret is ``sk-llmrelay-`` followed by 43 URL-safe characters (256 random bits); it is
 shown once and stored only as its SHA-256 digest.
+
+A virtual key's name is unique among keys that are not revoked and never repeats a key of
+the config file (:func:`check_name`; the store enforces the first part race-free, see
+:mod:`llmrelay.stores.keys`). :func:`name_clashes` finds keys that break the rule in a
+database written before it.
 """
 
 from __future__ import annotations
@@ -11,14 +16,30 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any, cast
 
 from ..config.governance import MAX_LIMIT
-from ..stores.keys import BudgetMode, BudgetPeriod, BudgetSpec, KeySecret, Limits, VirtualKey
+from ..stores.keys import (
+    BudgetMode,
+    BudgetPeriod,
+    BudgetSpec,
+    KeyNameTaken,
+    KeySecret,
+    Limits,
+    VirtualKey,
+)
 from .auth import digest
 
-__all__ = ["KeySpecError", "key_json", "new_secret", "parse_duration", "virtual_key_from_spec"]
+__all__ = [
+    "KeySpecError",
+    "check_name",
+    "key_json",
+    "name_clashes",
+    "new_secret",
+    "parse_duration",
+    "virtual_key_from_spec",
+]
 
 #: 9999-12-31T23:59:59Z: later expiry times are refused (and cannot be printed).
 _LAST_TIME = 253402300799.0
@@ -146,6 +167,37 @@ def virtual_key_from_spec(spec: Mapping[str, Any], now: float | None = None) -> 
         created_at=now,
         expires_at=float(expires_at) if expires_at is not None else None,
     )
+
+
+def check_name(key: VirtualKey, config_names: Collection[str]) -> None:
+    """Raises :class:`~llmrelay.stores.keys.KeyNameTaken` if ``key``'s name is a config-file
+    key's (``config_names``). Clashes between virtual keys are the store's to find."""
+    if key.name in config_names:
+        raise KeyNameTaken(key.name, None)
+
+
+def name_clashes(keys: Iterable[VirtualKey], config_names: Collection[str]) -> list[str]:
+    """One line per name that more than one key uses: virtual keys that are not revoked
+    sharing a name, or one named like a key of the config file (``config_names``)."""
+    by_name: dict[str, list[str]] = {}
+    for k in keys:
+        if k.revoked_at is None:
+            by_name.setdefault(k.name, []).append(k.id)
+    problems: list[str] = []
+    for name, ids in sorted(by_name.items()):
+        if name in config_names:
+            problems.append(
+                f"virtual key{'s' if len(ids) > 1 else ''} {', '.join(ids)} named {name!r}"
+                " like a key of the config file: usage reports and routing rules merge them;"
+                " revoke the virtual key and create it under another name"
+            )
+        elif len(ids) > 1:
+            problems.append(
+                f"{len(ids)} virtual keys are named {name!r} ({', '.join(ids)}): usage reports"
+                " and routing rules merge them; revoke all but one (llmrelay keys revoke ID)"
+                " and create the others under new names"
+            )
+    return problems
 
 
 def key_json(key: VirtualKey, now: float | None = None) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from .keys import BudgetSpec, KeyChanges, KeySecret, Limits, VirtualKey
+from .keys import BudgetSpec, KeyChanges, KeyNameTaken, KeySecret, Limits, VirtualKey
 
 __all__ = ["POSTGRES", "SQLITE", "Cursor", "KeySQL", "MissingKey", "duplicate_message"]
 
@@ -105,10 +105,23 @@ class KeySQL:
         return int(cur.fetchone()[0])
 
     def create(self, cur: Cursor, key: VirtualKey, secret: KeySecret) -> None:
-        """Insert a key and its first secret; the driver's integrity error if either exists."""
+        """Insert a key and its first secret; the driver's integrity error if either exists,
+        :class:`KeyNameTaken` if a key that is not revoked has the name. The name is looked
+        up after the revision bump, whose row lock serialises key writes (see
+        :mod:`llmrelay.stores.keys`)."""
         if secret.key_id != key.id:
             raise ValueError(f"secret is for key {secret.key_id!r}, not {key.id!r}")
         revision = self._bump(cur)
+        cur.execute(
+            self._q(
+                "SELECT id FROM virtual_keys WHERE name = ? AND revoked_at IS NULL"
+                " ORDER BY created_at, id LIMIT 1"
+            ),
+            (key.name,),
+        )
+        taken = cur.fetchone()
+        if taken is not None:
+            raise KeyNameTaken(key.name, taken[0])
         marks = ", ".join("?" * 17)
         cur.execute(
             self._q(f"INSERT INTO virtual_keys ({_KEY_COLUMNS}, revision) VALUES ({marks})"),

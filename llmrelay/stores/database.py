@@ -141,12 +141,56 @@ def _config(connection: Connection | None = None) -> Config:
 
 
 def _current(db: DatabaseURL) -> str | None:
+    """The revision in the database. Raises :class:`SchemaError` when a PostgreSQL URL
+    leads to no schema at all (see :func:`_no_schema`)."""
     from alembic.runtime.migration import MigrationContext
 
     if db.sqlite_path is not None and not db.sqlite_path.exists():
         return None  # do not create the file just to look
     with _connect(db) as connection:
+        if db.conninfo is not None:
+            problem = _no_schema(connection)
+            if problem is not None:
+                raise SchemaError(problem)
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def _no_schema(connection: Connection) -> str | None:
+    """What is wrong when PostgreSQL has no schema to put tables in: the ``search_path``
+    (from the URL's ``options=-csearch_path=...``, or the user's default) names none that
+    exists, so ``current_schema()`` is NULL and ``CREATE TABLE`` fails with "no schema has
+    been selected to create in" (PostgreSQL docs, "Schema Search Path")."""
+    row = connection.exec_driver_sql(
+        "SELECT current_schema(), current_setting('search_path'), current_user"
+    ).fetchone()
+    assert row is not None
+    schema, search_path, user = row
+    if schema is not None:
+        return None
+    names = [n.strip().strip('"') for n in str(search_path).split(",") if n.strip()]
+    names = [str(user) if n == "$user" else n for n in names]
+    name = names[0] if len(names) == 1 else "<name>"
+    return (
+        f"the database has no schema for llmrelay's tables: the search_path is {search_path!r}"
+        f" and no schema it names exists. Create the schema (CREATE SCHEMA {name}"
+        f" AUTHORIZATION {user}), or fix the schema name in the database URL"
+        " (?options=-csearch_path%3D<name>); then run `llmrelay db upgrade --config <file>`"
+    )
+
+
+def _may_not_create(connection: Connection) -> str | None:
+    """Why the user cannot create llmrelay's tables in its current schema, or None."""
+    row = connection.exec_driver_sql(
+        "SELECT current_schema(), current_user, has_schema_privilege(current_schema(), 'CREATE')"
+    ).fetchone()
+    assert row is not None
+    schema, user, allowed = row
+    if allowed:
+        return None
+    return (
+        f"database user {user!r} may not create tables in schema {schema!r}: grant it"
+        f" (GRANT CREATE ON SCHEMA {schema} TO {user}) or use a schema the user owns"
+    )
 
 
 def _head_and_known() -> tuple[str, set[str]]:
@@ -192,7 +236,8 @@ def check(url: str) -> None:
 def upgrade(url: str, revision: str = "head") -> None:
     """Apply migrations up to ``revision``; a no-op when already there. Concurrent upgrades
     of one database run it once (see ``migrations/env.py``). Raises :class:`SchemaError`
-    when the database is at a revision this llmrelay does not know."""
+    when the database is at a revision this llmrelay does not know, or (PostgreSQL) when
+    there is no schema to create the tables in or the user may not create them there."""
     from alembic import command
 
     db = parse_url(url)
@@ -201,6 +246,12 @@ def upgrade(url: str, revision: str = "head") -> None:
     if current is not None and current not in known:
         raise _unknown(current, head)
     with _ALEMBIC_LOCK, _connect(db, exclusive=True) as connection:
+        if db.conninfo is not None and current != (head if revision == "head" else revision):
+            problem = _may_not_create(connection)
+            # End the query's implicit transaction: the migrations begin (and commit) their own.
+            connection.rollback()
+            if problem is not None:
+                raise SchemaError(problem)
         command.upgrade(_config(connection), revision)
 
 

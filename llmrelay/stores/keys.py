@@ -6,6 +6,12 @@ budget, expiry). Its secret is never stored: only the SHA-256 digest of each sec
 
 Every write bumps a store-wide revision number; instances refresh their in-process cache
 with :meth:`KeyStore.changed_since`, so the hot path never queries the store.
+
+**Names are unique among keys that are not revoked** (active or expired): usage reports
+and routing rules go by a key's name, so two live keys of one name would merge. Revoking a
+key frees its name. The store checks it inside the write's transaction, after taking the
+revision counter's lock that every key write takes first, so two concurrent creates of one
+name cannot both pass (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: the counter row's lock).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ __all__ = [
     "BudgetPeriod",
     "BudgetSpec",
     "KeyChanges",
+    "KeyNameTaken",
     "KeySecret",
     "KeyStore",
     "Limits",
@@ -88,6 +95,27 @@ class KeyChanges:
     revision: int
 
 
+class KeyNameTaken(ValueError):
+    """A key that is not revoked already has this name (``key_id`` names it, or is None
+    for a key of the config file)."""
+
+    def __init__(self, name: str, key_id: str | None) -> None:
+        self.name = name
+        self.key_id = key_id
+        if key_id is None:
+            text = (
+                f"a key named {name!r} is in the config file (auth.keys); virtual key names"
+                " may not repeat them: pick another name"
+            )
+        else:
+            text = (
+                f"a virtual key named {name!r} already exists ({key_id}); names are unique"
+                f" among keys that are not revoked: pick another name, or revoke {key_id}"
+                " first"
+            )
+        super().__init__(text)
+
+
 class KeyStore(Protocol):
     """Where virtual keys live. Methods block; callers run them in a worker thread.
 
@@ -96,8 +124,9 @@ class KeyStore(Protocol):
     """
 
     def create(self, key: VirtualKey, secret: KeySecret) -> None:
-        """Insert a new key with its first secret. Raises ``ValueError`` if the id (or the
-        secret's digest) exists or ``secret.key_id`` is not ``key.id``."""
+        """Insert a new key with its first secret. Raises :class:`KeyNameTaken` if a key
+        that is not revoked has its name, ``ValueError`` if the id (or the secret's
+        digest) exists or ``secret.key_id`` is not ``key.id``."""
         ...
 
     def get(self, key_id: str) -> VirtualKey | None: ...

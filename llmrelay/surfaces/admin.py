@@ -17,8 +17,9 @@ import asyncio
 import hmac
 import logging
 import time
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import orjson
 from aiohttp import web
@@ -36,12 +37,15 @@ from ..policy.auth import digest
 from ..policy.keycache import KeyCache
 from ..policy.virtual_keys import (
     KeySpecError,
+    check_name,
     key_json,
     new_secret,
     parse_duration,
     virtual_key_from_spec,
 )
 from ..stores.database import Stores
+from ..stores.keys import KeyNameTaken
+from ..stores.offload import in_daemon_thread
 from ..stores.usage import SummaryField
 from .anthropic import error_response
 
@@ -50,6 +54,8 @@ __all__ = ["AdminSurface", "parse_since"]
 log = logging.getLogger("llmrelay.admin")
 
 _SUMMARY_FIELDS = ("key", "team", "model", "day")
+
+T = TypeVar("T")
 
 
 def parse_since(text: str | None, now: float | None = None) -> float | None:
@@ -81,8 +87,20 @@ _ROTATE = BodyLimits(1 << 16, 30.0)
 
 
 class AdminSurface:
-    def __init__(self, gateway: AdminParts, admin_key: str) -> None:
+    def __init__(
+        self,
+        gateway: AdminParts,
+        admin_key: str,
+        *,
+        store_timeout_s: float = 5.0,
+        config_key_names: Collection[str] = (),
+    ) -> None:
+        """``store_timeout_s``: how long a key write waits for the database before it
+        answers 503 (``governance.admin_store_timeout_s``); ``config_key_names``: the names
+        of the config file's keys, which a virtual key may not take."""
         self._gw = gateway
+        self._store_timeout_s = store_timeout_s
+        self._config_key_names = frozenset(config_key_names)
         self._digest = digest(admin_key)
 
     def add_routes(self, app: web.Application) -> None:
@@ -104,6 +122,8 @@ class AdminSurface:
                 return error_response(err, rid)
             except KeySpecError as err:
                 return error_response(InvalidRequestError(str(err)), rid)
+            except KeyNameTaken as err:
+                return error_response(GatewayError(str(err), status=409), rid)
             except Exception as err:
                 # The database (sqlite3/psycopg errors, timeouts) or a bug: the admin gets
                 # JSON in the usual envelope and the log says what happened.
@@ -139,17 +159,37 @@ class AdminSurface:
         if not all(hmac.compare_digest(digest(k), self._digest) for k in keys):
             raise AuthenticationError("invalid admin key")
 
+    async def _write(self, fn: Callable[..., T], *args: object) -> T:
+        """A key-store call of an admin write: at most ``governance.admin_store_timeout_s``,
+        then 503 (the call may still complete: a retried create makes another key)."""
+        timeout = self._store_timeout_s
+        try:
+            async with asyncio.timeout(timeout):
+                return await in_daemon_thread(fn, *args)
+        except TimeoutError:
+            log.error("admin write timed out", extra={"timeout_s": timeout})
+            raise ServiceUnavailable(
+                f"the database did not answer within {timeout:g} s; try again"
+            ) from None
+
     async def _after_write(self) -> None:
-        # This instance sees the change at once; others on their next refresh.
+        # This instance sees the change at once; others on their next refresh. The write is
+        # done: a cache that cannot refresh now catches up on its next round.
         if self._gw.key_cache is not None:
-            await self._gw.key_cache.refresh()
+            try:
+                await self._gw.key_cache.refresh(self._store_timeout_s)
+            except Exception as err:
+                log.warning(
+                    "key written; this instance's key cache will pick it up on its next refresh",
+                    extra={"error": f"{type(err).__name__}: {err}"},
+                )
 
     async def create(self, request: web.Request) -> tuple[int, Any]:
         spec = await read_json(request, _SPEC)
         key = virtual_key_from_spec(spec)
+        check_name(key, self._config_key_names)
         secret, row = new_secret(key.id)
-        store = self._gw.stores().keys
-        await asyncio.to_thread(store.create, key, row)
+        await self._write(self._gw.stores().keys.create, key, row)
         await self._after_write()
         return 201, {**key_json(key), "key": secret}
 
@@ -168,10 +208,10 @@ class AdminSurface:
     async def revoke(self, request: web.Request) -> tuple[int, Any]:
         key_id = request.match_info["id"]
         store = self._gw.stores().keys
-        if not await asyncio.to_thread(store.revoke, key_id, time.time()):
+        if not await self._write(store.revoke, key_id, time.time()):
             raise NotFoundError(f"no key with id {key_id!r}")
         await self._after_write()
-        key = await asyncio.to_thread(store.get, key_id)
+        key = await self._write(store.get, key_id)
         assert key is not None
         return 200, key_json(key)
 
@@ -184,12 +224,12 @@ class AdminSurface:
         until = time.time() + grace
         secret, row = new_secret(key_id)
         store = self._gw.stores().keys
-        key = await asyncio.to_thread(store.get, key_id)
+        key = await self._write(store.get, key_id)
         if key is None:
             raise NotFoundError(f"no key with id {key_id!r}")
         if key.revoked_at is not None:
             raise GatewayError(f"key {key_id!r} is revoked; create a new key", status=409)
-        if not await asyncio.to_thread(store.rotate, key_id, row, until):
+        if not await self._write(store.rotate, key_id, row, until):
             raise NotFoundError(f"no key with id {key_id!r}")
         await self._after_write()
         return 200, {"id": key_id, "key": secret, "previous_valid_until": until}

@@ -7,11 +7,11 @@ import threading
 import pytest
 
 from llmrelay.stores.database import Stores, open_stores
-from llmrelay.stores.keys import BudgetSpec, KeySecret, Limits, VirtualKey
+from llmrelay.stores.keys import BudgetSpec, KeyNameTaken, KeySecret, Limits, VirtualKey
 
 
-def key(i: int, **kw: object) -> VirtualKey:
-    return VirtualKey(id=f"vk_{i}", name=f"key-{i}", created_at=1_700_000_000.0 + i, **kw)  # type: ignore[arg-type]
+def key(i: int, name: str | None = None, **kw: object) -> VirtualKey:
+    return VirtualKey(id=f"vk_{i}", name=name or f"key-{i}", created_at=1_700_000_000.0 + i, **kw)  # type: ignore[arg-type]
 
 
 def secret(i: int, key_id: str | None = None, n: int = 0) -> KeySecret:
@@ -168,3 +168,56 @@ def test_concurrent_writers_on_two_stores_get_distinct_revisions(
     assert len(changes.keys) == 20 and changes.revision == 20
     # Reading from the middle returns exactly the later half of the writes.
     assert len(stores.keys.changed_since(10).keys) == 10
+
+
+def test_a_name_is_unique_among_keys_that_are_not_revoked(stores: Stores) -> None:
+    stores.keys.create(key(1, name="bob"), secret(1))
+    with pytest.raises(KeyNameTaken, match="'bob' already exists \\(vk_1\\)") as err:
+        stores.keys.create(key(2, name="bob"), secret(2))
+    assert (err.value.name, err.value.key_id) == ("bob", "vk_1")
+    # The refused write left no trace, revision included.
+    assert [k.id for k in stores.keys.list()] == ["vk_1"]
+    assert stores.keys.changed_since(0).revision == 1
+    # An expired key keeps its name (its usage rows carry it); a revoked one frees it.
+    stores.keys.create(key(3, name="old", expires_at=1.0), secret(3))
+    with pytest.raises(KeyNameTaken, match="vk_3"):
+        stores.keys.create(key(4, name="old"), secret(4))
+    stores.keys.revoke("vk_1", 5.0)
+    stores.keys.create(key(5, name="bob"), secret(5))
+    assert [k.name for k in stores.keys.list() if k.revoked_at is None] == ["old", "bob"]
+
+
+def test_concurrent_creates_of_one_name_let_exactly_one_through(
+    stores: Stores, db_url: str
+) -> None:
+    other = open_stores(db_url)
+    barrier = threading.Barrier(2)
+    outcomes: dict[str, list[str]] = {}
+    lock = threading.Lock()
+
+    def create(store: Stores, first: int) -> None:
+        barrier.wait()
+        for i in range(10):
+            try:
+                store.keys.create(key(first + i, name=f"name-{i}"), secret(first + i))
+                result = "created"
+            except KeyNameTaken:
+                result = "taken"
+            with lock:
+                outcomes.setdefault(f"name-{i}", []).append(result)
+
+    threads = [
+        threading.Thread(target=create, args=(stores, 0)),
+        threading.Thread(target=create, args=(other, 100)),
+    ]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        other.close()
+    assert {n: sorted(o) for n, o in outcomes.items()} == {
+        f"name-{i}": ["created", "taken"] for i in range(10)
+    }
+    assert sorted(k.name for k in stores.keys.list()) == sorted(f"name-{i}" for i in range(10))

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import yaml
 
 from llmrelay.stores import database
 from llmrelay.stores.database import (
@@ -22,6 +23,7 @@ from llmrelay.stores.database import (
     upgrade,
 )
 from llmrelay.stores.sqlite_usage import SQLiteUsageStore
+from tests.pg_schema import postgres_url_or_skip
 
 # The usage table exactly as the release before migrations created it (sqlite_usage.py at
 # commit 23ab627), with no alembic_version table.
@@ -233,3 +235,82 @@ def test_migrations_are_packages_so_a_wheel_ships_them() -> None:
     assert (versions / "__init__.py").is_file()
     names = {p.name for p in versions.iterdir()}
     assert {"v0001_baseline.py", "v0002_governance.py"} <= names
+
+
+def cli_db(tmp_path: Path, action: str, url: str) -> subprocess.CompletedProcess[str]:
+    """``llmrelay db ACTION`` on a config whose database is ``url`` and whose config-file
+    keys are alice and bob."""
+    config = tmp_path / "llmrelay.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "database": url,
+                "auth": {
+                    "keys": [
+                        {"name": "alice", "key": "sk-test-alice-0123456789abcdef"},
+                        {"name": "bob", "key": "sk-test-bob-0123456789abcdef"},
+                    ]
+                },
+                "providers": {"mock": {"type": "mock", "models": {"echo": "echo"}}},
+            }
+        )
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "llmrelay", "db", action, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_upgrade_into_a_missing_postgres_schema_says_what_to_do(tmp_path: Path) -> None:
+    base = postgres_url_or_skip()
+    url = base + ("&" if "?" in base else "?") + "options=-csearch_path%3Dllmrelay_t_absent"
+    for run in (upgrade, check):
+        with pytest.raises(SchemaError) as err:
+            run(url)
+        assert "search_path is 'llmrelay_t_absent'" in str(err.value)
+        assert "CREATE SCHEMA llmrelay_t_absent" in str(err.value)
+    for action in ("upgrade", "check"):
+        done = cli_db(tmp_path, action, url)
+        assert done.returncode == 1, done
+        assert done.stderr.startswith(f"llmrelay db {action}: the database has no schema")
+        assert "CREATE SCHEMA llmrelay_t_absent" in done.stderr
+        assert "Traceback" not in done.stderr and "InvalidSchemaName" not in done.stderr
+
+
+def _insert_key(url: str, key_id: str, name: str, revoked_at: float | None = None) -> None:
+    """A key row written straight into the table, as a release before name checks could."""
+    db = parse_url(url)
+    columns = "id, name, models, created_at, revoked_at, revision"
+    values = (key_id, name, "[]", 1_700_000_000.0, revoked_at, 1)
+    if db.sqlite_path is not None:
+        conn = sqlite3.connect(db.sqlite_path)
+        conn.execute(f"INSERT INTO virtual_keys ({columns}) VALUES (?, ?, ?, ?, ?, ?)", values)
+        conn.commit()
+        conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(db.conninfo or "", autocommit=True) as pg:
+        pg.execute(f"INSERT INTO virtual_keys ({columns}) VALUES (%s, %s, %s, %s, %s, %s)", values)
+
+
+def test_db_check_reports_keys_that_share_a_name(tmp_path: Path, db_url: str) -> None:
+    done = cli_db(tmp_path, "check", db_url)
+    assert done.returncode == 0 and done.stderr == "", done
+    _insert_key(db_url, "vk_1", "svc")
+    _insert_key(db_url, "vk_2", "svc")
+    _insert_key(db_url, "vk_3", "svc", revoked_at=1_700_000_001.0)  # revoked: not a clash
+    _insert_key(db_url, "vk_4", "alice")  # a config-file key's name
+    _insert_key(db_url, "vk_5", "solo")
+    # Existing duplicates do not stop a migration (there is none to run, and upgrade is a
+    # no-op), and check names each clash.
+    upgrade(db_url)
+    done = cli_db(tmp_path, "check", db_url)
+    assert done.returncode == 1, done
+    lines = done.stderr.splitlines()
+    assert len(lines) == 2, lines
+    assert "virtual key vk_4 named 'alice' like a key of the config file" in lines[0]
+    assert "2 virtual keys are named 'svc' (vk_1, vk_2)" in lines[1]
+    assert "vk_3" not in done.stderr and "solo" not in done.stderr
