@@ -155,6 +155,7 @@ class Gateway:
             MemoryCounterStore(),
             fail_closed=self.settings.governance.fail_closed,
             on_state=on_state,
+            on_local=lambda local: self.policy.budgets.seed_local(local),
         )
 
     def record_usage(self, record: UsageRecord) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import calendar
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -114,6 +115,21 @@ class Budgets:
     def forget_seeds(self) -> None:
         """Seed every budget again on its next call (the counter store changed or lost data)."""
         self._seeded.clear()
+
+    async def seed_local(self, store: CounterStore) -> None:
+        """Seed every budget this process knows of into ``store`` (the in-process counters
+        calls just moved to) with the last spend it knew, before any call is served there.
+        ``store`` must not suspend in :meth:`~CounterStore.seed` (the in-process store does
+        not), so no call can reach it half seeded."""
+        now = time.time()
+        figures = self.spend.figures(now)
+        for key, figure, until in figures:
+            await store.seed(key, figure, max(1, int(until - now)))
+            self._seeded.add(key)
+        log.warning(
+            "budgets counted in process from the last spend this instance knew",
+            extra={"budgets": len(figures)},
+        )
 
     async def prepare(
         self,

@@ -17,7 +17,10 @@ store switched between Redis and in-process counters. Its rules:
   usage store down: one warning. While it is down a call does not wait for a query already
   in flight, and at most one new query (a probe) starts every ``probe_every_s``; a call
   whose budget has no query in flight and no probe due goes on at once. The first answer
-  marks the store up again: one info line.
+  marks the store up again: one info line. Only a query that started after the one whose
+  outcome set the state can change it (a query that callers stopped waiting for counts as
+  failed), so a straggler that fails after the store came back, or answers after it was
+  given up on, does not flip it again.
 - **What is known** per budget key (micro-USD): the largest spend read from the usage store
   or seen in the counter store's answers (:meth:`observe`), plus what this process settled
   since (:meth:`add`). That is the figure a budget is seeded with when the usage store does
@@ -41,6 +44,13 @@ from .pricing import to_micro_usd
 __all__ = ["RecordedSpend"]
 
 log = logging.getLogger("llmrelay.budget")
+
+
+@dataclass(slots=True)
+class _Query:
+    task: asyncio.Task[int]
+    #: The order in which its thread started (0 while it waits for a slot).
+    seq: int = 0
 
 
 @dataclass(slots=True)
@@ -73,10 +83,12 @@ class RecordedSpend:
         self._monotonic = monotonic
         self._known: dict[str, _Known] = {}
         self._prune_at = 1024
-        self._inflight: dict[str, asyncio.Task[int]] = {}
+        self._inflight: dict[str, _Query] = {}
         self._slots: asyncio.Semaphore | None = None
         self._down = False
         self._next_probe = 0.0
+        self._started = 0  # query threads started
+        self._state_seq = 0  # the query whose outcome set ``_down``
         #: Queries started (for tests and metrics).
         self.queries = 0
 
@@ -89,6 +101,10 @@ class RecordedSpend:
         """The figure known for ``key`` (micro-USD); None when it was never read nor seen."""
         k = self._known.get(key)
         return None if k is None else k.micro
+
+    def figures(self, now: float) -> list[tuple[str, int, float]]:
+        """Every figure known for a period not over at ``now``: (key, micro-USD, until)."""
+        return [(k, v.micro, v.until) for k, v in self._known.items() if v.until > now]
 
     def observe(self, key: str, spent: int, until: float) -> None:
         """Spend seen for ``key`` (read, or in a counter store's answer): the known figure
@@ -117,20 +133,25 @@ class RecordedSpend:
         if self._usage is None:
             self.observe(key, 0, until)
             return True
-        task = self._inflight.get(key)
-        if task is None:
+        query = self._inflight.get(key)
+        if query is None:
             if self._down and not self._probe_due():
                 return False
-            task = self._start(key, self._usage, scope, name, since, until)
+            query = self._start(key, self._usage, scope, name, since, until)
         elif self._down:
             return False  # a query stuck on a store that is down: do not wait for it
         try:
             async with asyncio.timeout(self._timeout_s):
-                await asyncio.shield(task)
+                await asyncio.shield(query.task)
         except Exception:
-            if not task.done():
-                self._mark_down(f"no answer within {self._timeout_s:g} s")
-            # else: the query failed, and _finished logged it
+            if not query.task.done():
+                # Not started: the queries ahead of it in the queue are the ones too slow.
+                self._set_state(
+                    False,
+                    query.seq or self._started,
+                    f"no answer within {self._timeout_s:g} s",
+                )
+            # else: the query failed and said so
             return False
         return True
 
@@ -156,47 +177,53 @@ class RecordedSpend:
         name: str,
         since: float,
         until: float,
-    ) -> asyncio.Task[int]:
-        async def query() -> int:
+    ) -> _Query:
+        async def run() -> int:
             async with self._semaphore():
-                return to_micro_usd(
-                    await in_daemon_thread(usage.spend, scope, name, since, name="llmrelay-spend")
-                )
+                self._started += 1
+                query.seq = seq = self._started
+                try:
+                    spent = await in_daemon_thread(
+                        usage.spend, scope, name, since, name="llmrelay-spend"
+                    )
+                except Exception as err:
+                    self._set_state(False, seq, f"{type(err).__name__}: {err}")
+                    raise
+            micro = to_micro_usd(spent)
+            self.observe(key, micro, until)
+            self._set_state(True, seq, "")
+            return micro
 
         self.queries += 1
-        task = asyncio.get_running_loop().create_task(query(), name=f"spend {key}")
-        self._inflight[key] = task
+        query = _Query(asyncio.get_running_loop().create_task(run(), name=f"spend {key}"))
+        self._inflight[key] = query
 
         def finished(t: asyncio.Task[int]) -> None:
-            if self._inflight.get(key) is t:
+            if self._inflight.get(key) is query:
                 del self._inflight[key]
-            if t.cancelled():
-                return
-            err = t.exception()
-            if err is not None:
-                self._mark_down(f"{type(err).__name__}: {err}")
-                return
-            self.observe(key, t.result(), until)
-            self._mark_up()
+            if not t.cancelled():
+                t.exception()  # seen: run() reported it
 
-        task.add_done_callback(finished)
-        return task
+        query.task.add_done_callback(finished)
+        return query
 
-    def _mark_down(self, reason: str) -> None:
-        if self._down:
+    def _set_state(self, up: bool, seq: int, reason: str) -> None:
+        """The outcome of query ``seq``: it changes the state only if that query started
+        after the one whose outcome set it."""
+        if seq <= self._state_seq:
             return
-        self._down = True
-        self._next_probe = self._monotonic() + self._probe_every_s
-        log.warning(
-            "usage store unreachable: budgets count on from the last spend this instance"
-            " read or saw, plus what it settles since",
-            extra={"error": reason},
-        )
-
-    def _mark_up(self) -> None:
-        if self._down:
+        self._state_seq = seq
+        if up and self._down:
             self._down = False
             log.info("usage store reachable again: budgets are seeded from recorded spend")
+        elif not up and not self._down:
+            self._down = True
+            self._next_probe = self._monotonic() + self._probe_every_s
+            log.warning(
+                "usage store unreachable: budgets count on from the last spend this instance"
+                " read or saw, plus what it settles since",
+                extra={"error": reason},
+            )
 
     def _prune(self) -> None:
         now = time.time()

@@ -9,9 +9,15 @@ refuses admissions with :class:`CounterStoreUnavailable`. At most once every
 ``retry_after_s`` one call probes the primary; when a probe succeeds it logs one info line
 and goes back to the primary. Other exceptions (bugs, bad arguments) propagate unchanged.
 
-**What the fallback knows.** Local counters start empty: during an outage each instance
-enforces rate limits and budgets on its own traffic only (so the fleet can admit up to N
-times a limit), and a budget starts from whatever :meth:`seed` put there. Nothing counted
+**What the fallback knows.** Local counters start empty, at every outage: what they held
+from an earlier one is stale (the primary counted since), so each switch to ``local``
+empties it (its ``aclose``; the in-process store stays usable after it). During an outage
+each instance enforces rate limits and budgets on its own traffic only (so the fleet can
+admit up to N times a limit), and a budget starts from whatever was seeded there:
+``on_local(local)`` runs after the store is emptied and before the call that found the
+primary down is served from it (the policy seeds every budget it knows with the last spend
+it knew, see :mod:`llmrelay.policy.budget`; without that, that call would create its
+budgets' counters at $0 and later seeds would find them existing). Nothing counted
 locally is copied to the primary afterwards, with one exception: the spend of every call
 settled while the primary was down, and the release of reservations the primary holds, are
 kept per budget key (up to ``max_owed`` keys) and replayed to the primary after it
@@ -79,7 +85,9 @@ class _Owed:
 class FailoverCounterStore:
     """A :class:`~llmrelay.stores.counters.CounterStore` over ``primary`` with ``local`` as
     the fallback. ``on_state(True|False)`` is called when calls move to the primary / the
-    fallback (for a metric); ``monotonic`` paces the probes (seconds)."""
+    fallback (for a metric); ``on_local(local)`` is awaited when calls move to the emptied
+    fallback, before it serves any (to seed it); ``monotonic`` paces the probes
+    (seconds)."""
 
     def __init__(
         self,
@@ -89,6 +97,7 @@ class FailoverCounterStore:
         fail_closed: bool = False,
         retry_after_s: float = 1.0,
         on_state: Callable[[bool], None] | None = None,
+        on_local: Callable[[CounterStore], Awaitable[None]] | None = None,
         max_owed: int = 10_000,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -97,6 +106,7 @@ class FailoverCounterStore:
         self._fail_closed = fail_closed
         self._retry_after_s = retry_after_s
         self._on_state = on_state
+        self._on_local = on_local
         self._max_owed = max_owed
         self._monotonic = monotonic
         self._up = True
@@ -240,7 +250,7 @@ class FailoverCounterStore:
             result = await call()
         except OSError as e:
             if self._up and epoch == self._epoch:
-                self._switch(False, e)
+                await self._went_down(e)
             return None
         if not self._up:
             self._switch(True, None)
@@ -258,6 +268,19 @@ class FailoverCounterStore:
             log.warning("counter store unreachable, using in-process counters: %s", error)
         if self._on_state is not None:
             self._on_state(up)
+
+    async def _went_down(self, error: OSError) -> None:
+        """Move calls to the local store, emptied (what it held from an earlier outage is
+        stale) and prepared by ``on_local``."""
+        self._switch(False, error)
+        await self._local.aclose()
+        if self._on_local is not None:
+            try:
+                await self._on_local(self._local)
+            except Exception as err:
+                log.warning(
+                    "could not prepare the in-process counters: %s: %s", type(err).__name__, err
+                )
 
     def _take_local(self, key: str, reserved: int) -> int:
         """How much of a ``reserved`` to release from the local store (what it holds for
@@ -296,4 +319,4 @@ class FailoverCounterStore:
             for key, o in batch:
                 self._owe(key, o.release, o.spent, o.ttl_s)
             if self._up:
-                self._switch(False, e)
+                await self._went_down(e)

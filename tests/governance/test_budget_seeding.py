@@ -10,14 +10,16 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import psycopg
 import pytest
 
 from llmrelay.errors import BudgetExceededError, ServiceUnavailable
 from llmrelay.policy.budget import Budgets, period_of
+from llmrelay.stores.counters import CounterStore
 from llmrelay.stores.database import upgrade
+from llmrelay.stores.failover_counters import FailoverCounterStore
 from llmrelay.stores.keys import BudgetSpec
 from llmrelay.stores.memory_counters import MemoryCounterStore
 from llmrelay.stores.postgres_usage import PostgresUsageStore
@@ -95,12 +97,12 @@ def usage_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Usag
         pg.close()
 
 
-async def spent(counters: MemoryCounterStore, key: str) -> int:
+async def spent(counters: CounterStore, key: str) -> int:
     """The budget counter's spend (a zero reservation reads it)."""
     return (await counters.reserve(key, 10**15, 0, 3600)).spent
 
 
-async def one_call(budgets: Budgets, counters: MemoryCounterStore, name: str, cost: float) -> str:
+async def one_call(budgets: Budgets, counters: CounterStore, name: str, cost: float) -> str:
     """What the policy does for a call on key ``name``'s budget: hold, admit, settle."""
     hold = await budgets.prepare("key", name, SPEC, cost, time.time())
     admitted = await counters.admit((), (), [hold.hold])
@@ -284,3 +286,65 @@ def test_postgres_cut_budgets_count_on_from_the_last_figure(
     with caplog.at_level(logging.INFO, logger="llmrelay.budget"):
         asyncio.run(main())
     store.close()
+
+
+class Flaky:
+    """A counter store that raises ``ConnectionError`` (as Redis's does) while ``down``."""
+
+    def __init__(self, inner: MemoryCounterStore) -> None:
+        self.inner = inner
+        self.down = False
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.inner, name)
+
+        async def call(*args: Any) -> Any:
+            if self.down:
+                raise ConnectionError("primary down")
+            return await method(*args)
+
+        return call
+
+
+def test_a_second_outage_counts_on_from_the_last_figure_not_from_the_first_outage() -> None:
+    now = [0.0]
+    primary = Flaky(MemoryCounterStore())
+    local = MemoryCounterStore()
+    budgets: Budgets | None = None
+
+    def moved(_: bool) -> None:
+        assert budgets is not None
+        budgets.forget_seeds()
+
+    def seed_local(store: CounterStore) -> Awaitable[None]:
+        assert budgets is not None
+        return budgets.seed_local(store)
+
+    failover = FailoverCounterStore(
+        primary,  # type: ignore[arg-type]
+        local,
+        on_state=moved,
+        on_local=seed_local,
+        monotonic=lambda: now[0],
+    )
+    budgets = Budgets(failover, None)
+
+    async def main() -> None:
+        assert budgets is not None
+        key = await one_call(budgets, failover, "vk_a", 1.0)
+        # First outage: $1 on Redis, $1 more counted locally, by the very call that found
+        # Redis gone (its budget was seeded before it was served).
+        primary.down = True
+        await one_call(budgets, failover, "vk_a", 1.0)
+        assert await spent(local, key) == 2 * MICRO
+        primary.down = False
+        now[0] += 1.0  # the next call probes Redis and goes back to it
+        for _ in range(3):
+            await one_call(budgets, failover, "vk_a", 1.0)
+        assert failover.using_primary
+        assert await spent(primary.inner, key) == 5 * MICRO  # the outage's $1 replayed
+        primary.down = True  # second outage: the local counters of the first are stale
+        await one_call(budgets, failover, "vk_a", 1.0)
+        assert await spent(local, key) == 6 * MICRO
+
+    asyncio.run(main())

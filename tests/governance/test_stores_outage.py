@@ -35,6 +35,7 @@ from tests.tcp_proxy import TcpProxy
 pytestmark = needs_services
 
 CAROL_KEY = "sk-test-carol-0123456789abcdef"
+ERIN_KEY = "sk-test-erin-0123456789abcdef"
 MSG: Any = [{"role": "user", "content": "hello"}]
 # A call costs 10 input * $0.001 + 11 output * $0.1 = $1.11 and holds about $1.62 (its worst
 # case): a $5 budget admits calls while spent <= $3.38, four calls, $4.44.
@@ -75,7 +76,7 @@ class Caller:
     def __init__(self, gw: GatewayProcess) -> None:
         self.clients = {
             key: anthropic.Anthropic(api_key=key, base_url=gw.url, max_retries=0)
-            for key in (ALICE_KEY, BOB_KEY, CAROL_KEY)
+            for key in (ALICE_KEY, BOB_KEY, CAROL_KEY, ERIN_KEY)
         }
         self.sent = 0
         self.took: list[float] = []
@@ -124,6 +125,7 @@ def test_postgres_and_redis_down_together(tmp_path: Path, cut: str) -> None:
             {"name": "alice", "key": ALICE_KEY, "budget": BUDGET},
             {"name": "bob", "key": BOB_KEY},
             {"name": "carol", "key": CAROL_KEY, "budget": BUDGET},
+            {"name": "erin", "key": ERIN_KEY, "budget": BUDGET},
         ]
     }
     governance = {
@@ -158,12 +160,14 @@ def test_postgres_and_redis_down_together(tmp_path: Path, cut: str) -> None:
 
             for proxy in (pg, redis):
                 proxy.stop() if cut == "kill" else proxy.blackhole()
-            # Eight at once, on keys with and without a budget, then alice on her own.
-            during = call.many([BOB_KEY, BOB_KEY, BOB_KEY, CAROL_KEY] * 2)
-            assert during == [200] * 8, during
+            # Alice's first call is the one that finds Redis gone. Her budget counts on from
+            # $3.33 (read and settled before), not from $0: one more call, then refused.
             alice = [call(ALICE_KEY) for _ in range(3)]
-            # Her budget counts on from $3.33 (read and settled before), not from $0.
             assert alice == [200, 429, 429], alice
+            # Eight at once, on keys with and without a budget, and erin's first call:
+            # her budget was never read, so it is read now, for at most store_timeout_s.
+            during = call.many([BOB_KEY, BOB_KEY, BOB_KEY, CAROL_KEY] * 2 + [ERIN_KEY])
+            assert during == [200] * 9, during
             bound = baseline + STORE_TIMEOUT_S + REDIS_TIMEOUT_S + SLACK_S
             assert max(call.took) <= bound, (call.took, bound)
             # Admin writes wait longer, then answer 503 in the usual envelope.
@@ -185,9 +189,11 @@ def test_postgres_and_redis_down_together(tmp_path: Path, cut: str) -> None:
                 "redis back",
             )
             assert call(ALICE_KEY) == 429
+            # One line says which figure budgets use; erin's alone counts from $0, loudly.
             log = gw.log()
+            assert log.count("budgets counted in process from the last spend") == 1, log
             assert log.count("usage store unreachable: budgets count on") == 1, log
-            assert "seeded at $0" not in log
+            assert log.count("seeded at $0") == 1 and "bg:key:cfg:erin:" in log, log
         finally:
             call.close()
             gw.stop()
