@@ -78,7 +78,8 @@ class RequestLogConfig(_Model):
     #: Regular expressions whose matches are replaced by ``[REDACTED]`` before a body is
     #: stored, in addition to the shipped ones for API-key shapes.
     redact: list[str] = Field(default_factory=list)
-    #: Request details and bodies older than this are deleted (usage rows, the bill, stay).
+    #: Captured bodies older than this many days are deleted by a background task (hourly);
+    #: usage rows, the bill, and the request details on them stay.
     retention_days: float = Field(default=30, gt=0)
 
     @field_validator("redact")
