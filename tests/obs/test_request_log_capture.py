@@ -11,8 +11,10 @@ from typing import Any
 
 import orjson
 import pytest
+import yaml
 
 from llmrelay.codecs import anthropic as anthropic_codec
+from llmrelay.config import ConfigError, load_settings
 from llmrelay.config.observability import RequestLogConfig
 from llmrelay.core.events import Event
 from llmrelay.core.sse import SSEDecoder
@@ -330,3 +332,27 @@ def test_the_pruner_deletes_old_bodies_and_keeps_every_usage_row(backend: Backen
     assert len(backend.store.rows()) == 4
     kept = [backend.store.request(r.request_id) for r in rows]
     assert [k is not None and k[1] is not None for k in kept] == [False, False, True, True]
+
+
+def test_config_errors_name_the_key_and_unknown_key_names_are_fine(tmp_path: Path) -> None:
+    base = {
+        "auth": {"keys": [{"name": "alice", "key": "sk-test-0123456789abcdef"}]},
+        "providers": {"mock": {"type": "mock", "models": {"echo": "echo"}}},
+    }
+    path = tmp_path / "llmrelay.yaml"
+    request_log = {
+        "bodies": "some",
+        "bodies_by_key": {"a-virtual-key": "all", "other": "everything"},
+        "bodies_by_team": {"red": "errors"},
+        "redact": [r"ok\d+", "([unclosed"],
+        "max_body_kb": 0,
+    }
+    path.write_text(yaml.safe_dump({**base, "observability": {"request_log": request_log}}))
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    message = str(caught.value)
+    prefix = "observability.request_log."
+    for key in ("bodies:", "bodies_by_key.other:", "redact[1]:", "max_body_kb:"):
+        assert prefix + key in message
+    assert "a-virtual-key" not in message and "bodies_by_team" not in message
+    assert "redact[0]" not in message

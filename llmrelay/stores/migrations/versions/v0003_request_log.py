@@ -4,11 +4,13 @@
   ``error_message``, ``user_agent``, ``trace_id`` (of the client's ``traceparent``),
   ``overhead_ms`` and ``upstream_ms``; all NULL for older rows. ``attempt_log`` (0002) is
   now written for every call.
-- Indexes for ``/admin/requests``, which lists rows newest first by ``id``: one per common
-  filter, ending in ``id`` so a filtered page is a backward walk of one index
+- Indexes for ``/admin/requests``, which lists rows newest first by ``id``: one per
+  selective filter, ending in ``id`` so a filtered page is a backward walk of one index
   (``key_name``, ``model``, ``status``), and ``request_id`` for lookups by id and by prefix
   (on PostgreSQL with ``text_pattern_ops``, so ``LIKE 'prefix%'`` uses it whatever the
-  database's collation). ``team`` and ``ts`` filters use the indexes of 0001 and 0002.
+  database's collation). ``ts`` and ``team`` have indexes from 0001 and 0002; ``provider``
+  has few values, so a backward walk of the newest rows fills a page. Each index is paid
+  for on every write of the bill, hence no more.
 - ``request_bodies``: a call's captured request and response (text, redacted and cut to
   ``max_body_kb``), keyed by ``request_id``, with ``ts`` (Unix seconds) and an index on it
   for pruning after ``retention_days``. Usage rows, the bill, are never pruned.
