@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Literal, Protocol
@@ -35,11 +34,12 @@ from ..routing.virtual import VirtualModel
 from ..stores.usage import UsageRecord
 from .body import MAX_MODEL_CHARS, BodyLimits, body_size, read_json
 from .call import Call, Parts
+from .observe import trace_id
 from .relay import OVERHEAD_HEADER, internal_error
 from .send import send
 from .surface import Surface
 
-__all__ = ["guarded", "new_request_id", "run_call", "trace_id"]
+__all__ = ["guarded", "new_request_id", "run_call"]
 
 log = logging.getLogger("llmrelay")
 
@@ -199,21 +199,6 @@ def _request_log(call: Call, record: UsageRecord) -> None:
     record.upstream_ms = call.provider_s * 1000
     record.user_agent = headers.get("user-agent")
     record.trace_id = trace_id(headers.get("traceparent"))
-
-
-def trace_id(traceparent: str | None) -> str | None:
-    """The trace id of a W3C ``traceparent`` (``00-<32 hex>-<16 hex>-<2 hex>``), or None
-    when the header is missing or malformed (or its trace id all zeros, which is invalid)."""
-    if traceparent is None or len(traceparent) < 55 or traceparent[2:3] != "-":
-        return None
-    tid = traceparent[3:35]
-    if traceparent[35:36] != "-" or _HEX32.fullmatch(tid) is None or tid == _NO_TRACE:
-        return None
-    return tid
-
-
-_HEX32 = re.compile("[0-9a-f]{32}")
-_NO_TRACE = "0" * 32
 
 
 def _notify(call: Call, event: Literal["call_started", "call_ended"]) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from llmrelay.obs.sanitize import TEXT_CAPS, make_storable, reduced
-from llmrelay.pipeline.run import trace_id
+from llmrelay.pipeline.observe import trace_id
 from llmrelay.routing.executor import AttemptRecord
 from llmrelay.stores.usage import RequestBodies
 from tests.obs.support import good
@@ -23,7 +23,7 @@ TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
         (None, None),
         ("", None),
         (f"00-{TRACE}", None),
-        (f"00-{TRACE.upper()}-00f067aa0ba902b7-01", None),  # the spec says lowercase
+        (f"00-{TRACE.upper()}-00f067aa0ba902b7-01", TRACE),  # lenient: read as lowercase
         ("00-" + "0" * 32 + "-00f067aa0ba902b7-01", None),  # all zeros is invalid
         (f"00_{TRACE}-00f067aa0ba902b7-01", None),
         (f"00-{TRACE[:-1]}g-00f067aa0ba902b7-01", None),
