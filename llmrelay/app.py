@@ -12,7 +12,9 @@ from aiohttp import web
 
 from .config import GatewayKeyConfig, LimitsConfig, ProviderConfig, Settings, model_entry
 from .errors import NotFoundError
+from .obs.capture import CapturePolicy
 from .obs.metrics import GatewayState, Metrics
+from .obs.retention import BodyPruner
 from .obs.usage import UsageRecorder
 from .pipeline.body import BodyLimits
 from .pipeline.call import Call, CallObserver, Capture
@@ -66,6 +68,10 @@ class Gateway:
             observers.append(self.metrics)
         #: Who sees each call start and end: the usage row, the access log, metrics.
         self.observers: tuple[CallObserver, ...] = tuple(observers)
+        request_log = settings.observability.request_log
+        #: Whose bodies the request log keeps (None: nobody's, nothing runs per call).
+        self._capture = CapturePolicy(request_log) if CapturePolicy.applies(request_log) else None
+        self._pruner: BodyPruner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._providers: dict[str, Provider] = {}
         self._stores: Stores | None = None
@@ -89,8 +95,12 @@ class Gateway:
         )
 
     def capture_for(self, call: Call) -> Capture | None:
-        """No body capture yet (``observability.request_log.bodies``)."""
-        return None
+        """The call's body capture under ``observability.request_log`` (by key name, then
+        team, then ``bodies``), attached to its usage row; None when it keeps none."""
+        policy, caller = self._capture, call.caller
+        if policy is None or caller is None or self.recorder is None:
+            return None
+        return policy.capture(call.record, call.surface, caller.name, caller.team)
 
     def stores(self) -> Stores:
         """The database's stores (open after :meth:`start`)."""
@@ -136,6 +146,9 @@ class Gateway:
                 self._stores.usage, usage, self.settings.source
             )
             self.recorder.start()
+        retention = self.settings.observability.request_log.retention_days
+        self._pruner = BodyPruner(self._stores.usage, retention)
+        self._pruner.start()
 
     async def _open_counters(self) -> CounterStore:
         """In-process counters, or Redis with in-process counters to fall back on."""
@@ -164,6 +177,8 @@ class Gateway:
 
     async def stop(self) -> None:
         """Flush usage, close providers and connections."""
+        if self._pruner is not None:
+            await self._pruner.aclose()
         if self.recorder is not None:
             await self.recorder.aclose()
             if self.recorder.dropped:

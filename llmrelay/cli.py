@@ -1,4 +1,4 @@
-"""``llmrelay serve | check-config | usage | keys | db | init | snippet``."""
+"""``llmrelay serve | check-config | usage | logs | keys | db | init | snippet``."""
 
 from __future__ import annotations
 
@@ -315,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
         help="only calls since 7d, 24h, 30m ago or since YYYY-MM-DD (UTC)",
     )
     p.set_defaults(fn=_usage)
+    from .cli_logs import add_command
+
+    add_command(sub)
     from .cli_admin import add_commands
 
     add_commands(sub)

@@ -68,6 +68,7 @@ def test_an_openai_error_chunk_first_falls_back(env: RoutingEnv) -> None:
         "status": 529,
         "error_type": "overloaded_error",
         "latency_s": row["attempt_log"][0]["latency_s"],
+        "message": "engine busy",
     }
 
 

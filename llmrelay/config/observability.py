@@ -6,9 +6,9 @@ Reference: ``docs/observability.md``.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field
 
 from ._base import ConfigModel as _Model
 
@@ -65,6 +65,14 @@ class TracingConfig(_Model):
     export_timeout_s: float = Field(default=5.0, gt=0)
 
 
+def _regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as err:
+        raise ValueError(f"not a valid regular expression: {err}") from None
+    return pattern
+
+
 class RequestLogConfig(_Model):
     """What the request log keeps beyond each call's usage row (``/admin/requests``)."""
 
@@ -77,19 +85,10 @@ class RequestLogConfig(_Model):
     max_body_kb: int = Field(default=64, ge=1, le=16 * 1024)
     #: Regular expressions whose matches are replaced by ``[REDACTED]`` before a body is
     #: stored, in addition to the shipped ones for API-key shapes.
-    redact: list[str] = Field(default_factory=list)
-    #: Request details and bodies older than this are deleted (usage rows, the bill, stay).
+    redact: list[Annotated[str, AfterValidator(_regex)]] = Field(default_factory=list)
+    #: Captured bodies older than this many days are deleted by a background task (hourly);
+    #: usage rows, the bill, and the request details on them stay.
     retention_days: float = Field(default=30, gt=0)
-
-    @field_validator("redact")
-    @classmethod
-    def _patterns(cls, v: list[str]) -> list[str]:
-        for i, pattern in enumerate(v):
-            try:
-                re.compile(pattern)
-            except re.error as err:
-                raise ValueError(f"redact[{i}]: {pattern!r} is not a valid regex: {err}") from None
-        return v
 
 
 class ObservabilityConfig(_Model):

@@ -9,11 +9,14 @@ strings ASCII and under their caps) and changes nothing then.
 Strings (caps in characters, :data:`TEXT_CAPS`):
 
 - ``request_id``, ``upstream_request_id``, ``key_id``: 128; ``key_name``, ``model``,
-  ``provider``, ``provider_model``, ``team``: 256; ``endpoint``, ``error_type``: 64;
-  ``attempt_log``: 8192.
+  ``provider``, ``provider_model``, ``team``, ``routed_model``: 256; ``endpoint``,
+  ``error_type``, ``trace_id``: 64; ``surface``: 16; ``user_agent``: 512;
+  ``error_message``: 1024; ``attempt_log``: 8192.
 - A longer string keeps its first ``cap - 1`` characters and ends in ``…`` (U+2026). An
   ``attempt_log`` that is a JSON list keeps its leading entries whole and ends with
-  ``{"truncated": <entries left out>}``, so it stays valid JSON.
+  ``{"truncated": <entries left out>}``, so it stays valid JSON. An ``attempt_log`` that is
+  still the list of attempts is left as it is: the store encodes it, in the writer's
+  thread, within the same cap (:func:`~llmrelay.stores.usage.encode_attempt_log`).
 - Lone surrogates (U+D800..U+DFFF, which neither SQLite nor PostgreSQL can encode) and NUL
   (which PostgreSQL text cannot hold) become U+FFFD.
 - A required string that is None becomes ``""``; a value that is not a string becomes its
@@ -25,10 +28,12 @@ Numbers:
   a provider becomes 0, a non-number 0. ``status``: [0, 999]; ``attempts``: [0, 10^6].
 - ``latency_s``: finite and >= 0, else 0.0. ``ttft_s``: finite and >= 0, else None.
 - ``cost_usd``: finite and >= 0 (USD), else None (as for a model without a price).
+- ``overhead_ms``, ``upstream_ms``: finite and >= 0, else None.
 - ``ts``: finite (Unix seconds), else the time :func:`make_storable` ran.
 
 :func:`reduced` is the last try for a row a store still refused: every string ASCII only
-(other characters as backslash escapes, NUL as ``\\0``), truncations marked ``...``.
+(other characters as backslash escapes, NUL as ``\\0``), truncations marked ``...``, and no
+captured bodies (the row is the bill; its bodies are expendable).
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from typing import Any
 
 import orjson
 
-from ..stores.usage import UsageRecord
+from ..stores.usage import UsageRecord, encode_attempt_log
 
 __all__ = ["MAX_TOKENS", "TEXT_CAPS", "make_storable", "reduced"]
 
@@ -62,8 +67,15 @@ TEXT_CAPS: dict[str, tuple[int, bool]] = {
     "key_id": (128, True),
     "team": (256, True),
     "attempt_log": (8192, True),
+    "surface": (16, True),
+    "routed_model": (256, True),
+    "error_message": (1024, True),
+    "user_agent": (512, True),
+    "trace_id": (64, True),
 }
 _TEXT = tuple((name, cap, optional) for name, (cap, optional) in TEXT_CAPS.items())
+# Checked apart in the fast path: on the request path it is the list of attempts.
+_PLAIN_TEXT = tuple(name for name in TEXT_CAPS if name != "attempt_log")
 _COUNTS = (
     ("input_tokens", MAX_TOKENS),
     ("output_tokens", MAX_TOKENS),
@@ -72,7 +84,7 @@ _COUNTS = (
     ("status", 999),
     ("attempts", 1_000_000),
 )
-_TEXT_FIELDS = operator.attrgetter(*TEXT_CAPS)
+_TEXT_FIELDS = operator.attrgetter(*_PLAIN_TEXT)
 _COUNT_FIELDS = operator.attrgetter(*(name for name, _ in _COUNTS))
 _INF = math.inf
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -96,13 +108,19 @@ def _plain(row: UsageRecord) -> bool:
     the fields in :func:`_fix` (CPython 3.11). False sends the row to :func:`_fix`.
     """
     texts: tuple[Any, ...] = _TEXT_FIELDS(row)
+    attempt_log = row.attempt_log
+    if type(attempt_log) is str:
+        texts += (attempt_log,)
+    elif attempt_log is not None and type(attempt_log) is not list:
+        return False
     try:
         joined = "".join([v for v in texts if v is not None])
     except TypeError:  # a value that is not a string
         return False
     if not joined.isascii() or "\x00" in joined:
         return False
-    rid, key, model, prov, prov_model, endpoint, err, up_rid, key_id, team, attempt_log = texts
+    rid, key, model, prov, prov_model, endpoint, err, up_rid, key_id, team = texts[:10]
+    surface, routed, message, agent, trace_id = texts[10:15]
     if (
         len(rid) > 128
         or len(key) > 256
@@ -114,7 +132,12 @@ def _plain(row: UsageRecord) -> bool:
         or (up_rid is not None and len(up_rid) > 128)
         or (key_id is not None and len(key_id) > 128)
         or (team is not None and len(team) > 256)
-        or (attempt_log is not None and len(attempt_log) > 8192)
+        or (type(attempt_log) is str and len(attempt_log) > 8192)
+        or (surface is not None and len(surface) > 16)
+        or (routed is not None and len(routed) > 256)
+        or (message is not None and len(message) > 1024)
+        or (agent is not None and len(agent) > 512)
+        or (trace_id is not None and len(trace_id) > 64)
     ):
         return False
     n_in, n_out, n_cc, n_cr, status, attempts = _COUNT_FIELDS(row)
@@ -135,6 +158,7 @@ def _plain(row: UsageRecord) -> bool:
     ):
         return False
     ts, latency, ttft, cost = row.ts, row.latency_s, row.ttft_s, row.cost_usd
+    overhead, upstream = row.overhead_ms, row.upstream_ms
     return (
         type(ts) is float
         and -_INF < ts < _INF
@@ -142,6 +166,8 @@ def _plain(row: UsageRecord) -> bool:
         and 0 <= latency < _INF
         and (ttft is None or (type(ttft) is float and 0 <= ttft < _INF))
         and (cost is None or (type(cost) is float and 0 <= cost < _INF))
+        and (overhead is None or (type(overhead) is float and 0 <= overhead < _INF))
+        and (upstream is None or (type(upstream) is float and 0 <= upstream < _INF))
     )
 
 
@@ -154,6 +180,8 @@ def _fix(row: UsageRecord) -> bool:
             continue
         if v is None and optional:
             continue
+        if name == "attempt_log" and type(v) in (list, tuple):
+            continue  # the attempts: encoded by the store, capped there
         new = _text(v, cap, optional, name == "attempt_log")
         if new is not v:
             setattr(row, name, new)
@@ -188,6 +216,11 @@ def _numbers(row: UsageRecord) -> bool:
     if cost is not None and not (type(cost) in (float, int) and 0 <= cost < math.inf):
         row.cost_usd = _non_negative(cost, None)
         changed = True
+    for name in ("overhead_ms", "upstream_ms"):
+        v = getattr(row, name)
+        if v is not None and not (type(v) in (float, int) and 0 <= v < math.inf):
+            setattr(row, name, _non_negative(v, None))
+            changed = True
     return changed
 
 
@@ -256,8 +289,10 @@ def reduced(row: UsageRecord) -> UsageRecord:
     """A storable copy of ``row`` whose every string is ASCII only: non-ASCII characters
     become backslash escapes (``\\u2026``, ``\\ud800``), NUL becomes ``\\0``, and a string
     past its cap ends in ``...``. Never raises."""
-    out = replace(row)
+    out = replace(row, bodies=None)
     make_storable(out)
+    if out.attempt_log is not None and not isinstance(out.attempt_log, str):
+        out.attempt_log = encode_attempt_log(out.attempt_log)
     for name, cap, _ in _TEXT:
         v = getattr(out, name)
         if v is None or (v.isascii() and "\x00" not in v):

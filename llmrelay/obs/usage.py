@@ -19,6 +19,10 @@ that loses no row while the disk holds.
   store is back.
 - ``aclose()`` keeps writing for ``shutdown_timeout_s``, then spills what is left in
   memory; the next start replays it.
+- A row's captured bodies (the request log's, :mod:`llmrelay.obs.capture`) are rendered
+  (assembled, redacted, cut) in the writer's thread just before its first write, and
+  stored with it. They are expendable, the row is the bill: a row that goes to the spill
+  or dead-letter file, or is stored in its reduced form, goes without them.
 
 Counters (rows; read by metrics): ``written`` (stored, replayed ones included), ``replayed``
 (stored from the spill file), ``spilled``, ``dead_lettered``, ``dropped`` (lost), ``reduced``
@@ -38,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config.settings import UsageConfig
-from ..stores.usage import RejectedRowsError, UsageRecord, UsageStore
+from ..stores.usage import RejectedRowsError, RequestBodies, UsageRecord, UsageStore
 from .dead_letter import DeadLetterFile
 from .sanitize import make_storable, reduced
 from .spill import SpillFile
@@ -304,7 +308,7 @@ class UsageRecorder:
     async def _attempt(self, chunk: _Chunk) -> bool:
         """Try to write the head chunk; False when the store is out (retry it later)."""
         try:
-            await asyncio.to_thread(self._store.write, chunk.rows)
+            await asyncio.to_thread(self._write, chunk.rows)
         except RejectedRowsError as err:
             await self._refused(chunk, err)
             return True
@@ -327,6 +331,20 @@ class UsageRecorder:
             await self._commit(chunk.ends[-1])
             self._event("replayed", logging.INFO, "usage rows replayed from the spill file")
         return True
+
+    def _write(self, rows: list[UsageRecord]) -> None:
+        """Render pending bodies, then write (in a worker thread)."""
+        for row in rows:
+            bodies = row.bodies
+            if bodies is not None and not isinstance(bodies, RequestBodies):
+                try:
+                    row.bodies = bodies.render(row)
+                except Exception:  # a bug in rendering must not cost the row
+                    row.bodies = None
+                    log.exception(
+                        "request bodies could not be rendered", extra={"request_id": row.request_id}
+                    )
+        self._store.write(rows)
 
     async def _refused(self, chunk: _Chunk, err: RejectedRowsError) -> None:
         """Split a refused chunk, or retry its one row reduced, or dead-letter that row."""
@@ -357,6 +375,8 @@ class UsageRecorder:
             await self._commit(ends[-1])
 
     async def _to_dead_letter(self, item: UsageRecord | bytes, reason: str) -> None:
+        if isinstance(item, UsageRecord):
+            item.bodies = None
         dead = self._dead_letter
         kept = False
         if dead is not None:
@@ -422,6 +442,8 @@ class UsageRecorder:
         self._wake.set()
 
     async def _spill_rows(self, rows: list[UsageRecord]) -> None:
+        for row in rows:
+            row.bodies = None
         await self._open_spill()
         n = 0
         if self._spill is not None and self._spill_state:
@@ -443,6 +465,7 @@ class UsageRecorder:
     def _record_late(self, row: UsageRecord) -> None:
         """A row recorded after :meth:`aclose`: appended to the spill file right away (this
         blocks, but only during shutdown)."""
+        row.bodies = None
         n = 0
         if self._spill is not None and self._spill_state:
             with contextlib.suppress(OSError):

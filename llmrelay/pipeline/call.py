@@ -62,9 +62,14 @@ class CallTrace(Protocol):
 
 
 class Capture(Protocol):
-    """Keeps what a call answered, for the request log, when body capture applies to it
-    (:attr:`Call.capture`; None otherwise: then nothing of it runs). Exactly one of the
-    three feeds is used per call."""
+    """Keeps what a call was asked and answered, for the request log, when body capture
+    applies to it (:attr:`Call.capture`; None otherwise: then nothing of it runs).
+    :meth:`request` gets the client's body once read; exactly one of the three answer
+    feeds is used per call."""
+
+    def request(self, raw: bytes) -> None:
+        """The client's request body, as it arrived."""
+        ...
 
     def whole(self, body: bytes) -> None:
         """A whole response body (JSON, an error envelope)."""

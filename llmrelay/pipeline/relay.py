@@ -124,6 +124,7 @@ async def relay(
         if error is not None:
             if record.status != 500:
                 record.error_type = error.error_type
+            record.error_message = error.message
             await resp.write(encode_error(error))
         elif tap is not None and tap.error_type is not None:
             record.error_type = tap.error_type
@@ -185,6 +186,7 @@ async def _encoded(
             fold_usage(event, call.usage)
             if isinstance(event, StreamError):
                 call.record.error_type = event.error_type
+                call.record.error_message = event.message
                 ended = True
             elif isinstance(event, MessageStop):
                 ended = True

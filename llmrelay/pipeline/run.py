@@ -34,6 +34,7 @@ from ..routing.virtual import VirtualModel
 from ..stores.usage import UsageRecord
 from .body import MAX_MODEL_CHARS, BodyLimits, body_size, read_json
 from .call import Call, Parts
+from .observe import trace_id
 from .relay import OVERHEAD_HEADER, internal_error
 from .send import send
 from .surface import Surface
@@ -69,6 +70,7 @@ async def run_call(
         endpoint=endpoint,
         stream=False,
         status=499,
+        surface=surface.name,
     )
     call = Call(parts, request, surface.name, record, Usage(), started)
     _notify(call, "call_started")
@@ -78,12 +80,14 @@ async def run_call(
         except GatewayError as err:
             record.status = err.status
             record.error_type = err.error_type
+            record.error_message = err.message
             call.error = err
             resp = surface.error_response(err, rid)
         except (asyncio.CancelledError, ConnectionResetError):
             raise  # the client went away: the row stays 499
         except Exception:
             error = internal_error(call, "call")
+            record.error_message = error.message
             if call.response is not None:
                 # The stream's headers went out already; the relay ended it.
                 return call.response
@@ -120,6 +124,8 @@ async def _steps(
     call.capture = parts.capture_for(call)
     body = await read_json(request, limits)
     call.body = body
+    if call.capture is not None:
+        call.capture.request(await request.read())  # aiohttp keeps the bytes: no read
     model = body.get("model")
     if not isinstance(model, str):
         raise InvalidRequestError(
@@ -165,6 +171,8 @@ def _finish(call: Call) -> None:
     record.latency_s = time.perf_counter() - call.started
     if record.status == 499 and record.error_type is None:
         record.error_type = "client_disconnected"
+    if call.caller is not None:
+        _request_log(call, record)
     record.input_tokens = usage.input_tokens
     record.output_tokens = usage.output_tokens
     record.cache_creation_input_tokens = usage.cache_creation_input_tokens
@@ -178,6 +186,19 @@ def _finish(call: Call) -> None:
     except Exception:
         log.exception("settling a call failed", extra={"request_id": record.request_id})
     _notify(call, "call_ended")
+
+
+def _request_log(call: Call, record: UsageRecord) -> None:
+    """What the request log adds to the row: the route decision, the attempts (the list
+    itself: the store encodes it off the request path), timings and the client's headers."""
+    headers = call.request.headers
+    record.routed_model = call.routed or None
+    if call.attempts:
+        record.attempt_log = call.attempts
+    record.overhead_ms = call.overhead_s() * 1000
+    record.upstream_ms = call.provider_s * 1000
+    record.user_agent = headers.get("user-agent")
+    record.trace_id = trace_id(headers.get("traceparent"))
 
 
 def _notify(call: Call, event: Literal["call_started", "call_ended"]) -> None:

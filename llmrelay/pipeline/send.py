@@ -16,7 +16,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-import orjson
 from aiohttp import web
 
 from ..errors import GatewayError
@@ -103,6 +102,7 @@ async def _respond(
     if isinstance(result, Failure):
         record.status = result.status
         record.error_type = result.error_type
+        record.error_message = result.message
         record.upstream_request_id = result.upstream_request_id
         return attempter.error_response(result, headers)
     record.upstream_request_id = result.value.upstream_request_id
@@ -224,18 +224,6 @@ def _record_attempts(call: Call, outcome: Outcome[Answer]) -> None:
     record = call.record
     attempts = outcome.attempts
     record.attempts = len(attempts)
-    if len(attempts) > 1:
-        record.attempt_log = orjson.dumps(
-            [
-                {
-                    "target": a.target,
-                    "status": a.status,
-                    "error_type": a.error_type,
-                    "latency_s": round(a.latency_s, 4),
-                }
-                for a in attempts
-            ]
-        ).decode()
     failed = [a for a in attempts if a.error_type is not None]
     for n, a in enumerate(failed, 1):
         log.info(

@@ -1,8 +1,8 @@
 """SQL for the usage table, shared by the SQLite and PostgreSQL usage stores.
 
 Statements are written once with ``?`` placeholders and rendered for a driver's parameter
-style (sqlite3 ``?``, psycopg ``%s``). Columns follow :class:`UsageRecord`'s fields, so a
-selected row is ``UsageRecord(*row)``.
+style (sqlite3 ``?``, psycopg ``%s``). Columns follow :class:`UsageRecord`'s fields but for
+``bodies`` (which go to ``request_bodies``), so a selected row is ``UsageRecord(*row)``.
 """
 
 from __future__ import annotations
@@ -12,14 +12,83 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-from .usage import SummaryField, UsageRecord, UsageSummaryRow
+from .usage import (
+    LoggedRequest,
+    RequestBodies,
+    RequestFilter,
+    RequestPage,
+    SummaryField,
+    UsageRecord,
+    UsageSummaryRow,
+    encode_attempt_log,
+)
 
-__all__ = ["COLUMNS", "POSTGRES", "ROW", "SQLITE", "UsageSQL", "summary_rows"]
+__all__ = [
+    "BODY_COLUMNS",
+    "COLUMNS",
+    "POSTGRES",
+    "SQLITE",
+    "UsageSQL",
+    "bodies",
+    "bodies_rows",
+    "logged",
+    "page",
+    "row_values",
+    "summary_rows",
+]
 
-COLUMNS = tuple(f.name for f in fields(UsageRecord))
+COLUMNS = tuple(f.name for f in fields(UsageRecord) if f.name != "bodies")
 # attrgetter, not dataclasses.astuple: astuple deep-copies every field (13.7 us a row
 # against 0.3 us), and the writer thread holds the GIL while it does.
-ROW = operator.attrgetter(*COLUMNS)
+_ROW = operator.attrgetter(*COLUMNS)
+_ATTEMPT_LOG = COLUMNS.index("attempt_log")
+BODY_COLUMNS = (
+    "request_id",
+    "ts",
+    "request",
+    "response",
+    "request_truncated",
+    "response_truncated",
+)
+_SELECTED = ", ".join(COLUMNS)
+
+
+def row_values(r: UsageRecord) -> tuple[Any, ...]:
+    """The column values of ``r``, ``attempt_log`` encoded as JSON text."""
+    row: tuple[Any, ...] = _ROW(r)
+    log = row[_ATTEMPT_LOG]
+    if log is None or type(log) is str:
+        return row
+    i = _ATTEMPT_LOG
+    return (*row[:i], encode_attempt_log(log), *row[i + 1 :])
+
+
+def bodies_rows(records: Sequence[UsageRecord]) -> list[tuple[Any, ...]]:
+    """``request_bodies`` rows for the records whose bodies are rendered (others have none:
+    the usage writer renders pending ones before a write)."""
+    out: list[tuple[Any, ...]] = []
+    for r in records:
+        b = r.bodies
+        if isinstance(b, RequestBodies):
+            out.append(
+                (
+                    r.request_id,
+                    r.ts,
+                    b.request,
+                    b.response,
+                    b.request_truncated,
+                    b.response_truncated,
+                )
+            )
+    return out
+
+
+def logged(row: Sequence[Any]) -> LoggedRequest:
+    """A request-log row from ``SELECT id, <COLUMNS>, has_bodies``."""
+    record = UsageRecord(*row[1:-1])
+    record.stream = bool(record.stream)
+    return LoggedRequest(int(row[0]), record, bool(row[-1]))
+
 
 _GROUP_COLUMNS = {"key": "key_name", "team": "COALESCE(team, '')", "model": "model"}
 _TOTALS = (
@@ -34,14 +103,36 @@ class UsageSQL:
     """The usage statements in one driver's parameter style; ``day`` is the SQL expression
     for the UTC date ``YYYY-MM-DD`` of ``ts`` (Unix seconds)."""
 
-    __slots__ = ("day", "insert", "param", "select_rows")
+    __slots__ = (
+        "bodies_of",
+        "day",
+        "insert",
+        "insert_bodies",
+        "param",
+        "prune",
+        "select_rows",
+    )
 
     def __init__(self, param: str, day: str) -> None:
         self.param = param
         self.day = day
         marks = ", ".join("?" for _ in COLUMNS)
-        self.insert = self._q(f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({marks})")
-        self.select_rows = f"SELECT {', '.join(COLUMNS)} FROM usage ORDER BY id"
+        self.insert = self._q(f"INSERT INTO usage ({_SELECTED}) VALUES ({marks})")
+        self.select_rows = f"SELECT {_SELECTED} FROM usage ORDER BY id"
+        body_marks = ", ".join("?" for _ in BODY_COLUMNS)
+        self.insert_bodies = self._q(
+            f"INSERT INTO request_bodies ({', '.join(BODY_COLUMNS)}) VALUES ({body_marks})"
+        )
+        self.bodies_of = self._q(
+            "SELECT request, response, request_truncated, response_truncated"
+            " FROM request_bodies WHERE request_id = ? ORDER BY id DESC LIMIT 1"
+        )
+        # Batches by id through the ts index: each DELETE is short, so the usage writer
+        # (which writes bodies) never waits long for it.
+        self.prune = self._q(
+            "DELETE FROM request_bodies WHERE id IN"
+            " (SELECT id FROM request_bodies WHERE ts < ? ORDER BY ts LIMIT ?)"
+        )
 
     def _q(self, sql: str) -> str:
         return sql if self.param == "?" else sql.replace("?", self.param)
@@ -70,6 +161,75 @@ class UsageSQL:
                 f"cannot group usage by {name!r}: use key, team, model or day"
             ) from None
 
+    def requests(self, where: RequestFilter) -> tuple[str, list[Any]]:
+        """The request-log query (``id``, the columns, ``has_bodies``) and its parameters;
+        ``limit + 1`` rows, so the caller knows whether another page follows."""
+        conds: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("key_name", where.key),
+            ("team", where.team),
+            ("model", where.model),
+            ("provider", where.provider),
+        ):
+            if value is not None:
+                conds.append(f"{column} = ?")
+                params.append(value)
+        if where.status_min is not None:
+            conds.append("status >= ?")
+            params.append(where.status_min)
+        if where.status_max is not None:
+            conds.append("status <= ?")
+            params.append(where.status_max)
+        if where.since is not None:
+            conds.append("ts >= ?")
+            params.append(where.since)
+        if where.until is not None:
+            conds.append("ts < ?")
+            params.append(where.until)
+        if where.request_id_prefix:
+            cond, values = self._prefix(where.request_id_prefix)
+            conds.append(cond)
+            params += values
+        order = "DESC"
+        if where.after_id is not None:
+            conds.append("id > ?")
+            params.append(where.after_id)
+            order = "ASC"
+        elif where.before_id is not None:
+            conds.append("id < ?")
+            params.append(where.before_id)
+        sql = (
+            f"SELECT id, {_SELECTED}, EXISTS (SELECT 1 FROM request_bodies b"
+            " WHERE b.request_id = usage.request_id) FROM usage"
+        )
+        if conds:
+            sql += " WHERE " + " AND ".join(conds)
+        sql += f" ORDER BY id {order} LIMIT ?"
+        params.append(where.limit + 1)
+        return self._q(sql), params
+
+    def _prefix(self, prefix: str) -> tuple[str, list[Any]]:
+        if self.param == "?":
+            # SQLite compares text byte by byte (BINARY), so a prefix is a range the
+            # request_id index serves; LIKE would not use it (case-insensitive by default).
+            upper = _successor(prefix)
+            if upper is None:
+                return "request_id >= ?", [prefix]
+            return "request_id >= ? AND request_id < ?", [prefix, upper]
+        # PostgreSQL's index is text_pattern_ops, which serves LIKE 'prefix%' whatever the
+        # database's collation.
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return "request_id LIKE ?", [escaped + "%"]
+
+    def request(self) -> str:
+        """The newest row with one request id (``id``, the columns, ``has_bodies``)."""
+        return self._q(
+            f"SELECT id, {_SELECTED}, EXISTS (SELECT 1 FROM request_bodies b"
+            " WHERE b.request_id = usage.request_id) FROM usage"
+            " WHERE request_id = ? ORDER BY id DESC LIMIT 1"
+        )
+
     def spend(self, scope: str) -> str:
         """``SUM(cost_usd)`` of one key id or team since a time; parameters (name, since)."""
         try:
@@ -77,6 +237,30 @@ class UsageSQL:
         except KeyError:
             raise ValueError(f"unknown spend scope {scope!r}: use key or team") from None
         return self._q(f"SELECT SUM(cost_usd) FROM usage WHERE {column} = ? AND ts >= ?")
+
+
+def page(rows: Sequence[Sequence[Any]], where: RequestFilter) -> RequestPage:
+    """The page of a :meth:`UsageSQL.requests` result."""
+    items = [logged(r) for r in rows[: where.limit]]
+    more = len(rows) > where.limit and where.after_id is None
+    return RequestPage(items, items[-1].id if more and items else None)
+
+
+def bodies(row: Sequence[Any] | None) -> RequestBodies | None:
+    """The bodies of a :attr:`UsageSQL.bodies_of` result."""
+    if row is None:
+        return None
+    return RequestBodies(row[0], row[1], bool(row[2]), bool(row[3]))
+
+
+def _successor(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix`` (None: there
+    is none, every character is the largest)."""
+    stem = prefix.rstrip("\U0010ffff")
+    if not stem:
+        return None
+    n = ord(stem[-1]) + 1
+    return stem[:-1] + chr(0xE000 if 0xD800 <= n <= 0xDFFF else n)
 
 
 def summary_rows(rows: Sequence[Sequence[Any]], n: int) -> list[UsageSummaryRow]:

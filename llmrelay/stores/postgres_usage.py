@@ -1,10 +1,11 @@
 """Usage rows in PostgreSQL, shared by every llmrelay instance.
 
-A batch is written in one transaction with ``COPY usage (...) FROM STDIN`` and
-``Copy.write_row`` (psycopg docs, "Using COPY TO and COPY FROM"). Measured here on
-100-row batches against a local server, COPY took 0.54 ms of client CPU and 1.7 ms wall
-a batch, ``executemany`` (which psycopg runs in pipeline mode) 1.6 ms CPU and 2.3 ms wall;
-the client CPU matters because the usage writer thread holds the GIL while it encodes.
+A batch is written in one transaction with ``COPY usage (...) FROM STDIN`` (and a second
+COPY into ``request_bodies`` for captured bodies) and ``Copy.write_row`` (psycopg docs,
+"Using COPY TO and COPY FROM"). Measured here on 100-row batches against a local server,
+COPY took 0.54 ms of client CPU and 1.7 ms wall a batch, ``executemany`` (which psycopg
+runs in pipeline mode) 1.6 ms CPU and 2.3 ms wall; the client CPU matters because the
+usage writer thread holds the GIL while it encodes.
 """
 
 from __future__ import annotations
@@ -15,12 +16,32 @@ from typing import Literal
 import psycopg
 
 from ._pg import DEFAULT_TIMEOUT_S, Pool, open_pool
-from ._usage_sql import COLUMNS, POSTGRES, ROW, summary_rows
-from .usage import RejectedRowsError, SummaryField, UsageRecord, UsageSummaryRow
+from ._usage_sql import (
+    BODY_COLUMNS,
+    COLUMNS,
+    POSTGRES,
+    bodies,
+    bodies_rows,
+    logged,
+    page,
+    row_values,
+    summary_rows,
+)
+from .usage import (
+    LoggedRequest,
+    RejectedRowsError,
+    RequestBodies,
+    RequestFilter,
+    RequestPage,
+    SummaryField,
+    UsageRecord,
+    UsageSummaryRow,
+)
 
 __all__ = ["PostgresUsageStore"]
 
 _COPY = f"COPY usage ({', '.join(COLUMNS)}) FROM STDIN"
+_COPY_BODIES = f"COPY request_bodies ({', '.join(BODY_COLUMNS)}) FROM STDIN"
 
 # Errors raised by what a row holds, not by the server's state: a string psycopg cannot
 # encode (UnicodeEncodeError, a ValueError), a NUL in text ("PostgreSQL text fields cannot
@@ -51,16 +72,19 @@ class PostgresUsageStore:
         return cls(open_pool(conninfo, timeout_s=timeout_s), owns_pool=True)
 
     def write(self, records: Sequence[UsageRecord]) -> None:
-        """Append rows in one transaction (one COPY). Raises ``RejectedRowsError`` (nothing
-        written) when a row's content is refused."""
+        """Append rows in one transaction (one COPY, and one more for rendered bodies).
+        Raises ``RejectedRowsError`` (nothing written) when a row's content is refused."""
         try:
-            with (
-                self._pool.connection() as conn,
-                conn.transaction(),
-                conn.cursor().copy(_COPY) as copy,
-            ):
-                for r in records:
-                    copy.write_row(ROW(r))
+            with self._pool.connection() as conn, conn.transaction():
+                cur = conn.cursor()
+                with cur.copy(_COPY) as copy:
+                    for r in records:
+                        copy.write_row(row_values(r))
+                captured = bodies_rows(records)
+                if captured:
+                    with cur.copy(_COPY_BODIES) as copy:
+                        for b in captured:
+                            copy.write_row(b)
         except _REFUSED as err:
             raise RejectedRowsError(f"{type(err).__name__}: {err}") from err
 
@@ -68,6 +92,27 @@ class PostgresUsageStore:
         """Every row, oldest first (for tests and exports)."""
         with self._pool.connection() as conn:
             return [UsageRecord(*row) for row in conn.execute(POSTGRES.select_rows).fetchall()]
+
+    def requests(self, where: RequestFilter) -> RequestPage:
+        sql, params = POSTGRES.requests(where)
+        with self._pool.connection() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return page(rows, where)
+
+    def request(self, request_id: str) -> tuple[LoggedRequest, RequestBodies | None] | None:
+        with self._pool.connection() as conn:
+            row = conn.execute(POSTGRES.request(), (request_id,)).fetchone()
+            if row is None:
+                return None
+            found = logged(row)
+            kept = None
+            if found.has_bodies:
+                kept = bodies(conn.execute(POSTGRES.bodies_of, (request_id,)).fetchone())
+        return found, kept
+
+    def prune_bodies(self, before: float, limit: int) -> int:
+        with self._pool.connection() as conn:
+            return conn.execute(POSTGRES.prune, (before, limit)).rowcount
 
     def summary(
         self, group_by: Sequence[SummaryField], since: float | None = None

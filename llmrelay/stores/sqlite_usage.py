@@ -9,8 +9,17 @@ from pathlib import Path
 from typing import Literal
 
 from ._sqlite import connect, transaction
-from ._usage_sql import ROW, SQLITE, summary_rows
-from .usage import RejectedRowsError, SummaryField, UsageRecord, UsageSummaryRow
+from ._usage_sql import SQLITE, bodies, bodies_rows, logged, page, row_values, summary_rows
+from .usage import (
+    LoggedRequest,
+    RejectedRowsError,
+    RequestBodies,
+    RequestFilter,
+    RequestPage,
+    SummaryField,
+    UsageRecord,
+    UsageSummaryRow,
+)
 
 __all__ = ["SQLiteUsageStore"]
 
@@ -54,11 +63,15 @@ class SQLiteUsageStore:
             self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
 
     def write(self, records: Sequence[UsageRecord]) -> None:
-        """Append rows in one transaction: one ``executemany`` a batch. Raises
-        ``RejectedRowsError`` (nothing written) when a row's content is refused."""
+        """Append rows (and their rendered bodies) in one transaction: one ``executemany``
+        a batch. Raises ``RejectedRowsError`` (nothing written) when a row's content is
+        refused."""
         try:
             with self._lock, transaction(self._db) as cur:
-                cur.executemany(SQLITE.insert, [ROW(r) for r in records])
+                cur.executemany(SQLITE.insert, [row_values(r) for r in records])
+                captured = bodies_rows(records)
+                if captured:
+                    cur.executemany(SQLITE.insert_bodies, captured)
         except Exception as err:
             if _refused(err):
                 raise RejectedRowsError(f"{type(err).__name__}: {err}") from err
@@ -71,6 +84,28 @@ class SQLiteUsageStore:
         for r in out:
             r.stream = bool(r.stream)
         return out
+
+    def requests(self, where: RequestFilter) -> RequestPage:
+        sql, params = SQLITE.requests(where)
+        with self._lock:
+            rows = self._db.execute(sql, params).fetchall()
+        return page(rows, where)
+
+    def request(self, request_id: str) -> tuple[LoggedRequest, RequestBodies | None] | None:
+        with self._lock:
+            row = self._db.execute(SQLITE.request(), (request_id,)).fetchone()
+            if row is None:
+                return None
+            found = logged(row)
+            kept = None
+            if found.has_bodies:
+                kept = bodies(self._db.execute(SQLITE.bodies_of, (request_id,)).fetchone())
+        return found, kept
+
+    def prune_bodies(self, before: float, limit: int) -> int:
+        with self._lock, transaction(self._db) as cur:
+            cur.execute(SQLITE.prune, (before, limit))
+            return int(cur.rowcount)
 
     def summary(
         self, group_by: Sequence[SummaryField], since: float | None = None

@@ -1,5 +1,10 @@
 """The usage store protocol, the row it stores, and the error for rows it refuses.
 
+Every call's row is both the bill (tokens, cost) and the request log's entry (route,
+attempts, error message, user agent, trace id, timings); a call whose bodies were captured
+(``observability.request_log.bodies``) also has a ``request_bodies`` row, written in the
+same transaction and pruned after ``retention_days`` (usage rows stay).
+
 A store's ``write`` raises :class:`RejectedRowsError` when the database is reachable but
 refused the batch for what the rows hold (a string the driver cannot encode, a number out
 of the column's range, a NULL in a NOT NULL column): writing the rows apart, or in a reduced
@@ -9,17 +14,76 @@ disk full, schema missing) and the same batch may succeed later.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal, Protocol
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import orjson
 
 __all__ = [
+    "ATTEMPT_LOG_CAP",
+    "AttemptLike",
+    "LoggedRequest",
+    "PendingBodies",
     "RejectedRowsError",
+    "RequestBodies",
+    "RequestFilter",
+    "RequestPage",
     "SummaryField",
     "UsageRecord",
     "UsageStore",
     "UsageSummaryRow",
+    "encode_attempt_log",
 ]
+
+#: Largest ``attempt_log`` stored, in characters of JSON.
+ATTEMPT_LOG_CAP = 8192
+#: Largest error message of one attempt kept in ``attempt_log``, in characters.
+_ATTEMPT_MESSAGE_CAP = 300
+
+
+class AttemptLike(Protocol):
+    """One provider attempt as :class:`~llmrelay.routing.executor.AttemptRecord` has it
+    (``latency_s`` in seconds)."""
+
+    @property
+    def target(self) -> str: ...
+    @property
+    def status(self) -> int: ...
+    @property
+    def error_type(self) -> str | None: ...
+    @property
+    def latency_s(self) -> float: ...
+    @property
+    def message(self) -> str | None: ...
+
+
+#: What ``UsageRecord.attempt_log`` holds: the JSON text as stored, or the attempts
+#: themselves (objects on the request path, dicts once read back from the spill file),
+#: encoded by :func:`encode_attempt_log` off the request path.
+AttemptLog = str | Sequence[AttemptLike | Mapping[str, Any]]
+
+
+@dataclass(slots=True)
+class RequestBodies:
+    """A call's captured bodies as stored: text (JSON as the client sent and received it;
+    a stream as its assembled message), redacted and cut to the configured size; the flags
+    say what was cut."""
+
+    request: str | None
+    response: str | None
+    request_truncated: bool = False
+    response_truncated: bool = False
+
+
+class PendingBodies(Protocol):
+    """Bodies still being kept by the call (``llmrelay.obs.capture``); rendered into
+    :class:`RequestBodies` by the usage writer, off the request path."""
+
+    def render(self, record: UsageRecord) -> RequestBodies | None:
+        """The bodies to store for the finished ``record``, or None (none to keep)."""
+        ...
 
 
 @dataclass(slots=True)
@@ -53,9 +117,27 @@ class UsageRecord:
     cost_usd: float | None = None
     #: Provider calls made for this request (fallbacks and retries included).
     attempts: int = 1
-    #: JSON list of the attempts, ``[{"target", "status", "error_type", "latency_s"}]``,
-    #: when there was more than one.
-    attempt_log: str | None = None
+    #: The attempts in order; stored as a JSON list of ``{"target", "status",
+    #: "error_type", "latency_s"}`` (and ``"message"`` for a failed one), see
+    #: :func:`encode_attempt_log`. Read back it is the JSON text.
+    attempt_log: AttemptLog | None = None
+    #: The client's API shape: ``anthropic`` or ``openai``.
+    surface: str | None = None
+    #: The configured name that served the call (``account/model`` or a virtual model):
+    #: the route decision. It differs from ``model`` when a routing rule changed it.
+    routed_model: str | None = None
+    #: The error message the client got (or that ended its stream).
+    error_message: str | None = None
+    #: The client's ``user-agent`` header.
+    user_agent: str | None = None
+    #: The trace id (32 lowercase hex digits) of the client's ``traceparent`` header.
+    trace_id: str | None = None
+    #: Milliseconds the gateway itself took (to the first streamed byte for streams).
+    overhead_ms: float | None = None
+    #: Milliseconds spent waiting on providers before the client's first byte.
+    upstream_ms: float | None = None
+    #: Captured bodies (not a usage column: they go to ``request_bodies``).
+    bodies: RequestBodies | PendingBodies | None = field(default=None, compare=False, repr=False)
 
 
 class RejectedRowsError(Exception):
@@ -83,6 +165,108 @@ class UsageSummaryRow:
     avg_latency_s: float
 
 
+@dataclass(slots=True, frozen=True)
+class RequestFilter:
+    """Which rows ``UsageStore.requests`` returns. Every field set must match: ``key`` (key
+    name), ``team``, ``model`` (as the client asked), ``provider`` (the account that
+    served), ``status`` between ``status_min`` and ``status_max`` (inclusive), ``ts`` in
+    [``since``, ``until``) (Unix seconds), ``request_id`` starting with
+    ``request_id_prefix``. ``before_id`` pages newest first (rows with a smaller id);
+    ``after_id`` follows new rows oldest first (rows with a larger id)."""
+
+    key: str | None = None
+    team: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    status_min: int | None = None
+    status_max: int | None = None
+    since: float | None = None
+    until: float | None = None
+    request_id_prefix: str | None = None
+    before_id: int | None = None
+    after_id: int | None = None
+    limit: int = 50
+
+
+@dataclass(slots=True)
+class LoggedRequest:
+    """One row of the request log: the usage row's ``id`` (increasing with each write),
+    the row, and whether bodies were captured for its request id."""
+
+    id: int
+    record: UsageRecord
+    has_bodies: bool = False
+
+
+@dataclass(slots=True)
+class RequestPage:
+    """A page of the request log; ``next_before_id`` continues it (None: the last page)."""
+
+    items: list[LoggedRequest]
+    next_before_id: int | None = None
+
+
+def encode_attempt_log(value: AttemptLog | None) -> str | None:
+    """``attempt_log`` as stored: JSON text of at most :data:`ATTEMPT_LOG_CAP` characters.
+
+    Text passes unchanged (it was capped when recorded). Attempts (objects or dicts) become
+    ``{"target", "status", "error_type", "latency_s"}`` with a failed one's ``"message"``
+    (cut to 300 characters); a list too long keeps its leading entries whole and ends with
+    ``{"truncated": <entries left out>}``. Lone surrogates and NUL become U+FFFD. Runs in
+    the usage writer's thread; never raises for attempts of the expected shape.
+    """
+    if value is None or isinstance(value, str):
+        return value
+    entries = [_attempt_entry(a) for a in value]
+    text = _dumps(entries)
+    if len(text) <= ATTEMPT_LOG_CAP:
+        return text
+    room = ATTEMPT_LOG_CAP - len('[,{"truncated":}]') - len(str(len(entries)))
+    kept: list[str] = []
+    for entry in entries:
+        piece = _dumps(entry)
+        room -= len(piece) + 1
+        if room < 0:
+            break
+        kept.append(piece)
+    return "[" + ",".join([*kept, f'{{"truncated":{len(entries) - len(kept)}}}']) + "]"
+
+
+def _attempt_entry(a: AttemptLike | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(a, Mapping):
+        get = a.get
+        target, status, error_type = get("target"), get("status"), get("error_type")
+        latency, message = get("latency_s"), get("message")
+    else:  # getattr with defaults: a damaged entry must not fail its batch
+        target, status = getattr(a, "target", ""), getattr(a, "status", 0)
+        error_type, latency = getattr(a, "error_type", None), getattr(a, "latency_s", 0.0)
+        message = getattr(a, "message", None)
+    entry: dict[str, Any] = {
+        "target": _text(target, 256),
+        "status": status if type(status) is int else 0,
+        "error_type": None if error_type is None else _text(error_type, 64),
+        "latency_s": round(latency, 4)
+        if isinstance(latency, int | float) and math.isfinite(latency)
+        else 0.0,
+    }
+    if message is not None and error_type is not None:
+        entry["message"] = _text(message, _ATTEMPT_MESSAGE_CAP)
+    return entry
+
+
+def _text(value: object, cap: int) -> str:
+    s = value if isinstance(value, str) else str(value)
+    if len(s) > cap:
+        s = s[: cap - 1] + "…"
+    if not s.isascii():
+        s = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in s)
+    return s.replace("\x00", "\ufffd")
+
+
+def _dumps(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
 class UsageStore(Protocol):
     """Where usage rows go. Methods block (the recorder calls them from a worker thread)."""
 
@@ -105,6 +289,20 @@ class UsageStore(Protocol):
 
     def rows(self) -> list[UsageRecord]:
         """Every row, oldest first (tests and exports)."""
+        ...
+
+    def requests(self, where: RequestFilter) -> RequestPage:
+        """The request log: up to ``where.limit`` rows matching ``where``, newest first (by
+        id), or oldest first after ``where.after_id``. Raises the driver's error."""
+        ...
+
+    def request(self, request_id: str) -> tuple[LoggedRequest, RequestBodies | None] | None:
+        """The newest row with exactly ``request_id`` and its captured bodies, or None."""
+        ...
+
+    def prune_bodies(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` captured bodies with ``ts < before`` (Unix seconds), oldest
+        first, in one short transaction; the number deleted. Usage rows are never deleted."""
         ...
 
     def close(self) -> None: ...

@@ -9,6 +9,10 @@ key>`` or ``x-api-key``. Errors use Anthropic's envelope. Reference: docs/admin-
     POST   /admin/keys/{id}/revoke     revoke (also DELETE /admin/keys/{id})
     POST   /admin/keys/{id}/rotate     {"grace": "24h"} -> {"id", "key", "previous_valid_until"}
     GET    /admin/usage?by=key,model&since=7d   totals per group
+    GET    /admin/requests?key=&model=&status=5xx&since=1h&limit=50&cursor=
+                                       the request log, newest first -> {"data", "next_cursor"}
+    GET    /admin/requests/{request_id}  one call: record, attempts, captured bodies
+    GET    /admin/openapi.json         this API as an OpenAPI 3.1 document
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from ..errors import (
     NotFoundError,
     ServiceUnavailable,
 )
+from ..obs.request_log import detail_json, encode_cursor, filter_from, record_json
 from ..pipeline.body import BodyLimits, read_json
 from ..pipeline.run import new_request_id
 from ..policy.auth import digest
@@ -47,6 +52,7 @@ from ..stores.database import Stores
 from ..stores.keys import KeyNameTaken
 from ..stores.offload import in_daemon_thread
 from ..stores.usage import SummaryField
+from .admin_openapi import openapi_json
 from .anthropic import error_response
 
 __all__ = ["AdminSurface", "parse_since"]
@@ -111,6 +117,9 @@ class AdminSurface:
         app.router.add_delete("/admin/keys/{id}", self._wrap(self.revoke))
         app.router.add_post("/admin/keys/{id}/rotate", self._wrap(self.rotate))
         app.router.add_get("/admin/usage", self._wrap(self.usage))
+        app.router.add_get("/admin/requests", self._wrap(self.list_requests))
+        app.router.add_get("/admin/requests/{request_id}", self._wrap(self.get_request))
+        app.router.add_get("/admin/openapi.json", self._wrap(self.openapi))
 
     def _wrap(self, handler: Any) -> Any:
         async def run(request: web.Request) -> web.StreamResponse:
@@ -257,3 +266,26 @@ class AdminSurface:
             for r in rows
         ]
         return 200, {"data": data, "by": by, "since": since}
+
+    async def list_requests(self, request: web.Request) -> tuple[int, Any]:
+        """The request log, newest first (see :mod:`llmrelay.obs.request_log`)."""
+        try:
+            where = filter_from(request.query)
+        except ValueError as err:
+            raise InvalidRequestError(str(err)) from None
+        page = await asyncio.to_thread(self._gw.stores().usage.requests, where)
+        return 200, {
+            "data": [record_json(item) for item in page.items],
+            "next_cursor": encode_cursor(page.next_before_id),
+        }
+
+    async def get_request(self, request: web.Request) -> tuple[int, Any]:
+        """One call: its record, attempts and captured bodies."""
+        request_id = request.match_info["request_id"]
+        found = await asyncio.to_thread(self._gw.stores().usage.request, request_id)
+        if found is None:
+            raise NotFoundError(f"no request with id {request_id!r} in the request log")
+        return 200, detail_json(*found)
+
+    async def openapi(self, request: web.Request) -> tuple[int, Any]:
+        return 200, openapi_json()
