@@ -34,10 +34,9 @@ def _load(path: str) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import asyncio
-
     from .app import build_app
     from .obs.log import setup_logging
+    from .server import run
 
     settings = _load(args.config)
     setup_logging(args.log_level or settings.logging.level)
@@ -46,12 +45,6 @@ def _serve(args: argparse.Namespace) -> int:
     prepare_database(settings.database_url(), args.config)
     host = args.host or settings.server.host
     port = args.port or settings.server.port
-    try:
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
-        pass
     routes = sum(len(p.models) for p in settings.providers.values())
     line = {
         "level": "info",
@@ -62,25 +55,17 @@ def _serve(args: argparse.Namespace) -> int:
         "virtual_models": len(settings.models),
     }
     try:
-        _run(build_app(settings), host, port, line)
+        run(
+            build_app(settings),
+            settings.server,
+            host,
+            port,
+            on_listening=lambda: print(orjson.dumps(line).decode(), file=sys.stderr, flush=True),
+        )
     except OSError as err:
         print(f"llmrelay: cannot listen on {host}:{port}: {err.strerror}", file=sys.stderr)
         return 1
     return 0
-
-
-def _run(app: Any, host: str, port: int, line: dict[str, object]) -> None:
-    from aiohttp import web
-
-    web.run_app(
-        app,
-        host=host,
-        port=port,
-        access_log=None,
-        print=lambda _: print(orjson.dumps(line).decode(), file=sys.stderr, flush=True),
-        handler_cancellation=True,
-        shutdown_timeout=5.0,
-    )
 
 
 def _check_config(args: argparse.Namespace) -> int:

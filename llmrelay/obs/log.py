@@ -12,7 +12,7 @@ import time
 
 import orjson
 
-__all__ = ["JsonFormatter", "setup_logging"]
+__all__ = ["JsonFormatter", "Throttled", "setup_logging"]
 
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",
@@ -36,6 +36,38 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(out, default=str).decode()
+
+
+class Throttled:
+    """One logger line per ``interval_s`` at most, for events a client can repeat at will
+    (malformed requests, refused connections, header timeouts).
+
+    Lines skipped in between are counted; the next line that goes out carries the count as
+    ``suppressed``. State lives on the instance (one per kind of event, held by the object
+    that reports it). Not thread-safe: call it from the event loop.
+    """
+
+    __slots__ = ("_interval_s", "_level", "_logger", "_next", "_skipped")
+
+    def __init__(self, logger: logging.Logger, level: int, interval_s: float = 10.0) -> None:
+        self._logger = logger
+        self._level = level
+        self._interval_s = interval_s
+        self._next = 0.0
+        self._skipped = 0
+
+    def log(self, msg: str, extra: dict[str, object]) -> None:
+        """Log ``msg`` with ``extra`` now, or count it if a line went out less than
+        ``interval_s`` ago."""
+        now = time.monotonic()
+        if now < self._next:
+            self._skipped += 1
+            return
+        self._next = now + self._interval_s
+        if self._skipped:
+            extra = {**extra, "suppressed": self._skipped}
+            self._skipped = 0
+        self._logger.log(self._level, msg, extra=extra)
 
 
 def setup_logging(level: str) -> None:

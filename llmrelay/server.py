@@ -1,0 +1,404 @@
+"""The HTTP server: aiohttp's, with the bounds a gateway in front of many clients needs.
+
+``llmrelay serve`` calls :func:`run`. Over aiohttp's own server it adds, from
+``server:`` in the config (:class:`~llmrelay.config.ServerConfig`):
+
+* **backlog**: the listen socket's queue is ``backlog`` long (aiohttp's default, 128,
+  overflows in a burst of connections; the kernel then drops SYNs and clients retry after
+  1 s, 3 s, 7 s...).
+* **keep-alive**: an idle connection between two requests is closed after
+  ``keepalive_timeout_s``.
+* **header timeout**: a request's line and headers must be complete within
+  ``header_timeout_s``. On a new connection the clock starts when the connection opens (a
+  connection that sends nothing is closed then too); on a kept-alive connection it starts
+  at the first byte of the next request (the wait for that byte is the keep-alive
+  timeout). When it runs out, a client that sent part of a request gets a 408 and the
+  connection is closed. Requests pipelined behind one being handled are bounded by the
+  keep-alive timeout instead.
+* **connection limit**: beyond ``max_connections`` open connections, a new one gets a
+  503 ``overloaded_error`` with ``connection: close`` once its request headers are in,
+  and one warning a few seconds at most goes to the log. Connections beyond twice the
+  limit are closed unanswered.
+* **malformed requests**: an HTTP parser error is answered with a 400 in Anthropic's
+  error envelope naming the kind of error only. aiohttp's own answer quotes the raw line
+  (a header carrying a key with a stray ``\\r`` echoed the key) and logs a traceback;
+  here the log gets one warning line (peer address and kind, rate-limited).
+
+The request *body* is bounded where it is read: :func:`read_body`.
+
+Written against aiohttp 3.14's ``RequestHandler`` (``web_protocol.py``); the subclass reads
+its ``_messages``, ``_waiter`` and ``_request_handler``, which exist since 3.8.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.http_exceptions import (
+    BadHttpMethod,
+    BadStatusLine,
+    HttpProcessingError,
+    InvalidHeader,
+    InvalidURLError,
+    LineTooLong,
+    PayloadEncodingError,
+)
+from aiohttp.streams import StreamReader
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
+from aiohttp.web_server import Server
+
+from .config import ServerConfig
+from .errors import (
+    InvalidRequestError,
+    RequestTimeoutError,
+    RequestTooLargeError,
+    anthropic_error_body,
+)
+from .obs.log import Throttled
+
+__all__ = ["GatewayServer", "read_body", "run", "serve"]
+
+log = logging.getLogger("llmrelay.server")
+
+
+def _raw_response(status: int, reason: str, error_type: str, message: str) -> bytes:
+    body = anthropic_error_body(error_type, message, None)
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+_HEADER_TIMEOUT = _raw_response(
+    408, "Request Timeout", "timeout_error", "request headers did not arrive in time"
+)
+_OVERLOADED = anthropic_error_body(
+    "overloaded_error", "this gateway has too many open connections; retry shortly", None
+)
+
+# Parser errors by kind. The messages are fixed: aiohttp's quote the raw bytes.
+_PARSE_REASONS: tuple[tuple[type[HttpProcessingError], str], ...] = (
+    (LineTooLong, "request line or header too long"),
+    (BadHttpMethod, "invalid request method"),
+    (BadStatusLine, "invalid request line"),
+    (InvalidURLError, "invalid request target"),
+    (InvalidHeader, "invalid header line"),
+    (PayloadEncodingError, "invalid body framing"),
+)
+
+
+def parse_error_reason(exc: BaseException | None) -> str:
+    """A fixed description of an HTTP parser error; never any of the bytes received."""
+    for kind, reason in _PARSE_REASONS:
+        if isinstance(exc, kind):
+            if kind is BadHttpMethod and str(getattr(exc, "message", "")).startswith(
+                "Received HTTPS traffic"
+            ):
+                return "TLS sent to a plain HTTP port"
+            return reason
+    return "invalid header line"
+
+
+class GatewayServer(Server):
+    """aiohttp's low-level server with the limits of a :class:`ServerConfig`; its
+    connections are :class:`_Handler`."""
+
+    def __init__(self, base: Server, config: ServerConfig) -> None:
+        # aiohttp's app builds its Server (request handler, factory, handler arguments);
+        # this one takes them over and makes its own connection protocol.
+        super().__init__(
+            base.request_handler,
+            request_factory=base.request_factory,
+            handler_cancellation=base.handler_cancellation,
+            loop=asyncio.get_running_loop(),
+            **base._kwargs,
+        )
+        self.config = config
+        #: Connections being served, and connections being refused (answered 503).
+        self.open = 0
+        self.refusing = 0
+        self.parse_errors = Throttled(log, logging.WARNING)
+        self.refusals = Throttled(log, logging.WARNING)
+        self.header_timeouts = Throttled(log, logging.WARNING)
+
+    def __call__(self) -> RequestHandler:
+        return _Handler(self, loop=self._loop, **self._kwargs)
+
+    async def refuse(self, request: BaseRequest) -> StreamResponse:
+        """The request handler of a connection over ``max_connections``."""
+        resp = web.Response(
+            status=503,
+            body=_OVERLOADED,
+            content_type="application/json",
+            headers={"retry-after": "1"},
+        )
+        resp.force_close()
+        return resp
+
+
+# Slot states of a connection.
+_SERVED, _REFUSED, _DROPPED = 1, 2, 3
+
+
+class _Handler(RequestHandler):
+    """One client connection: aiohttp's, plus the header timeout, the connection limit and
+    parser errors that never echo what was received.
+
+    A request starts with the first byte received once the previous request's body is
+    complete (or when the connection opens), whether or not the handler is still writing
+    the previous answer. The header clock is a deadline checked by one timer that is moved,
+    not re-created, for each request: a kept-alive connection schedules about one timer per
+    ``header_timeout_s``, whatever its request rate.
+    """
+
+    __slots__ = ("_body", "_gw", "_header_bytes", "_header_deadline", "_header_timer", "_slot")
+
+    def __init__(self, manager: GatewayServer, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._gw = manager
+        self._slot = 0
+        self._header_deadline = 0.0
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._header_bytes = False
+        #: The body of the last request whose headers were parsed (None before the first).
+        self._body: StreamReader | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        gw = self._gw
+        limit = gw.config.max_connections
+        if gw.open < limit:
+            gw.open += 1
+            self._slot = _SERVED
+        else:
+            peer = transport.get_extra_info("peername")
+            gw.refusals.log(
+                "connection refused: server.max_connections reached",
+                {"max_connections": limit, "peer": peer[0] if peer else None},
+            )
+            if gw.refusing >= limit:
+                self._slot = _DROPPED
+                transport.close()
+                return
+            gw.refusing += 1
+            self._slot = _REFUSED
+            self._request_handler = gw.refuse
+        super().connection_made(transport)
+        self._arm_header_timer(self._loop.time())
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+        self._header_deadline = 0.0
+        if self._slot == _SERVED:
+            self._gw.open -= 1
+        elif self._slot == _REFUSED:
+            self._gw.refusing -= 1
+        self._slot = 0
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._header_deadline:
+            self._header_bytes = True
+        elif data and (self._body is None or self._body.is_eof()) and not self._upgraded:
+            # The last request's body is complete: these bytes start the next request.
+            self._arm_header_timer(self._loop.time())
+            self._header_bytes = True
+        queued = len(self._messages)
+        super().data_received(data)
+        if len(self._messages) != queued:  # a request line and headers are complete
+            self._body = self._messages[-1][1]
+            self._header_deadline = 0.0
+
+    def _arm_header_timer(self, now: float) -> None:
+        self._header_deadline = deadline = now + self._gw.config.header_timeout_s
+        self._header_bytes = False
+        if self._header_timer is None:
+            self._header_timer = self._loop.call_at(deadline, self._header_timer_fired)
+
+    def _header_timer_fired(self) -> None:
+        self._header_timer = None
+        deadline = self._header_deadline
+        if not deadline or self.transport is None:
+            return
+        if self._loop.time() < deadline:  # armed again since: wait for the new deadline
+            self._header_timer = self._loop.call_at(deadline, self._header_timer_fired)
+            return
+        self._header_deadline = 0.0
+        if self._header_bytes:
+            self._gw.header_timeouts.log(
+                "request headers timed out",
+                {"header_timeout_s": self._gw.config.header_timeout_s, "peer": _peer(self)},
+            )
+            self.transport.write(_HEADER_TIMEOUT)
+        self.force_close()
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> StreamResponse:
+        if not isinstance(exc, HttpProcessingError):
+            return super().handle_error(request, status, exc, message)
+        # A malformed request: aiohttp's message and traceback quote the raw line, which
+        # may carry a key (a header value with a stray CR). Say what kind of error it was.
+        reason = parse_error_reason(exc)
+        self._gw.parse_errors.log(
+            "malformed HTTP request", {"reason": reason, "peer": request.remote}
+        )
+        if request.writer.output_size > 0:
+            raise ConnectionError("response already started; cannot answer a parser error")
+        body = anthropic_error_body(
+            "invalid_request_error", f"malformed HTTP request: {reason}", None
+        )
+        resp = web.Response(status=400, body=body, content_type="application/json")
+        resp.force_close()
+        return resp
+
+
+def _peer(handler: RequestHandler) -> str | None:
+    peer = handler.transport.get_extra_info("peername") if handler.transport else None
+    return str(peer[0]) if peer else None
+
+
+class _Runner(web.AppRunner):
+    __slots__ = ("_config",)
+
+    def __init__(self, app: web.Application, config: ServerConfig, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._config = config
+
+    async def _make_server(self) -> Server:
+        return GatewayServer(await super()._make_server(), self._config)
+
+
+async def read_body(request: BaseRequest, max_bytes: int, timeout_s: float) -> bytes:
+    """The request body, whole, within ``timeout_s`` seconds of the call.
+
+    A body that trickles in, or a ``Content-Length`` larger than what is sent, runs out
+    the clock. ``request.read()`` returns the same bytes afterwards. Reads in the chunks
+    aiohttp hands over: no task, one timer.
+
+    Raises:
+        RequestTooLargeError: more than ``max_bytes`` (by ``Content-Length``, before
+            reading, or as read) (413).
+        RequestTimeoutError: not all there within ``timeout_s`` (408).
+        InvalidRequestError: the body's framing is broken (chunked encoding, a
+            compressed body that does not decode) (400).
+    """
+    length = request.content_length
+    if length is not None and length > max_bytes:
+        raise _too_large(max_bytes)
+    body = bytearray()
+    try:
+        async with asyncio.timeout(timeout_s):
+            while chunk := await request.content.readany():
+                body += chunk
+                if len(body) > max_bytes:
+                    raise _too_large(max_bytes)
+    except TimeoutError:
+        raise RequestTimeoutError(
+            f"the request body did not arrive within {timeout_s:g}s (server.body_timeout_s)"
+        ) from None
+    except web.RequestPayloadError:
+        raise InvalidRequestError("malformed HTTP request: invalid body framing") from None
+    data = bytes(body)
+    # aiohttp's own cache of the body: request.read() and .json() return it from now on.
+    request._read_bytes = data
+    return data
+
+
+def _too_large(max_bytes: int) -> RequestTooLargeError:
+    mb = max_bytes / (1024 * 1024)
+    return RequestTooLargeError(
+        f"request body exceeds this gateway's limit of {mb:g} MiB (server.max_request_body_mb)"
+    )
+
+
+async def serve(
+    app: web.Application,
+    config: ServerConfig,
+    host: str,
+    port: int,
+    on_listening: Callable[[], None],
+) -> None:
+    """Serve ``app`` on ``host:port`` until SIGINT or SIGTERM, then shut down cleanly.
+
+    The app's startup runs before the socket is bound; ``on_listening`` runs once it is.
+
+    Raises:
+        OSError: the address cannot be bound.
+    """
+    _raise_fd_limit(config.max_connections)
+    runner = _Runner(
+        app,
+        config,
+        access_log=None,
+        handler_cancellation=True,
+        shutdown_timeout=5.0,
+        keepalive_timeout=config.keepalive_timeout_s,
+    )
+    await runner.setup()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    try:
+        site = web.TCPSite(runner, host, port, backlog=config.backlog)
+        await site.start()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        on_listening()
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
+
+
+def run(
+    app: web.Application,
+    config: ServerConfig,
+    host: str,
+    port: int,
+    on_listening: Callable[[], None],
+) -> None:
+    """:func:`serve` on a new event loop (uvloop's where installed); returns after shutdown."""
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
+        pass
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(serve(app, config, host, port, on_listening))
+
+
+def _raise_fd_limit(max_connections: int) -> None:
+    """Raise the soft open-files limit toward what ``max_connections`` needs: a client
+    connection, maybe an upstream one, and refused ones. A 1024 soft limit is common."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 2 * max_connections + 256
+    if soft == resource.RLIM_INFINITY or soft >= want:
+        return
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < max_connections + 256:
+        log.warning(
+            "open-files limit below server.max_connections",
+            extra={"limit": target, "max_connections": max_connections},
+        )
