@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from ..providers.headers import never_forwarded
 from ._base import ConfigModel as _Model
 from .governance import LimitsConfig
 
@@ -71,7 +72,48 @@ def _check_url(v: str) -> str:
     return v.rstrip("/")
 
 
-class AnthropicProviderConfig(_Model):
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz")
+
+
+def _header_names(v: list[str]) -> list[str]:
+    out = []
+    for name in v:
+        low = name.strip().lower()
+        if not low or not set(low) <= _TOKEN:
+            raise ValueError(f"{name!r} is not an HTTP header name")
+        out.append(low)
+    return out
+
+
+class _HeaderRules(_Model):
+    """Which client headers go to this provider (``llmrelay/providers/headers.py``)."""
+
+    #: Client headers dropped by default (``x-forwarded-for``, ``cookie``,
+    #: ``openai-organization``, ``x-amz-*``...) that go to this provider all the same.
+    #: Bedrock and Vertex forward only a few headers; these are added to them.
+    forward_headers: list[str] = Field(default_factory=list)
+    #: More client headers never sent to this provider.
+    drop_headers: list[str] = Field(default_factory=list)
+
+    @field_validator("forward_headers")
+    @classmethod
+    def _forwardable(cls, v: list[str]) -> list[str]:
+        names = _header_names(v)
+        never = [n for n in names if never_forwarded(n)]
+        if never:
+            raise ValueError(
+                f"{', '.join(never)}: never forwarded (the gateway's key, or a header "
+                "the provider client sets itself)"
+            )
+        return names
+
+    @field_validator("drop_headers")
+    @classmethod
+    def _droppable(cls, v: list[str]) -> list[str]:
+        return _header_names(v)
+
+
+class AnthropicProviderConfig(_HeaderRules):
     """An Anthropic Messages API account (api.anthropic.com or any compatible server)."""
 
     type: Literal["anthropic"]
@@ -101,7 +143,7 @@ class MockProviderConfig(_Model):
     _models = field_validator("models")(_check_models)
 
 
-class OpenAIProviderConfig(_Model):
+class OpenAIProviderConfig(_HeaderRules):
     """Any OpenAI Chat Completions server: OpenAI, vLLM, Ollama, Groq, Together..."""
 
     type: Literal["openai"]
@@ -116,7 +158,7 @@ class OpenAIProviderConfig(_Model):
     _url = field_validator("base_url")(_check_url)
 
 
-class AzureOpenAIProviderConfig(_Model):
+class AzureOpenAIProviderConfig(_HeaderRules):
     """Azure OpenAI: ``models`` map public names to deployment names."""
 
     type: Literal["azure_openai"]
@@ -139,7 +181,7 @@ class AzureOpenAIProviderConfig(_Model):
         return self
 
 
-class BedrockProviderConfig(_Model):
+class BedrockProviderConfig(_HeaderRules):
     """Claude on AWS Bedrock (InvokeModel), signed with SigV4 by botocore."""
 
     type: Literal["bedrock"]
@@ -170,7 +212,7 @@ class BedrockProviderConfig(_Model):
         return self
 
 
-class VertexProviderConfig(_Model):
+class VertexProviderConfig(_HeaderRules):
     """Claude on Google Vertex AI (rawPredict), authorised by google-auth."""
 
     type: Literal["vertex"]

@@ -1,4 +1,5 @@
-"""aiohttp plumbing shared by HTTP providers: one timeout policy, one response wrapper.
+"""aiohttp plumbing shared by HTTP providers: one timeout policy, one response wrapper,
+and credentials masked out of provider error bodies.
 
 aiohttp's client was chosen by measurement (``../shared/bench/README.md``): httpx costs
 5-10x more CPU under concurrency.
@@ -7,14 +8,15 @@ aiohttp's client was chosen by measurement (``../shared/bench/README.md``): http
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+import re
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 
 import aiohttp
 from yarl import URL
 
 from ..errors import UpstreamTimeout, UpstreamUnreachable
 
-__all__ = ["HttpProviderResponse", "post", "relay_headers"]
+__all__ = ["HttpProviderResponse", "mask_secrets", "post", "relay_headers"]
 
 # Headers never relayed from a provider to the client: hop-by-hop, and the ones aiohttp's
 # server sets itself for the body it actually sends (the body may have been decompressed).
@@ -37,24 +39,101 @@ _RESPONSE_DROP = frozenset(
 )
 
 
+# Credential shapes masked in provider error bodies, whoever's they are: Anthropic, this
+# gateway's own and OpenAI-style keys, AWS access key ids, Google API keys and OAuth access
+# tokens, bearer tokens. Each alternative has one group, the prefix that stays visible.
+_KEY_SHAPES = re.compile(
+    rb"(?<![A-Za-z0-9_-])(?:"
+    rb"(sk-ant-)[A-Za-z0-9_-]{8,}"
+    rb"|(sk-llmrelay-)[A-Za-z0-9_-]{8,}"
+    rb"|(sk-)[A-Za-z0-9_-]{16,}"
+    rb"|(AKIA|ASIA)[A-Z0-9]{16}"
+    rb"|(AIza)[A-Za-z0-9_-]{30,}"
+    rb"|(ya29\.)[A-Za-z0-9_.-]{8,}"
+    rb"|([Bb]earer[ \t]+)(?=[A-Za-z0-9._~+/=-]*[0-9])[A-Za-z0-9._~+/=-]{8,}"
+    rb")"
+)
+# A JSON error inside a 200 event stream: Anthropic's ``event: error`` (its data has
+# ``"error":``) and OpenAI-compatible servers' ``data: {"error": ...}``. Model text in a
+# delta is a JSON string, where the quotes are escaped, so it never matches.
+_STREAM_ERROR = b'"error":'
+_MIN_SECRET = 8
+
+
+def _shape_mask(m: re.Match[bytes]) -> bytes:
+    return m[m.lastindex or 0] + b"***"
+
+
+def _secret_mask(secret: bytes) -> bytes:
+    m = _KEY_SHAPES.match(secret)
+    return m[m.lastindex or 0] + b"***" if m is not None and m.lastindex else b"***"
+
+
+def mask_secrets(body: bytes, secrets: Iterable[str] = ()) -> bytes:
+    """``body`` with every credential in ``secrets`` (8 characters or more) and anything
+    shaped like a known key format masked: ``sk-ant-api03-...`` becomes ``sk-ant-***``, a
+    secret without a known shape ``***``.
+
+    Meant for error bodies (a provider that echoes the key it was sent, or a client's):
+    a handful of substring searches and one regex pass. A successful answer is never
+    masked, only an error event inside a stream.
+    """
+    for secret in secrets:
+        if len(secret) < _MIN_SECRET:
+            continue
+        raw = secret.encode()
+        for form in (raw, raw.replace(b"/", b"\\/")):  # also as JSON may escape it
+            if form in body:
+                body = body.replace(form, _secret_mask(raw))
+    return _KEY_SHAPES.sub(_shape_mask, body)
+
+
+def _mask_error_events(chunk: bytes, secrets: Iterable[str]) -> bytes:
+    """``chunk`` with its error events masked; the other events in it stay byte for byte."""
+    return b"\n\n".join(
+        mask_secrets(event, secrets) if _STREAM_ERROR in event else event
+        for event in chunk.split(b"\n\n")
+    )
+
+
 def relay_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The provider's response headers that go to the client (``retry-after``, rate limits...)."""
     return {k: v for k, v in headers.items() if k.lower() not in _RESPONSE_DROP}
 
 
 class HttpProviderResponse:
-    """A :class:`~llmrelay.providers.base.ProviderResponse` over an aiohttp response."""
+    """A :class:`~llmrelay.providers.base.ProviderResponse` over an aiohttp response.
 
-    __slots__ = ("_account", "_read_s", "_resp", "headers", "status", "upstream_request_id")
+    An error body (status 400 or more), and a JSON error inside a 200 event stream, come
+    out with ``secrets`` (the credentials sent to the provider) and key-shaped strings
+    masked (:func:`mask_secrets`), for the client and for the logs alike.
+    """
+
+    __slots__ = (
+        "_account",
+        "_read_s",
+        "_resp",
+        "_secrets",
+        "headers",
+        "status",
+        "upstream_request_id",
+    )
 
     status: int
     headers: Mapping[str, str]
     upstream_request_id: str | None
 
-    def __init__(self, resp: aiohttp.ClientResponse, account: str, read_s: float) -> None:
+    def __init__(
+        self,
+        resp: aiohttp.ClientResponse,
+        account: str,
+        read_s: float,
+        secrets: Sequence[str] = (),
+    ) -> None:
         self._resp = resp
         self._account = account
         self._read_s = read_s
+        self._secrets = secrets
         self.status = resp.status
         self.headers = relay_headers(resp.headers)
         self.upstream_request_id = resp.headers.get("request-id") or resp.headers.get(
@@ -67,14 +146,19 @@ class HttpProviderResponse:
 
     async def read(self) -> bytes:
         try:
-            return await self._resp.read()
+            body = await self._resp.read()
         except (TimeoutError, aiohttp.ClientError) as err:
             raise _mid_body_error(err, self._account, self._read_s) from None
+        return mask_secrets(body, self._secrets) if self.status >= 400 else body
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
+        if self.status >= 400:  # an error body is masked whole: a key may span chunks
+            yield await self.read()
+            return
+        secrets = self._secrets
         try:
             async for chunk in self._resp.content.iter_any():
-                yield chunk
+                yield _mask_error_events(chunk, secrets) if _STREAM_ERROR in chunk else chunk
         except (TimeoutError, aiohttp.ClientError) as err:
             raise _mid_body_error(err, self._account, self._read_s) from None
 
@@ -99,8 +183,10 @@ async def post(
     headers: list[tuple[str, str]],
     client_timeout: aiohttp.ClientTimeout,
     account: str,
+    secrets: Sequence[str] = (),
 ) -> HttpProviderResponse:
-    """POST and wait for the status line and headers.
+    """POST and wait for the status line and headers. ``secrets`` are the credentials in
+    ``headers`` (or signing them), masked in error bodies.
 
     Raises:
         UpstreamUnreachable: connection refused, reset, DNS failure or connect timeout (502).
@@ -121,7 +207,7 @@ async def post(
         raise UpstreamUnreachable(
             f"provider {account!r} could not be reached: {_reason(err)}"
         ) from None
-    return HttpProviderResponse(resp, account, client_timeout.sock_read or 0.0)
+    return HttpProviderResponse(resp, account, client_timeout.sock_read or 0.0, secrets)
 
 
 def _reason(err: aiohttp.ClientError) -> str:

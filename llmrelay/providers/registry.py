@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import aiohttp
 
@@ -17,8 +17,9 @@ from ..config import (
     VertexProviderConfig,
 )
 from .base import Provider
+from .headers import HeaderFilter, client_filter
 
-__all__ = ["build_provider", "missing_dependencies"]
+__all__ = ["build_provider", "client_header_filter", "missing_dependencies"]
 
 
 def _anthropic(account: str, cfg: ProviderConfig, session: aiohttp.ClientSession) -> Provider:
@@ -92,3 +93,10 @@ def missing_dependencies(types: set[str]) -> list[str]:
 def build_provider(account: str, cfg: ProviderConfig, session: aiohttp.ClientSession) -> Provider:
     """The provider for one configured account; ``cfg.type`` picks the factory."""
     return _FACTORIES[cfg.type](account, cfg, session)
+
+
+def client_header_filter(configs: Iterable[ProviderConfig]) -> HeaderFilter:
+    """The filter for :func:`~llmrelay.providers.headers.client_headers`: the default drop
+    list, less what some account's ``forward_headers`` lets through (the other accounts'
+    clients still drop it). Build once, at start-up."""
+    return client_filter(getattr(cfg, "forward_headers", ()) for cfg in configs)

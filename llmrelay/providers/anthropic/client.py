@@ -1,7 +1,9 @@
 """The Anthropic Messages API as a provider: a byte-faithful passthrough.
 
 Only ``model`` (already replaced by the router) and the credential change; every other body
-field and every ``anthropic-*`` header goes through. Wire reference:
+field and every ``anthropic-*`` header goes through (client headers as
+:mod:`llmrelay.providers.headers` and the account's ``forward_headers``/``drop_headers``
+allow). Wire reference:
 ``anthropic/_client.py`` (auth headers), ``resources/messages/messages.py`` (paths).
 """
 
@@ -12,6 +14,7 @@ import aiohttp
 from ...config import AnthropicProviderConfig
 from ...core import wirejson
 from ..base import ProviderRequest, Wire
+from ..headers import HeaderFilter
 from ..http import HttpProviderResponse, post
 
 __all__ = ["DEFAULT_ANTHROPIC_VERSION", "AnthropicProvider"]
@@ -29,6 +32,8 @@ class AnthropicProvider:
         self.wire: Wire = "anthropic"
         self._session = session
         self._api_key = config.api_key
+        self._secrets = (config.api_key,)
+        self._headers = HeaderFilter(config.forward_headers, config.drop_headers)
         self._urls = {
             "messages": f"{config.base_url}/v1/messages",
             "count_tokens": f"{config.base_url}/v1/messages/count_tokens",
@@ -42,8 +47,8 @@ class AnthropicProvider:
         url = self._urls[request.endpoint]
         if request.query:
             url = f"{url}?{request.query}"
-        headers = request.headers.copy()
-        if not any(k.lower() == "anthropic-version" for k, _ in headers):
+        headers = self._headers(request.headers)
+        if not any(k == "anthropic-version" for k, _ in headers):
             headers.append(("anthropic-version", DEFAULT_ANTHROPIC_VERSION))
         headers.append(("x-api-key", self._api_key))
         headers.append(("content-type", "application/json"))
@@ -54,6 +59,7 @@ class AnthropicProvider:
             headers=headers,
             client_timeout=self._timeout,
             account=self.account,
+            secrets=self._secrets,
         )
 
     async def start(self) -> None:

@@ -23,7 +23,7 @@ from ...core import wirejson
 from ...errors import UpstreamUnreachable
 from ..base import ProviderRequest, Wire
 from ..betas import BEDROCK_BETAS, filter_betas, split_betas
-from ..http import HttpProviderResponse, StaticResponse, post
+from ..http import HttpProviderResponse, StaticResponse, mask_secrets, post
 from . import codec
 from .stream import FrameError, SSEFromEventStream, _exception_name, error_sse
 
@@ -78,6 +78,13 @@ class _Credentials:
                     extra={"provider": self._account, "error": f"{type(err).__name__}"},
                 )
 
+    def secrets(self) -> tuple[str, ...]:
+        """The current key id, secret and session token, to mask in error bodies."""
+        frozen = self.frozen
+        if frozen is None:
+            return ()
+        return tuple(c for c in (frozen.access_key, frozen.secret_key, frozen.token) if c)
+
     async def aclose(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -88,7 +95,16 @@ class _Credentials:
 class _BedrockStream:
     """A 200 event-stream response re-framed as Anthropic SSE."""
 
-    __slots__ = ("_chunks", "_first", "_frames", "_up", "headers", "status", "upstream_request_id")
+    __slots__ = (
+        "_chunks",
+        "_first",
+        "_frames",
+        "_secrets",
+        "_up",
+        "headers",
+        "status",
+        "upstream_request_id",
+    )
 
     def __init__(
         self,
@@ -96,8 +112,10 @@ class _BedrockStream:
         chunks: AsyncIterator[bytes],
         frames: SSEFromEventStream,
         first: bytes,
+        secrets: tuple[str, ...],
     ) -> None:
         self._up = up
+        self._secrets = secrets
         self._chunks = chunks
         self._frames = frames
         self._first = first
@@ -117,7 +135,7 @@ class _BedrockStream:
             yield self._first
         async for raw in self._chunks:
             out = b"".join(
-                error_sse(item) if isinstance(item, FrameError) else item
+                _error_sse(item, self._secrets) if isinstance(item, FrameError) else item
                 for item in self._frames.feed(raw)
             )
             if out:
@@ -125,6 +143,10 @@ class _BedrockStream:
 
     def close(self) -> None:
         self._up.close()
+
+
+def _error_sse(err: FrameError, secrets: tuple[str, ...]) -> bytes:
+    return mask_secrets(error_sse(err), secrets)
 
 
 def _without_type(headers: Mapping[str, str]) -> dict[str, str]:
@@ -145,6 +167,8 @@ class BedrockProvider:
             config.endpoint_url or f"https://bedrock-runtime.{config.region}.amazonaws.com"
         )
         self._betas = frozenset(config.betas if config.betas is not None else BEDROCK_BETAS)
+        # No client header goes to Bedrock but those the account's forward_headers name.
+        self._forward = frozenset(config.forward_headers) - frozenset(config.drop_headers)
         self._credentials = _Credentials(config, account)
         t = config.timeouts
         self._timeout = aiohttp.ClientTimeout(
@@ -154,18 +178,18 @@ class BedrockProvider:
     async def start(self) -> None:
         await self._credentials.start()
 
-    def _signed_headers(self, url: str, data: bytes, accept: str) -> list[tuple[str, str]]:
+    def _signed_headers(
+        self, url: str, data: bytes, accept: str, client: list[tuple[str, str]]
+    ) -> list[tuple[str, str]]:
         from botocore.auth import SigV4Auth  # type: ignore[import-untyped]
         from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
 
         if self._credentials.frozen is None:
             raise UpstreamUnreachable(f"provider {self.account!r} has no AWS credentials yet")
-        req = AWSRequest(
-            method="POST",
-            url=url,
-            data=data,
-            headers={"content-type": "application/json", "accept": accept},
-        )
+        forward = self._forward
+        headers = {k.lower(): v for k, v in client if k.lower() in forward} if forward else {}
+        headers.update({"content-type": "application/json", "accept": accept})
+        req = AWSRequest(method="POST", url=url, data=data, headers=headers)
         SigV4Auth(self._credentials.frozen, "bedrock", self._region).add_auth(req)
         return list(req.headers.items())
 
@@ -183,7 +207,7 @@ class BedrockProvider:
             url = f"{base}/invoke-with-response-stream" if stream else f"{base}/invoke"
             data = wirejson.dumps(codec.invoke_body(request.body, betas))
             accept = "application/vnd.amazon.eventstream" if stream else "application/json"
-        headers = self._signed_headers(url, data, accept)
+        headers = self._signed_headers(url, data, accept, request.headers)
         up = await post(
             self._session,
             URL(url, encoded=True),
@@ -191,6 +215,7 @@ class BedrockProvider:
             headers=headers,
             client_timeout=self._timeout,
             account=self.account,
+            secrets=self._credentials.secrets(),
         )
         if up.status != 200:
             return await self._error(up)
@@ -236,18 +261,22 @@ class BedrockProvider:
                 if not items:
                     continue
                 first = items[0]
+                secrets = self._credentials.secrets()
                 if isinstance(first, FrameError):
                     up.close()
                     name = _exception_name(first.name)
                     status = codec.exception_status(name)
                     body = orjson.dumps(codec.exception_event(name, first.message))
+                    body = mask_secrets(body, secrets)
                     return StaticResponse(status, body, _JSON, up.upstream_request_id)
-                rest = b"".join(error_sse(i) if isinstance(i, FrameError) else i for i in items)
-                return _BedrockStream(up, chunks, frames, rest)
+                rest = b"".join(
+                    _error_sse(i, secrets) if isinstance(i, FrameError) else i for i in items
+                )
+                return _BedrockStream(up, chunks, frames, rest, secrets)
         except BaseException:
             up.close()
             raise
-        return _BedrockStream(up, chunks, frames, b"")
+        return _BedrockStream(up, chunks, frames, b"", self._credentials.secrets())
 
     async def aclose(self) -> None:
         await self._credentials.aclose()

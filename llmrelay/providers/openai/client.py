@@ -17,6 +17,7 @@ from ...config import AzureOpenAIProviderConfig, OpenAIProviderConfig
 from ...core import wirejson
 from ...errors import NotFoundError
 from ..base import ProviderRequest, Wire
+from ..headers import HeaderFilter
 from ..http import HttpProviderResponse, post
 
 __all__ = ["AzureOpenAIProvider", "OpenAIProvider"]
@@ -39,12 +40,15 @@ class OpenAIProvider:
         self._session = session
         self._url = f"{config.base_url}/chat/completions"
         self._auth = [("authorization", f"Bearer {config.api_key}")] if config.api_key else []
+        self._secrets = (config.api_key,) if config.api_key else ()
+        self._headers = HeaderFilter(config.forward_headers, config.drop_headers)
         self._timeout = _timeout(config.timeouts.connect_s, config.timeouts.read_s)
 
     async def send(self, request: ProviderRequest) -> HttpProviderResponse:
         if request.endpoint != "chat_completions":
             raise NotFoundError(f"provider {self.account!r} has no {request.endpoint} endpoint")
-        headers = [*request.headers, *self._auth, ("content-type", "application/json")]
+        headers = self._headers(request.headers)
+        headers += [*self._auth, ("content-type", "application/json")]
         return await post(
             self._session,
             self._url,
@@ -52,6 +56,7 @@ class OpenAIProvider:
             headers=headers,
             client_timeout=self._timeout,
             account=self.account,
+            secrets=self._secrets,
         )
 
     async def start(self) -> None:
@@ -77,6 +82,8 @@ class AzureOpenAIProvider:
             if config.api_key is not None
             else [("authorization", f"Bearer {config.entra_token}")]
         )
+        self._secrets = tuple(c for c in (config.api_key, config.entra_token) if c)
+        self._headers = HeaderFilter(config.forward_headers, config.drop_headers)
         self._timeout = _timeout(config.timeouts.connect_s, config.timeouts.read_s)
 
     async def send(self, request: ProviderRequest) -> HttpProviderResponse:
@@ -87,7 +94,8 @@ class AzureOpenAIProvider:
             f"{self._endpoint}/openai/deployments/{deployment}/chat/completions"
             f"?api-version={quote(self._api_version, safe='')}"
         )
-        headers = [*request.headers, *self._auth, ("content-type", "application/json")]
+        headers = self._headers(request.headers)
+        headers += [*self._auth, ("content-type", "application/json")]
         return await post(
             self._session,
             url,
@@ -95,6 +103,7 @@ class AzureOpenAIProvider:
             headers=headers,
             client_timeout=self._timeout,
             account=self.account,
+            secrets=self._secrets,
         )
 
     async def start(self) -> None:

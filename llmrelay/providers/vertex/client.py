@@ -38,7 +38,8 @@ _SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 _REFRESH_MARGIN_S = 300.0
 _RETRY_S = 30.0
 _JSON = {"content-type": "application/json"}
-# Only these client headers go to Vertex (Claude Code's gateway guide names the first two).
+# Only these client headers go to Vertex (Claude Code's gateway guide names the first two),
+# and the account's forward_headers.
 _FORWARD = ("anthropic-version", "user-agent", "x-claude-code-session-id")
 
 
@@ -136,6 +137,9 @@ class VertexProvider:
             f"{quote(region, safe='')}/publishers/anthropic/models"
         )
         self._betas = frozenset(config.betas if config.betas is not None else VERTEX_BETAS)
+        self._forward = frozenset((*_FORWARD, *config.forward_headers)) - frozenset(
+            config.drop_headers
+        )
         self._token = _Token(config, account)
         t = config.timeouts
         self._timeout = aiohttp.ClientTimeout(
@@ -156,14 +160,13 @@ class VertexProvider:
             model = quote(str(body.pop("model", "")), safe="@")
             method = "streamRawPredict" if request.stream else "rawPredict"
             url = f"{self._models_url}/{model}:{method}"
-        headers = [(k, v) for k, v in request.headers if k.lower() in _FORWARD]
+        forward = self._forward
+        headers = [(k, v) for k, v in request.headers if k.lower() in forward]
         betas = filter_betas(split_betas(request.headers), self._betas, self.account)
         if betas:
             headers.append(("anthropic-beta", ",".join(betas)))
-        headers += [
-            ("authorization", f"Bearer {self._token.value}"),
-            ("content-type", "application/json"),
-        ]
+        token = self._token.value
+        headers += [("authorization", f"Bearer {token}"), ("content-type", "application/json")]
         up = await post(
             self._session,
             url,
@@ -171,6 +174,7 @@ class VertexProvider:
             headers=headers,
             client_timeout=self._timeout,
             account=self.account,
+            secrets=(token,),
         )
         if up.status == 200:
             return up
