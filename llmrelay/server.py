@@ -340,6 +340,7 @@ async def serve(
         OSError: the address cannot be bound.
     """
     _raise_fd_limit(config.max_connections)
+    _check_somaxconn(config.backlog)
     runner = _Runner(
         app,
         config,
@@ -401,4 +402,18 @@ def _raise_fd_limit(max_connections: int) -> None:
         log.warning(
             "open-files limit below server.max_connections",
             extra={"limit": target, "max_connections": max_connections},
+        )
+
+
+def _check_somaxconn(backlog: int) -> None:
+    """Linux silently caps the listen backlog at ``net.core.somaxconn`` (128 before 5.4)."""
+    try:
+        with open("/proc/sys/net/core/somaxconn") as f:
+            cap = int(f.read())
+    except (OSError, ValueError):
+        return
+    if cap < backlog:
+        log.warning(
+            "listen backlog capped by the kernel (sysctl net.core.somaxconn)",
+            extra={"backlog": backlog, "somaxconn": cap},
         )
