@@ -95,7 +95,7 @@ _PARSE_REASONS: tuple[tuple[type[HttpProcessingError], str], ...] = (
 )
 
 
-def parse_error_reason(exc: BaseException | None) -> str:
+def _parse_error_reason(exc: BaseException | None) -> str:
     """A fixed description of an HTTP parser error; never any of the bytes received."""
     for kind, reason in _PARSE_REASONS:
         if isinstance(exc, kind):
@@ -252,7 +252,7 @@ class _Handler(RequestHandler):
             return super().handle_error(request, status, exc, message)
         # A malformed request: aiohttp's message and traceback quote the raw line, which
         # may carry a key (a header value with a stray CR). Say what kind of error it was.
-        reason = parse_error_reason(exc)
+        reason = _parse_error_reason(exc)
         self._gw.parse_errors.log(
             "malformed HTTP request", {"reason": reason, "peer": request.remote}
         )

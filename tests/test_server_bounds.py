@@ -261,6 +261,31 @@ def test_connections_beyond_max_connections_get_a_503_and_one_log_line(
     assert len(lines) == 1  # rate-limited
 
 
+def test_connections_beyond_twice_max_connections_are_closed_unanswered(
+    gateway_factory: Factory, tmp_path: Path
+) -> None:
+    gw = gateway_factory(_config(tmp_path, max_connections=1, header_timeout_s=30))
+    port = _port(gw)
+
+    async def scenario() -> tuple[bytes, bytes]:
+        served = await asyncio.open_connection("127.0.0.1", port)
+        served[1].write(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+        await served[0].readuntil(b'"ok"}')
+        refusing = await asyncio.open_connection("127.0.0.1", port)  # over the limit, silent
+        await asyncio.sleep(0.2)
+        dropped = await asyncio.open_connection("127.0.0.1", port)  # over twice the limit
+        nothing = await asyncio.wait_for(_read_until_closed(dropped[0]), 20)
+        refusing[1].write(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+        refused = await asyncio.wait_for(_read_until_closed(refusing[0]), 20)
+        for _, writer in (served, refusing, dropped):
+            await _close(writer)
+        return nothing, refused
+
+    nothing, refused = asyncio.run(scenario())
+    assert nothing == b""
+    assert refused.startswith(b"HTTP/1.1 503")
+
+
 # -- parser errors --------------------------------------------------------------------------
 
 
