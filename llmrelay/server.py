@@ -26,8 +26,9 @@
 
 The request *body* is bounded where it is read: :func:`read_body`.
 
-Written against aiohttp 3.14's ``RequestHandler`` (``web_protocol.py``); the subclass reads
-its ``_messages``, ``_waiter`` and ``_request_handler``, which exist since 3.8.
+Written against aiohttp 3.14's ``RequestHandler`` (``web_protocol.py``): the subclass reads
+its ``_messages``, ``_upgraded`` and ``_request_handler``, and the server takes over the
+app's ``Server._kwargs``; ``tests/test_server_bounds.py`` fails if those change.
 """
 
 from __future__ import annotations
