@@ -25,7 +25,7 @@ from .policy.auth import KeyRing, Principal
 from .policy.keycache import KeyCache
 from .policy.pricing import Price, PriceTable
 from .providers.base import Provider
-from .providers.registry import build_provider
+from .providers.registry import build_provider, client_header_filter
 from .routing.router import Router
 from .routing.table import RouteTable
 from .stores.counters import CounterStore
@@ -298,8 +298,9 @@ def build_app(settings: Settings) -> web.Application:
     server = settings.server
     limits = BodyLimits(max_body, server.body_timeout_s, server.max_json_depth)
     wire = WireLimits(server.max_json_depth, int(server.max_sse_event_mb * 1024 * 1024))
-    anthropic = AnthropicSurface(gateway, limits, wire, gateway.created_at)
-    openai = OpenAISurface(gateway, limits, wire, gateway.created_unix)
+    headers = client_header_filter(settings.providers.values())
+    anthropic = AnthropicSurface(gateway, limits, wire, headers, gateway.created_at)
+    openai = OpenAISurface(gateway, limits, wire, headers, gateway.created_unix)
     anthropic.add_routes(app)
     openai.add_routes(app)
     if settings.admin is not None:

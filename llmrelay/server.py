@@ -24,7 +24,7 @@
   (a header carrying a key with a stray ``\\r`` echoed the key) and logs a traceback;
   here the log gets one warning line (peer address and kind, rate-limited).
 
-The request *body* is bounded where it is read: :func:`read_body`.
+The request *body* is bounded where it is read: ``pipeline/body.py`` ``read_body``.
 
 Written against aiohttp 3.14's ``RequestHandler`` (``web_protocol.py``): the subclass reads
 its ``_messages``, ``_upgraded`` and ``_request_handler``, and the server takes over the
@@ -57,14 +57,11 @@ from aiohttp.web_server import Server
 
 from .config import ServerConfig
 from .errors import (
-    InvalidRequestError,
-    RequestTimeoutError,
-    RequestTooLargeError,
     anthropic_error_body,
 )
 from .obs.log import Throttled
 
-__all__ = ["GatewayServer", "read_body", "run", "serve"]
+__all__ = ["GatewayServer", "run", "serve"]
 
 log = logging.getLogger("llmrelay.server")
 
@@ -281,49 +278,6 @@ class _Runner(web.AppRunner):
 
     async def _make_server(self) -> Server:
         return GatewayServer(await super()._make_server(), self._config)
-
-
-async def read_body(request: BaseRequest, max_bytes: int, timeout_s: float) -> bytes:
-    """The request body, whole, within ``timeout_s`` seconds of the call.
-
-    A body that trickles in, or a ``Content-Length`` larger than what is sent, runs out
-    the clock. ``request.read()`` returns the same bytes afterwards. Reads in the chunks
-    aiohttp hands over: no task, one timer.
-
-    Raises:
-        RequestTooLargeError: more than ``max_bytes`` (by ``Content-Length``, before
-            reading, or as read) (413).
-        RequestTimeoutError: not all there within ``timeout_s`` (408).
-        InvalidRequestError: the body's framing is broken (chunked encoding, a
-            compressed body that does not decode) (400).
-    """
-    length = request.content_length
-    if length is not None and length > max_bytes:
-        raise _too_large(max_bytes)
-    body = bytearray()
-    try:
-        async with asyncio.timeout(timeout_s):
-            while chunk := await request.content.readany():
-                body += chunk
-                if len(body) > max_bytes:
-                    raise _too_large(max_bytes)
-    except TimeoutError:
-        raise RequestTimeoutError(
-            f"the request body did not arrive within {timeout_s:g}s (server.body_timeout_s)"
-        ) from None
-    except web.RequestPayloadError:
-        raise InvalidRequestError("malformed HTTP request: invalid body framing") from None
-    data = bytes(body)
-    # aiohttp's own cache of the body: request.read() and .json() return it from now on.
-    request._read_bytes = data
-    return data
-
-
-def _too_large(max_bytes: int) -> RequestTooLargeError:
-    mb = max_bytes / (1024 * 1024)
-    return RequestTooLargeError(
-        f"request body exceeds this gateway's limit of {mb:g} MiB (server.max_request_body_mb)"
-    )
 
 
 async def serve(

@@ -154,12 +154,6 @@ def test_client_headers_for_other_systems_never_reach_the_provider(
     assert seen["x-trace-id"] == "t-1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the call pipeline to read client headers with "
-    "providers.headers.client_headers(request.headers, registry.client_header_filter(...)): "
-    "surfaces/common.forward_headers drops cookie before the provider sees it",
-)
 def test_forward_headers_lets_a_header_dropped_by_default_through_end_to_end(
     gateway_factory: Factory, tmp_path: Path
 ) -> None:

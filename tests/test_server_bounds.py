@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 
 from llmrelay.errors import GatewayError
-from llmrelay.server import read_body
+from llmrelay.pipeline.body import read_body
 
 from .conftest import ALICE_KEY, GatewayProcess, base_config
 

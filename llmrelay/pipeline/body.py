@@ -16,7 +16,7 @@ from ..core import wirejson
 from ..core.text import clip
 from ..errors import InvalidRequestError, RequestTimeoutError, RequestTooLargeError
 
-__all__ = ["MAX_MODEL_CHARS", "BodyLimits", "body_size", "read_json"]
+__all__ = ["MAX_MODEL_CHARS", "BodyLimits", "body_size", "read_body", "read_json"]
 
 #: Longest model name the gateway routes; longer ones are answered 404 unread.
 MAX_MODEL_CHARS = 256
@@ -39,20 +39,10 @@ async def read_json(request: web.Request, limits: BodyLimits) -> dict[str, Any]:
     Raises:
         RequestTooLargeError: over ``limits.max_bytes`` (413).
         RequestTimeoutError: not all there within ``limits.timeout_s`` (408).
-        InvalidRequestError: not JSON, nested deeper than ``limits.max_depth``, or not an
-            object (400).
+        InvalidRequestError: broken framing, not JSON, nested deeper than
+            ``limits.max_depth``, or not an object (400).
     """
-    if request.content_length is not None and request.content_length > limits.max_bytes:
-        raise _too_large(limits.max_bytes)
-    try:
-        async with asyncio.timeout(limits.timeout_s):
-            raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise _too_large(limits.max_bytes) from None
-    except TimeoutError:
-        raise RequestTimeoutError(
-            f"the request body did not arrive within {limits.timeout_s:g}s (server.body_timeout_s)"
-        ) from None
+    raw = await read_body(request, limits.max_bytes, limits.timeout_s)
     try:
         body = wirejson.loads(raw, max_depth=limits.max_depth)
     except wirejson.TooDeep as err:
@@ -64,8 +54,44 @@ async def read_json(request: web.Request, limits: BodyLimits) -> dict[str, Any]:
     return body
 
 
-def _too_large(max_body: int) -> RequestTooLargeError:
-    mb = max_body / (1024 * 1024)
+async def read_body(request: web.BaseRequest, max_bytes: int, timeout_s: float) -> bytes:
+    """The request body, whole, within ``timeout_s`` seconds of the call.
+
+    A body that trickles in, or a ``Content-Length`` larger than what is sent, runs out
+    the clock. ``request.read()`` returns the same bytes afterwards. Reads in the chunks
+    aiohttp hands over: no task, one timer.
+
+    Raises:
+        RequestTooLargeError: more than ``max_bytes`` (by ``Content-Length``, before
+            reading, or as read) (413).
+        RequestTimeoutError: not all there within ``timeout_s`` (408).
+        InvalidRequestError: the body's framing is broken (chunked encoding, a
+            compressed body that does not decode) (400).
+    """
+    length = request.content_length
+    if length is not None and length > max_bytes:
+        raise _too_large(max_bytes)
+    body = bytearray()
+    try:
+        async with asyncio.timeout(timeout_s):
+            while chunk := await request.content.readany():
+                body += chunk
+                if len(body) > max_bytes:
+                    raise _too_large(max_bytes)
+    except TimeoutError:
+        raise RequestTimeoutError(
+            f"the request body did not arrive within {timeout_s:g}s (server.body_timeout_s)"
+        ) from None
+    except web.RequestPayloadError:
+        raise InvalidRequestError("malformed HTTP request: invalid body framing") from None
+    data = bytes(body)
+    # aiohttp's own cache of the body: request.read() and .json() return it from now on.
+    request._read_bytes = data
+    return data
+
+
+def _too_large(max_bytes: int) -> RequestTooLargeError:
+    mb = max_bytes / (1024 * 1024)
     return RequestTooLargeError(
         f"request body exceeds this gateway's limit of {mb:g} MiB (server.max_request_body_mb)"
     )

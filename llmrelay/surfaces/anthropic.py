@@ -36,12 +36,13 @@ from ..pipeline.call import Call, Parts, SurfaceName
 from ..pipeline.run import guarded, new_request_id, run_call
 from ..pipeline.surface import AttemptResult
 from ..providers.base import Endpoint, ProviderRequest, ProviderResponse
+from ..providers.headers import HeaderFilter, client_headers
 from ..routing.executor import Failure, Success, retry_after_s
 from ..routing.table import Route
 from ..translation import WireLimits
 from .anthropic_stream import gated_stream, relay_answer
 from .anthropic_translated import attempt_translated, decode_canonical
-from .common import forward_headers, json_content, json_object, not_json
+from .common import json_content, json_object, not_json
 
 __all__ = ["AnthropicSurface", "error_response", "utc_now_rfc3339"]
 
@@ -66,10 +67,18 @@ class AnthropicSurface:
 
     name: SurfaceName = "anthropic"
 
-    def __init__(self, parts: Parts, limits: BodyLimits, wire: WireLimits, created_at: str) -> None:
+    def __init__(
+        self,
+        parts: Parts,
+        limits: BodyLimits,
+        wire: WireLimits,
+        headers: HeaderFilter,
+        created_at: str,
+    ) -> None:
         self._parts = parts
         self._limits = limits
         self._wire = wire
+        self._headers = headers
         self._created_at = created_at
 
     def add_routes(self, app: web.Application) -> None:
@@ -95,7 +104,7 @@ class AnthropicSurface:
         return f"model: {model!r} is not routed by this gateway (GET /v1/models lists them)"
 
     def attempter(self, call: Call, endpoint: Endpoint, body: dict[str, Any]) -> _Attempter:
-        return _Attempter(call, endpoint, body, self._wire)
+        return _Attempter(call, endpoint, body, self._wire, self._headers)
 
     async def list_models(self, request: web.Request) -> web.StreamResponse:
         """``GET /v1/models`` in Anthropic's page shape (``anthropic/types/model_info.py``)."""
@@ -157,13 +166,18 @@ class _Attempter:
     __slots__ = ("_body", "_call", "_canonical", "_endpoint", "_headers", "_wire")
 
     def __init__(
-        self, call: Call, endpoint: Endpoint, body: dict[str, Any], wire: WireLimits
+        self,
+        call: Call,
+        endpoint: Endpoint,
+        body: dict[str, Any],
+        wire: WireLimits,
+        headers: HeaderFilter,
     ) -> None:
         self._call = call
         self._endpoint = endpoint
         self._body = body
         self._wire = wire
-        self._headers = forward_headers(call.request.headers)
+        self._headers = client_headers(call.request.headers, headers)
         self._canonical: Request | None = None
 
     async def attempt(self, route: Route, gate: bool) -> AttemptResult:

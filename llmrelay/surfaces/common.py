@@ -3,7 +3,6 @@ type for bodies the gateway writes, and the check that a provider's 200 is JSON.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -11,37 +10,7 @@ import orjson
 from ..core import wirejson
 from ..routing.executor import Failure
 
-__all__ = ["forward_headers", "json_content", "json_object", "not_json"]
-
-# Request headers that never go upstream: the gateway key, hop-by-hop headers, and the ones
-# the provider client sets itself.
-_REQUEST_DROP = frozenset(
-    {
-        "host",
-        "content-length",
-        "content-type",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "authorization",
-        "x-api-key",
-        "api-key",
-        "accept-encoding",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "upgrade",
-        "cookie",
-        "expect",
-        "x-llmrelay-metadata",  # the gateway's own, for routing rules
-    }
-)
-
-
-def forward_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
-    """The client's headers that may go upstream, repeated names kept in order."""
-    return [(k, v) for k, v in headers.items() if k.lower() not in _REQUEST_DROP]
+__all__ = ["json_content", "json_object", "not_json"]
 
 
 def json_content(headers: dict[str, str]) -> dict[str, str]:

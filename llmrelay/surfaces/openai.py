@@ -27,10 +27,11 @@ from ..pipeline.call import Call, Parts, SurfaceName
 from ..pipeline.run import guarded, new_request_id, run_call
 from ..pipeline.surface import AttemptResult
 from ..providers.base import Endpoint, ProviderRequest, ProviderResponse
+from ..providers.headers import HeaderFilter, client_headers
 from ..routing.executor import Failure, Success, retry_after_s
 from ..routing.table import Route
 from ..translation import WireLimits
-from .common import forward_headers, json_content, json_object, not_json
+from .common import json_content, json_object, not_json
 from .openai_stream import gated_stream, relay_answer, usage_from_openai
 from .openai_translated import attempt_translated, decode_canonical
 
@@ -61,11 +62,17 @@ class OpenAISurface:
     name: SurfaceName = "openai"
 
     def __init__(
-        self, parts: Parts, limits: BodyLimits, wire: WireLimits, created_unix: int
+        self,
+        parts: Parts,
+        limits: BodyLimits,
+        wire: WireLimits,
+        headers: HeaderFilter,
+        created_unix: int,
     ) -> None:
         self._parts = parts
         self._limits = limits
         self._wire = wire
+        self._headers = headers
         self._created_unix = created_unix
 
     def add_routes(self, app: web.Application) -> None:
@@ -92,7 +99,7 @@ class OpenAISurface:
         return f"The model {model!r} is not routed by this gateway (GET /v1/models lists them)"
 
     def attempter(self, call: Call, endpoint: Endpoint, body: dict[str, Any]) -> _Attempter:
-        return _Attempter(call, body, self._wire)
+        return _Attempter(call, body, self._wire, self._headers)
 
     async def list_models(self, request: web.Request) -> web.StreamResponse:
         """``GET /v1/models`` in OpenAI's list shape (``openai/types/model.py``)."""
@@ -124,11 +131,13 @@ class _Attempter:
 
     __slots__ = ("_body", "_call", "_canonical", "_headers", "_wire")
 
-    def __init__(self, call: Call, body: dict[str, Any], wire: WireLimits) -> None:
+    def __init__(
+        self, call: Call, body: dict[str, Any], wire: WireLimits, headers: HeaderFilter
+    ) -> None:
         self._call = call
         self._body = body
         self._wire = wire
-        self._headers = forward_headers(call.request.headers)
+        self._headers = client_headers(call.request.headers, headers)
         self._canonical: Request | None = None
 
     async def attempt(self, route: Route, gate: bool) -> AttemptResult:
