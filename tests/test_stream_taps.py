@@ -72,3 +72,16 @@ def test_bedrock_invocation_metrics_fill_missing_counts() -> None:
     usage = Usage()
     AnthropicStreamTap(usage).observe(stream)
     assert (usage.input_tokens, usage.output_tokens, usage.cache_read_input_tokens) == (41, 17, 5)
+
+
+def test_negative_bedrock_invocation_metrics_read_as_zero() -> None:
+    # A negative count would make the call's cost negative and credit its budget.
+    stream = (
+        b'event: message_start\ndata: {"type":"message_start","message":{"usage":'
+        b'{"input_tokens":-7,"output_tokens":-1}}}\n\n'
+        b'event: message_stop\ndata: {"type":"message_stop","amazon-bedrock-invocationMetrics":'
+        b'{"inputTokenCount":-7,"outputTokenCount":-3,"cacheReadInputTokenCount":-2}}\n\n'
+    )
+    usage = Usage()
+    AnthropicStreamTap(usage).observe(stream)
+    assert (usage.input_tokens, usage.output_tokens, usage.cache_read_input_tokens) == (0, 0, 0)

@@ -114,7 +114,8 @@ class AnthropicStreamTap:
 
 
 def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """A count: ints only; a negative one (a provider bug) is 0, as ``Usage`` reads them."""
+    return max(value, 0) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _loads(data: bytes) -> dict[str, object] | None:
