@@ -162,15 +162,6 @@ XFAIL: dict[tuple[str, str, str, str], str] = {
         "content-type (an HTML page is 'an event-stream frame of 1008813135 bytes')"
         for surface in ("anthropic", "openai")
     },
-    **{
-        ("never_ending", "stream", wire, "anthropic"): (
-            "the passthrough relays the start of the endless event, then a blank line and the "
-            "error event: the blank line completes the partial event and the Anthropic SDK "
-            "raises JSONDecodeError on it before it reaches the error "
-            "(surfaces/anthropic_stream.py _after_partial)"
-        )
-        for wire in ("anthropic", "vertex")
-    },
     ("garbage_bytes", "stream", "openai", "anthropic"): (
         "a translated OpenAI-wire stream that ends without [DONE] and without a "
         "finish_reason is answered as complete (end_turn, row without error); the "

@@ -168,12 +168,6 @@ def test_usage_read_with_the_fault_in_one_read_is_billed(
     assert seen.status == 200 and seen.error is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the passthrough relays the start of the endless chunk; the blank line before the "
-    "error chunk completes it and the OpenAI SDK raises JSONDecodeError on it "
-    "(surfaces/openai_stream.py _error_and_done)",
-)
 def test_an_openai_stream_whose_client_asked_for_usage_ends_between_events(
     env: FaultEnv,
 ) -> None:
