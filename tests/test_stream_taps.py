@@ -72,3 +72,37 @@ def test_bedrock_invocation_metrics_fill_missing_counts() -> None:
     usage = Usage()
     AnthropicStreamTap(usage).observe(stream)
     assert (usage.input_tokens, usage.output_tokens, usage.cache_read_input_tokens) == (41, 17, 5)
+
+
+def test_negative_bedrock_invocation_metrics_read_as_zero() -> None:
+    # A negative count would make the call's cost negative and credit its budget.
+    stream = (
+        b'event: message_start\ndata: {"type":"message_start","message":{"usage":'
+        b'{"input_tokens":-7,"output_tokens":-1}}}\n\n'
+        b'event: message_stop\ndata: {"type":"message_stop","amazon-bedrock-invocationMetrics":'
+        b'{"inputTokenCount":-7,"outputTokenCount":-3,"cacheReadInputTokenCount":-2}}\n\n'
+    )
+    usage = Usage()
+    AnthropicStreamTap(usage).observe(stream)
+    assert (usage.input_tokens, usage.output_tokens, usage.cache_read_input_tokens) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64, 100_000])
+@pytest.mark.parametrize("crlf", [False, True])
+@pytest.mark.parametrize("cut", [0, 1, 40, 200])
+def test_taps_send_whole_events_only(size: int, crlf: bool, cut: int) -> None:
+    # The stream ends ``cut`` bytes into an event that never completes: the client gets the
+    # whole events before it, byte for byte, and nothing of the partial one.
+    whole = (WIRE / "anthropic" / "text_stream.sse").read_bytes()
+    whole = whole.rstrip(b"\n") + b"\n\n"
+    partial = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0}'[:cut]
+    if crlf:
+        whole, partial = whole.replace(b"\n", b"\r\n"), partial.replace(b"\n", b"\r\n")
+    raw = whole + partial
+    taps = [
+        AnthropicStreamTap(Usage()),
+        OpenAIStreamTap(Usage(), strip_usage=False),
+    ]
+    for tap in taps:
+        out = b"".join(tap.filter(raw[i : i + size]) for i in range(0, len(raw), size))
+        assert out == whole

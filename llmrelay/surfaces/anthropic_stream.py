@@ -6,7 +6,8 @@ Usage comes from ``message_start.message.usage`` and the cumulative ``message_de
 left at zero, from Bedrock's ``amazon-bedrock-invocationMetrics`` on ``message_stop``; an
 ``error`` event's ``error.type`` is kept. Every other event is only framed, never parsed. A
 stream that ends without ``message_stop`` (and without an ``error`` event) is incomplete:
-the client gets an ``error`` event saying so.
+the client gets an ``error`` event saying so. Only whole events go to the client
+(:class:`~llmrelay.surfaces.common.WholeEvents`), so one that ends early ends between two.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ..pipeline.surface import AttemptResult
 from ..providers.base import ProviderResponse
 from ..routing.executor import Failure, Success
 from ..routing.gate import anthropic_event_error, first_sse_event
+from .common import WholeEvents
 
 _SKIP = (b"event: content_block", b"event: ping")
 _ENDED = "the provider's stream ended before its first event"
@@ -39,19 +41,20 @@ __all__ = ["AnthropicStreamTap", "error_event", "gated_stream", "relay_answer"]
 class AnthropicStreamTap:
     """A :class:`~llmrelay.pipeline.relay.Tap` for an Anthropic-wire stream from ``account``."""
 
-    __slots__ = ("_decoder", "_stopped", "account", "error_type", "usage")
+    __slots__ = ("_decoder", "_stopped", "_whole", "account", "error_type", "usage")
 
     def __init__(
         self, usage: Usage, account: str = "", max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     ) -> None:
         self._decoder = SSEDecoder(max_event_bytes)
+        self._whole = WholeEvents()
         self._stopped = False
         self.usage = usage
         self.account = account
         self.error_type: str | None = None
 
     def filter(self, chunk: bytes) -> bytes:
-        return chunk
+        return self._whole.take(chunk)
 
     def finish(self) -> GatewayError | None:
         if self._stopped or self.error_type is not None:
@@ -114,7 +117,8 @@ class AnthropicStreamTap:
 
 
 def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """A count: ints only; a negative one (a provider bug) is 0, as ``Usage`` reads them."""
+    return max(value, 0) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _loads(data: bytes) -> dict[str, object] | None:
@@ -131,13 +135,6 @@ def error_event(err: GatewayError) -> bytes:
     return encode_event("error", error)
 
 
-def _after_partial(err: GatewayError) -> bytes:
-    # A relayed stream may stop inside an event (the provider dropped, or an event grew too
-    # large): a blank line ends whatever was partial before the error event. Between whole
-    # events it is an empty event, which SSE clients skip.
-    return b"\n\n" + error_event(err)
-
-
 def relay_answer(
     up: ProviderResponse,
     headers: dict[str, str],
@@ -151,7 +148,7 @@ def relay_answer(
     def tap(usage: Usage) -> AnthropicStreamTap:
         return AnthropicStreamTap(usage, account, max_event_bytes)
 
-    return ChunksAnswer(up, headers, tap, _after_partial, head, chunks)
+    return ChunksAnswer(up, headers, tap, error_event, head, chunks)
 
 
 async def gated_stream(

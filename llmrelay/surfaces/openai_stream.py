@@ -6,7 +6,8 @@ set (``openai/types/chat/chat_completion_chunk.py``); ``prompt_tokens`` counts c
 tokens too, so ``input_tokens = prompt_tokens - cached_tokens`` to match Anthropic's split.
 When the gateway asked for usage on the client's behalf, that chunk is held back from the
 client, who did not ask for it. A stream that ends without ``data: [DONE]`` (and without an
-error chunk) is incomplete: the client gets an error chunk and ``[DONE]``.
+error chunk) is incomplete: the client gets an error chunk and ``[DONE]``. Only whole events
+go to the client, so one that ends early ends between two.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..pipeline.surface import AttemptResult
 from ..providers.base import ProviderResponse
 from ..routing.executor import Failure, Success
 from ..routing.gate import first_sse_event, openai_event_error
+from .common import WholeEvents
 
 __all__ = [
     "DONE",
@@ -60,7 +62,7 @@ class OpenAIStreamTap:
     """A :class:`~llmrelay.pipeline.relay.Tap` for an OpenAI-wire stream from ``account``:
     ``filter`` returns the bytes to send on (all of them, unless ``strip_usage``)."""
 
-    __slots__ = ("_decoder", "_done", "account", "error_type", "strip_usage", "usage")
+    __slots__ = ("_decoder", "_done", "_whole", "account", "error_type", "strip_usage", "usage")
 
     def __init__(
         self,
@@ -71,6 +73,7 @@ class OpenAIStreamTap:
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         self._decoder = SSEDecoder(max_event_bytes)
+        self._whole = WholeEvents()
         self._done = False
         self.usage = usage
         self.strip_usage = strip_usage
@@ -85,7 +88,8 @@ class OpenAIStreamTap:
         if not self.strip_usage:
             for ev in events:
                 self._inspect(ev.data)
-            return chunk
+            return self._whole.take(chunk)
+        # Re-framed from the decoded events: whole ones only, by construction.
         out = []
         for ev in events:
             if not self._inspect(ev.data):
@@ -128,8 +132,7 @@ def error_chunk(err: GatewayError) -> bytes:
 
 
 def _error_and_done(err: GatewayError) -> bytes:
-    # A blank line first ends whatever event was partial (see anthropic_stream.py).
-    return b"\n\n" + error_chunk(err) + DONE
+    return error_chunk(err) + DONE
 
 
 def relay_answer(

@@ -98,6 +98,7 @@ class Reply:
     pre_delay_s: float = 0.0  # sleep before sending anything (see slow_reply)
     hang_after: bool = False  # after the last event keep the connection open
     hang: bool = False  # never answer at all
+    drop_after: bool = False  # after the last event close the connection, the body unfinished
 
 
 def error_body(status: int, message: str, request_id: str = "req_fake_error") -> dict[str, Any]:
@@ -425,6 +426,10 @@ class FakeAnthropic:
                     await resp.write(event)
                 if reply.hang_after:
                     await self._until_disconnect(request)
+                elif reply.drop_after:
+                    # A provider that went away mid-answer: no last chunk, no more bytes.
+                    if request.transport is not None:
+                        request.transport.close()
                 else:
                     await resp.write_eof()
             finally:
