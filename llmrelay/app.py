@@ -24,7 +24,7 @@ from .policy.admission import Policy
 from .policy.auth import KeyRing, Principal
 from .policy.keycache import KeyCache
 from .policy.pricing import Price, PriceTable
-from .providers.base import Provider
+from .providers.base import Provider, WireBounds
 from .providers.registry import build_provider, client_header_filter
 from .routing.router import Router
 from .routing.table import RouteTable
@@ -113,8 +113,9 @@ class Gateway:
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
             skip_auto_headers=("User-Agent",),
         )
+        bounds = WireBounds(int(self.settings.server.max_sse_event_mb * 1024 * 1024))
         self._providers = {
-            account: build_provider(account, cfg, self._session)
+            account: build_provider(account, cfg, self._session, bounds)
             for account, cfg in self.settings.providers.items()
         }
         for account, provider in self._providers.items():

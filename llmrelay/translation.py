@@ -90,22 +90,36 @@ class _AnthropicSSE:
     def __init__(self, limits: WireLimits) -> None:
         self._sse = SSEDecoder(limits.max_event_bytes)
         self._max_depth = limits.max_json_depth
+        # A malformed event: the events before it in the same read go out first (their
+        # usage counts), then this is raised.
+        self._pending: CodecError | None = None
 
     def feed(self, chunk: bytes) -> list[Event]:
+        if self._pending is not None:
+            raise self._pending
         out: list[Event] = []
         for ev in self._sse.feed(chunk):
             if not ev.data or ev.data == b"[DONE]":  # no data; some proxies add [DONE]
                 continue
-            data = _event_data(ev.data, self._max_depth)
             try:
-                event = anthropic_codec.decode_event(data)
+                data = _event_data(ev.data, self._max_depth)
+                try:
+                    event = anthropic_codec.decode_event(data)
+                except CodecError as err:
+                    raise CodecError(f"a malformed stream event: {err}") from None
             except CodecError as err:
-                raise CodecError(f"a malformed stream event: {err}") from None
+                self._pending = err
+                if not out:
+                    raise
+                return out
             if event is not None:
                 out.append(event)
         return out
 
     def finish(self) -> list[Event]:
+        if self._pending is not None:
+            raise self._pending
+        self._sse.finish()
         return []
 
 
@@ -140,23 +154,42 @@ class _OpenAISSE:
         self._max_depth = limits.max_json_depth
         self._decoder = openai_codec.StreamDecoder(model=model)
         self._done = False
+        self._pending: CodecError | None = None
 
     def feed(self, chunk: bytes) -> list[Event]:
+        if self._pending is not None:
+            raise self._pending
         out: list[Event] = []
         for ev in self._sse.feed(chunk):
             if ev.data == b"[DONE]":
-                out += self.finish()
+                out += self._end()
                 continue
             if not ev.data or self._done:
                 continue
-            data = _event_data(ev.data, self._max_depth)
             try:
-                out += self._decoder.feed(data)
+                data = _event_data(ev.data, self._max_depth)
+                try:
+                    out += self._decoder.feed(data)
+                except CodecError as err:
+                    raise CodecError(f"a malformed stream chunk: {err}") from None
             except CodecError as err:
-                raise CodecError(f"a malformed stream chunk: {err}") from None
+                # As in _AnthropicSSE: what came before in this read goes out first.
+                self._pending = err
+                if not out:
+                    raise
+                return out
         return out
 
     def finish(self) -> list[Event]:
+        if self._pending is not None:
+            raise self._pending
+        self._sse.finish()
+        if not self._done and not self._decoder.finished:
+            # Neither [DONE] nor a finish_reason: the stream was cut, not finished.
+            raise CodecError("a stream that ended before [DONE]")
+        return self._end()
+
+    def _end(self) -> list[Event]:
         if self._done:
             return []
         self._done = True

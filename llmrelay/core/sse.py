@@ -64,11 +64,13 @@ class SSEDecoder:
     ``max_event_bytes`` bounds one event (its lines, without the blank line that ends it,
     ``\\r\\n`` counted as one byte).
 
-    Raises (from :meth:`feed` and :meth:`blocks`):
+    Raises (from :meth:`feed`, :meth:`blocks` and :meth:`finish`):
         SSEEventTooLarge: an event, complete or not, is larger than ``max_event_bytes``.
+            When the chunk that shows it also completed earlier events, those are returned
+            first and the error is raised by the next call (so their usage still counts).
     """
 
-    __slots__ = ("_cr", "_head", "_long", "_max")
+    __slots__ = ("_cr", "_head", "_long", "_max", "_pending")
 
     def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         if max_event_bytes < 1:
@@ -81,6 +83,7 @@ class SSEDecoder:
         self._long: bytearray | None = None
         # The last chunk ended in "\r": held back in case the next one starts with "\n".
         self._cr = False
+        self._pending: SSEEventTooLarge | None = None
 
     @property
     def buffered(self) -> int:
@@ -99,6 +102,8 @@ class SSEDecoder:
     def blocks(self, chunk: bytes) -> list[bytes]:
         """The raw event blocks (lines without the blank separator) completed by ``chunk``,
         for callers that want to skip most events without parsing them."""
+        if self._pending is not None:
+            raise self._pending
         if self._cr:
             chunk = b"\r" + chunk
             self._cr = False
@@ -140,8 +145,16 @@ class SSEDecoder:
         if start < len(chunk):
             self._head = chunk[start:] if start else chunk
             if len(self._head) > self._max + 1:  # + 1: a "\n" that may start the separator
-                self._overflow()
+                if not out:
+                    self._overflow()
+                self._pending = SSEEventTooLarge(self._max)
+                self._head = b""
         return out
+
+    def finish(self) -> None:
+        """At the end of the stream: raise the error a last chunk left pending."""
+        if self._pending is not None:
+            raise self._pending
 
     def _hold(self, chunk: bytes) -> None:
         if self._long is None:

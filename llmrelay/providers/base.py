@@ -14,12 +14,20 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-__all__ = ["Endpoint", "Provider", "ProviderRequest", "ProviderResponse", "Wire"]
+__all__ = ["Endpoint", "Provider", "ProviderRequest", "ProviderResponse", "Wire", "WireBounds"]
 
 #: ``messages`` is ``POST /v1/messages``; ``count_tokens`` is ``POST /v1/messages/count_tokens``
 #: (both Anthropic wire); ``chat_completions`` is ``POST /v1/chat/completions`` (OpenAI wire).
 Endpoint = Literal["messages", "count_tokens", "chat_completions"]
 Wire = Literal["anthropic", "openai"]
+
+
+@dataclass(slots=True, frozen=True)
+class WireBounds:
+    """Bounds on what a provider client decodes itself: ``max_event_bytes`` bytes in one
+    stream event (``server.max_sse_event_mb``)."""
+
+    max_event_bytes: int = 8 * 1024 * 1024
 
 
 @dataclass(slots=True)

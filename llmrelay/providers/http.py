@@ -144,6 +144,11 @@ class HttpProviderResponse:
     def is_event_stream(self) -> bool:
         return self._resp.content_type == "text/event-stream"
 
+    @property
+    def content_type(self) -> str:
+        """The response's media type, lower-cased, without parameters ("" when absent)."""
+        return self._resp.content_type if "content-type" in self._resp.headers else ""
+
     async def read(self) -> bytes:
         try:
             body = await self._resp.read()

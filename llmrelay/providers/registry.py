@@ -16,55 +16,69 @@ from ..config import (
     ProviderConfig,
     VertexProviderConfig,
 )
-from .base import Provider
+from .base import Provider, WireBounds
 from .headers import HeaderFilter, client_filter
 
 __all__ = ["build_provider", "client_header_filter", "missing_dependencies"]
 
 
-def _anthropic(account: str, cfg: ProviderConfig, session: aiohttp.ClientSession) -> Provider:
+def _anthropic(
+    account: str, cfg: ProviderConfig, session: aiohttp.ClientSession, limits: WireBounds
+) -> Provider:
     from .anthropic.client import AnthropicProvider
 
     assert isinstance(cfg, AnthropicProviderConfig)
     return AnthropicProvider(account, cfg, session)
 
 
-def _mock(account: str, cfg: ProviderConfig, session: aiohttp.ClientSession) -> Provider:
+def _mock(
+    account: str, cfg: ProviderConfig, session: aiohttp.ClientSession, limits: WireBounds
+) -> Provider:
     from .mock.client import MockProvider
 
     assert isinstance(cfg, MockProviderConfig)
     return MockProvider(account, cfg)
 
 
-def _openai(account: str, cfg: ProviderConfig, session: aiohttp.ClientSession) -> Provider:
+def _openai(
+    account: str, cfg: ProviderConfig, session: aiohttp.ClientSession, limits: WireBounds
+) -> Provider:
     from .openai.client import OpenAIProvider
 
     assert isinstance(cfg, OpenAIProviderConfig)
     return OpenAIProvider(account, cfg, session)
 
 
-def _azure_openai(account: str, cfg: ProviderConfig, session: aiohttp.ClientSession) -> Provider:
+def _azure_openai(
+    account: str, cfg: ProviderConfig, session: aiohttp.ClientSession, limits: WireBounds
+) -> Provider:
     from .openai.client import AzureOpenAIProvider
 
     assert isinstance(cfg, AzureOpenAIProviderConfig)
     return AzureOpenAIProvider(account, cfg, session)
 
 
-def _bedrock(account: str, cfg: ProviderConfig, session: aiohttp.ClientSession) -> Provider:
+def _bedrock(
+    account: str, cfg: ProviderConfig, session: aiohttp.ClientSession, limits: WireBounds
+) -> Provider:
     from .bedrock.client import BedrockProvider
 
     assert isinstance(cfg, BedrockProviderConfig)
-    return BedrockProvider(account, cfg, session)
+    return BedrockProvider(account, cfg, session, limits.max_event_bytes)
 
 
-def _vertex(account: str, cfg: ProviderConfig, session: aiohttp.ClientSession) -> Provider:
+def _vertex(
+    account: str, cfg: ProviderConfig, session: aiohttp.ClientSession, limits: WireBounds
+) -> Provider:
     from .vertex.client import VertexProvider
 
     assert isinstance(cfg, VertexProviderConfig)
     return VertexProvider(account, cfg, session)
 
 
-_FACTORIES: dict[str, Callable[[str, ProviderConfig, aiohttp.ClientSession], Provider]] = {
+_DEFAULT_BOUNDS = WireBounds()
+_Factory = Callable[[str, ProviderConfig, aiohttp.ClientSession, WireBounds], Provider]
+_FACTORIES: dict[str, _Factory] = {
     "anthropic": _anthropic,
     "mock": _mock,
     "openai": _openai,
@@ -90,9 +104,15 @@ def missing_dependencies(types: set[str]) -> list[str]:
     return out
 
 
-def build_provider(account: str, cfg: ProviderConfig, session: aiohttp.ClientSession) -> Provider:
-    """The provider for one configured account; ``cfg.type`` picks the factory."""
-    return _FACTORIES[cfg.type](account, cfg, session)
+def build_provider(
+    account: str,
+    cfg: ProviderConfig,
+    session: aiohttp.ClientSession,
+    limits: WireBounds = _DEFAULT_BOUNDS,
+) -> Provider:
+    """The provider for one configured account; ``cfg.type`` picks the factory. ``limits``
+    bound what a provider client decodes itself (Bedrock's event stream)."""
+    return _FACTORIES[cfg.type](account, cfg, session, limits)
 
 
 def client_header_filter(configs: Iterable[ProviderConfig]) -> HeaderFilter:

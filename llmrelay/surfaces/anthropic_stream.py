@@ -57,6 +57,10 @@ class AnthropicStreamTap:
         return self._whole.take(chunk)
 
     def finish(self) -> GatewayError | None:
+        try:
+            self._decoder.finish()
+        except SSEEventTooLarge as err:
+            return err.for_account(self.account)
         if self._stopped or self.error_type is not None:
             return None
         return UpstreamProtocolError(

@@ -100,6 +100,10 @@ class OpenAIStreamTap:
         """Everything was read in :meth:`filter`."""
 
     def finish(self) -> GatewayError | None:
+        try:
+            self._decoder.finish()
+        except SSEEventTooLarge as err:
+            return err.for_account(self.account)
         if self._done or self.error_type is not None:
             return None
         return UpstreamProtocolError(f"provider {self.account!r} ended the stream before [DONE]")

@@ -22,8 +22,12 @@ MiB = 1024 * 1024
 
 
 def feed_all(chunks: list[bytes], **kw: int) -> list[bytes]:
+    """Every block of a whole stream (the decoder's ``finish`` included: an oversized event
+    found in a chunk that also completed others is raised there)."""
     decoder = SSEDecoder(**kw)
-    return [block for chunk in chunks for block in decoder.blocks(chunk)]
+    blocks = [block for chunk in chunks for block in decoder.blocks(chunk)]
+    decoder.finish()
+    return blocks
 
 
 def cut(raw: bytes, points: list[int]) -> list[bytes]:
@@ -213,3 +217,17 @@ def test_the_bound_does_not_depend_on_chunking(raw: bytes, points: list[int], bo
         return False
 
     assert raises(cut(raw, points)) == raises([raw])
+
+
+def test_blocks_before_an_oversized_event_in_the_same_chunk_come_first() -> None:
+    # The events a chunk completed before an oversized one still count (their usage is
+    # billed); the error follows on the next call.
+    decoder = SSEDecoder(max_event_bytes=40)
+    chunk = b"event: message_start\ndata: {}\n\n" + b"data: " + b"x" * 64
+    assert decoder.blocks(chunk[:33]) == [b"event: message_start\ndata: {}"]
+    decoder = SSEDecoder(max_event_bytes=40)
+    assert decoder.blocks(chunk) == [b"event: message_start\ndata: {}"]
+    with pytest.raises(SSEEventTooLarge):
+        decoder.blocks(b"more")
+    with pytest.raises(SSEEventTooLarge):
+        decoder.finish()

@@ -51,7 +51,7 @@ EXPECTED_TABLE = """
 | mid_close      | stream | vertex    | openai    | stream error api_error     | 200 api_error 7/1     | closed the connection mid-response                               |
 | garbage_bytes  | stream | anthropic | anthropic | stream error api_error     | 200 api_error 7/1     | ended the stream before message_stop                             |
 | garbage_bytes  | stream | anthropic | openai    | stream error api_error     | 200 api_error 7/1     | ended the stream before message_stop                             |
-| garbage_bytes  | stream | openai    | anthropic | stream error api_error     | 200 api_error 0/0     | ended the stream before [DONE]                                   |
+| garbage_bytes  | stream | openai    | anthropic | stream error api_error     | 200 api_error 0/0     | a stream that ended before [DONE]                                |
 | garbage_bytes  | stream | openai    | openai    | stream error api_error     | 200 api_error 0/0     | ended the stream before [DONE]                                   |
 | garbage_bytes  | stream | bedrock   | anthropic | stream error api_error     | 200 api_error 7/1     | sent an event-stream frame of                                    |
 | garbage_bytes  | stream | bedrock   | openai    | stream error api_error     | 200 api_error 7/1     | sent an event-stream frame of                                    |
@@ -143,29 +143,4 @@ _BEDROCK_FRAMES = (
     "providers/bedrock/client.py builds SSEFromEventStream() without the account or "
     "server.max_sse_event_mb, so its errors say 'provider' instead of naming the account"
 )
-XFAIL: dict[tuple[str, str, str, str], str] = {
-    # (fault, mode, wire, surface): the finding
-    **{
-        (fault, "stream", "bedrock", surface): _BEDROCK_FRAMES
-        for fault in ("garbage_bytes", "garbage_data")
-        for surface in ("anthropic", "openai")
-    },
-    **{
-        ("never_ending", "stream", "bedrock", surface): _BEDROCK_FRAMES
-        + "; and a frame longer than that bound allows is not refused: the call waits for "
-        "timeouts.total_s and ends as a timeout_error"
-        for surface in ("anthropic", "openai")
-    },
-    **{
-        ("non_json_200", "stream", "bedrock", surface): _BEDROCK_FRAMES
-        + "; and a 200 stream answer is read as event-stream frames whatever its "
-        "content-type (an HTML page is 'an event-stream frame of 1008813135 bytes')"
-        for surface in ("anthropic", "openai")
-    },
-    ("garbage_bytes", "stream", "openai", "anthropic"): (
-        "a translated OpenAI-wire stream that ends without [DONE] and without a "
-        "finish_reason is answered as complete (end_turn, row without error); the "
-        "passthrough reports the same stream as incomplete (codecs/openai/stream.py "
-        "StreamDecoder.finish, called by translation.py at the end of the body)"
-    ),
-}
+XFAIL: dict[tuple[str, str, str, str], str] = {}

@@ -168,6 +168,11 @@ class StreamDecoder:
                 self._choice(choice, where, out)
         return out
 
+    @property
+    def finished(self) -> bool:
+        """Whether the stream gave a ``finish_reason`` yet."""
+        return self._finish_reason is not None
+
     def finish(self) -> list[Event]:
         """Close what is open, then ``message_delta`` and ``message_stop``; idempotent.
 

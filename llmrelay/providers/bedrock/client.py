@@ -20,7 +20,8 @@ from yarl import URL
 
 from ...config import BedrockProviderConfig
 from ...core import wirejson
-from ...errors import UpstreamUnreachable
+from ...core.sse import DEFAULT_MAX_EVENT_BYTES
+from ...errors import UpstreamUnreachable, anthropic_error_body
 from ..base import ProviderRequest, Wire
 from ..betas import BEDROCK_BETAS, filter_betas, split_betas
 from ..http import HttpProviderResponse, StaticResponse, mask_secrets, post
@@ -34,6 +35,7 @@ log = logging.getLogger("llmrelay.providers.bedrock")
 _REFRESH_S = 60.0
 _SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
 _JSON = {"content-type": "application/json"}
+_EVENT_STREAM = "application/vnd.amazon.eventstream"
 
 
 class _Credentials:
@@ -157,9 +159,14 @@ class BedrockProvider:
     """``POST {endpoint}/model/{id}/invoke[-with-response-stream]`` and ``/count-tokens``."""
 
     def __init__(
-        self, account: str, config: BedrockProviderConfig, session: aiohttp.ClientSession
+        self,
+        account: str,
+        config: BedrockProviderConfig,
+        session: aiohttp.ClientSession,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         self.account = account
+        self._max_event_bytes = max_event_bytes
         self.wire: Wire = "anthropic"
         self._session = session
         self._region = config.region
@@ -238,12 +245,32 @@ class BedrockProvider:
             status, body, {**_without_type(up.headers), **_JSON}, up.upstream_request_id
         )
 
+    async def _not_event_stream(self, up: HttpProviderResponse) -> StaticResponse:
+        try:
+            raw = await up.read()
+        finally:
+            up.close()
+        start = raw[:60].decode("utf-8", "replace")
+        message = (
+            f"provider {self.account!r} answered a stream request with a 200 that is not an "
+            f"event stream ({up.content_type or 'no content type'}; body starts {start!r})"
+        )
+        body = anthropic_error_body("api_error", message, None)
+        return StaticResponse(502, body, _JSON, up.upstream_request_id)
+
     async def _count_tokens(self, up: HttpProviderResponse) -> StaticResponse:
         try:
             raw = await up.read()
         finally:
             up.close()
-        count = orjson.loads(raw).get("inputTokens")
+        try:
+            count = orjson.loads(raw).get("inputTokens")
+        except (orjson.JSONDecodeError, AttributeError):
+            count = None
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            message = f"provider {self.account!r} answered count-tokens without inputTokens"
+            body = anthropic_error_body("api_error", message, None)
+            return StaticResponse(502, body, _JSON, up.upstream_request_id)
         return StaticResponse(
             200,
             orjson.dumps({"input_tokens": count}),
@@ -253,7 +280,10 @@ class BedrockProvider:
 
     async def _first_event(self, up: HttpProviderResponse) -> _BedrockStream | StaticResponse:
         """Read frames until the first one, so an exception before any event is an HTTP error."""
-        frames = SSEFromEventStream()
+        if up.content_type != _EVENT_STREAM:
+            # A 200 that is not an event stream (an HTML page from a proxy): 502, falls back.
+            return await self._not_event_stream(up)
+        frames = SSEFromEventStream(self.account, self._max_event_bytes)
         chunks = up.iter_chunks()
         try:
             async for raw in chunks:
