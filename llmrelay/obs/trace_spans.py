@@ -1,0 +1,257 @@
+"""One call's spans: the :class:`~llmrelay.pipeline.call.CallTrace` the tracing observer
+attaches to a call (``tracing.py`` describes the spans; ``docs/observability-traces.md``
+lists their attributes)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace as trace_api
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from ..core.text import clip
+from ..pipeline.call import Call
+from ..routing.executor import AttemptRecord
+from ..routing.table import Route
+from .trace_content import OUTPUT_MESSAGES, input_attributes, output_messages
+
+if TYPE_CHECKING:
+    from .trace_answer import Answer, AnswerReader
+    from .tracing import Tracing
+
+__all__ = ["Account", "CallTrace", "operation_name"]
+
+#: Client strings (a model name) on spans are cut to this many characters.
+_MAX_STRING = 256
+
+
+class Account:
+    """What the attempt spans of one provider account carry: ``attributes`` (its
+    ``gen_ai.provider.name``, ``server.address``...), and whether its requests carry the
+    attempt's ``traceparent`` (``propagate``)."""
+
+    __slots__ = ("attributes", "gen_ai", "propagate")
+
+    def __init__(self, attributes: dict[str, Any], gen_ai: str, propagate: bool) -> None:
+        self.attributes = attributes
+        self.gen_ai = gen_ai
+        self.propagate = propagate
+
+
+_UNKNOWN = Account({}, "", False)
+
+
+class CallTrace:
+    """The spans of one call. Holds the call until it ends (then lets go of it)."""
+
+    __slots__ = (
+        "_attempt",
+        "_call",
+        "_n",
+        "_parent",
+        "_propagate",
+        "_server",
+        "_serving",
+        "_tracing",
+        "answer",
+        "recording",
+    )
+
+    def __init__(self, tracing: Tracing, call: Call, server: Span) -> None:
+        self._tracing = tracing
+        self._call: Call | None = call
+        self._server = server
+        #: Whether the call is sampled: an unsampled one makes no more spans.
+        self.recording = server.is_recording()
+        self._parent: Any = None
+        self._attempt: Span | None = None
+        #: The attempt that answered, open while its answer is relayed.
+        self._serving: Span | None = None
+        self._n = 0
+        self._propagate = False
+        #: The call's capture while it is traced (``Tracing.capture``).
+        self.answer: AnswerReader | None = None
+
+    # -- CallTrace ----------------------------------------------------------------------------
+    def attempt_started(self, route: Route) -> None:
+        self._n += 1
+        account = self._tracing.accounts.get(route.account, _UNKNOWN)
+        self._propagate = account.propagate
+        if not self.recording:
+            return
+        if self._parent is None:
+            self._parent = trace_api.set_span_in_context(self._server)
+        call = self._call
+        operation = "chat"
+        attributes = {
+            **account.attributes,
+            "gen_ai.request.model": route.provider_model,
+            "llmrelay.target": route.public_model,
+            "llmrelay.attempt": self._n,
+        }
+        if call is not None:
+            operation = operation_name(call.record.endpoint)
+            asked = _max_tokens(call.body)
+            cap = route.max_output_tokens
+            if asked is not None:
+                attributes["gen_ai.request.max_tokens"] = asked if cap is None else min(asked, cap)
+        attributes["gen_ai.operation.name"] = operation
+        self._attempt = self._tracing.tracer.start_span(
+            f"{operation} {route.provider_model}",
+            context=self._parent,
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+        )
+
+    def upstream_headers(self) -> list[tuple[str, str]]:
+        if not self._propagate:
+            return []
+        span = self._attempt or self._server
+        ctx = span.get_span_context()
+        headers = [
+            ("traceparent", f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}")
+        ]
+        if ctx.trace_state:
+            headers.append(("tracestate", ctx.trace_state.to_header()))
+        return headers
+
+    def attempt_ended(self, attempt: AttemptRecord) -> None:
+        span = self._attempt
+        if span is None:
+            return
+        self._attempt = None
+        if attempt.error_type is None:
+            if self._serving is not None:  # not expected: only the last attempt answers
+                self._serving.end()
+            self._serving = span
+            return
+        span.set_attributes(
+            {"error.type": attempt.error_type, "llmrelay.attempt.status": attempt.status}
+        )
+        _error(span, attempt.message or attempt.error_type)
+        span.end()
+
+    # -- the end of the call --------------------------------------------------------------------
+    def end(self, call: Call) -> None:
+        """End the call's spans with what the call's record says."""
+        self._call = None
+        server = self._server
+        if not self.recording:
+            server.end()
+            return
+        record = call.record
+        answer = self.answer.read() if self.answer is not None else None
+        cut = self._attempt
+        if cut is not None:  # the client went away, or the call failed mid-attempt
+            cut.set_attribute("error.type", record.error_type or "cancelled")
+            _error(cut, record.error_type or "cancelled")
+            cut.end()
+        attributes = self._call_attributes(call, answer)
+        usage = _usage(call)
+        serving = self._serving
+        if serving is not None:
+            on_attempt = {**usage, **_answer_attributes(answer)}
+            if record.upstream_request_id:
+                on_attempt["llmrelay.upstream_request_id"] = record.upstream_request_id
+            serving.set_attributes(on_attempt)
+            if record.error_type is not None and record.error_type != "client_disconnected":
+                serving.set_attribute("error.type", record.error_type)
+                _error(serving, record.error_type)
+            serving.end()
+        attributes.update(usage)
+        server.set_attributes(attributes)
+        if record.status >= 500 or (record.status == 200 and record.error_type is not None):
+            _error(server, call.error.message if call.error is not None else record.error_type)
+        server.end()
+
+    def _call_attributes(self, call: Call, answer: Answer | None) -> dict[str, Any]:
+        record = call.record
+        out: dict[str, Any] = {"http.response.status_code": record.status}
+        if record.error_type is not None:
+            out["error.type"] = record.error_type
+        if call.caller is None:
+            return out
+        out["llmrelay.key"] = record.key_name
+        if record.team:
+            out["llmrelay.team"] = record.team
+        if record.model:
+            out["gen_ai.request.model"] = clip(record.model, _MAX_STRING)
+        out["gen_ai.request.stream"] = record.stream
+        if call.routed in self._tracing.virtual:
+            out["llmrelay.virtual_model"] = call.routed
+        if record.provider:
+            account = self._tracing.accounts.get(record.provider, _UNKNOWN)
+            if account.gen_ai:
+                out["gen_ai.provider.name"] = account.gen_ai
+        if call.attempts:
+            out["llmrelay.attempts"] = len(call.attempts)
+            out["llmrelay.target"] = call.attempts[-1].target
+        if record.cost_usd is not None:
+            out["llmrelay.cost_usd"] = record.cost_usd
+        out["llmrelay.overhead_s"] = call.overhead_s()
+        if record.ttft_s is not None:
+            out["llmrelay.ttft_s"] = record.ttft_s
+        limit = self._tracing.content_limit
+        if limit and call.body is not None:
+            out.update(input_attributes(call.surface, call.body, limit))
+            if answer is not None and answer.response is not None:
+                first = next(iter(answer.finish_reasons.values()), None)
+                out[OUTPUT_MESSAGES] = output_messages(answer.response, first, limit)
+        return out
+
+
+#: An endpoint's ``gen_ai.operation.name``: ``chat`` (well-known) or the gateway's own.
+_OPERATION = {"messages": "chat", "chat_completions": "chat", "count_tokens": "count_tokens"}
+
+
+def operation_name(endpoint: str) -> str:
+    """The ``gen_ai.operation.name`` of a call to ``endpoint``."""
+    return _OPERATION.get(endpoint, "chat")
+
+
+def _error(span: Span, description: str | None) -> None:
+    span.set_status(Status(StatusCode.ERROR, clip(description or "", 500)))
+
+
+def _max_tokens(body: dict[str, Any] | None) -> int | None:
+    """The output token limit a client's body asks for (Anthropic's ``max_tokens``,
+    OpenAI's ``max_completion_tokens`` or ``max_tokens``)."""
+    if body is None:
+        return None
+    value = body.get("max_tokens")
+    if value is None:
+        value = body.get("max_completion_tokens")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _usage(call: Call) -> dict[str, int]:
+    """The call's ``gen_ai.usage.*``; ``input_tokens`` counts cached tokens too."""
+    record = call.record
+    if record.provider_model == "" or call.caller is None:
+        return {}
+    cache_read = record.cache_read_input_tokens
+    cache_creation = record.cache_creation_input_tokens
+    out = {
+        "gen_ai.usage.input_tokens": record.input_tokens + cache_read + cache_creation,
+        "gen_ai.usage.output_tokens": record.output_tokens,
+    }
+    if cache_read:
+        out["gen_ai.usage.cache_read.input_tokens"] = cache_read
+    if cache_creation:
+        out["gen_ai.usage.cache_creation.input_tokens"] = cache_creation
+    return out
+
+
+def _answer_attributes(answer: Answer | None) -> dict[str, Any]:
+    if answer is None:
+        return {}
+    out: dict[str, Any] = {}
+    if answer.id is not None:
+        out["gen_ai.response.id"] = clip(answer.id, _MAX_STRING)
+    if answer.model is not None:
+        out["gen_ai.response.model"] = clip(answer.model, _MAX_STRING)
+    if answer.finish_reasons:
+        out["gen_ai.response.finish_reasons"] = [
+            answer.finish_reasons[i] for i in sorted(answer.finish_reasons)
+        ]
+    return out
