@@ -10,6 +10,7 @@ fails a call, and a full queue is counted.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import secrets
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anthropic
 import openai
@@ -33,7 +35,7 @@ from tests.conftest import (
     free_port,
     start_gateway,
 )
-from tests.fakes.anthropic_upstream import FakeAnthropic
+from tests.fakes.anthropic_upstream import FakeAnthropic, error_body, json_reply, sse_reply
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.obs.otlp_receiver import CLIENT, ERROR, SERVER, UNSET, OTLPReceiver, ReceivedSpan
 
@@ -73,7 +75,11 @@ _VIRTUAL = {
             {"model": "failing/echo", "priority": 1},
             {"model": "m1/echo", "priority": 2},
         ]
-    }
+    },
+    "retried": {
+        "targets": [{"model": "anthropic/claude"}],
+        "retry": {"attempts": 2, "backoff_ms": 10},
+    },
 }
 
 
@@ -295,6 +301,50 @@ def test_a_fallback_is_two_sibling_client_spans(env: Env) -> None:
     a = server.attributes
     assert a["llmrelay.virtual_model"] == "echo" and a["llmrelay.attempts"] == 2
     assert a["llmrelay.target"] == "m1/echo"
+
+
+def test_a_retry_is_a_sibling_span_of_the_same_target(env: Env) -> None:
+    env.fake.enqueue(json_reply(error_body(529, "Overloaded"), 529))
+    trace_id, _, traceparent = _traceparent()
+    env.a.messages.create(
+        model="retried",
+        max_tokens=20,
+        messages=HELLO,
+        extra_headers={"traceparent": traceparent},
+    )
+    server, first, second = env.otlp.trace(trace_id, 3)
+    assert first.parent_span_id == second.parent_span_id == server.span_id
+    assert first.attributes["llmrelay.target"] == second.attributes["llmrelay.target"]
+    assert first.status_code == ERROR and second.status_code == UNSET
+    assert [first.attributes["llmrelay.attempt"], second.attributes["llmrelay.attempt"]] == [1, 2]
+    # Each attempt's request named its own span.
+    sent = [r.headers["traceparent"].split("-")[2] for r in env.fake.requests[-2:]]
+    assert sent == [first.span_id, second.span_id]
+
+
+def test_a_client_that_leaves_mid_stream_ends_both_spans(env: Env) -> None:
+    events = [
+        ("message_start", {"type": "message_start", "message": {
+            "id": "msg_left", "type": "message", "role": "assistant", "content": [],
+            "model": "claude-sonnet-4-6", "stop_reason": None,
+            "usage": {"input_tokens": 5, "output_tokens": 1}}}),
+        ("ping", {"type": "ping"}),
+    ]  # fmt: skip
+    env.fake.enqueue(sse_reply(events, hang_after=True))
+    u = urlsplit(env.gw.url)
+    conn = http.client.HTTPConnection(u.hostname or "", u.port, timeout=10)
+    body = {"model": "anthropic/claude", "max_tokens": 5, "stream": True, "messages": HELLO}
+    headers = {"x-api-key": ALICE_KEY, "content-type": "application/json"}
+    conn.request("POST", "/v1/messages", json.dumps(body), headers)
+    resp = conn.getresponse()
+    rid = resp.getheader("request-id") or ""
+    resp.read1(1)
+    conn.close()
+    server, (attempt,) = env.call(rid, 2)
+    assert server.attributes["http.response.status_code"] == 499
+    assert server.attributes["error.type"] == "client_disconnected"
+    assert server.status_code == UNSET and attempt.status_code == UNSET
+    assert attempt.attributes["gen_ai.response.id"] == "msg_left"
 
 
 def test_a_failed_call_is_an_error(env: Env) -> None:
