@@ -150,7 +150,7 @@ class AnswerReader:
                     answer.response = openai_codec.decode_response(obj)
                 else:
                     answer.response = anthropic_codec.decode_response(obj)
-            except (ValueError, TypeError, KeyError):
+            except Exception:  # best effort: an answer the codec cannot read has no content
                 pass
 
     def _read_stream(self, answer: Answer) -> None:

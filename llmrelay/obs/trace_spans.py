@@ -4,6 +4,7 @@ lists their attributes)."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace as trace_api
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from .tracing import Tracing
 
 __all__ = ["Account", "CallTrace", "operation_name"]
+
+log = logging.getLogger("llmrelay")
 
 #: Client strings (a model name) on spans are cut to this many characters.
 _MAX_STRING = 256
@@ -72,8 +75,27 @@ class CallTrace:
         #: The call's capture while it is traced (``Tracing.capture``).
         self.answer: AnswerReader | None = None
 
-    # -- CallTrace ----------------------------------------------------------------------------
+    # -- CallTrace: called inside the call, so they never raise into it --------------------------
     def attempt_started(self, route: Route) -> None:
+        try:
+            self._start_attempt(route)
+        except Exception:
+            log.exception("tracing an attempt failed")
+
+    def upstream_headers(self) -> list[tuple[str, str]]:
+        try:
+            return self._headers()
+        except Exception:
+            log.exception("tracing an attempt failed")
+            return []
+
+    def attempt_ended(self, attempt: AttemptRecord) -> None:
+        try:
+            self._end_attempt(attempt)
+        except Exception:
+            log.exception("tracing an attempt failed")
+
+    def _start_attempt(self, route: Route) -> None:
         self._n += 1
         account = self._tracing.accounts.get(route.account, _UNKNOWN)
         self._propagate = account.propagate
@@ -103,7 +125,7 @@ class CallTrace:
             attributes=attributes,
         )
 
-    def upstream_headers(self) -> list[tuple[str, str]]:
+    def _headers(self) -> list[tuple[str, str]]:
         if not self._propagate:
             return []
         span = self._attempt or self._server
@@ -115,7 +137,7 @@ class CallTrace:
             headers.append(("tracestate", ctx.trace_state.to_header()))
         return headers
 
-    def attempt_ended(self, attempt: AttemptRecord) -> None:
+    def _end_attempt(self, attempt: AttemptRecord) -> None:
         span = self._attempt
         if span is None:
             return
