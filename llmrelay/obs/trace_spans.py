@@ -75,6 +75,11 @@ class CallTrace:
         #: The call's capture while it is traced (``Tracing.capture``).
         self.answer: AnswerReader | None = None
 
+    @property
+    def trace_id(self) -> str:
+        """The call's trace id (32 hex digits), sampled or not: for log lines."""
+        return f"{self._server.get_span_context().trace_id:032x}"
+
     # -- CallTrace: called inside the call, so they never raise into it --------------------------
     def attempt_started(self, route: Route) -> None:
         try:

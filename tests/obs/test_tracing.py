@@ -735,3 +735,44 @@ def test_grpc_without_its_exporter_is_a_config_error() -> None:
     )
     with pytest.raises(ConfigError, match=r"llmrelay\[tracing-grpc\]"):
         Tracing(settings, {})
+
+
+def test_a_calls_trace_id_is_the_clients(tmp_path: Path) -> None:
+    """For log lines: ``call.trace.trace_id`` is the trace the call joined (or started)."""
+    import asyncio
+    import time as time_
+
+    from multidict import CIMultiDict, CIMultiDictProxy
+
+    from llmrelay.config import Settings
+    from llmrelay.core.usage import Usage
+    from llmrelay.obs.trace_spans import CallTrace
+    from llmrelay.obs.tracing import Tracing
+    from llmrelay.pipeline.call import Call
+    from llmrelay.stores.usage import UsageRecord
+
+    trace_id, _, traceparent = _traceparent()
+    settings = Settings.model_validate(
+        {
+            "auth": {"keys": [{"name": "alice", "key": ALICE_KEY}]},
+            "providers": _MOCK,
+            "observability": {
+                "tracing": {
+                    "endpoint": f"http://127.0.0.1:{free_port()}/v1/traces",
+                    "export_timeout_s": 0.2,
+                }
+            },
+        }
+    )
+    tracing = Tracing(settings, {})
+
+    class Request:
+        method, path = "POST", "/v1/messages"
+        headers = CIMultiDictProxy(CIMultiDict({"traceparent": traceparent}))
+
+    record = UsageRecord(0.0, "req_1", "", "", "", "", "messages", False, 499)
+    call = Call(None, Request(), "anthropic", record, Usage(), time_.perf_counter())  # type: ignore[arg-type]
+    tracing.call_started(call)
+    assert isinstance(call.trace, CallTrace) and call.trace.trace_id == trace_id
+    tracing.call_ended(call)
+    asyncio.run(tracing.aclose())
