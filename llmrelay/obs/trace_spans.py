@@ -5,10 +5,10 @@ lists their attributes)."""
 from __future__ import annotations
 
 import logging
+from time import time_ns
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import trace as trace_api
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from ..core.text import clip
 from ..pipeline.call import Call
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .trace_answer import Answer, AnswerReader
     from .tracing import Tracing
 
-__all__ = ["Account", "CallTrace", "operation_name"]
+__all__ = ["Account", "CallTrace", "Open", "operation_name"]
 
 log = logging.getLogger("llmrelay")
 
@@ -44,41 +44,88 @@ class Account:
 _UNKNOWN = Account({}, "", False)
 
 
+class Open:
+    """A span being recorded: what its exported ``ReadableSpan`` is made of at its end."""
+
+    __slots__ = ("attributes", "name", "span_id", "start")
+
+    def __init__(self, name: str, span_id: int, start: int, attributes: dict[str, Any]) -> None:
+        self.name = name
+        self.span_id = span_id
+        #: Unix time in nanoseconds.
+        self.start = start
+        self.attributes = attributes
+
+
 class CallTrace:
-    """The spans of one call. Holds the call until it ends (then lets go of it)."""
+    """The spans of one call (the server span's ids, its open attempt, the attempt that
+    answered). Holds the call until it ends (then lets go of it)."""
 
     __slots__ = (
         "_attempt",
         "_call",
+        "_context",
         "_n",
-        "_parent",
         "_propagate",
-        "_server",
         "_serving",
         "_tracing",
         "answer",
+        "flags",
+        "parent",
         "recording",
+        "server",
+        "trace_id",
+        "trace_state",
     )
 
-    def __init__(self, tracing: Tracing, call: Call, server: Span) -> None:
+    def __init__(
+        self,
+        tracing: Tracing,
+        call: Call,
+        server: Open,
+        trace_id: int,
+        flags: int,
+        trace_state: TraceState | None,
+        parent: SpanContext | None,
+    ) -> None:
         self._tracing = tracing
         self._call: Call | None = call
-        self._server = server
-        #: Whether the call is sampled: an unsampled one makes no more spans.
-        self.recording = server.is_recording()
-        self._parent: Any = None
-        self._attempt: Span | None = None
+        #: The server span (its attributes are only filled when the call is sampled).
+        self.server = server
+        self.trace_id = trace_id
+        #: W3C trace flags: sampled (0x01), random trace id (0x02).
+        self.flags = flags
+        self.trace_state = trace_state
+        #: The client's span, when it sent a ``traceparent``.
+        self.parent = parent
+        #: Whether the call is sampled: an unsampled one records nothing.
+        self.recording = bool(flags & 0x01)
+        self._context: SpanContext | None = None
+        self._attempt: Open | None = None
         #: The attempt that answered, open while its answer is relayed.
-        self._serving: Span | None = None
+        self._serving: Open | None = None
         self._n = 0
         self._propagate = False
         #: The call's capture while it is traced (``Tracing.capture``).
         self.answer: AnswerReader | None = None
 
     @property
-    def trace_id(self) -> str:
+    def context(self) -> SpanContext:
+        """The server span's context (the parent of the attempt spans)."""
+        if self._context is None:
+            self._context = SpanContext(
+                self.trace_id,
+                self.server.span_id,
+                is_remote=False,
+                trace_flags=TraceFlags(self.flags),
+                trace_state=self.trace_state,
+            )
+        return self._context
+
+    @property
+    def trace_id_hex(self) -> str:
         """The call's trace id (32 hex digits), sampled or not: for log lines."""
-        return f"{self._server.get_span_context().trace_id:032x}"
+        return f"{self.trace_id:032x}"
 
     # -- CallTrace: called inside the call, so they never raise into it --------------------------
     def attempt_started(self, route: Route) -> None:
@@ -102,12 +149,11 @@ class CallTrace:
 
     def _start_attempt(self, route: Route) -> None:
         self._n += 1
-        account = self._tracing.accounts.get(route.account, _UNKNOWN)
+        tracing = self._tracing
+        account = tracing.accounts.get(route.account, _UNKNOWN)
         self._propagate = account.propagate
         if not self.recording:
             return
-        if self._parent is None:
-            self._parent = trace_api.set_span_in_context(self._server)
         call = self._call
         operation = "chat"
         attributes = {
@@ -123,23 +169,17 @@ class CallTrace:
             if asked is not None:
                 attributes["gen_ai.request.max_tokens"] = asked if cap is None else min(asked, cap)
         attributes["gen_ai.operation.name"] = operation
-        self._attempt = self._tracing.tracer.start_span(
-            f"{operation} {route.provider_model}",
-            context=self._parent,
-            kind=SpanKind.CLIENT,
-            attributes=attributes,
+        self._attempt = Open(
+            f"{operation} {route.provider_model}", tracing.span_id(), time_ns(), attributes
         )
 
     def _headers(self) -> list[tuple[str, str]]:
         if not self._propagate:
             return []
-        span = self._attempt or self._server
-        ctx = span.get_span_context()
-        headers = [
-            ("traceparent", f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}")
-        ]
-        if ctx.trace_state:
-            headers.append(("tracestate", ctx.trace_state.to_header()))
+        span_id = (self._attempt or self.server).span_id
+        headers = [("traceparent", f"00-{self.trace_id:032x}-{span_id:016x}-{self.flags:02x}")]
+        if self.trace_state:
+            headers.append(("tracestate", self.trace_state.to_header()))
         return headers
 
     def _end_attempt(self, attempt: AttemptRecord) -> None:
@@ -149,47 +189,52 @@ class CallTrace:
         self._attempt = None
         if attempt.error_type is None:
             if self._serving is not None:  # not expected: only the last attempt answers
-                self._serving.end()
+                self._export(self._serving, SpanKind.CLIENT, None)
             self._serving = span
             return
-        span.set_attributes(
-            {"error.type": attempt.error_type, "llmrelay.attempt.status": attempt.status}
-        )
-        _error(span, attempt.message or attempt.error_type)
-        span.end()
+        span.attributes["error.type"] = attempt.error_type
+        span.attributes["llmrelay.attempt.status"] = attempt.status
+        self._export(span, SpanKind.CLIENT, attempt.message or attempt.error_type)
+
+    def _export(self, span: Open, kind: SpanKind, error: str | None) -> None:
+        """End ``span`` now (an error status with ``error``, when given)."""
+        status = _UNSET if error is None else Status(StatusCode.ERROR, clip(error, 500))
+        parent = self.parent if kind is SpanKind.SERVER else self.context
+        self._tracing.export(self, span, kind, parent, status)
 
     # -- the end of the call --------------------------------------------------------------------
     def end(self, call: Call) -> None:
         """End the call's spans with what the call's record says."""
         self._call = None
-        server = self._server
         if not self.recording:
-            server.end()
             return
         record = call.record
         answer = self.answer.read() if self.answer is not None else None
         cut = self._attempt
         if cut is not None:  # the client went away, or the call failed mid-attempt
-            cut.set_attribute("error.type", record.error_type or "cancelled")
-            _error(cut, record.error_type or "cancelled")
-            cut.end()
-        attributes = self._call_attributes(call, answer)
+            self._attempt = None
+            cut.attributes["error.type"] = record.error_type or "cancelled"
+            self._export(cut, SpanKind.CLIENT, record.error_type or "cancelled")
         usage = _usage(call)
         serving = self._serving
         if serving is not None:
-            on_attempt = {**usage, **_answer_attributes(answer)}
+            self._serving = None
+            on_attempt = serving.attributes
+            on_attempt.update(usage)
+            on_attempt.update(_answer_attributes(answer))
             if record.upstream_request_id:
                 on_attempt["llmrelay.upstream_request_id"] = record.upstream_request_id
-            serving.set_attributes(on_attempt)
+            error = None
             if record.error_type is not None and record.error_type != "client_disconnected":
-                serving.set_attribute("error.type", record.error_type)
-                _error(serving, record.error_type)
-            serving.end()
-        attributes.update(usage)
-        server.set_attributes(attributes)
+                on_attempt["error.type"] = error = record.error_type
+            self._export(serving, SpanKind.CLIENT, error)
+        server = self.server
+        server.attributes.update(self._call_attributes(call, answer))
+        server.attributes.update(usage)
+        error = None
         if record.status >= 500 or (record.status == 200 and record.error_type is not None):
-            _error(server, call.error.message if call.error is not None else record.error_type)
-        server.end()
+            error = call.error.message if call.error is not None else record.error_type
+        self._export(server, SpanKind.SERVER, error)
 
     def _call_attributes(self, call: Call, answer: Answer | None) -> dict[str, Any]:
         record = call.record
@@ -236,8 +281,7 @@ def operation_name(endpoint: str) -> str:
     return _OPERATION.get(endpoint, "chat")
 
 
-def _error(span: Span, description: str | None) -> None:
-    span.set_status(Status(StatusCode.ERROR, clip(description or "", 500)))
+_UNSET = Status(StatusCode.UNSET)
 
 
 def _max_tokens(body: dict[str, Any] | None) -> int | None:

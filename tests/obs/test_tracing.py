@@ -773,6 +773,6 @@ def test_a_calls_trace_id_is_the_clients(tmp_path: Path) -> None:
     record = UsageRecord(0.0, "req_1", "", "", "", "", "messages", False, 499)
     call = Call(None, Request(), "anthropic", record, Usage(), time_.perf_counter())  # type: ignore[arg-type]
     tracing.call_started(call)
-    assert isinstance(call.trace, CallTrace) and call.trace.trace_id == trace_id
+    assert isinstance(call.trace, CallTrace) and call.trace.trace_id_hex == trace_id
     tracing.call_ended(call)
     asyncio.run(tracing.aclose())
