@@ -74,7 +74,7 @@ class AnswerReader:
         self._body: bytes | None = None
         self._head: list[bytes] = []
         self._head_n = 0
-        # The last chunks of a passthrough stream (when content is not kept).
+        # A passthrough stream's last 4 KiB, once its head is full.
         self._tail: deque[bytes] = deque()
         self._tail_n = 0
         # What a translated stream's events said so far.
