@@ -16,6 +16,8 @@ import os
 import secrets
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -423,13 +425,42 @@ def content_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     ):
         mp.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
         tracing = {"endpoint": otlp.endpoint, "capture_content": True, "max_content_kb": 1}
-        config = base_config(tmp, _providers(fake, quiet, gpt), observability={"tracing": tracing})
+        # The request log keeps bodies too: the trace reads the answer on its way to it.
+        observability = {"tracing": tracing, "request_log": {"bodies": "all"}}
+        config = base_config(
+            tmp,
+            _providers(fake, quiet, gpt),
+            observability=observability,
+            admin={"key": ADMIN_KEY},
+        )
         gw = start_gateway(tmp, config)
         try:
             with _clients(gw) as (a, o):
                 yield Env(otlp, fake, quiet, gpt, gw, a, o)
         finally:
             gw.stop()
+
+
+ADMIN_KEY = "sk-admin-0123456789abcdef0123"
+
+
+def _request_log(gw: GatewayProcess, request_id: str) -> dict[str, Any]:
+    """The call's request log record, once the usage writer stored it."""
+    deadline = time.monotonic() + 10
+    request = urllib.request.Request(
+        f"{gw.url}/admin/requests/{request_id}",
+        headers={"authorization": f"Bearer {ADMIN_KEY}"},
+    )
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                record: dict[str, Any] = json.loads(resp.read())
+                return record
+        except urllib.error.HTTPError as err:
+            err.close()
+            if err.code != 404 or time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)
 
 
 def _json_attr(span: ReceivedSpan, key: str) -> Any:
@@ -487,10 +518,14 @@ def test_content_of_streams(content_env: Env, sdk: str) -> None:
             stream=True,
         )
         text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
-    server, _ = content_env.call(raw.headers["request-id"], 2)
+    rid = raw.headers["request-id"]
+    server, _ = content_env.call(rid, 2)
     (out,) = _json_attr(server, "gen_ai.output.messages")
     assert out["parts"] == [{"type": "text", "content": text}]
     assert _json_attr(server, "gen_ai.input.messages")[0]["parts"][0]["content"] == "Hello there"
+    # The request log got the same call's bodies through the trace's capture.
+    bodies = _request_log(content_env.gw, rid)["bodies"]
+    assert "Hello there" in bodies["request"] and text in bodies["response"]
 
 
 # -- sampling, configuration by environment ---------------------------------------------------
@@ -740,7 +775,6 @@ def test_grpc_without_its_exporter_is_a_config_error() -> None:
 def test_a_calls_trace_id_is_the_clients(tmp_path: Path) -> None:
     """For log lines: ``call.trace.trace_id`` is the trace the call joined (or started)."""
     import asyncio
-    import time as time_
 
     from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -771,7 +805,7 @@ def test_a_calls_trace_id_is_the_clients(tmp_path: Path) -> None:
         headers = CIMultiDictProxy(CIMultiDict({"traceparent": traceparent}))
 
     record = UsageRecord(0.0, "req_1", "", "", "", "", "messages", False, 499)
-    call = Call(None, Request(), "anthropic", record, Usage(), time_.perf_counter())  # type: ignore[arg-type]
+    call = Call(None, Request(), "anthropic", record, Usage(), time.perf_counter())  # type: ignore[arg-type]
     tracing.call_started(call)
     assert isinstance(call.trace, CallTrace) and call.trace.trace_id_hex == trace_id
     tracing.call_ended(call)
