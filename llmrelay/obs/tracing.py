@@ -85,7 +85,7 @@ class Tracing:
     def __init__(self, settings: Settings, env: Mapping[str, str]) -> None:
         config = settings.observability.tracing
         self.config = config
-        self._batches = _Batches(_exporter(config), config.max_queue_size)
+        self._batches = _Batches(_exporter(config, env), config.max_queue_size)
         self._sampler = ParentBased(TraceIdRatioBased(config.sample_ratio))
         self._ids = RandomIdGenerator()
         #: A span id: 64 random bits, never 0.
@@ -235,15 +235,29 @@ class _Batches(BatchSpanProcessor):
 _GRPC_EXPORTER = "opentelemetry.exporter.otlp.proto.grpc.trace_exporter"
 
 
-def _exporter(config: TracingConfig) -> SpanExporter:
+def _protocol(config: TracingConfig, env: Mapping[str, str]) -> str:
+    """``protocol`` when the config writes it, else ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`` or
+    ``OTEL_EXPORTER_OTLP_PROTOCOL`` (``http/json`` is not supported: http/protobuf then)."""
+    if "protocol" in config.model_fields_set:
+        return config.protocol
+    wanted = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+    wanted = (wanted or config.protocol).strip().lower()
+    if wanted not in ("grpc", "http/protobuf"):
+        log.warning("OTLP protocol not supported; using http/protobuf", extra={"protocol": wanted})
+        return "http/protobuf"
+    return wanted
+
+
+def _exporter(config: TracingConfig, env: Mapping[str, str]) -> SpanExporter:
     headers = dict(config.headers) or None
-    if config.protocol == "grpc":
+    if _protocol(config, env) == "grpc":
         try:
             module = importlib.import_module(_GRPC_EXPORTER)
         except ImportError:
             raise ConfigError(
-                "observability.tracing.protocol: grpc needs the gRPC exporter: "
-                "pip install 'llmrelay[tracing-grpc]' (or use http/protobuf)"
+                "observability.tracing.protocol: grpc (or OTEL_EXPORTER_OTLP_PROTOCOL=grpc) "
+                "needs the gRPC exporter: pip install 'llmrelay[tracing-grpc]', "
+                "or use http/protobuf"
             ) from None
         exporter: SpanExporter = module.OTLPSpanExporter(
             endpoint=config.endpoint, headers=headers, timeout=config.export_timeout_s

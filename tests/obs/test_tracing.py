@@ -753,7 +753,17 @@ def test_content_is_cut_keeping_its_structure() -> None:
     assert bounded_json(small, 8) == "[]"
 
 
-def test_grpc_without_its_exporter_is_a_config_error() -> None:
+@pytest.mark.parametrize(
+    ("tracing", "env"),
+    [
+        ({"protocol": "grpc"}, {}),
+        ({}, {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}),
+        ({}, {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"}),
+    ],
+)
+def test_grpc_without_its_exporter_is_a_config_error(
+    tracing: dict[str, Any], env: dict[str, str]
+) -> None:
     import importlib.util
 
     if importlib.util.find_spec("opentelemetry.exporter.otlp.proto.grpc") is not None:
@@ -765,11 +775,11 @@ def test_grpc_without_its_exporter_is_a_config_error() -> None:
         {
             "auth": {"keys": [{"name": "alice", "key": ALICE_KEY}]},
             "providers": {"m1": {"type": "mock", "models": {"echo": "echo"}}},
-            "observability": {"tracing": {"protocol": "grpc", "endpoint": "c:4317"}},
+            "observability": {"tracing": {"endpoint": "c:4317", **tracing}},
         }
     )
     with pytest.raises(ConfigError, match=r"llmrelay\[tracing-grpc\]"):
-        Tracing(settings, {})
+        Tracing(settings, env)
 
 
 def test_a_calls_trace_id_is_the_clients(tmp_path: Path) -> None:
