@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import time
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
@@ -40,6 +42,9 @@ from .surfaces.openai import OpenAISurface, openai_error_response
 from .tokens import TokenCounter
 from .translation import WireLimits
 
+if TYPE_CHECKING:
+    from .obs.tracing import Tracing
+
 __all__ = ["GATEWAY", "Gateway", "build_app"]
 
 log = logging.getLogger("llmrelay")
@@ -63,10 +68,18 @@ class Gateway:
         #: Prometheus metrics (None when ``observability.metrics.enabled`` is false).
         self.metrics: Metrics | None = None
         observers: list[CallObserver] = [UsageObserver(self.record_usage), AccessLog()]
+        #: OpenTelemetry traces (None when tracing is off: then nothing of it is imported).
+        self.tracing: Tracing | None = None
+        if settings.observability.tracing.active(os.environ):
+            from .obs.tracing import Tracing
+
+            self.tracing = Tracing(settings, os.environ)
         if settings.observability.metrics.enabled:
             self.metrics = Metrics(settings.observability.metrics, self._state())
             observers.append(self.metrics)
-        #: Who sees each call start and end: the usage row, the access log, metrics.
+        if self.tracing is not None:
+            observers.append(self.tracing)
+        #: Who sees each call start and end: the usage row, the access log, metrics, traces.
         self.observers: tuple[CallObserver, ...] = tuple(observers)
         request_log = settings.observability.request_log
         #: Whose bodies the request log keeps (None: nobody's, nothing runs per call).
@@ -91,16 +104,20 @@ class Gateway:
             usage_counts=usage_counts,
             counters_failed_over=lambda: self.counters_failed_over,
             cooldowns=lambda: self.router.health.cooldowns(),
-            spans_dropped=lambda: 0,
+            spans_dropped=lambda: 0 if self.tracing is None else self.tracing.spans_dropped(),
         )
 
     def capture_for(self, call: Call) -> Capture | None:
         """The call's body capture under ``observability.request_log`` (by key name, then
-        team, then ``bodies``), attached to its usage row; None when it keeps none."""
+        team, then ``bodies``), attached to its usage row; None when it keeps none. A sampled
+        call's trace reads the answer on its way (``Tracing.capture``)."""
         policy, caller = self._capture, call.caller
-        if policy is None or caller is None or self.recorder is None:
-            return None
-        return policy.capture(call.record, call.surface, caller.name, caller.team)
+        capture = None
+        if policy is not None and caller is not None and self.recorder is not None:
+            capture = policy.capture(call.record, call.surface, caller.name, caller.team)
+        if self.tracing is not None:
+            return self.tracing.capture(call, capture)
+        return capture
 
     def stores(self) -> Stores:
         """The database's stores (open after :meth:`start`)."""
@@ -177,7 +194,7 @@ class Gateway:
             self.recorder.record(record)
 
     async def stop(self) -> None:
-        """Flush usage, close providers and connections."""
+        """Flush usage and traces, close providers and connections."""
         if self._pruner is not None:
             await self._pruner.aclose()
         if self.recorder is not None:
@@ -197,6 +214,8 @@ class Gateway:
             await provider.aclose()
         if self._session is not None:
             await self._session.close()
+        if self.tracing is not None:
+            await self.tracing.aclose()
 
 
 def _total_s(cfg: ProviderConfig) -> float:

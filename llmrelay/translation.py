@@ -267,8 +267,11 @@ async def call_translated(
     max_output_tokens: int | None = None,
     *,
     limits: WireLimits = WireLimits(),
+    upstream_headers: list[tuple[str, str]] | None = None,
 ) -> TranslatedResult:
-    """Call ``provider`` with a canonical request, in the provider's own wire.
+    """Call ``provider`` with a canonical request, in the provider's own wire;
+    ``upstream_headers`` go on the provider request (the trace context; none of the
+    client's).
 
     What the provider sends is held to its wire and to ``limits``; the events iterator
     raises :class:`UpstreamProtocolError` in the same cases as this function.
@@ -291,7 +294,9 @@ async def call_translated(
         raise InvalidRequestError(
             f"{err} (not supported when {request.model!r} is served by {provider.account!r})"
         ) from None
-    up = await provider.send(ProviderRequest(codec.endpoint, body, [], "", request.stream))
+    up = await provider.send(
+        ProviderRequest(codec.endpoint, body, upstream_headers or [], "", request.stream)
+    )
     headers = {k: v for k, v in up.headers.items() if k.lower() in _RELAY}
     rid = up.upstream_request_id
     if up.status != 200:

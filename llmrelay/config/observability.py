@@ -6,6 +6,7 @@ Reference: ``docs/observability.md``.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
@@ -44,25 +45,50 @@ class MetricsConfig(_Model):
 
 
 class TracingConfig(_Model):
-    """OpenTelemetry traces over OTLP; off unless ``enabled`` or an endpoint is set (here or
-    in ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``)."""
+    """OpenTelemetry traces over OTLP (``docs/observability-traces.md``); off unless
+    ``enabled`` or an endpoint is set, here or in the standard environment variables (see
+    :meth:`active`)."""
 
     enabled: bool = False
     #: OTLP endpoint: for ``http/protobuf`` the full traces URL
-    #: (``http://collector:4318/v1/traces``), for ``grpc`` ``host:port``.
+    #: (``http://collector:4318/v1/traces``), for ``grpc`` ``host:port``. Unset: the
+    #: ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_ENDPOINT`` variables,
+    #: else ``http://localhost:4318/v1/traces``.
     endpoint: str | None = None
+    #: ``grpc`` needs the ``tracing-grpc`` extra (``pip install 'llmrelay[tracing-grpc]'``).
     protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
-    #: Extra headers on every export (a collector's API key).
+    #: Extra headers on every export (a collector's API key); they win over
+    #: ``OTEL_EXPORTER_OTLP_HEADERS``.
     headers: dict[str, str] = Field(default_factory=dict)
     #: Share of calls traced (parent-based: a caller's sampled ``traceparent`` is kept).
     sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    #: ``service.name`` of the spans; unset here, ``OTEL_SERVICE_NAME`` applies.
     service_name: str = Field(default="llmrelay", min_length=1)
     #: Put prompts and answers on spans (off: never).
     capture_content: bool = False
+    #: With ``capture_content``: each content attribute is cut to this many KiB of JSON.
+    max_content_kb: int = Field(default=16, ge=1, le=1024)
     #: Spans waiting for export at most; more are dropped and counted.
     max_queue_size: int = Field(default=2048, ge=1)
-    #: Seconds one export may take.
+    #: Seconds one export may take (retries included), and the bound on the flush at stop.
     export_timeout_s: float = Field(default=5.0, gt=0)
+
+    def active(self, env: Mapping[str, str]) -> bool:
+        """Whether tracing runs, given the process environment ``env``: ``enabled: true`` or
+        an ``endpoint``; else an ``OTEL_EXPORTER_OTLP_ENDPOINT`` or
+        ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` in ``env``, unless ``enabled: false`` is
+        written out or ``OTEL_SDK_DISABLED`` is true."""
+        if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+            return False
+        if self.enabled or self.endpoint is not None:
+            return True
+        if "enabled" in self.model_fields_set:
+            return False
+        return bool(env.get(_TRACES_ENDPOINT) or env.get(_ENDPOINT))
+
+
+_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
+_TRACES_ENDPOINT = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 
 
 def _regex(pattern: str) -> str:

@@ -121,6 +121,9 @@ class AnthropicProviderConfig(_HeaderRules):
     api_key: str = Field(min_length=1)
     models: Models = Field(min_length=1)
     timeouts: TimeoutConfig = TimeoutConfig()
+    #: Send the attempt's W3C ``traceparent`` upstream when tracing is on (the provider's
+    #: own traces then continue the gateway's).
+    trace_propagation: bool = True
 
     _models = field_validator("models")(_check_models)
     _url = field_validator("base_url")(_check_url)
@@ -153,6 +156,9 @@ class OpenAIProviderConfig(_HeaderRules):
     api_key: str | None = None
     models: Models = Field(min_length=1)
     timeouts: TimeoutConfig = TimeoutConfig()
+    #: Send the attempt's W3C ``traceparent`` upstream when tracing is on (the provider's
+    #: own traces then continue the gateway's).
+    trace_propagation: bool = True
 
     _models = field_validator("models")(_check_models)
     _url = field_validator("base_url")(_check_url)
@@ -170,6 +176,9 @@ class AzureOpenAIProviderConfig(_HeaderRules):
     entra_token: str | None = None
     models: Models = Field(min_length=1)
     timeouts: TimeoutConfig = TimeoutConfig()
+    #: Send the attempt's W3C ``traceparent`` upstream when tracing is on (the provider's
+    #: own traces then continue the gateway's).
+    trace_propagation: bool = True
 
     _models = field_validator("models")(_check_models)
     _url = field_validator("endpoint")(_check_url)

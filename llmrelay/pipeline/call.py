@@ -149,10 +149,15 @@ class Call:
 
     def upstream_headers(self, client: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """The headers for a provider request: ``client``'s plus the trace context of the
-        current attempt when tracing is on."""
+        current attempt when tracing is on (its lower-case names replace the client's)."""
         if self.trace is None:
             return client
-        return client + self.trace.upstream_headers()
+        extra = self.trace.upstream_headers()
+        if not extra:
+            return client
+        # The attempt's context replaces the client's: one traceparent, naming the attempt.
+        names = {k for k, _ in extra}
+        return [h for h in client if h[0].lower() not in names] + extra
 
     def overhead_s(self, now: float | None = None) -> float:
         """Seconds the gateway itself took up to ``now`` (``time.perf_counter()``; default:

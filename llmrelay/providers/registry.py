@@ -19,7 +19,12 @@ from ..config import (
 from .base import Provider, WireBounds
 from .headers import HeaderFilter, client_filter
 
-__all__ = ["build_provider", "client_header_filter", "missing_dependencies"]
+__all__ = [
+    "build_provider",
+    "client_header_filter",
+    "gen_ai_provider_name",
+    "missing_dependencies",
+]
 
 
 def _anthropic(
@@ -86,6 +91,23 @@ _FACTORIES: dict[str, _Factory] = {
     "bedrock": _bedrock,
     "vertex": _vertex,
 }
+
+
+#: Provider type -> the OpenTelemetry ``gen_ai.provider.name`` of its spans (GenAI semantic
+#: conventions v1.41.0 well-known values; ``openai`` stands for any Chat Completions server).
+_GEN_AI_PROVIDER = {
+    "anthropic": "anthropic",
+    "mock": "llmrelay.mock",
+    "openai": "openai",
+    "azure_openai": "azure.ai.openai",
+    "bedrock": "aws.bedrock",
+    "vertex": "gcp.vertex_ai",
+}
+
+
+def gen_ai_provider_name(kind: str) -> str:
+    """The ``gen_ai.provider.name`` for a provider ``type`` (the type itself if unknown)."""
+    return _GEN_AI_PROVIDER.get(kind, kind)
 
 
 #: Provider type -> (module it needs, the pip extra that brings it).

@@ -195,6 +195,7 @@ class _Attempter:
                 route,
                 gate,
                 self._wire,
+                call.upstream_headers([]),
             )
         # Each attempt starts from the client's body; a single attempt may change it in place.
         body = dict(self._body) if gate else self._body

@@ -60,14 +60,21 @@ async def attempt_translated(
     route: Route,
     gate: bool,
     limits: WireLimits,
+    upstream_headers: list[tuple[str, str]],
 ) -> AttemptResult:
-    """One attempt at a provider of another wire (see ``call.Attempter.attempt``)."""
+    """One attempt at a provider of another wire (see ``call.Attempter.attempt``);
+    ``upstream_headers`` go on the provider request (``Call.upstream_headers``)."""
     if endpoint == "count_tokens":
         return Success(await _count_tokens(tokens, body, canonical, route, rid))
     # call_translated lowers max_tokens in place: each attempt starts from the client's request.
     request = dataclasses.replace(canonical) if gate else canonical
     result = await call_translated(
-        route.provider, request, route.provider_model, route.max_output_tokens, limits=limits
+        route.provider,
+        request,
+        route.provider_model,
+        route.max_output_tokens,
+        limits=limits,
+        upstream_headers=upstream_headers,
     )
     rid_up = result.upstream_request_id
     if result.error is not None:

@@ -148,7 +148,13 @@ class _Attempter:
                 default = call.parts.settings.translation.default_max_tokens
                 self._canonical = decode_canonical(self._body, record.model, default)
             return await attempt_translated(
-                record.request_id, self._body, self._canonical, route, gate, self._wire
+                record.request_id,
+                self._body,
+                self._canonical,
+                route,
+                gate,
+                self._wire,
+                call.upstream_headers([]),
             )
         # Each attempt starts from the client's body; a single attempt may change it in place.
         body = dict(self._body) if gate else self._body

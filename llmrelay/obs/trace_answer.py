@@ -1,0 +1,244 @@
+"""What a traced call's answer said: its id, model and finish reasons, and, when content
+capture is on, the answer itself (for ``gen_ai.output.messages``).
+
+:class:`AnswerReader` is the call's :class:`~llmrelay.pipeline.call.Capture` while it is
+traced; it hands every feed on to the capture it wraps (the request log's). It keeps
+references and parses nothing until :meth:`AnswerReader.read`, once, at the end of a
+sampled call:
+
+- a whole JSON answer (up to 64 KiB unless content is captured) is parsed for its top-level
+  ``id``, ``model`` and ``stop_reason`` (Anthropic) or ``choices[].finish_reason`` (OpenAI);
+- a passthrough stream keeps its first and last 4 KiB, which hold ``message_start`` /
+  ``message_delta`` (Anthropic) or the first chunk and the ``finish_reason`` one (OpenAI);
+  an event split at the edge of those windows is missed (best effort);
+- a translated stream's canonical events are read as they pass (``message_start``,
+  ``message_delta``; their stop reasons are the canonical, Anthropic, names).
+
+With content capture, streams are kept whole (up to a bound) and folded into a canonical
+:class:`~llmrelay.core.types.Response`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ..codecs import anthropic as anthropic_codec
+from ..codecs import openai as openai_codec
+from ..core.accumulate import Accumulator
+from ..core.events import Event, MessageDelta, MessageStart
+from ..core.sse import SSEDecoder
+from ..core.types import Response
+from ..pipeline.call import Capture, SurfaceName
+
+__all__ = ["Answer", "AnswerReader"]
+
+_WINDOW = 4096
+_MAX_WHOLE = 64 * 1024
+
+
+@dataclass(slots=True)
+class Answer:
+    """What :meth:`AnswerReader.read` found; ``response`` only with content capture."""
+
+    id: str | None = None
+    model: str | None = None
+    finish_reasons: dict[int, str] = field(default_factory=dict)
+    response: Response | None = None
+
+
+class AnswerReader:
+    """A traced call's capture (see the module docstring). ``keep`` is the most stream bytes
+    kept for content (0: content is not captured)."""
+
+    __slots__ = (
+        "_body",
+        "_events",
+        "_fold",
+        "_head",
+        "_head_n",
+        "_inner",
+        "_keep",
+        "_surface",
+        "_tail",
+        "_tail_n",
+    )
+
+    def __init__(self, inner: Capture | None, surface: SurfaceName, keep: int) -> None:
+        self._inner = inner
+        self._surface = surface
+        self._keep = keep
+        self._body: bytes | None = None
+        self._head: list[bytes] = []
+        self._head_n = 0
+        # A passthrough stream's last 4 KiB, once its head is full.
+        self._tail: deque[bytes] = deque()
+        self._tail_n = 0
+        # What a translated stream's events said so far.
+        self._events: Answer | None = None
+        self._fold = _Fold() if keep else None
+
+    # -- Capture ----------------------------------------------------------------------------
+    def request(self, raw: bytes) -> None:
+        """The client's body: the trace reads it from the call (``Call.body``)."""
+        if self._inner is not None:
+            self._inner.request(raw)
+
+    def whole(self, body: bytes) -> None:
+        self._body = body
+        if self._inner is not None:
+            self._inner.whole(body)
+
+    def chunk(self, data: bytes) -> None:
+        if self._head_n < (self._keep or _WINDOW):
+            self._head.append(data)
+            self._head_n += len(data)
+        else:
+            tail = self._tail
+            tail.append(data)
+            self._tail_n += len(data)
+            while len(tail) > 1 and self._tail_n - len(tail[0]) >= _WINDOW:
+                self._tail_n -= len(tail.popleft())
+        if self._inner is not None:
+            self._inner.chunk(data)
+
+    def event(self, event: Event) -> None:
+        if isinstance(event, MessageStart | MessageDelta):
+            seen = self._events
+            if seen is None:
+                seen = self._events = Answer()
+            if isinstance(event, MessageStart):
+                seen.id, seen.model = event.message.id, event.message.model
+            elif event.stop_reason is not None:
+                seen.finish_reasons[0] = event.stop_reason
+        if self._fold is not None:
+            self._fold.feed(event)
+        if self._inner is not None:
+            self._inner.event(event)
+
+    # -- at the end of the call ---------------------------------------------------------------
+    def read(self) -> Answer:
+        """What the answer said (parsed now, once)."""
+        if self._events is not None:
+            answer = self._events
+            if self._fold is not None:
+                answer.response = self._fold.acc.response
+            return answer
+        answer = Answer()
+        if self._body is not None:
+            self._read_whole(self._body, answer)
+        elif self._head:
+            self._read_stream(answer)
+        return answer
+
+    def _read_whole(self, body: bytes, answer: Answer) -> None:
+        if len(body) > _MAX_WHOLE and not self._keep:
+            return
+        try:
+            obj = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(obj, dict):
+            return
+        _note(obj, answer)
+        if self._keep and answer.id is not None:
+            try:
+                if self._surface == "openai":
+                    answer.response = openai_codec.decode_response(obj)
+                else:
+                    answer.response = anthropic_codec.decode_response(obj)
+            except Exception:  # best effort: an answer the codec cannot read has no content
+                pass
+
+    def _read_stream(self, answer: Answer) -> None:
+        windows = [b"".join(self._head)]
+        if self._tail:
+            windows.append(b"".join(self._tail))
+        fold = self._fold
+        decoder = None
+        if fold is not None and self._surface == "openai":
+            decoder = openai_codec.StreamDecoder(model="")
+        for i, window in enumerate(windows):
+            for ev in SSEDecoder().feed(window):
+                try:
+                    obj = orjson.loads(ev.data)
+                except orjson.JSONDecodeError:
+                    continue  # [DONE], or an event cut at the window's edge
+                if not isinstance(obj, dict):
+                    continue
+                _note(obj, answer)
+                if fold is not None and i == 0:  # the answer's start, unbroken
+                    fold.feed_json(obj, decoder)
+        if fold is not None:
+            if decoder is not None:
+                for event in decoder.finish():
+                    fold.feed(event)
+            answer.response = fold.acc.response
+
+
+class _Fold:
+    """Folds a stream into a canonical answer until it cannot (an error event, events out
+    of order): what came before stays in ``acc.response``."""
+
+    __slots__ = ("acc", "broken")
+
+    def __init__(self) -> None:
+        self.acc = Accumulator()
+        self.broken = False
+
+    def feed(self, event: Event) -> None:
+        if self.broken:
+            return
+        try:
+            self.acc.feed(event)
+        except Exception:
+            self.broken = True
+
+    def feed_json(self, obj: dict[str, Any], decoder: openai_codec.StreamDecoder | None) -> None:
+        """One stream event's data: OpenAI's through ``decoder``, else Anthropic's."""
+        try:
+            if decoder is not None:
+                events = decoder.feed(obj)
+            else:
+                one = anthropic_codec.decode_event(obj)
+                events = [] if one is None else [one]
+        except ValueError:
+            return
+        for event in events:
+            self.feed(event)
+
+
+def _note(obj: dict[str, Any], answer: Answer) -> None:
+    """Read the facts of one JSON object of either wire: a whole answer, or one stream
+    event's data."""
+    kind = obj.get("type")
+    if kind == "message_start":
+        message = obj.get("message")
+        if isinstance(message, dict):
+            _ids(message, answer)
+    elif kind == "message_delta":
+        delta = obj.get("delta")
+        if isinstance(delta, dict) and isinstance(delta.get("stop_reason"), str):
+            answer.finish_reasons[0] = delta["stop_reason"]
+    elif kind == "message":
+        _ids(obj, answer)
+        if isinstance(obj.get("stop_reason"), str):
+            answer.finish_reasons[0] = obj["stop_reason"]
+    elif isinstance(obj.get("choices"), list):
+        _ids(obj, answer)
+        for i, choice in enumerate(obj["choices"]):
+            if isinstance(choice, dict) and isinstance(choice.get("finish_reason"), str):
+                index = choice.get("index")
+                answer.finish_reasons[index if isinstance(index, int) else i] = choice[
+                    "finish_reason"
+                ]
+
+
+def _ids(obj: dict[str, Any], answer: Answer) -> None:
+    if answer.id is None and isinstance(obj.get("id"), str):
+        answer.id = obj["id"]
+    if answer.model is None and isinstance(obj.get("model"), str):
+        answer.model = obj["model"]
