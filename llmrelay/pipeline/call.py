@@ -54,6 +54,11 @@ class CallTrace(Protocol):
     bracketed by :meth:`attempt_started` and :meth:`attempt_ended`; in between,
     :meth:`upstream_headers` are the headers that carry the attempt's trace context."""
 
+    @property
+    def trace_id_hex(self) -> str:
+        """The trace the call joined or started (32 hex digits), for log lines."""
+        ...
+
     def attempt_started(self, route: Route) -> None: ...
 
     def upstream_headers(self) -> list[tuple[str, str]]: ...

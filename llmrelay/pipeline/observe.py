@@ -68,7 +68,7 @@ class AccessLog:
                 "path": request.path,
                 "status": record.status,
                 "request_id": record.request_id,
-                "trace_id": trace_id(request.headers.get("traceparent")),
+                "trace_id": record.trace_id,
                 "key_name": record.key_name,
                 "team": record.team,
                 "model": clip(record.model),

@@ -171,6 +171,12 @@ def _finish(call: Call) -> None:
     record.latency_s = time.perf_counter() - call.started
     if record.status == 499 and record.error_type is None:
         record.error_type = "client_disconnected"
+    trace = call.trace
+    record.trace_id = (
+        trace.trace_id_hex
+        if trace is not None
+        else trace_id(call.request.headers.get("traceparent"))
+    )
     if call.caller is not None:
         _request_log(call, record)
     record.input_tokens = usage.input_tokens
@@ -198,7 +204,6 @@ def _request_log(call: Call, record: UsageRecord) -> None:
     record.overhead_ms = call.overhead_s() * 1000
     record.upstream_ms = call.provider_s * 1000
     record.user_agent = headers.get("user-agent")
-    record.trace_id = trace_id(headers.get("traceparent"))
 
 
 def _notify(call: Call, event: Literal["call_started", "call_ended"]) -> None:
