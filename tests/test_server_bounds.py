@@ -1,5 +1,5 @@
 """The server's bounds against slow, numerous and malformed clients, over real sockets to a
-real ``llmrelay serve`` (docs/limits-server.md): header timeout, backlog, connection limit,
+real ``llmrelay serve`` (docs/limits.md): header timeout, backlog, connection limit,
 parser errors that never echo a key, and ``read_body``'s body timeout and size limit."""
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ class MetricsConfig(_Model):
 
 
 class TracingConfig(_Model):
-    """OpenTelemetry traces over OTLP (``docs/observability-traces.md``); off unless
+    """OpenTelemetry traces over OTLP (``docs/observability.md``); off unless
     ``enabled`` or an endpoint is set, here or in the standard environment variables (see
     :meth:`active`)."""
 

@@ -83,7 +83,7 @@ class AuthConfig(_Model):
 
 
 class UsageConfig(_Model):
-    """How usage rows are kept (docs/limits-usage.md). Relative paths are relative to the
+    """How usage rows are kept (docs/limits.md). Relative paths are relative to the
     config file; unset spill and dead-letter paths sit next to ``path``."""
 
     enabled: bool = True

@@ -1,5 +1,5 @@
 """One call's spans: the :class:`~llmrelay.pipeline.call.CallTrace` the tracing observer
-attaches to a call (``tracing.py`` describes the spans; ``docs/observability-traces.md``
+attaches to a call (``tracing.py`` describes the spans; ``docs/observability.md``
 lists their attributes)."""
 
 from __future__ import annotations

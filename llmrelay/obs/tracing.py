@@ -5,7 +5,7 @@ that carries the GenAI conventions (they have since moved to
 ``open-telemetry/semantic-conventions-genai``, unreleased): ``docs/gen-ai/gen-ai-spans.md``
 (``gen_ai.provider.name``, which replaced ``gen_ai.system``; ``gen_ai.usage.*`` with
 ``input_tokens`` counting cached tokens too), ``docs/http/http-spans.md``,
-``docs/registry/attributes/error.md``. ``docs/observability-traces.md`` lists every
+``docs/registry/attributes/error.md``. ``docs/observability.md`` lists every
 attribute and says where it comes from.
 
 - The server span, ``{method} {path}`` (``POST /v1/messages``), starts when the call
