@@ -227,3 +227,24 @@ def wait_for(done: object, timeout_s: float = 20.0) -> None:
     while not done():  # type: ignore[operator]
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_a_closed_pipe_ends_the_cli_quietly(tmp_path: Path) -> None:
+    # `llmrelay check-config FILE | head -1`: the reader leaves early; no traceback.
+    import subprocess
+    import sys
+
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "auth: {keys: [{name: a, key: sk-test-aaaaaaaa}]}\n"
+        "providers: {local: {type: mock, models: {echo: echo}}}\n"
+    )
+    proc = subprocess.run(
+        f"{sys.executable} -m llmrelay check-config {config} | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.stdout.endswith(": ok\n")
+    assert "Traceback" not in proc.stderr
