@@ -12,27 +12,10 @@ from typing import Any
 
 import orjson
 
-from .config import ConfigError, Settings, load_settings, model_entry
+from .cli_common import load_config, safe_url
+from .config import model_entry
 
 __all__ = ["main"]
-
-
-def _load(path: str) -> Settings:
-    from .providers.registry import missing_dependencies
-
-    try:
-        settings = load_settings(path)
-    except ConfigError as err:
-        print(f"llmrelay: config error\n{err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    missing = missing_dependencies({p.type for p in settings.providers.values()})
-    if missing:
-        print(
-            "llmrelay: missing libraries\n" + "\n".join(f"{path}: {m}" for m in missing),
-            file=sys.stderr,
-        )
-        raise SystemExit(2)
-    return settings
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -40,7 +23,7 @@ def _serve(args: argparse.Namespace) -> int:
     from .obs.log import setup_logging
     from .server import run
 
-    settings = _load(args.config)
+    settings = load_config(args.config)
     setup_logging(args.log_level or settings.logging.level)
     from .cli_admin import prepare_database
 
@@ -71,7 +54,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    settings = _load(args.config)
+    settings = load_config(args.config)
     print(f"{args.config}: ok")
     print(f"  keys: {', '.join(k.name for k in settings.auth.keys)}")
     for k in settings.auth.keys:
@@ -80,12 +63,10 @@ def _check_config(args: argparse.Namespace) -> int:
             print(f"    {k.name}: {policy}")
     for team, t in settings.teams.items():
         print(f"  team {team}: {_policy_words(None, None, t.limits.model_dump(), t.budget)}")
-    from .cli_admin import _safe
-
-    print(f"  database: {_safe(settings.database_url())}")
+    print(f"  database: {safe_url(settings.database_url())}")
     if settings.redis is not None:
         redis = settings.redis
-        print(f"  counters: redis {_safe(redis.url)} (prefix {redis.prefix})")
+        print(f"  counters: redis {safe_url(redis.url)} (prefix {redis.prefix})")
     else:
         print("  counters: in process")
     if settings.admin is not None:
@@ -151,7 +132,7 @@ def _since(text: str) -> float:
 def _usage(args: argparse.Namespace) -> int:
     from .stores.database import open_stores
 
-    settings = _load(args.config)
+    settings = load_config(args.config)
     url = settings.database_url()
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
@@ -248,7 +229,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _snippet(args: argparse.Namespace) -> int:
-    settings = _load(args.config)
+    settings = load_config(args.config)
     key = settings.auth.keys[0].key
     account, cfg = next(iter(settings.providers.items()))
     model = f"{account}/{next(iter(cfg.models))}"

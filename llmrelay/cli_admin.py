@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sqlite3
 import subprocess
 import sys
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from .cli_common import load_config, safe_url
 
 __all__ = ["add_commands", "prepare_database"]
 
@@ -53,7 +54,8 @@ def prepare_database(url: str, config: str) -> None:
         raise SystemExit(2) from None
     except Exception as err:
         print(
-            f"llmrelay: {config}: database: cannot use {_safe(url)}: {type(err).__name__}: {err}",
+            f"llmrelay: {config}: database: cannot use {safe_url(url)}: "
+            f"{type(err).__name__}: {err}",
             file=sys.stderr,
         )
         raise SystemExit(2) from None
@@ -80,10 +82,9 @@ def _open(config: str) -> Any:
 def _open_with_settings(config: str) -> tuple[Any, Any]:
     """The config's settings and its database's stores; an operation waits at most
     ``governance.admin_store_timeout_s`` for a PostgreSQL connection."""
-    from .cli import _load
     from .stores.database import open_stores
 
-    settings = _load(config)
+    settings = load_config(config)
     prepare_database(settings.database_url(), config)
     timeout = settings.governance.admin_store_timeout_s
     return settings, open_stores(settings.database_url(), timeout_s=timeout)
@@ -208,18 +209,17 @@ def _rotate(args: argparse.Namespace) -> int:
 
 
 def _db(args: argparse.Namespace) -> int:
-    from .cli import _load
     from .stores.database import SchemaError, check, upgrade
 
-    settings = _load(args.config)
+    settings = load_config(args.config)
     url = settings.database_url()
     try:
         if args.action == "upgrade":
             upgrade(url)
-            print(f"database schema is up to date ({_safe(url)})")
+            print(f"database schema is up to date ({safe_url(url)})")
         else:
             check(url)
-            print(f"database schema is current ({_safe(url)})")
+            print(f"database schema is current ({safe_url(url)})")
             problems = _name_clashes(settings)
             for problem in problems:
                 print(f"llmrelay db check: {problem}", file=sys.stderr)
@@ -230,7 +230,7 @@ def _db(args: argparse.Namespace) -> int:
         return 1
     except Exception as err:
         print(
-            f"llmrelay db {args.action}: cannot use the database {_safe(url)}:"
+            f"llmrelay db {args.action}: cannot use the database {safe_url(url)}:"
             f" {type(err).__name__}: {err}",
             file=sys.stderr,
         )
@@ -251,17 +251,6 @@ def _name_clashes(settings: Any) -> list[str]:
     finally:
         stores.close()
     return name_clashes(keys, {k.name for k in settings.auth.keys})
-
-
-def _safe(url: str) -> str:
-    """A URL without its password (in the user part or the query)."""
-    url = re.sub(r"([?&](?:password|pass|pwd)=)[^&]*", r"\1***", url, flags=re.IGNORECASE)
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}@{host}" if user else f"{scheme}://{host}"
-    return url
 
 
 def _reported(fn: Any) -> Any:

@@ -5,8 +5,9 @@ lists their attributes)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from time import time_ns
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
@@ -18,9 +19,8 @@ from .trace_content import OUTPUT_MESSAGES, input_attributes, output_messages
 
 if TYPE_CHECKING:
     from .trace_answer import Answer, AnswerReader
-    from .tracing import Tracing
 
-__all__ = ["Account", "CallTrace", "Open", "operation_name"]
+__all__ = ["Account", "CallTrace", "Open", "Tracer", "operation_name"]
 
 log = logging.getLogger("llmrelay")
 
@@ -57,6 +57,29 @@ class Open:
         self.attributes = attributes
 
 
+class Tracer(Protocol):
+    """What a call's spans need of the gateway's tracing (``tracing.Tracing``): where spans
+    go when they end, and what the config says."""
+
+    #: Per provider account: its attempt spans' attributes and propagation.
+    accounts: dict[str, Account]
+    #: A new span id (64 random bits).
+    span_id: Callable[[], int]
+    #: The names of the virtual models.
+    virtual: frozenset[str]
+    #: Bytes of content per attribute (0: content is never captured).
+    content_limit: int
+
+    def export(
+        self,
+        trace: CallTrace,
+        span: Open,
+        kind: SpanKind,
+        parent: SpanContext | None,
+        status: Status,
+    ) -> None: ...
+
+
 class CallTrace:
     """The spans of one call (the server span's ids, its open attempt, the attempt that
     answered). Holds the call until it ends (then lets go of it)."""
@@ -80,7 +103,7 @@ class CallTrace:
 
     def __init__(
         self,
-        tracing: Tracing,
+        tracing: Tracer,
         call: Call,
         server: Open,
         trace_id: int,

@@ -30,11 +30,27 @@ Anthropic's list prices here unless config overrides them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import MappingProxyType
 
-from llmrelay.policy.pricing import Price
+__all__ = ["SHIPPED_PRICES", "Price"]
 
-__all__ = ["SHIPPED_PRICES"]
+
+@dataclass(slots=True, frozen=True)
+class Price:
+    """USD per million tokens: fresh input, output, prompt-cache writes (the default
+    5-minute cache; 1-hour writes cost more and are not told apart in usage) and cache
+    reads. A provider without a cache-write charge has ``cache_write == input``."""
+
+    input: float
+    output: float
+    cache_write: float
+    cache_read: float
+
+    def __post_init__(self) -> None:
+        if min(self.input, self.output, self.cache_write, self.cache_read) < 0:
+            raise ValueError(f"prices must be >= 0: {self}")
+
 
 # Anthropic: input, output, 5-minute cache write, cache read.
 _OPUS_4_5_ON = Price(5.0, 25.0, 6.25, 0.50)

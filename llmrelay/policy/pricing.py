@@ -23,7 +23,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+
+from .prices import SHIPPED_PRICES, Price
 
 __all__ = ["Price", "PriceTable", "cost", "to_micro_usd", "worst_case"]
 
@@ -34,22 +35,6 @@ _DATE = re.compile(r"-(?:\d{8}|\d{4}-\d{2}-\d{2}|latest)$")
 
 _PER_TOKEN = 1e-6  # prices are per million tokens
 _MEMO_MAX = 4096
-
-
-@dataclass(slots=True, frozen=True)
-class Price:
-    """USD per million tokens: fresh input, output, prompt-cache writes (the default
-    5-minute cache; 1-hour writes cost more and are not told apart in usage) and cache
-    reads. A provider without a cache-write charge has ``cache_write == input``."""
-
-    input: float
-    output: float
-    cache_write: float
-    cache_read: float
-
-    def __post_init__(self) -> None:
-        if min(self.input, self.output, self.cache_write, self.cache_read) < 0:
-            raise ValueError(f"prices must be >= 0: {self}")
 
 
 def cost(
@@ -93,8 +78,6 @@ class PriceTable:
         shipped: Mapping[str, Price] | None = None,
     ) -> None:
         if shipped is None:
-            from llmrelay.policy.prices import SHIPPED_PRICES
-
             shipped = SHIPPED_PRICES
         self._overrides = {k.lower(): v for k, v in (overrides or {}).items()}
         self._shipped = dict(shipped)

@@ -24,7 +24,7 @@ def connect(path: str | Path) -> sqlite3.Connection:
     """A connection in autocommit mode (the stores BEGIN themselves), usable from any thread
     (the caller serialises its use). The embedded default must just work, so a file without
     the current schema (new, or written by an older release) is upgraded here; a file from
-    a newer release raises :class:`~llmrelay.stores.database.SchemaError`."""
+    a newer release raises :class:`~llmrelay.stores.schema.SchemaError`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(
@@ -42,7 +42,7 @@ def connect(path: str | Path) -> sqlite3.Connection:
 
 
 def _ensure_schema(db: sqlite3.Connection, path: Path) -> None:
-    from .database import SCHEMA_HEAD, upgrade
+    from .schema import SCHEMA_HEAD, upgrade
 
     try:
         row = db.execute("SELECT version_num FROM alembic_version").fetchone()

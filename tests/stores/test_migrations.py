@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llmrelay.stores import database
+from llmrelay.stores import schema
 from llmrelay.stores.database import (
     SCHEMA_HEAD,
     SchemaError,
@@ -208,8 +208,8 @@ def test_downgrade_to_the_baseline_and_back(db_url: str) -> None:
     stores = open_stores(db_url)
     stores.usage.write([])
     stores.close()
-    with database._connect(parse_url(db_url), exclusive=True) as conn:
-        command.downgrade(database._config(conn), "0001")
+    with schema._connect(parse_url(db_url), exclusive=True) as conn:
+        command.downgrade(schema._config(conn), "0001")
     assert current_and_head(db_url) == ("0001", SCHEMA_HEAD)
     upgrade(db_url)
     check(db_url)

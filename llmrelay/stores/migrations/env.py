@@ -1,6 +1,6 @@
 """Alembic's entry point: run the migrations on the connection llmrelay passes in.
 
-:mod:`llmrelay.stores.database` opens the connection (with SQLite's transaction control
+:mod:`llmrelay.stores.schema` opens the connection (with SQLite's transaction control
 handed to SQLAlchemy, so DDL is transactional) and puts it in
 ``config.attributes["connection"]``, as in the Alembic cookbook recipe "Sharing a Connection
 across one or more programmatic migration commands". The whole upgrade runs in one
