@@ -74,16 +74,16 @@ class TracingConfig(_Model):
     export_timeout_s: float = Field(default=5.0, gt=0)
 
     def active(self, env: Mapping[str, str]) -> bool:
-        """Whether tracing runs, given the process environment ``env``: ``enabled: true`` or
-        an ``endpoint``; else an ``OTEL_EXPORTER_OTLP_ENDPOINT`` or
-        ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` in ``env``, unless ``enabled: false`` is
-        written out or ``OTEL_SDK_DISABLED`` is true."""
+        """Whether tracing runs, given the process environment ``env``: ``enabled`` when it
+        is written out; else whether an ``endpoint`` is set, here or as
+        ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` in ``env``.
+        ``OTEL_SDK_DISABLED=true`` turns it off whatever the file says."""
         if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
             return False
-        if self.enabled or self.endpoint is not None:
-            return True
         if "enabled" in self.model_fields_set:
-            return False
+            return self.enabled
+        if self.endpoint is not None:
+            return True
         return bool(env.get(_TRACES_ENDPOINT) or env.get(_ENDPOINT))
 
 

@@ -21,18 +21,29 @@ Series (``docs/observability.md`` documents each one and its labels):
   ``llmrelay_counter_store_fallback``, ``llmrelay_target_cooldown{target}`` (seconds of
   cooldown left), ``llmrelay_spans_dropped_total``.
 
-The per-call series cache their label children, so a call costs a few dictionary lookups
-and a dozen increments (``docs/benchmarks.md`` has the figure).
+A call costs one dictionary lookup and a dozen increments of plain Python numbers: the
+figures are kept here, on the event loop's thread, and turned into Prometheus metric
+families only when scraped (``prometheus_client``'s own counters take a lock and check
+their state on every increment, which cost several times more per call). The exposition,
+the registry and the text format are ``prometheus_client``'s. ``docs/benchmarks.md`` has
+the figure.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from ..config import MetricsConfig
 from ..errors import BudgetExceededError, RateLimitedError
@@ -115,126 +126,122 @@ class _Bounded:
         return value
 
 
-class Metrics:
-    """The registry and the call observer that feeds it (``call_started``/``call_ended``)."""
+class _Histogram:
+    """Bucket counts (not cumulative; the last counts what passed every bound) and a sum."""
+
+    __slots__ = ("buckets", "counts", "sum")
+
+    def __init__(self, buckets: Sequence[float]) -> None:
+        self.buckets = buckets
+        self.counts = [0] * (len(buckets) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.buckets, value)] += 1
+        self.sum += value
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        out: list[tuple[str, float]] = []
+        total = 0
+        for bound, n in zip(self.buckets, self.counts, strict=False):
+            total += n
+            out.append((_bound(bound), total))
+        out.append(("+Inf", total + self.counts[-1]))
+        return out
+
+
+def _bound(value: float) -> str:
+    text: str = floatToGoString(value)  # type: ignore[no-untyped-call]  # as the client writes bounds
+    return text
+
+
+class _Slot:
+    """What one kind of call (its label values) adds to: requests, tokens (input, output,
+    cache read, cache creation), cost, and its histograms."""
+
+    __slots__ = ("cost", "duration", "overhead", "requests", "tokens", "ttft")
+
+    def __init__(
+        self,
+        tokens: list[int],
+        cost: list[float],
+        duration: _Histogram,
+        ttft: _Histogram,
+        overhead: _Histogram,
+    ) -> None:
+        self.requests = 0
+        self.tokens = tokens
+        self.cost = cost
+        self.duration = duration
+        self.ttft = ttft
+        self.overhead = overhead
+
+
+class Metrics(Collector):
+    """The call observer (``call_started``/``call_ended``) and the collector that turns what
+    it counted into metric families when ``registry`` is scraped."""
 
     def __init__(self, config: MetricsConfig, state: GatewayState) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
+        self.registry = CollectorRegistry(auto_describe=False)
         self._with_key = "key" in config.labels
         self._with_team = "team" in config.labels
+        self._caller_labels = [n for n in ("key", "team") if n in config.labels]
         self._key = _Bounded(config.max_label_values)
         self._team = _Bounded(config.max_label_values)
-        caller = [n for n in ("key", "team") if n in config.labels]
-        self._requests = Counter(
-            "llmrelay_requests_total",
-            "Calls answered, refused ones included, by the HTTP status the client got.",
-            ["surface", "model", "provider", *caller, "status"],
-            registry=r,
-        )
-        self._tokens = Counter(
-            "llmrelay_tokens_total",
-            "Tokens, as on the usage rows.",
-            ["model", "provider", *caller, "type"],
-            registry=r,
-        )
-        self._cost = Counter(
-            "llmrelay_cost_usd_total",
-            "USD, as on the usage rows.",
-            ["model", "provider", *caller],
-            registry=r,
-        )
-        self._duration = Histogram(
-            "llmrelay_request_duration_seconds",
-            "Seconds from a call's arrival to its end (a stream's last byte).",
-            ["surface", "model", "provider"],
-            buckets=_DURATION_BUCKETS,
-            registry=r,
-        )
-        self._ttft = Histogram(
-            "llmrelay_time_to_first_token_seconds",
-            "Seconds from a streamed call's arrival to its first byte to the client.",
-            ["surface", "model", "provider"],
-            buckets=_TTFT_BUCKETS,
-            registry=r,
-        )
-        self._overhead = Histogram(
-            "llmrelay_gateway_overhead_seconds",
-            "Seconds the gateway itself took: elapsed minus the providers' time and retry waits.",
-            ["surface"],
-            buckets=_OVERHEAD_BUCKETS,
-            registry=r,
-        )
-        self._attempts = Counter(
-            "llmrelay_upstream_attempts_total",
-            "Provider attempts by outcome: success, retry, fallback, or the final error type.",
-            ["provider", "outcome"],
-            registry=r,
-        )
-        self._in_flight = Gauge(
-            "llmrelay_in_flight_requests", "Calls being served now.", registry=r
-        )
-        self._rate_limited = Counter(
-            "llmrelay_rate_limited_total",
-            "Calls refused by a gateway rate limit, by the limit's scope.",
-            ["scope"],
-            registry=r,
-        )
-        self._budget_refused = Counter(
-            "llmrelay_budget_refused_total",
-            "Calls refused by a spent budget, by the budget's scope.",
-            ["scope"],
-            registry=r,
-        )
-        r.register(_StateCollector(state))
-        self._children: dict[tuple[str, ...], _CallSeries] = {}
+        self._slots: dict[tuple[str, ...], _Slot] = {}
+        self._tokens: dict[tuple[str, ...], list[int]] = {}
+        self._cost: dict[tuple[str, ...], list[float]] = {}
+        self._duration: dict[tuple[str, ...], _Histogram] = {}
+        self._ttft: dict[tuple[str, ...], _Histogram] = {}
+        self._overhead: dict[str, _Histogram] = {}
+        self._attempts: dict[tuple[str, str], int] = {}
+        self._rate_limited: dict[str, int] = {}
+        self._budget_refused: dict[str, int] = {}
+        self._in_flight = 0
+        self.registry.register(self)
+        self.registry.register(_StateCollector(state))
+
+    # -- the observer: on the event loop, once per call ------------------------------------
 
     def call_started(self, call: Call) -> None:
-        self._in_flight.inc()
+        self._in_flight += 1
 
     def call_ended(self, call: Call) -> None:
-        self._in_flight.dec()
+        self._in_flight -= 1
         record = call.record
         caller: tuple[str, ...] = ()
         if self._with_key:
             caller = (self._key(record.key_name),)
         if self._with_team:
             caller = (*caller, self._team(record.team or ""))
-        model, provider = call.routed, record.provider
-        key = (call.surface, model, provider, *caller, str(record.status))
-        series = self._children.get(key)
-        if series is None:
-            series = self._series(call.surface, model, provider, caller, str(record.status))
-            self._children[key] = series
-        series.requests.inc()
-        series.duration.observe(record.latency_s)
+        key = (call.surface, call.routed, record.provider, *caller, str(record.status))
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slot(key, caller)
+        slot.requests += 1
+        slot.duration.observe(record.latency_s)
         if call.caller is not None:
-            self._overhead_of(call, series)
-            if record.input_tokens:
-                series.input.inc(record.input_tokens)
-            if record.output_tokens:
-                series.output.inc(record.output_tokens)
-            if record.cache_read_input_tokens:
-                series.cache_read.inc(record.cache_read_input_tokens)
-            if record.cache_creation_input_tokens:
-                series.cache_creation.inc(record.cache_creation_input_tokens)
+            if record.stream and record.ttft_s is not None:
+                slot.ttft.observe(record.ttft_s)
+            slot.overhead.observe(call.overhead_s())
+            tokens = slot.tokens
+            tokens[0] += record.input_tokens
+            tokens[1] += record.output_tokens
+            tokens[2] += record.cache_read_input_tokens
+            tokens[3] += record.cache_creation_input_tokens
             if record.cost_usd:
-                series.cost.inc(record.cost_usd)
+                slot.cost[0] += record.cost_usd
         if call.attempts:
             self._count_attempts(call)
         refusal = call.error
         if isinstance(refusal, BudgetExceededError):
-            self._budget_refused.labels(refusal.scope).inc()
+            self._budget_refused[refusal.scope] = self._budget_refused.get(refusal.scope, 0) + 1
         elif isinstance(refusal, RateLimitedError):
-            self._rate_limited.labels(refusal.scope).inc()
-
-    def _overhead_of(self, call: Call, series: _CallSeries) -> None:
-        if call.record.stream and call.record.ttft_s is not None:
-            series.ttft.observe(call.record.ttft_s)
-        series.overhead.observe(call.overhead_s())
+            self._rate_limited[refusal.scope] = self._rate_limited.get(refusal.scope, 0) + 1
 
     def _count_attempts(self, call: Call) -> None:
         attempts = call.attempts
+        counts = self._attempts
         last = len(attempts) - 1
         for i, a in enumerate(attempts):
             if a.error_type is None:
@@ -243,36 +250,112 @@ class Metrics:
                 outcome = "retry" if attempts[i + 1].target == a.target else "fallback"
             else:
                 outcome = a.error_type
-            self._attempts.labels(a.account, outcome).inc()
+            key = (a.account, outcome)
+            counts[key] = counts.get(key, 0) + 1
 
-    def _series(
-        self, surface: str, model: str, provider: str, caller: tuple[str, ...], status: str
-    ) -> _CallSeries:
+    def _slot(self, key: tuple[str, ...], caller: tuple[str, ...]) -> _Slot:
+        surface, model, provider = key[:3]
         per_call = (model, provider, *caller)
-        tokens = self._tokens
-        return _CallSeries(
-            requests=self._requests.labels(surface, model, provider, *caller, status),
-            duration=self._duration.labels(surface, model, provider),
-            ttft=self._ttft.labels(surface, model, provider),
-            overhead=self._overhead.labels(surface),
-            input=tokens.labels(*per_call, "input"),
-            output=tokens.labels(*per_call, "output"),
-            cache_read=tokens.labels(*per_call, "cache_read"),
-            cache_creation=tokens.labels(*per_call, "cache_creation"),
-            cost=self._cost.labels(*per_call),
+        tokens = self._tokens.setdefault(per_call, [0, 0, 0, 0])
+        cost = self._cost.setdefault(per_call, [0.0])
+        by_model = (surface, model, provider)
+        duration = self._duration.get(by_model)
+        if duration is None:
+            duration = self._duration[by_model] = _Histogram(_DURATION_BUCKETS)
+            self._ttft[by_model] = _Histogram(_TTFT_BUCKETS)
+        overhead = self._overhead.get(surface)
+        if overhead is None:
+            overhead = self._overhead[surface] = _Histogram(_OVERHEAD_BUCKETS)
+        slot = _Slot(tokens, cost, duration, self._ttft[by_model], overhead)
+        self._slots[key] = slot
+        return slot
+
+    # -- the collector: when scraped -------------------------------------------------------
+
+    def collect(self) -> Iterable[Metric]:
+        caller = self._caller_labels
+        requests = CounterMetricFamily(
+            "llmrelay_requests",
+            "Calls answered, refused ones included, by the HTTP status the client got.",
+            labels=["surface", "model", "provider", *caller, "status"],
         )
+        for key, slot in self._slots.items():
+            requests.add_metric(list(key), slot.requests)
+        yield requests
+        tokens = CounterMetricFamily(
+            "llmrelay_tokens",
+            "Tokens, as on the usage rows.",
+            labels=["model", "provider", *caller, "type"],
+        )
+        for per_call, counts in self._tokens.items():
+            for kind, n in zip(_TOKEN_TYPES, counts, strict=True):
+                tokens.add_metric([*per_call, kind], n)
+        yield tokens
+        cost = CounterMetricFamily(
+            "llmrelay_cost_usd",
+            "USD, as on the usage rows.",
+            labels=["model", "provider", *caller],
+        )
+        for per_call, usd in self._cost.items():
+            cost.add_metric(list(per_call), usd[0])
+        yield cost
+        yield _histograms(
+            "llmrelay_request_duration_seconds",
+            "Seconds from a call's arrival to its end (a stream's last byte).",
+            ["surface", "model", "provider"],
+            self._duration,
+        )
+        yield _histograms(
+            "llmrelay_time_to_first_token_seconds",
+            "Seconds from a streamed call's arrival to its first byte to the client.",
+            ["surface", "model", "provider"],
+            self._ttft,
+        )
+        yield _histograms(
+            "llmrelay_gateway_overhead_seconds",
+            "Seconds the gateway itself took: elapsed minus the providers' time and retry waits.",
+            ["surface"],
+            {(s,): h for s, h in self._overhead.items()},
+        )
+        attempts = CounterMetricFamily(
+            "llmrelay_upstream_attempts",
+            "Provider attempts by outcome: success, retry, fallback, or the final error type.",
+            labels=["provider", "outcome"],
+        )
+        for (provider, outcome), n in self._attempts.items():
+            attempts.add_metric([provider, outcome], n)
+        yield attempts
+        in_flight = GaugeMetricFamily("llmrelay_in_flight_requests", "Calls being served now.")
+        in_flight.add_metric([], self._in_flight)
+        yield in_flight
+        for name, text, by_scope in (
+            (
+                "llmrelay_rate_limited",
+                "Calls refused by a gateway rate limit, by the limit's scope.",
+                self._rate_limited,
+            ),
+            (
+                "llmrelay_budget_refused",
+                "Calls refused by a spent budget, by the budget's scope.",
+                self._budget_refused,
+            ),
+        ):
+            family = CounterMetricFamily(name, text, labels=["scope"])
+            for scope, n in by_scope.items():
+                family.add_metric([scope], n)
+            yield family
 
 
-@dataclass(slots=True, frozen=True)
-class _CallSeries:
-    """The label children one kind of call updates (cached per label values)."""
+_TOKEN_TYPES = ("input", "output", "cache_read", "cache_creation")
 
-    requests: Counter
-    duration: Histogram
-    ttft: Histogram
-    overhead: Histogram
-    input: Counter
-    output: Counter
-    cache_read: Counter
-    cache_creation: Counter
-    cost: Counter
+
+def _histograms(
+    name: str,
+    text: str,
+    labels: list[str],
+    series: Mapping[tuple[str, ...], _Histogram],
+) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, text, labels=labels)
+    for values, hist in series.items():
+        family.add_metric(list(values), hist.cumulative(), hist.sum)
+    return family

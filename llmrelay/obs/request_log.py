@@ -214,13 +214,24 @@ def detail_json(item: LoggedRequest, bodies: RequestBodies | None) -> dict[str, 
     """One call as ``GET /admin/requests/{request_id}`` shows it: the list's fields, the
     attempts, and the captured bodies (text, as stored) or null."""
     out = record_json(item)
-    log = item.record.attempt_log
+    r = item.record
+    log = r.attempt_log
     attempts: Any = None
     if isinstance(log, str):
         try:
             attempts = orjson.loads(log)
         except orjson.JSONDecodeError:
             attempts = log
+    elif r.provider and r.routed_model:
+        # One attempt that served the model asked for is stored as the row itself.
+        attempts = [
+            {
+                "target": r.routed_model,
+                "status": r.status,
+                "error_type": r.error_type,
+                "latency_s": None if r.upstream_ms is None else round(r.upstream_ms / 1000, 4),
+            }
+        ]
     out["attempt_log"] = attempts
     out["bodies"] = (
         None

@@ -71,6 +71,13 @@ async def read_body(request: web.BaseRequest, max_bytes: int, timeout_s: float) 
     length = request.content_length
     if length is not None and length > max_bytes:
         raise _too_large(max_bytes)
+    content = request.content
+    if content.is_eof():
+        # All of it arrived with the headers (the common case): nothing to wait for, so no
+        # timer either.
+        if content.total_bytes > max_bytes:
+            raise _too_large(max_bytes)
+        return await request.read()
     body = bytearray()
     try:
         async with asyncio.timeout(timeout_s):

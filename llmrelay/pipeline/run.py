@@ -199,8 +199,13 @@ def _request_log(call: Call, record: UsageRecord) -> None:
     itself: the store encodes it off the request path), timings and the client's headers."""
     headers = call.request.headers
     record.routed_model = call.routed or None
-    if call.attempts:
-        record.attempt_log = call.attempts
+    attempts = call.attempts
+    # One attempt that served the model asked for says nothing the row does not: the
+    # request log shows it from the row (the common case writes no JSON).
+    if attempts and (
+        len(attempts) > 1 or attempts[0].error_type is not None or attempts[0].target != call.routed
+    ):
+        record.attempt_log = attempts
     record.overhead_ms = call.overhead_s() * 1000
     record.upstream_ms = call.provider_s * 1000
     record.user_agent = headers.get("user-agent")

@@ -658,6 +658,8 @@ def test_tracing_off_loads_and_registers_nothing(tmp_path: Path) -> None:
         ({}, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, True),
         ({}, {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces"}, True),
         ({"enabled": False}, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, False),
+        # enabled written out wins over an endpoint in the same file (one template, switched)
+        ({"enabled": False, "endpoint": "http://c:4318/v1/traces"}, {}, False),
         ({"enabled": True}, {"OTEL_SDK_DISABLED": "true"}, False),
     ],
 )
