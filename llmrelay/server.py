@@ -22,7 +22,9 @@
 * **malformed requests**: an HTTP parser error is answered with a 400 in Anthropic's
   error envelope naming the kind of error only. aiohttp's own answer quotes the raw line
   (a header carrying a key with a stray ``\\r`` echoed the key) and logs a traceback;
-  here the log gets one warning line (peer address and kind, rate-limited).
+  here the log gets one warning line (peer address and kind, rate-limited). A body whose
+  framing or content-encoding breaks after the answer went out (aiohttp reads the rest
+  of the body then) gets the same warning instead of aiohttp's traceback.
 
 The request *body* is bounded where it is read: ``pipeline/body.py`` ``read_body``.
 
@@ -50,7 +52,7 @@ from aiohttp.http_exceptions import (
     PayloadEncodingError,
 )
 from aiohttp.streams import StreamReader
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 from aiohttp.web_server import Server
@@ -238,6 +240,19 @@ class _Handler(RequestHandler):
             )
             self.transport.write(_HEADER_TIMEOUT)
         self.force_close()
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        # After an answer, aiohttp reads what is left of the request body; a body whose
+        # framing or content-encoding is broken raises there, and aiohttp logged it as an
+        # "Unhandled exception" with a traceback, once per request a client cares to send.
+        # It is the client's error (already answered, if the handler read the body, with a
+        # 400): one throttled warning, like the parser's.
+        if isinstance(kw.get("exc_info"), RequestPayloadError):
+            self._gw.parse_errors.log(
+                "malformed HTTP request", {"reason": "invalid body framing", "peer": _peer(self)}
+            )
+            return
+        super().log_exception(*args, **kw)
 
     def handle_error(
         self,

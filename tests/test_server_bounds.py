@@ -335,6 +335,44 @@ def test_a_malformed_header_carrying_the_key_is_never_echoed_or_logged(
     assert orjson.loads(warnings[0])["level"] == "warning"
 
 
+@pytest.mark.parametrize("parser", ["c", "python"])
+def test_a_body_that_does_not_decode_is_answered_and_logged_without_a_traceback(
+    gateway_factory: Factory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    parser: str,
+) -> None:
+    if parser == "python":
+        monkeypatch.setenv("AIOHTTP_NO_EXTENSIONS", "1")
+    gw = gateway_factory(_config(tmp_path))
+    bad = b"\x1f\x8bnot gzip at all"
+    head = f"host: x\r\ncontent-encoding: gzip\r\ncontent-length: {len(bad)}\r\n"
+    requests = [
+        # A call reads the body: a 400 in its envelope.
+        (f"POST /v1/messages HTTP/1.1\r\nx-api-key: {ALICE_KEY}\r\n{head}\r\n", 400),
+        # Nobody reads it: aiohttp does after the answer, to find the next request.
+        (f"GET /health HTTP/1.1\r\n{head}\r\n", 200),
+    ]
+    for request, expected in requests:
+        with socket.create_connection(("127.0.0.1", _port(gw)), timeout=10) as s:
+            s.sendall(request.encode() + bad)
+            raw = b""
+            with contextlib.suppress(ConnectionError):
+                while chunk := s.recv(65536):
+                    raw += chunk
+        status, headers, body = _split(raw)
+        assert status == expected, raw
+        assert headers["content-type"].startswith("application/json")
+        orjson.loads(body)
+    time.sleep(0.2)
+    log = gw.log()
+    assert "Traceback" not in log
+    assert "Unhandled exception" not in log
+    warnings = [line for line in log.splitlines() if "malformed HTTP request" in line]
+    assert len(warnings) == 1  # one line, then rate-limited
+    assert orjson.loads(warnings[0])["reason"] == "invalid body framing"
+
+
 # -- read_body ------------------------------------------------------------------------------
 
 
