@@ -87,9 +87,11 @@ class AdminParts(Protocol):
     def stores(self) -> Stores: ...
 
 
-#: Admin request bodies: small, and sent by tools, not trickled.
-_SPEC = BodyLimits(1 << 20, 30.0)
-_ROTATE = BodyLimits(1 << 16, 30.0)
+#: Admin request bodies are small and sent by tools (a key spec, a rotation's grace): these
+#: bounds, or the server's where they are tighter.
+_SPEC_BYTES = 1 << 20
+_ROTATE_BYTES = 1 << 16
+_BODY_TIMEOUT_S = 30.0
 
 
 class AdminSurface:
@@ -100,10 +102,17 @@ class AdminSurface:
         *,
         store_timeout_s: float = 5.0,
         config_key_names: Collection[str] = (),
+        body: BodyLimits | None = None,
     ) -> None:
         """``store_timeout_s``: how long a key write waits for the database before it
         answers 503 (``governance.admin_store_timeout_s``); ``config_key_names``: the names
-        of the config file's keys, which a virtual key may not take."""
+        of the config file's keys, which a virtual key may not take; ``body``: the server's
+        body limits (``server.max_request_body_mb``, ``body_timeout_s``, ``max_json_depth``),
+        which admin bodies keep too where they are tighter than the admin API's own."""
+        body = body or BodyLimits(_SPEC_BYTES, _BODY_TIMEOUT_S)
+        timeout_s = min(body.timeout_s, _BODY_TIMEOUT_S)
+        self._spec = BodyLimits(min(body.max_bytes, _SPEC_BYTES), timeout_s, body.max_depth)
+        self._rotate = BodyLimits(min(body.max_bytes, _ROTATE_BYTES), timeout_s, body.max_depth)
         self._gw = gateway
         self._store_timeout_s = store_timeout_s
         self._config_key_names = frozenset(config_key_names)
@@ -194,7 +203,7 @@ class AdminSurface:
                 )
 
     async def create(self, request: web.Request) -> tuple[int, Any]:
-        spec = await read_json(request, _SPEC)
+        spec = await read_json(request, self._spec)
         key = virtual_key_from_spec(spec)
         check_name(key, self._config_key_names)
         secret, row = new_secret(key.id)
@@ -228,7 +237,7 @@ class AdminSurface:
         key_id = request.match_info["id"]
         spec: dict[str, Any] = {}
         if request.can_read_body:
-            spec = await read_json(request, _ROTATE)
+            spec = await read_json(request, self._rotate)
         grace = parse_duration(str(spec.get("grace", "24h")))
         until = time.time() + grace
         secret, row = new_secret(key_id)
