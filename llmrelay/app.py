@@ -13,7 +13,7 @@ import aiohttp
 from aiohttp import web
 
 from .config import GatewayKeyConfig, LimitsConfig, ProviderConfig, Settings, model_entry
-from .errors import NotFoundError
+from .errors import GatewayError, NotFoundError
 from .obs.capture import CapturePolicy
 from .obs.metrics import GatewayState, Metrics
 from .obs.retention import BodyPruner
@@ -288,11 +288,33 @@ async def _health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"}, headers={"request-id": new_request_id()})
 
 
-async def _not_found(request: web.Request) -> web.Response:
-    err = NotFoundError(f"no route for {request.method} {request.path}")
-    if request.path.startswith(("/openai/", "/v1/chat/")):
+def _path_error(request: web.Request, err: GatewayError) -> web.Response:
+    """``err`` for a request no surface handled, in the envelope its path implies: OpenAI's
+    under ``/openai/`` and ``/v1/chat/`` and on ``/v1/models`` without ``anthropic-version``
+    (as the model list is dispatched), Anthropic's elsewhere."""
+    path = request.path
+    if path.startswith(("/openai/", "/v1/chat/")) or (
+        path == "/v1/models" and "anthropic-version" not in request.headers
+    ):
         return openai_error_response(err.status, err.error_type, err.message, new_request_id())
     return error_response(err, new_request_id())
+
+
+async def _not_found(request: web.Request) -> web.Response:
+    return _path_error(request, NotFoundError(f"no route for {request.method} {request.path}"))
+
+
+async def _expect(request: web.Request) -> web.StreamResponse | None:
+    """The ``Expect`` header of any route: ``100-continue`` is answered as aiohttp does; any
+    other expectation is a 417 in the path's envelope (aiohttp's own answer was plain text
+    quoting the header, outside every envelope)."""
+    if request.version != aiohttp.HttpVersion11:
+        return None
+    if request.headers.get("expect", "").lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer's own bytes are still to come
+        return None
+    return _path_error(request, GatewayError("Expect: only 100-continue is supported", status=417))
 
 
 def build_app(settings: Settings) -> web.Application:
@@ -329,6 +351,7 @@ def build_app(settings: Settings) -> web.Application:
             settings.admin.key,
             store_timeout_s=settings.governance.admin_store_timeout_s,
             config_key_names=[k.name for k in settings.auth.keys],
+            body=limits,
         ).add_routes(app)
     if gateway.metrics is not None:
         MetricsSurface(gateway.metrics, settings.observability.metrics.key).add_routes(app)
@@ -344,4 +367,8 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_route("HEAD", "/", _ok)
     app.router.add_get("/api/hello", _ok)  # aiohttp answers HEAD for GET routes too
     app.router.add_route("*", "/{tail:.*}", _not_found)
+    for route in app.router.routes():
+        # aiohttp 3.14 keeps a route's Expect handler here (web_urldispatcher.AbstractRoute);
+        # its routes take one only as they are added, and the surfaces add their own.
+        route._expect_handler = _expect
     return app
