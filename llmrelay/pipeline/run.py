@@ -140,7 +140,12 @@ async def _steps(
         )
     if target is None:
         raise NotFoundError(surface.unknown_model(clip(model)))
-    record.stream = endpoint != "count_tokens" and body.get("stream") is True
+    stream = body.get("stream")
+    if endpoint != "count_tokens" and stream is not None and not isinstance(stream, bool):
+        # The gateway streams only for ``true``; a provider that coerces "yes" or 1 (vLLM's
+        # pydantic does) would stream an answer the gateway reads as JSON, and bill nothing.
+        raise InvalidRequestError(f"stream: expected true or false, got {_json_type(stream)}")
+    record.stream = endpoint != "count_tokens" and stream is True
     # After routing rules: the key must be allowed both the model it asked for and the one
     # a rule chose; the chosen one's limits apply.
     routed = target.public_model if isinstance(target, Route) else target.name
@@ -155,6 +160,15 @@ async def _steps(
             caller, routed, _provider_models(target), body, await body_size(request)
         )
     return await send(call, target, surface.attempter(call, endpoint, body))
+
+
+def _json_type(value: object) -> str:
+    """The JSON type of a parsed value, for messages that must not echo it."""
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, int | float):
+        return "a number"
+    return "an array" if isinstance(value, list) else "an object"
 
 
 def _provider_models(target: Route | VirtualModel) -> tuple[str, ...]:

@@ -1,8 +1,9 @@
 """Bounds a call never passes, whatever the provider or the client does: a whole-call
 deadline (``timeouts.total_s``) also for a provider that trickles bytes, a 200 that is not
-what the wire promises is a 502 (and a fallback trigger), a stream that ends without its
-last event is reported as incomplete, client strings are clipped before they are echoed,
-and a body that does not arrive in time is a 408."""
+what the wire promises is a 502 (and a fallback trigger), a ``stream`` flag that is not a
+boolean is a 400 (gateway and provider must agree whether an answer streams), a stream
+that ends without its last event is reported as incomplete, client strings are clipped
+before they are echoed, and a body that does not arrive in time is a 408."""
 
 from __future__ import annotations
 
@@ -136,6 +137,32 @@ def test_a_200_that_is_not_json_is_a_502(env: Env, stream: bool) -> None:
         )
     assert e.value.status_code == 502
     assert "'anthropic'" in str(e.value) and "<html>" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "model", "stream"),
+    [
+        ("/v1/messages", "anthropic/claude", "yes"),
+        ("/v1/messages", "anthropic/claude", 1),
+        ("/v1/chat/completions", "openai/gpt", "true"),
+        ("/v1/chat/completions", "openai/gpt", [True]),
+    ],
+)
+def test_a_stream_flag_that_is_not_a_boolean_is_a_400_before_any_provider(
+    env: Env, path: str, model: str, stream: object
+) -> None:
+    # A provider that coerces it (as vLLM's pydantic does) streamed an answer the gateway
+    # then read as JSON: a 502, and the tokens the provider spent were never billed.
+    sent = len(env.fake.requests) + len(env.gpt.requests)
+    body = {"model": model, "max_tokens": 5, "messages": HELLO, "stream": stream}
+    status, headers, raw = raw_request(
+        env.gw.url + path, json.dumps(body).encode(), {"x-api-key": ALICE_KEY}
+    )
+    assert status == 400, raw
+    error = json.loads(raw)["error"]
+    assert "stream: expected true or false" in error["message"]
+    assert headers["request-id"].startswith("req_")
+    assert len(env.fake.requests) + len(env.gpt.requests) == sent
 
 
 def test_a_virtual_model_falls_back_from_a_200_that_is_not_json(env: Env) -> None:
