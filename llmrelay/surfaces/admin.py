@@ -167,9 +167,13 @@ class AdminSurface:
 
     def _authenticate(self, request: web.Request) -> None:
         presented = [request.headers.get("x-api-key")]
-        auth = request.headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            presented.append(auth[7:].strip())
+        auth = request.headers.get("authorization")
+        if auth is not None:
+            # As for gateway keys (policy/auth.py): another scheme is refused, not ignored.
+            scheme, _, token = auth.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise AuthenticationError("Authorization header must be 'Bearer <admin key>'")
+            presented.append(token.strip())
         keys = [k for k in presented if k is not None]
         if not keys:
             raise AuthenticationError("missing admin key: send it as Authorization: Bearer")
