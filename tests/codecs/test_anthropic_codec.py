@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from llmrelay.codecs._shape import CodecError
 from llmrelay.codecs.anthropic import (
     decode_event,
     decode_request,
@@ -140,3 +141,12 @@ def test_error_event_fails_the_fold() -> None:
     with pytest.raises(StreamFailed) as e:
         accumulate(sse_events("error_midstream.sse"))
     assert e.value.error_type == "overloaded_error"
+
+
+@pytest.mark.parametrize("max_tokens", ["64", 1.5, [64], {"n": 64}, True])
+def test_a_max_tokens_that_is_not_an_integer_is_a_codec_error(max_tokens: object) -> None:
+    # It reached the translation as it was, which compared it with a model's
+    # max_output_tokens: a TypeError, answered 500 (found by the ingress fuzz).
+    body = {"model": "m", "max_tokens": max_tokens, "messages": [{"role": "user", "content": "hi"}]}
+    with pytest.raises(CodecError, match="max_tokens: expected an integer"):
+        decode_request(body)

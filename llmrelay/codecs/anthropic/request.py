@@ -101,6 +101,10 @@ def decode_request(body: dict[str, Any]) -> Request:
             budget_tokens=th.get("budget_tokens"),
             extra=_rest(th, ("type", "budget_tokens")),
         )
+    max_tokens = body.get("max_tokens")
+    if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool)):
+        # Anthropic refuses it too; a translation compares and caps it as a number.
+        raise CodecError("max_tokens: expected an integer")
     metadata = body.get("metadata")
     user = None
     extra = _rest(body, _REQUEST_FIELDS)
@@ -112,7 +116,7 @@ def decode_request(body: dict[str, Any]) -> Request:
     return Request(
         model=str(body.get("model", "")),
         messages=msgs,
-        max_tokens=body.get("max_tokens"),
+        max_tokens=max_tokens,
         system=sys_blocks,
         stop_sequences=body.get("stop_sequences"),
         temperature=body.get("temperature"),
