@@ -42,6 +42,9 @@ NEVER_FORWARDED = frozenset(
         "host",
         "content-length",
         "content-type",
+        # aiohttp decodes a compressed request body as it reads it; the provider gets the
+        # decoded body (re-encoded as JSON), never compressed.
+        "content-encoding",
         "transfer-encoding",
         "connection",
         "keep-alive",

@@ -3,6 +3,10 @@ provider, unless its ``forward_headers`` names them; ``drop_headers`` drops more
 
 from __future__ import annotations
 
+import gzip
+import json
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +17,12 @@ from llmrelay.config import ConfigError
 from llmrelay.config.loader import load_settings
 from llmrelay.providers.headers import HeaderFilter, client_headers
 from llmrelay.providers.registry import client_header_filter
+from tests.conftest import ALICE_KEY, GatewayProcess, base_config
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.bedrock_upstream import TEST_ACCESS_KEY, TEST_SECRET_KEY, FakeBedrock
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.vertex_upstream import FakeGoogleToken, FakeVertex
+from tests.gateway_env import raw_request
 
 from .helpers import chat, config, messages, read_all, with_provider
 
@@ -230,3 +236,34 @@ def test_vertex_forwards_its_short_list_and_the_accounts_forward_headers(tmp_pat
     assert seen.get("user-agent") != "claude-cli/2.0"
     for name in ("x-forwarded-for", "cookie", "x-goog-api-key", "x-goog-user-project"):
         assert name not in seen, name
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+@pytest.mark.parametrize(
+    ("path", "model"), [("/v1/messages", "ant/m"), ("/v1/chat/completions", "oai/m")]
+)
+def test_a_compressed_body_reaches_the_provider_decoded_without_its_content_encoding(
+    gateway_factory: Callable[..., GatewayProcess],
+    tmp_path: Path,
+    encoding: str,
+    path: str,
+    model: str,
+) -> None:
+    # The server decodes the body; forwarding the client's content-encoding with it made
+    # the provider decode plain JSON again, and fail (found by the ingress fuzz).
+    hello = [{"role": "user", "content": "hi"}]
+    body = json.dumps({"model": model, "max_tokens": 5, "messages": hello})
+    data = gzip.compress(body.encode()) if encoding == "gzip" else zlib.compress(body.encode())
+    with FakeAnthropic() as ant, FakeOpenAI() as oai:
+        up = {"api_key": "k-0123456789", "models": {"m": "m"}}
+        providers = {
+            "ant": {"type": "anthropic", "base_url": ant.url, **up},
+            "oai": {"type": "openai", "base_url": oai.url + "/v1", **up},
+        }
+        gw = gateway_factory(base_config(tmp_path, providers))
+        headers = {"x-api-key": ALICE_KEY, "content-encoding": encoding}
+        status, _, answer = raw_request(gw.url + path, data, headers)
+        [seen] = ant.requests + oai.requests
+    assert status == 200, answer
+    assert "content-encoding" not in seen.headers
+    assert seen.json()["messages"] == hello
