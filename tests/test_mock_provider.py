@@ -150,6 +150,27 @@ def test_invalid_request_is_400(client: anthropic.Anthropic) -> None:
     assert e.value.body["error"]["type"] == "invalid_request_error"
 
 
+@pytest.mark.parametrize("error_status", [None, 529])
+def test_mock_errors_carry_a_request_id_as_anthropics_do(error_status: int | None) -> None:
+    # The gateway relays a provider's error body as it is: the mock's had no request_id,
+    # so its callers got Anthropic's envelope without one (found by the ingress fuzz).
+    import asyncio
+
+    from llmrelay.config import MockProviderConfig
+    from llmrelay.providers.base import ProviderRequest
+    from llmrelay.providers.mock.client import MockProvider
+
+    config = MockProviderConfig(type="mock", models={"echo": "echo"}, error_status=error_status)
+    provider = MockProvider("local", config)
+    request = ProviderRequest("messages", {"messages": []}, {}, "", False)
+    resp = asyncio.run(provider.send(request))
+    body = json.loads(asyncio.run(resp.read()))
+    assert resp.status == (error_status or 400)
+    assert body["type"] == "error"
+    assert body["request_id"].startswith("req_")
+    assert resp.upstream_request_id == body["request_id"] == resp.headers["request-id"]
+
+
 def test_events_fold_back_to_the_message() -> None:
     body = {
         "model": "echo",

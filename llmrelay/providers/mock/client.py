@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -66,9 +67,18 @@ class MockResponse:
         self._events = None
 
 
+def _error_response(status: int, error_type: str, message: str) -> MockResponse:
+    """An error in Anthropic's envelope, with a ``request_id`` of its own as Anthropic's
+    errors have (also in ``request-id``, which the gateway reports as the upstream's)."""
+    rid = f"req_mock{random.getrandbits(64):016x}"
+    headers = {**_JSON, "request-id": rid}
+    resp = MockResponse(status, headers, anthropic_error_body(error_type, message, rid))
+    resp.upstream_request_id = rid
+    return resp
+
+
 def _error(message: str) -> MockResponse:
-    body = {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
-    return MockResponse(400, _JSON, orjson.dumps(body))
+    return _error_response(400, "invalid_request_error", message)
 
 
 class MockProvider:
@@ -88,7 +98,7 @@ class MockProvider:
         if stream and self._error_in_stream:
             event = {"type": "error", "error": {"type": error_type, "message": message}}
             return MockResponse(200, _SSE, events=[event])
-        return MockResponse(status, _JSON, anthropic_error_body(error_type, message, None))
+        return _error_response(status, error_type, message)
 
     async def send(self, request: ProviderRequest) -> MockResponse:
         if self._error_status is not None and request.endpoint == "messages":
