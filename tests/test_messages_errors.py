@@ -166,19 +166,47 @@ def test_provider_stalling_midstream_ends_with_error_event(env: Env) -> None:
     assert json.loads(last.split("data: ", 1)[1])["error"]["type"] == "timeout_error"
 
 
-def test_provider_non_json_error_passes_through(env: Env) -> None:
-    env.fake.enqueue(
-        json_reply(b"upstream proxy exploded", status=503, headers={"content-type": "text/plain"})
-    )
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"upstream proxy exploded",
+        b"<html><body>502 Bad Gateway</body></html>",
+        b'{"detail": "upstream proxy exploded"}',
+        b'"upstream proxy exploded"',
+    ],
+)
+def test_provider_error_that_is_not_anthropics_envelope_reaches_the_client_in_it(
+    env: Env, body: bytes
+) -> None:
+    # Relayed verbatim, a proxy's text or HTML page was the one error outside the envelope
+    # (found by the ingress fuzz); its text is the message, its status kept.
+    env.fake.enqueue(json_reply(body, status=503, headers={"content-type": "text/html"}))
     status, headers, raw = raw_request(
         env.gw.url + "/v1/messages",
         json.dumps({"model": MODEL, "max_tokens": 5, "messages": HELLO}).encode(),
         {"x-api-key": ALICE_KEY},
     )
     assert status == 503
-    assert raw == b"upstream proxy exploded"
-    assert headers["content-type"].startswith("text/plain")
-    assert headers["request-id"].startswith("req_")
+    assert headers["content-type"] == "application/json"
+    error = json.loads(raw)
+    assert error["type"] == "error"
+    assert error["request_id"] == headers["request-id"]
+    assert error["error"]["type"] == "api_error"
+    assert "exploded" in error["error"]["message"] or "502 Bad Gateway" in error["error"]["message"]
+
+
+def test_provider_error_in_anthropics_envelope_passes_through_verbatim(env: Env) -> None:
+    sent = (
+        b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"},'
+        b'"request_id":"req_up"}'
+    )
+    env.fake.enqueue(json_reply(sent, status=529))
+    status, _, raw = raw_request(
+        env.gw.url + "/v1/messages",
+        json.dumps({"model": MODEL, "max_tokens": 5, "messages": HELLO}).encode(),
+        {"x-api-key": ALICE_KEY},
+    )
+    assert (status, raw) == (529, sent)
 
 
 def test_anthropic_version_defaulted_when_client_sends_none(env: Env) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import ALICE_KEY
 from tests.fakes.anthropic_upstream import fixture_reply as anthropic_fixture
+from tests.fakes.anthropic_upstream import json_reply
 from tests.fakes.openai_upstream import fixture_reply
 from tests.gateway_env import raw_request
 from tests.translation_env import AZURE_UPSTREAM_KEY, OPENAI_UPSTREAM_KEY, XEnv, make_xenv
@@ -158,6 +159,31 @@ def test_anthropic_provider_error_in_openai_shape(env: XEnv) -> None:
     assert isinstance(e.value.body, dict)
     assert "rate limit" in str(e.value.body["message"]).lower()
     assert e.value.response.headers["retry-after"] == "3"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<html><body>502 Bad Gateway</body></html>",
+        b'{"object": "error", "message": "bad", "type": "BadRequestError", "code": 400}',
+    ],
+)
+def test_provider_error_that_is_not_openais_envelope_reaches_the_client_in_it(
+    env: XEnv, body: bytes
+) -> None:
+    # Relayed verbatim, a proxy's HTML page or vLLM's flat error was outside the envelope
+    # the SDK reads (found by the ingress fuzz); its text is the message, its status kept.
+    env.fake_openai.enqueue(json_reply(body, status=502, headers={"content-type": "text/html"}))
+    payload = {"model": "openai/gpt", "messages": HELLO}
+    status, headers, raw = raw_request(
+        env.gw.url + "/v1/chat/completions", json.dumps(payload).encode(), {"x-api-key": ALICE_KEY}
+    )
+    assert status == 502
+    assert headers["content-type"] == "application/json"
+    assert headers["x-request-id"] == headers["request-id"]
+    error = json.loads(raw)["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert "502 Bad Gateway" in error["message"] or error["message"] == "bad"
 
 
 def test_gateway_errors_in_openai_shape(env: XEnv) -> None:

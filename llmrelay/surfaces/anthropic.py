@@ -233,13 +233,15 @@ class _Attempter:
                 up.status, data, _relay_headers(up, rid), up.upstream_request_id, reader
             )
             return Success(answer)
-        error_type, message = _error_from_json(data, up.status)
+        error_type, message, enveloped = _error_from_json(data, up.status)
         return Failure(
             up.status,
             error_type,
             message,
             retry_after_s=retry_after_s(up.headers),
-            body=data,
+            # Relayed as sent when it is Anthropic's envelope; otherwise (a proxy's HTML
+            # page, a bare string) the client gets the envelope built from it.
+            body=data if enveloped else None,
             headers=up.headers,
             upstream_request_id=up.upstream_request_id,
         )
@@ -289,17 +291,18 @@ def _usage_from_message(msg: dict[str, Any], usage: Usage) -> None:
         usage.update_from_anthropic(msg["usage"])
 
 
-def _error_from_json(data: bytes, status: int) -> tuple[str, str]:
-    """(error type, message) of an Anthropic error body; the status decides the type when
-    the body has none."""
+def _error_from_json(data: bytes, status: int) -> tuple[str, str, bool]:
+    """(error type, message, whether it is Anthropic's envelope) of an error body; the
+    status decides the type when the body has none."""
     try:
         body = orjson.loads(data)
         err = body.get("error") if isinstance(body, dict) else None
         if isinstance(err, dict) and isinstance(err.get("type"), str):
-            return str(err["type"]), str(err.get("message") or "")
+            enveloped = body.get("type") == "error" and isinstance(err.get("message"), str)
+            return str(err["type"]), str(err.get("message") or ""), enveloped
     except orjson.JSONDecodeError:
         pass
-    return anthropic_error_type(status), data[:500].decode("utf-8", "replace")
+    return anthropic_error_type(status), data[:500].decode("utf-8", "replace"), False
 
 
 def utc_now_rfc3339() -> str:

@@ -199,13 +199,17 @@ class _Attempter:
                 up.status, data, _headers(up, record.request_id), up.upstream_request_id, reader
             )
             return Success(answer)
-        error_type, message = codec.error_from_openai(up.status, _loads(data))
+        error = _loads(data)
+        error_type, message = codec.error_from_openai(up.status, error)
+        # Relayed as sent when it is OpenAI's envelope; otherwise (a proxy's HTML page,
+        # vLLM's flat {"object": "error", ...}) the client gets the envelope built from it.
+        enveloped = isinstance(error, dict) and isinstance(error.get("error"), dict)
         return Failure(
             up.status,
             error_type,
             message,
             retry_after_s=retry_after_s(up.headers),
-            body=data,
+            body=data if enveloped else None,
             headers=up.headers,
             upstream_request_id=up.upstream_request_id,
         )
