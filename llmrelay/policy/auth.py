@@ -1,7 +1,8 @@
 """Gateway keys: who is calling, and with which policy.
 
 The key arrives as ``x-api-key`` or ``Authorization: Bearer`` (the Anthropic SDK's
-``api_key=`` and ``auth_token=``, ``anthropic/_client.py``); both may be sent if they agree.
+``api_key=`` and ``auth_token=``, ``anthropic/_client.py``); both may be sent if they agree,
+and either may be repeated only with the same value.
 Keys are looked up by their SHA-256 digest, never compared as plain text: timing can at
 most tell how much of a guess's digest matched, which says nothing about the key (the
 same reasoning as comparing MACs). Two presented keys are compared with
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from ..errors import AuthenticationError
 from ..stores.keys import BudgetSpec, KeyChanges, Limits, VirtualKey
 
-__all__ = ["Caller", "KeyRing", "Principal", "digest"]
+__all__ = ["Caller", "KeyRing", "Principal", "digest", "header_values"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -66,6 +67,16 @@ def digest(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
 
 
+def header_values(headers: Mapping[str, str], name: str) -> list[str]:
+    """Every value of header ``name`` (a request's headers are a multidict; a plain
+    mapping has one at most)."""
+    getall = getattr(headers, "getall", None)
+    if getall is not None:
+        return list(getall(name, ()))
+    value = headers.get(name)
+    return [] if value is None else [value]
+
+
 class KeyRing:
     """The gateway keys this instance accepts: digest -> (principal, secret expiry)."""
 
@@ -95,10 +106,15 @@ class KeyRing:
 
         Raises:
             AuthenticationError: no key, an unknown, revoked or expired key, or two
-                different keys.
+                different keys (``x-api-key`` and Bearer, or a header given twice).
         """
-        api_key = headers.get("x-api-key")
-        auth = headers.get("authorization")
+        api_keys = header_values(headers, "x-api-key")
+        auths = header_values(headers, "authorization")
+        if len({digest(k) for k in api_keys}) > 1 or len({digest(a) for a in auths}) > 1:
+            # Which one would count is a guess (a proxy may have added one): none does.
+            raise AuthenticationError("several different x-api-key or Authorization headers")
+        api_key = api_keys[0] if api_keys else None
+        auth = auths[0] if auths else None
         bearer = None
         if auth is not None:
             scheme, _, token = auth.partition(" ")

@@ -38,7 +38,7 @@ from ..errors import (
 from ..obs.request_log import detail_json, encode_cursor, filter_from, record_json
 from ..pipeline.body import BodyLimits, read_json
 from ..pipeline.run import new_request_id
-from ..policy.auth import digest
+from ..policy.auth import digest, header_values
 from ..policy.keycache import KeyCache
 from ..policy.virtual_keys import (
     KeySpecError,
@@ -166,15 +166,13 @@ class AdminSurface:
         return run
 
     def _authenticate(self, request: web.Request) -> None:
-        presented = [request.headers.get("x-api-key")]
-        auth = request.headers.get("authorization")
-        if auth is not None:
+        keys = header_values(request.headers, "x-api-key")
+        for auth in header_values(request.headers, "authorization"):
             # As for gateway keys (policy/auth.py): another scheme is refused, not ignored.
             scheme, _, token = auth.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise AuthenticationError("Authorization header must be 'Bearer <admin key>'")
-            presented.append(token.strip())
-        keys = [k for k in presented if k is not None]
+            keys.append(token.strip())
         if not keys:
             raise AuthenticationError("missing admin key: send it as Authorization: Bearer")
         # Every key presented must be the admin key (no mixing a gateway key with it).
