@@ -37,6 +37,7 @@ import orjson
 __all__ = [
     "ANTHROPIC_ERROR_TYPES",
     "AuthenticationError",
+    "BrokenFramingError",
     "BudgetExceededError",
     "GatewayError",
     "InternalError",
@@ -96,6 +97,9 @@ class GatewayError(Exception):
 
     status: int = 500
     openai_type: str | None = None
+    #: The request left its connection unusable (its body was not read to its end): the
+    #: answer says ``connection: close`` and the connection is closed after it.
+    closes_connection: bool = False
 
     def __init__(
         self, message: str, *, status: int | None = None, headers: Mapping[str, str] | None = None
@@ -127,8 +131,17 @@ class NotFoundError(GatewayError):
     status = 404
 
 
+class BrokenFramingError(InvalidRequestError):
+    """A request body whose framing or content-encoding does not decode."""
+
+    closes_connection = True
+
+
 class RequestTimeoutError(GatewayError):
+    """A request body that did not arrive in time (RFC 9110 15.5.9: close the connection)."""
+
     status = 408
+    closes_connection = True
 
     @property
     def error_type(self) -> str:

@@ -14,7 +14,12 @@ from aiohttp import web
 
 from ..core import wirejson
 from ..core.text import clip
-from ..errors import InvalidRequestError, RequestTimeoutError, RequestTooLargeError
+from ..errors import (
+    BrokenFramingError,
+    InvalidRequestError,
+    RequestTimeoutError,
+    RequestTooLargeError,
+)
 
 __all__ = ["MAX_MODEL_CHARS", "BodyLimits", "body_size", "read_body", "read_json"]
 
@@ -64,9 +69,10 @@ async def read_body(request: web.BaseRequest, max_bytes: int, timeout_s: float) 
     Raises:
         RequestTooLargeError: more than ``max_bytes`` (by ``Content-Length``, before
             reading, or as read) (413).
-        RequestTimeoutError: not all there within ``timeout_s`` (408).
-        InvalidRequestError: the body's framing is broken (chunked encoding, a
-            compressed body that does not decode) (400).
+        RequestTimeoutError: not all there within ``timeout_s`` (408; the connection is
+            closed).
+        BrokenFramingError: the body's framing is broken (chunked encoding, a
+            compressed body that does not decode) (400; the connection is closed).
     """
     length = request.content_length
     if length is not None and length > max_bytes:
@@ -90,7 +96,7 @@ async def read_body(request: web.BaseRequest, max_bytes: int, timeout_s: float) 
             f"the request body did not arrive within {timeout_s:g}s (server.body_timeout_s)"
         ) from None
     except web.RequestPayloadError:
-        raise InvalidRequestError("malformed HTTP request: invalid body framing") from None
+        raise BrokenFramingError("malformed HTTP request: invalid body framing") from None
     data = bytes(body)
     # aiohttp's own cache of the body: request.read() and .json() return it from now on.
     request._read_bytes = data

@@ -83,6 +83,8 @@ async def run_call(
             record.error_message = err.message
             call.error = err
             resp = surface.error_response(err, rid)
+            if err.closes_connection:
+                resp.force_close()
         except (asyncio.CancelledError, ConnectionResetError):
             raise  # the client went away: the row stays 499
         except Exception:

@@ -137,7 +137,10 @@ class AdminSurface:
                 self._authenticate(request)
                 status, body = await handler(request)
             except GatewayError as err:
-                return error_response(err, rid)
+                resp = error_response(err, rid)
+                if err.closes_connection:
+                    resp.force_close()
+                return resp
             except KeySpecError as err:
                 return error_response(InvalidRequestError(str(err)), rid)
             except KeyNameTaken as err:

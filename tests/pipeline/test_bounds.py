@@ -239,6 +239,37 @@ def test_a_body_that_does_not_arrive_in_time_is_a_408(env: Env) -> None:
     assert took < 5
 
 
+@pytest.mark.parametrize(
+    ("extra", "body", "status"),
+    [
+        # A body that does not decode: the parser cannot tell where the next request starts.
+        (b"content-encoding: gzip\r\ncontent-length: 12\r\n", b"\x1f\x8bnot gzip", 400),
+        # A body that is not all there: the rest may still come.
+        (b"content-length: 100\r\n", b'{"model": ', 408),
+    ],
+)
+def test_a_body_left_unread_closes_its_connection(
+    env: Env, extra: bytes, body: bytes, status: int
+) -> None:
+    # The answer said keep-alive and the server then closed the connection: a client that
+    # reused it for its next request got a reset (found by the ingress fuzz).
+    host, port = env.gw.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(
+            b"POST /v1/messages HTTP/1.1\r\nHost: x\r\n"
+            + f"x-api-key: {ALICE_KEY}\r\n".encode()
+            + extra
+            + b"\r\n"
+            + body
+        )
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            reply += s.recv(65536)
+    head = reply.split(b"\r\n\r\n")[0].lower()
+    assert head.startswith(b"http/1.1 %d" % status)
+    assert b"\r\nconnection: close" in head
+
+
 def env_row(env: Env, request_id: str) -> dict[str, Any]:
     import sqlite3
 
