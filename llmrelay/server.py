@@ -23,14 +23,16 @@
   error envelope naming the kind of error only. aiohttp's own answer quotes the raw line
   (a header carrying a key with a stray ``\\r`` echoed the key) and logs a traceback;
   here the log gets one warning line (peer address and kind, rate-limited). A body whose
-  framing or content-encoding breaks after the answer went out (aiohttp reads the rest
-  of the body then) gets the same warning instead of aiohttp's traceback.
+  framing or content-encoding breaks gets the same warning instead of aiohttp's traceback
+  (aiohttp reads the rest of every body after the answer), and its answer says
+  ``connection: close``.
 
 The request *body* is bounded where it is read: ``pipeline/body.py`` ``read_body``.
 
 Written against aiohttp 3.14's ``RequestHandler`` (``web_protocol.py``): the subclass reads
-its ``_messages``, ``_upgraded`` and ``_request_handler``, and the server takes over the
-app's ``Server._kwargs``; ``tests/test_server_bounds.py`` fails if those change.
+its ``_messages``, ``_upgraded`` and ``_request_handler``, overrides ``finish_response`` and
+``log_exception``, and the server takes over the app's ``Server._kwargs``;
+``tests/test_server_bounds.py`` fails if those change.
 """
 
 from __future__ import annotations
@@ -240,6 +242,17 @@ class _Handler(RequestHandler):
             )
             self.transport.write(_HEADER_TIMEOUT)
         self.force_close()
+
+    async def finish_response(
+        self, request: BaseRequest, resp: StreamResponse, start_time: float | None
+    ) -> tuple[StreamResponse, bool]:
+        # A body whose framing or content-encoding broke leaves no way to find where the next
+        # request starts: aiohttp closes the connection after the answer, which must then
+        # say so (a route that never read the body answered keep-alive, and a client reusing
+        # the connection got a reset).
+        if request.content.exception() is not None:
+            resp.force_close()
+        return await super().finish_response(request, resp, start_time)
 
     def log_exception(self, *args: Any, **kw: Any) -> None:
         # After an answer, aiohttp reads what is left of the request body; a body whose

@@ -363,6 +363,8 @@ def test_a_body_that_does_not_decode_is_answered_and_logged_without_a_traceback(
         status, headers, body = _split(raw)
         assert status == expected, raw
         assert headers["content-type"].startswith("application/json")
+        # The connection cannot carry another request: the answer says so.
+        assert headers["connection"] == "close"
         orjson.loads(body)
     time.sleep(0.2)
     log = gw.log()
