@@ -150,3 +150,23 @@ def test_a_max_tokens_that_is_not_an_integer_is_a_codec_error(max_tokens: object
     body = {"model": "m", "max_tokens": max_tokens, "messages": [{"role": "user", "content": "hi"}]}
     with pytest.raises(CodecError, match="max_tokens: expected an integer"):
         decode_request(body)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("tools", 15236, "tools: expected a list"),
+        ("tools", True, "tools: expected a list"),
+        ("stop_sequences", 7, "stop_sequences: expected a list of strings"),
+        ("stop_sequences", "STOP", "stop_sequences: expected a list of strings"),
+        ("stop_sequences", ["STOP", 1], "stop_sequences: expected a list of strings"),
+    ],
+)
+def test_tools_and_stop_sequences_of_the_wrong_shape_are_a_codec_error(
+    field: str, value: object, message: str
+) -> None:
+    # Iterated as they came: a TypeError in the translation to OpenAI, answered 500 (found
+    # by the ingress fuzz); a string of stop sequences became one per character.
+    body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    with pytest.raises(CodecError, match=message):
+        decode_request({**body, field: value})

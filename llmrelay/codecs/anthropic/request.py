@@ -66,6 +66,8 @@ def decode_request(body: dict[str, Any]) -> Request:
             raise CodecError("system: expected text blocks")
     tools = None
     if body.get("tools") is not None:
+        if not isinstance(body["tools"], list):
+            raise CodecError("tools: expected a list")
         tools = []
         for i, t in enumerate(body["tools"]):
             t = _obj(t, f"tools[{i}]")
@@ -101,6 +103,11 @@ def decode_request(body: dict[str, Any]) -> Request:
             budget_tokens=th.get("budget_tokens"),
             extra=_rest(th, ("type", "budget_tokens")),
         )
+    stop = body.get("stop_sequences")
+    if stop is not None and (
+        not isinstance(stop, list) or not all(isinstance(x, str) for x in stop)
+    ):
+        raise CodecError("stop_sequences: expected a list of strings")
     max_tokens = body.get("max_tokens")
     if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool)):
         # Anthropic refuses it too; a translation compares and caps it as a number.
@@ -118,7 +125,7 @@ def decode_request(body: dict[str, Any]) -> Request:
         messages=msgs,
         max_tokens=max_tokens,
         system=sys_blocks,
-        stop_sequences=body.get("stop_sequences"),
+        stop_sequences=stop,
         temperature=body.get("temperature"),
         top_p=body.get("top_p"),
         top_k=body.get("top_k"),
