@@ -285,6 +285,11 @@ class FakeAnthropic:
     def requests_to(self, path: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == path]
 
+    def clear_replies(self) -> None:
+        """Forget queued replies no request took; later requests get the defaults again."""
+        self._messages_q.clear()
+        self._count_q.clear()
+
     # -- server side ------------------------------------------------------------------------
     def _next_id(self, prefix: str) -> str:
         return f"{prefix}_fake{next(self._ids):020d}"
