@@ -60,9 +60,7 @@ from aiohttp.web_response import StreamResponse
 from aiohttp.web_server import Server
 
 from .config import ServerConfig
-from .errors import (
-    anthropic_error_body,
-)
+from .errors import anthropic_error_body, anthropic_error_type
 from .obs.log import Throttled
 
 __all__ = ["GatewayServer", "run", "serve"]
@@ -250,6 +248,8 @@ class _Handler(RequestHandler):
         # request starts: aiohttp closes the connection after the answer, which must then
         # say so (a route that never read the body answered keep-alive, and a client reusing
         # the connection got a reset).
+        if isinstance(resp, web.HTTPException) and resp.status >= 400:
+            resp = _enveloped(resp)
         if request.content.exception() is not None:
             resp.force_close()
         return await super().finish_response(request, resp, start_time)
@@ -290,6 +290,19 @@ class _Handler(RequestHandler):
         resp = web.Response(status=400, body=body, content_type="application/json")
         resp.force_close()
         return resp
+
+
+def _enveloped(exc: web.HTTPException) -> web.Response:
+    """aiohttp's own plain-text error answer in Anthropic's envelope, as the parser's errors
+    are: a request target no route can match (``OPTIONS *``, ``CONNECT host:443``, an
+    absolute URL without a path) is a 404 before any route runs. The message is the status
+    phrase only."""
+    body = anthropic_error_body(anthropic_error_type(exc.status), exc.reason, None)
+    resp = web.Response(status=exc.status, body=body, content_type="application/json")
+    for name in ("allow", "retry-after"):
+        if name in exc.headers:
+            resp.headers[name] = exc.headers[name]
+    return resp
 
 
 def _peer(handler: RequestHandler) -> str | None:

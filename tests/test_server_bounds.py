@@ -375,6 +375,29 @@ def test_a_body_that_does_not_decode_is_answered_and_logged_without_a_traceback(
     assert orjson.loads(warnings[0])["reason"] == "invalid body framing"
 
 
+@pytest.mark.parametrize(
+    "request_line",
+    [b"OPTIONS * HTTP/1.1", b"CONNECT example.com:443 HTTP/1.1", b"GET http://x HTTP/1.1"],
+)
+def test_a_request_target_no_route_can_match_is_a_404_in_the_envelope(
+    gateway_factory: Factory, tmp_path: Path, request_line: bytes
+) -> None:
+    # The catch-all route matches paths starting with "/": these reached aiohttp's own
+    # text/plain "404: Not Found" (found by the ingress fuzz).
+    gw = gateway_factory(_config(tmp_path))
+    with socket.create_connection(("127.0.0.1", _port(gw)), timeout=10) as s:
+        s.sendall(request_line + b"\r\nhost: x\r\nconnection: close\r\n\r\n")
+        raw = b""
+        with contextlib.suppress(ConnectionError):
+            while chunk := s.recv(65536):
+                raw += chunk
+    status, headers, body = _split(raw)
+    assert status == 404
+    assert headers["content-type"].startswith("application/json")
+    error = orjson.loads(body)
+    assert (error["type"], error["error"]["type"]) == ("error", "not_found_error")
+
+
 # -- read_body ------------------------------------------------------------------------------
 
 
