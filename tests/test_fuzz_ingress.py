@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -35,7 +36,7 @@ from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fuzz import faults
 from tests.fuzz.cases import RECENT, Case, cases
 from tests.fuzz.checks import Ledger, problems, secret_in
-from tests.fuzz.env import config
+from tests.fuzz.env import MAX_CONNECTIONS, config
 from tests.fuzz.wire import Answer, exchange
 
 #: The request that follows a case on the same connection (``Case.follow``).
@@ -83,6 +84,7 @@ def send(env: FuzzEnv, case: Case, recent: str | None) -> Answer:
         env.ant.enqueue_count_tokens(reply)
         if case.model != "duo":  # duo falls back from ant to oai: let oai answer
             env.oai.enqueue(faults.openai_reply(case.fault.name, stream))
+    crowd = [crowd_connection(env.port) for _ in range(MAX_CONNECTIONS if case.crowd else 0)]
     try:
         whole = case.framing in ("length", "chunked")
         return exchange(
@@ -97,6 +99,28 @@ def send(env: FuzzEnv, case: Case, recent: str | None) -> Answer:
         for fake in (env.ant, env.oai):
             fake.clear_replies()
             fake.requests.clear()
+        if crowd:
+            for sock in crowd:
+                sock.close()
+            served(env.port)
+
+
+def crowd_connection(port: int) -> socket.socket:
+    """An open connection that sends nothing (the header timeout closes it after 1 s).
+    The server accepts connections in the order they came: these count before the case's."""
+    return socket.create_connection(("127.0.0.1", port), timeout=10)
+
+
+def served(port: int) -> None:
+    """Wait until a new connection is served again (the server counts closed ones as it
+    sees them go)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        answer = exchange(port, HEALTH, method="GET")
+        if answer.status == 200:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the gateway serves no new connection after the crowd left")
 
 
 def describe(case: Case, answer: Answer, found: list[str]) -> str:

@@ -163,6 +163,9 @@ class Case:
     #: A ``GET /health`` after it on the same connection: ``sequential`` (once its answer
     #: is read) or ``pipelined`` (sent with it); None: the connection carries one request.
     follow: str | None = None
+    #: Sent while ``server.max_connections`` other connections are open: the server
+    #: refuses it (503) before any route.
+    crowd: bool = False
     model: object = None
 
     @property
@@ -501,6 +504,7 @@ def cases(draw: st.DrawFn) -> Case:
         slow=slow,
         fault=fault,
         follow=follow,
+        crowd=draw(chance(1, 100)),
         model=body.model if body is not None else None,
     )
 

@@ -61,13 +61,14 @@ def surface_of(case: Case) -> str:
 
 def server_level(answer: Answer) -> bool:
     """An answer of the HTTP server itself (a parser error, a header timeout, the
-    connection limit): no route ran, so there is no request id."""
-    return answer.header("request-id") is None and answer.status in (400, 408, 503)
+    connection limit, a request target no route matches): no route ran, so there is no
+    request id."""
+    return answer.header("request-id") is None and answer.status in (400, 404, 408, 503)
 
 
 def _allowed_5xx(case: Case, answer: Answer) -> bool:
     status = answer.status
-    if server_level(answer) and status == 503:
+    if server_level(answer) and status == 503 and case.crowd:
         return True  # server.max_connections
     if case.fault is not None and case.call is not None and status in case.fault.statuses:
         return True
@@ -189,6 +190,17 @@ def problems(case: Case, answer: Answer) -> list[str]:
     if answer.error is not None:
         out.append(f"broken answer: {answer.error}")
     status = answer.status
+    if case.crowd:
+        # Over server.max_connections: refused once the headers are in (or not at all,
+        # when they never come), nothing else.
+        if not (server_level(answer) and status in (503, 408, 400)):
+            out.append(f"a connection over the limit got {status} {answer.body[:200]!r}")
+        if status == 503 and answer.header("retry-after") != "1":
+            out.append("a 503 for the connection limit without retry-after: 1")
+    elif server_level(answer) and status == 503:
+        out.append("a 503 for the connection limit with the connections under it")
+    if server_level(answer) and status == 404 and case.target.startswith(b"/"):
+        out.append("a path answered 404 by no route")
     if server_level(answer) and status != 503:
         if status == 408 and case.slow == "partial_headers":
             pass

@@ -20,6 +20,7 @@ __all__ = [
     "ALL_MODELS",
     "GATEWAY_KEYS",
     "MAX_BODY",
+    "MAX_CONNECTIONS",
     "MAX_DEPTH",
     "SECRETS",
     "config",
@@ -48,6 +49,7 @@ SECRETS = (
 )
 
 MAX_BODY = 256 * 1024  # server.max_request_body_mb: 0.25
+MAX_CONNECTIONS = 16  # server.max_connections
 MAX_DEPTH = 32  # server.max_json_depth
 
 #: Public model names the gateway routes (account/model and virtual).
@@ -68,7 +70,7 @@ def config(tmp: Path, ant: FakeAnthropic, oai: FakeOpenAI) -> dict[str, Any]:
             "header_timeout_s": 1,
             "body_timeout_s": 1,
             "max_json_depth": MAX_DEPTH,
-            "max_connections": 64,
+            "max_connections": MAX_CONNECTIONS,
         },
         "auth": {
             "keys": [
