@@ -60,6 +60,12 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
+def _utf8(text: str) -> bytes:
+    """``text`` as UTF-8; a lone surrogate (legal in JSON, echoed from a request) goes out
+    as its JSON escape, as the client sent it, instead of failing the reply."""
+    return text.encode("utf-8", "backslashreplace")
+
+
 @dataclass
 class RecordedRequest:
     """One request as received by the fake (header names lower-cased; repeats joined by ", ")."""
@@ -117,7 +123,7 @@ def json_reply(body: Any, status: int = 200, headers: Mapping[str, str] | None =
         hdrs["request-id"] = body["request_id"]
     hdrs.update(headers or {})
     raw = body if isinstance(body, bytes) else (body if isinstance(body, str) else _dumps(body))
-    data = raw.encode() if isinstance(raw, str) else raw
+    data = _utf8(raw) if isinstance(raw, str) else raw
     return Reply(status=status, headers=hdrs, body=data)
 
 
@@ -125,11 +131,11 @@ def sse_events(text_or_events: str | list[tuple[str, Any]]) -> tuple[bytes, ...]
     """Split SSE text on blank lines, or render ``(event_name, data)`` pairs, into wire events."""
     if isinstance(text_or_events, str):
         blocks = text_or_events.replace("\r\n", "\n").split("\n\n")
-        return tuple((b.strip("\n") + "\n\n").encode() for b in blocks if b.strip())
+        return tuple(_utf8(b.strip("\n") + "\n\n") for b in blocks if b.strip())
     out = []
     for name, data in text_or_events:
         payload = data if isinstance(data, str) else _dumps(data)
-        out.append(f"event: {name}\ndata: {payload}\n\n".encode())
+        out.append(_utf8(f"event: {name}\ndata: {payload}\n\n"))
     return tuple(out)
 
 
