@@ -154,7 +154,13 @@ class HttpProviderResponse:
             body = await self._resp.read()
         except (TimeoutError, aiohttp.ClientError) as err:
             raise _mid_body_error(err, self._account, self._read_s) from None
-        return mask_secrets(body, self._secrets) if self.status >= 400 else body
+        if self.status >= 400:
+            return mask_secrets(body, self._secrets)
+        if _STREAM_ERROR in body and self.is_event_stream:
+            # A stream read whole (sent to a request that did not ask for one, the gateway
+            # then quotes it in a 502): its error events as iter_chunks gives them.
+            return _mask_error_events(body, self._secrets)
+        return body
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         if self.status >= 400:  # an error body is masked whole: a key may span chunks

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from ..core import wirejson
+from ..providers.http import mask_secrets
 from ..routing.executor import Failure
 
 __all__ = ["WholeEvents", "json_content", "json_object", "not_json"]
@@ -37,7 +38,9 @@ def json_object(data: bytes) -> dict[str, Any] | None:
 def not_json(account: str, data: bytes, stream: bool, upstream_request_id: str | None) -> Failure:
     """A provider's 200 that is neither the JSON object nor the stream its wire promises:
     a 502 that falls back like one. The message shows the body's first bytes, bounded."""
-    start = data[:60].decode("utf-8", "replace")
+    # A 200 is not masked as an error body is (read() does its error events): key shapes
+    # are, here, in a window longer than the excerpt so no key is cut before its mask.
+    start = mask_secrets(data[:200])[:60].decode("utf-8", "replace")
     what = "a stream request with" if stream else "with"
     return Failure(
         502,

@@ -165,6 +165,26 @@ def test_a_stream_flag_that_is_not_a_boolean_is_a_400_before_any_provider(
     assert len(env.fake.requests) + len(env.gpt.requests) == sent
 
 
+def test_a_200_that_is_not_json_is_quoted_in_the_502_without_a_key(env: Env) -> None:
+    # The 502's message quotes the body's start; a 200 is not masked as an error body is,
+    # so a key in it went out in the message (found by the ingress fuzz): a key shape in
+    # any body, and the account's own key in a stream's error event read whole.
+    env.fake.enqueue(
+        Reply(headers={"content-type": "text/html"}, body=b"<p>key sk-ant-api03-Leaked0123456789")
+    )
+    with env.anthropic() as client, pytest.raises(anthropic.APIStatusError) as e:
+        client.messages.create(model="anthropic/claude", max_tokens=5, messages=HELLO)
+    assert e.value.status_code == 502
+    assert "Leaked" not in str(e.value) and "<p>key sk-ant-***" in str(e.value)
+    env.gpt.enqueue(
+        chunks_reply([{"error": {"message": "k sk-upstream", "type": "x"}}], done=False)
+    )
+    with env.openai() as client, pytest.raises(openai.APIStatusError) as o:
+        client.chat.completions.create(model="openai/gpt", messages=HELLO)  # type: ignore[arg-type]
+    assert o.value.status_code == 502
+    assert "sk-upstream" not in str(o.value) and "k ***" in str(o.value)
+
+
 def test_a_virtual_model_falls_back_from_a_200_that_is_not_json(env: Env) -> None:
     env.fake.enqueue(Reply(headers={"content-type": "text/plain"}, body=b"OK"))
     with env.anthropic() as client:

@@ -120,6 +120,20 @@ def test_an_error_event_in_a_stream_is_masked_and_the_rest_is_untouched() -> Non
     assert UPSTREAM_KEY.encode() in answer  # a 200 answer is never rewritten
 
 
+def test_an_error_event_in_a_stream_read_whole_is_masked() -> None:
+    # A stream sent to a request that did not ask for one is read whole, and the gateway
+    # quotes its start in a 502: read() masked only error statuses, so the key went out in
+    # that message (found by the ingress fuzz).
+    secret = "upstream-secret-without-a-shape-0123"
+    with FakeAnthropic() as fake:
+        fake.enqueue(stream_error_reply(529, f"overloaded; your key {secret}"))
+        cfg = config(type="anthropic", base_url=fake.url, api_key=secret, models={"m": "m"})
+        status, body = with_provider(cfg, lambda p: read_all(p, messages()))
+    assert status == 200
+    assert secret.encode() not in body
+    assert b"your key ***" in body
+
+
 def test_an_openai_error_echoing_the_bearer_token_is_masked() -> None:
     key = "sk-proj-UpstreamSecret0123456789abcdef"
     with FakeOpenAI() as fake:
