@@ -44,6 +44,82 @@ def _seed_tiktoken_cache() -> None:
 
 _seed_tiktoken_cache()
 
+# -- local PostgreSQL and Redis ----------------------------------------------------------
+
+_LOCAL_SERVERS = {
+    "LLMRELAY_TEST_POSTGRES_URL": "postgresql://postgres@127.0.0.1:5432/test",
+    "LLMRELAY_TEST_REDIS_URL": "redis://127.0.0.1:6379/0",
+}
+_FOUND: dict[str, str] = {}
+
+
+def _answers(env: str, url: str) -> str | None:
+    """None when the server at ``url`` answers a real query within 2 s, else why not."""
+    try:
+        if env == "LLMRELAY_TEST_POSTGRES_URL":
+            import psycopg
+
+            with psycopg.connect(url, connect_timeout=2) as conn:
+                conn.execute("SELECT 1")
+        else:
+            import redis
+
+            client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+            try:
+                client.ping()
+            finally:
+                client.close()
+    except Exception as err:  # any failure means "not usable", said in the summary
+        return f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err) else ''}"
+    return None
+
+
+def _find_local_servers() -> None:
+    """Set LLMRELAY_TEST_POSTGRES_URL / LLMRELAY_TEST_REDIS_URL to this machine's servers
+    when they are unset and the servers answer, so a plain ``make test`` runs the
+    PostgreSQL and Redis cases too; remember what was found for the summary."""
+    if os.environ.get("LLMRELAY_TEST_NO_LOCAL_SERVERS"):
+        for env in _LOCAL_SERVERS:
+            _FOUND.setdefault(env, "not looked for (LLMRELAY_TEST_NO_LOCAL_SERVERS is set)")
+        return
+    for env, url in _LOCAL_SERVERS.items():
+        if os.environ.get(env):
+            _FOUND[env] = f"{os.environ[env]} (from the environment)"
+            continue
+        why = _answers(env, url)
+        if why is None:
+            os.environ[env] = url
+            _FOUND[env] = f"{url} (found on this machine)"
+        else:
+            _FOUND[env] = f"unset; nothing usable at {url} ({why})"
+
+
+_find_local_servers()
+
+
+def pytest_report_header() -> list[str]:
+    return [f"{env}: {said}" for env, said in _FOUND.items()]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say which PostgreSQL and Redis the tests used, and which tests were skipped and
+    why, grouped by reason (pytest's ``-rs`` lists each one)."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    reasons: dict[str, int] = {}
+    for report in skipped:
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    terminalreporter.section("test servers; skipped tests, by reason")
+    for env, said in _FOUND.items():
+        terminalreporter.write_line(f"{env}: {said}")
+    for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"{count:5d} skipped: {reason}")
+    if not skipped:
+        terminalreporter.write_line("no test was skipped")
+
+
 ALICE_KEY = "sk-test-alice-0123456789abcdef"
 BOB_KEY = "sk-test-bob-0123456789abcdef"
 
