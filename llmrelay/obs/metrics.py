@@ -20,6 +20,8 @@ Series (``docs/observability.md`` documents each one and its labels):
 - Read at scrape time: ``llmrelay_usage_queue_depth``, ``llmrelay_usage_rows_*_total``,
   ``llmrelay_counter_store_fallback``, ``llmrelay_target_cooldown{target}`` (seconds of
   cooldown left), ``llmrelay_spans_dropped_total``.
+- ``prometheus_client``'s standard ``process_*`` (CPU seconds, resident memory, open file
+  descriptors, start time), ``python_gc_*`` and ``python_info`` series.
 
 A call costs one dictionary lookup and a dozen increments of plain Python numbers: the
 figures are kept here, on the event loop's thread, and turned into Prometheus metric
@@ -35,7 +37,12 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -200,6 +207,9 @@ class Metrics(Collector):
         self._in_flight = 0
         self.registry.register(self)
         self.registry.register(_StateCollector(state))
+        ProcessCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
 
     # -- the observer: on the event loop, once per call ------------------------------------
 

@@ -5,6 +5,7 @@ rows' token sums exactly."""
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import json
 import sqlite3
@@ -122,6 +123,29 @@ def test_a_scrape_needs_the_metrics_key(env: Env) -> None:
             env.scrape(key=key)
         assert e.value.code == 401
         e.value.close()
+
+
+def test_a_gzip_scrape_says_the_same_with_the_process_series(env: Env) -> None:
+    """Prometheus asks for gzip; the body is then gzipped and parses to the same families,
+    the standard process_* and python_* series included."""
+    req = urllib.request.Request(env.gw.url + "/metrics")
+    req.add_header("authorization", f"Bearer {METRICS_KEY}")
+    req.add_header("accept-encoding", "gzip")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.headers["content-encoding"] == "gzip"
+        assert r.headers["content-type"].startswith("text/plain; version=")
+        text = gzip.decompress(r.read()).decode()
+    names = {f.name for f in text_string_to_metric_families(text)}
+    assert {"llmrelay_requests", "llmrelay_in_flight_requests"} <= names
+    assert {"process_resident_memory_bytes", "process_cpu_seconds", "python_info"} <= names
+    plain = env.scrape()
+    assert plain["process_resident_memory_bytes"][()] > 10 * 2**20
+    req = urllib.request.Request(env.gw.url + "/metrics")
+    req.add_header("authorization", f"Bearer {METRICS_KEY}")
+    req.add_header("accept-encoding", "gzip;q=0, identity")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert "content-encoding" not in r.headers
+        assert b"llmrelay_in_flight_requests" in r.read()
 
 
 def test_series_equal_the_calls_and_the_usage_rows(env: Env) -> None:
