@@ -38,7 +38,6 @@ its ``_messages``, ``_upgraded`` and ``_request_handler``, overrides ``finish_re
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -347,7 +346,6 @@ async def serve(
         keepalive_timeout=config.keepalive_timeout_s,
     )
     await runner.setup()
-    _freeze_startup_objects()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     try:
@@ -380,23 +378,6 @@ def run(
         pass
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         runner.run(serve(app, config, host, port, on_listening))
-
-
-def _freeze_startup_objects() -> None:
-    """Tune the cyclic garbage collector for a server holding many calls open.
-
-    Each open stream holds ~800 references the collector walks; under 1,000 streams a full
-    collection took ~100 ms of CPU, stalling every stream and scrape, and Python's default
-    thresholds (700, 10, 10) ran one every second or so. Everything alive after startup
-    (~55k objects: modules, config, the app) is moved out of the collector's sight
-    (:func:`gc.freeze`), and the youngest generation is collected after 50,000 net
-    allocations instead of 700, so short-lived request objects die by reference count
-    before they are promoted: in ``bench/metrics_scrape.py`` full collections fell from ~23
-    to ~3 per 30 s (``docs/benchmarks.md``). Cycles are still collected; they wait longer.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 10)
 
 
 def _raise_fd_limit(max_connections: int) -> None:
