@@ -150,7 +150,6 @@ class Gateway:
             {a: _total_s(c) for a, c in providers.items()},
         )
         self.router = Router(self.routes, self.settings.models, self.settings.routing)
-        self.tokens.start(r.provider_model for r in self.routes if r.provider.wire == "openai")
         self._stores = await asyncio.to_thread(open_stores, self.settings.database_url())
         self.key_cache = KeyCache(
             self._stores.keys, self.keys, self.settings.governance.key_refresh_s

