@@ -67,18 +67,27 @@ _EVENT_BASE = 64
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
+#: Every match of :data:`DEFAULT_REDACTIONS` contains one of these, lowercased: a text
+#: without any (most bodies) skips the shipped patterns' scan (~17 ns a byte) for a
+#: lowercase copy and six substring searches (~2 ns a byte).
+_ANCHORS = ("sk-", "akia", "asia", "aiza", "ya29.", "bearer")
+
+
 class Redactor:
     """Replaces secrets in text with ``[REDACTED]``: the shipped patterns, then ``extra``
     (each a regular expression, compiled on its own so its inline flags apply to it)."""
 
-    __slots__ = ("_patterns",)
+    __slots__ = ("_extra", "_shipped")
 
     def __init__(self, extra: Sequence[str] = ()) -> None:
-        shipped = re.compile("|".join(f"(?:{p})" for p in DEFAULT_REDACTIONS))
-        self._patterns = (shipped, *(re.compile(p) for p in extra))
+        self._shipped = re.compile("|".join(f"(?:{p})" for p in DEFAULT_REDACTIONS))
+        self._extra = tuple(re.compile(p) for p in extra)
 
     def __call__(self, text: str) -> str:
-        for pattern in self._patterns:
+        lowered = text.lower()
+        if any(anchor in lowered for anchor in _ANCHORS):
+            text = self._shipped.sub(REDACTED, text)
+        for pattern in self._extra:
             text = pattern.sub(REDACTED, text)
         return text
 

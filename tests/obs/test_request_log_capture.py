@@ -6,19 +6,28 @@ way to the spill file; the pruner deletes old bodies and leaves the bill."""
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llmrelay.codecs import anthropic as anthropic_codec
 from llmrelay.config import ConfigError, load_settings
 from llmrelay.config.observability import RequestLogConfig
 from llmrelay.core.events import Event
 from llmrelay.core.sse import SSEDecoder
-from llmrelay.obs.capture import CallBodies, CapturePolicy, Redactor
+from llmrelay.obs.capture import (
+    DEFAULT_REDACTIONS,
+    REDACTED,
+    CallBodies,
+    CapturePolicy,
+    Redactor,
+)
 from llmrelay.obs.retention import BodyPruner
 from llmrelay.obs.spill import SpillFile
 from llmrelay.obs.usage import UsageRecorder
@@ -93,6 +102,24 @@ def test_bearer_tokens_and_configured_patterns_are_redacted() -> None:
     assert redact("Authorization: Bearer abc.def-123_456") == "Authorization: [REDACTED]"
     assert redact("ssn 123-45-6789 PASSWORD=hunter2 ok") == "ssn [REDACTED] [REDACTED] ok"
     assert redact("nothing secret in sk- or AKIA here") == "nothing secret in sk- or AKIA here"
+
+
+_PIECES = ["sk-", "sk-ant-", "AKIA", "ASIA", "AIza", "ya29.", "Bearer ", "bEaReR\t", "BEARER"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    parts=st.lists(
+        st.sampled_from(_PIECES)
+        | st.text(alphabet="abcdefghijkZ0123456789_-. \u0130\u212a\u017f", max_size=40),
+        max_size=12,
+    )
+)
+def test_the_anchor_prefilter_redacts_exactly_what_the_full_scan_does(parts: list[str]) -> None:
+    """Skipping the shipped patterns when no anchor is in the text changes nothing."""
+    text = "".join(parts)
+    full = re.compile("|".join(f"(?:{p})" for p in DEFAULT_REDACTIONS))
+    assert Redactor()(text) == full.sub(REDACTED, text)
 
 
 def test_request_and_whole_response_are_stored_redacted() -> None:
