@@ -3,7 +3,9 @@
 A background task deletes bodies older than the retention, first a minute after start and
 then every hour. Each run deletes in batches of 5,000 rows (one short transaction each,
 with a pause between them, so the usage writer, which writes bodies too, never waits
-long) and stops after 100 batches; what is left goes in the next run. Usage rows are the
+long) and stops after 2,000 batches (10 million rows, a few minutes); what is left goes in
+the next run. (At 100 batches a run, a gateway capturing more than ~140 bodies a second
+would have added bodies faster than an hourly run removed them.) Usage rows are the
 bill and are never deleted. Every instance sharing a PostgreSQL database prunes; a batch
 another instance deleted first is simply found empty.
 """
@@ -36,7 +38,7 @@ class BodyPruner:
         first_after_s: float = 60.0,
         interval_s: float = 3600.0,
         batch: int = 5000,
-        max_batches: int = 100,
+        max_batches: int = 2000,
         pause_s: float = 0.05,
         clock: Callable[[], float] = time.time,
     ) -> None:
