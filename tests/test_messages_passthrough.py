@@ -390,6 +390,31 @@ def test_unknown_model_is_404_and_never_reaches_a_provider(env: Env) -> None:
     assert len(env.fake.requests) == before
 
 
+def test_a_key_sent_as_the_model_is_masked_in_the_answer_the_row_and_the_log(env: Env) -> None:
+    """A key pasted into ``model`` (the caller's own, whatever its shape, or anything shaped
+    like a key) is never stored or logged: the 404 and the row name it masked."""
+    odd_key = "plainsecret-" + "7" * 20  # a configured key with no known key shape
+    for key, model in ((ALICE_KEY, ALICE_KEY), (ALICE_KEY, "x " + BOB_KEY + " y")):
+        with env.client(key) as client, pytest.raises(anthropic.NotFoundError) as e:
+            client.messages.create(
+                model=model, max_tokens=5, messages=[{"role": "user", "content": "x"}]
+            )
+        message = e.value.body["error"]["message"]  # type: ignore[index]
+        assert ALICE_KEY not in message and BOB_KEY not in message
+        assert "sk-***" in message
+        row = env.usage_row(e.value.response.headers["request-id"])
+        assert ALICE_KEY not in row["model"] + (row["error_message"] or "")
+        assert BOB_KEY not in row["model"] + (row["error_message"] or "")
+    status, _, raw_body = raw_request(
+        env.gw.url + "/v1/messages",
+        json.dumps({"model": f"my {odd_key}", "max_tokens": 5, "messages": []}).encode(),
+        {"x-api-key": odd_key},
+    )
+    assert status == 401  # not a key of this gateway: refused before the model is read
+    assert odd_key not in raw_body.decode()
+    assert ALICE_KEY not in env.gw.log() and BOB_KEY not in env.gw.log()
+
+
 def test_path_prefix_anthropic(env: Env) -> None:
     env.fake.enqueue(fixture_reply("message.json"))
     with env.client(base_url=env.gw.url + "/anthropic") as client:

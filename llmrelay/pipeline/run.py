@@ -25,10 +25,11 @@ from typing import Literal, Protocol
 
 from aiohttp import web
 
-from ..core.text import clip
+from ..core.text import MAX_ECHO_CHARS, clip
 from ..core.usage import Usage
 from ..errors import GatewayError, InternalError, InvalidRequestError, NotFoundError
 from ..providers.base import Endpoint
+from ..providers.http import mask_secrets
 from ..routing.table import Route
 from ..routing.virtual import VirtualModel
 from ..stores.usage import UsageRecord
@@ -141,7 +142,9 @@ async def _steps(
             model, key=caller.name, team=caller.team, headers=request.headers
         )
     if target is None:
-        raise NotFoundError(surface.unknown_model(clip(model)))
+        shown = _unrouted_name(model, request.headers)
+        record.model = shown
+        raise NotFoundError(surface.unknown_model(clip(shown)))
     stream = body.get("stream")
     if endpoint != "count_tokens" and stream is not None and not isinstance(stream, bool):
         # The gateway streams only for ``true``; a provider that coerces "yes" or 1 (vLLM's
@@ -162,6 +165,23 @@ async def _steps(
             caller, routed, _provider_models(target), body, await body_size(request)
         )
     return await send(call, target, surface.attempter(call, endpoint, body))
+
+
+def _unrouted_name(model: str, headers: Mapping[str, str]) -> str:
+    """An unroutable model name as it is answered, logged and stored: the caller's own
+    key (a key pasted into ``model`` by mistake) and anything shaped like a known key
+    format masked (:func:`~llmrelay.providers.http.mask_secrets`). A routed name is a
+    configured one and needs none of this. Past :data:`MAX_ECHO_CHARS` plus room for a
+    whole key it is cut first (marked as :func:`clip` marks it), so an 8 MiB name costs no
+    8 MiB scan; nothing past the cut is echoed or stored anyway."""
+    if len(model) > MAX_ECHO_CHARS + 256:
+        model = clip(model, MAX_ECHO_CHARS + 256)
+    presented = (
+        headers.get("x-api-key", ""),
+        headers.get("authorization", "").partition(" ")[2].strip(),
+    )
+    raw = model.encode("utf-8", "surrogatepass")
+    return mask_secrets(raw, presented).decode("utf-8", "surrogatepass")
 
 
 def _json_type(value: object) -> str:
