@@ -143,6 +143,8 @@ class Call:
     provider_s: float = 0.0
     #: Seconds spent between attempts (backoff, ``retry-after``).
     waited_s: float = 0.0
+    #: Seconds spent waiting for the client's body after its headers (a slow upload).
+    upload_s: float = 0.0
     #: The gateway's own refusal or failure, when the call ended with one.
     error: GatewayError | None = None
     #: The call's trace when tracing is on.
@@ -167,7 +169,7 @@ class Call:
     def overhead_s(self, now: float | None = None) -> float:
         """Seconds the gateway itself took up to ``now`` (``time.perf_counter()``; default:
         the first streamed byte, else the end of the call): elapsed minus the providers'
-        time and the waits between attempts."""
+        time, the waits between attempts and the wait for the client's body."""
         if now is None:
             if self.record.ttft_s is not None:
                 elapsed = self.record.ttft_s
@@ -175,4 +177,4 @@ class Call:
                 elapsed = self.record.latency_s
         else:
             elapsed = now - self.started
-        return max(0.0, elapsed - self.provider_s - self.waited_s)
+        return max(0.0, elapsed - self.provider_s - self.waited_s - self.upload_s)

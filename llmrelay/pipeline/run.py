@@ -33,7 +33,7 @@ from ..providers.http import mask_secrets
 from ..routing.table import Route
 from ..routing.virtual import VirtualModel
 from ..stores.usage import UsageRecord
-from .body import MAX_MODEL_CHARS, BodyLimits, body_size, read_json
+from .body import MAX_MODEL_CHARS, BodyLimits, body_size, read_body, read_json
 from .call import Call, Parts
 from .observe import trace_id
 from .relay import OVERHEAD_HEADER, internal_error
@@ -125,6 +125,13 @@ async def _steps(
     record.key_id = caller.key_id
     record.team = caller.team
     call.capture = parts.capture_for(call)
+    if not request.content.is_eof():
+        # The body is still arriving: the client's time, not the gateway's (overhead).
+        began = time.perf_counter()
+        try:
+            await read_body(request, limits.max_bytes, limits.timeout_s)  # aiohttp keeps it
+        finally:
+            call.upload_s = time.perf_counter() - began
     body = await read_json(request, limits)
     call.body = body
     if call.capture is not None:

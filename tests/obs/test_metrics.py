@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
+import socket
 import sqlite3
 import time
 import urllib.request
@@ -222,6 +223,26 @@ def test_series_equal_the_calls_and_the_usage_rows(env: Env) -> None:
 def test_timing_headers_on_every_response(env: Env) -> None:
     with anthropic.Anthropic(api_key=ALICE_KEY, base_url=env.gw.url, max_retries=0) as a:
         timing_headers(a)
+
+
+def test_a_slow_upload_is_the_clients_time_not_the_gateways(env: Env) -> None:
+    """Headers first, the body 1.5 s later: the overhead header leaves that wait out."""
+    host, port = env.gw.url.removeprefix("http://").split(":")
+    body = json.dumps({"model": "local/echo", "max_tokens": 5, "messages": HELLO}).encode()
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            + f"x-api-key: {ALICE_KEY}\r\ncontent-length: {len(body)}\r\n\r\n".encode()
+            + body[:10]
+        )
+        time.sleep(1.5)
+        sock.sendall(body[10:])
+        head = sock.recv(65536).split(b"\r\n\r\n")[0].decode()
+    assert head.startswith("HTTP/1.1 200")
+    headers = dict(line.lower().split(": ", 1) for line in head.split("\r\n")[1:])
+    # the 1.5 s went to the upload; what is left is the gateway's own (well under a second)
+    assert float(headers["x-llmrelay-overhead-ms"]) < 750
+    assert headers["server-timing"].startswith("gateway;dur=")
 
 
 def timing_headers(a: anthropic.Anthropic) -> None:
