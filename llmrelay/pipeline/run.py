@@ -178,17 +178,19 @@ def _unrouted_name(model: str, headers: Mapping[str, str]) -> str:
     """An unroutable model name as it is answered, logged and stored: the caller's own
     key (a key pasted into ``model`` by mistake) and anything shaped like a known key
     format masked (:func:`~llmrelay.providers.http.mask_secrets`). A routed name is a
-    configured one and needs none of this. Past :data:`MAX_ECHO_CHARS` plus room for a
-    whole key it is cut first (marked as :func:`clip` marks it), so an 8 MiB name costs no
-    8 MiB scan; nothing past the cut is echoed or stored anyway."""
-    if len(model) > MAX_ECHO_CHARS + 256:
-        model = clip(model, MAX_ECHO_CHARS + 256)
+    configured one and needs none of this. Only the first :data:`MAX_ECHO_CHARS` plus 256
+    characters are scanned (an 8 MiB name costs no 8 MiB scan): nothing past them is echoed
+    or stored (:func:`clip`, the row's 256-character cap).
+    """
+    cut = MAX_ECHO_CHARS + 256
+    tail = model[cut:]
+    model = model[:cut]
     presented = (
         headers.get("x-api-key", ""),
         headers.get("authorization", "").partition(" ")[2].strip(),
     )
     raw = model.encode("utf-8", "surrogatepass")
-    return mask_secrets(raw, presented).decode("utf-8", "surrogatepass")
+    return mask_secrets(raw, presented).decode("utf-8", "surrogatepass") + tail
 
 
 def _json_type(value: object) -> str:

@@ -17,6 +17,8 @@ def test_key_shapes_are_masked_and_other_names_kept() -> None:
     assert _unrouted_name("\ud800x", {}) == "\ud800x"  # made storable later, not here
 
 
-def test_a_huge_name_is_cut_before_it_is_scanned() -> None:
-    shown = _unrouted_name("a" * 8_000_000, {})
-    assert len(shown) < 500 and shown.endswith("(8000000 characters)")
+def test_only_the_head_of_a_huge_name_is_scanned() -> None:
+    key = "sk-llmrelay-abcdefgh12345678"
+    shown = _unrouted_name(key + " " + "a" * 8_000_000 + key, {})
+    assert shown.startswith("sk-llmrelay-*** aaa") and shown.endswith(key)  # tail: never shown
+    assert len(shown) == 8_000_001 + len(key) + len("sk-llmrelay-***")
