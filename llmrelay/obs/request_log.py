@@ -60,6 +60,8 @@ PARAMETERS = (
 )
 _STATUS_CLASS = re.compile(r"^([1-5])xx$", re.IGNORECASE)
 _CURSOR_PREFIX = b"id:"
+_MAX_ID = 2**63 - 1
+_MAX_ID_DIGITS = len(str(_MAX_ID)) + 16  # leading zeros allowed; no int() of a huge text
 
 
 def parse_status(text: str) -> tuple[int, int]:
@@ -116,9 +118,16 @@ def decode_cursor(cursor: str) -> int:
         raw = base64.urlsafe_b64decode(cursor.encode("ascii"))
     except (binascii.Error, UnicodeEncodeError, ValueError):
         raw = b""
-    if not raw.startswith(_CURSOR_PREFIX) or not raw[len(_CURSOR_PREFIX) :].isdigit():
+    digits = raw[len(_CURSOR_PREFIX) :]
+    # Row ids are 64-bit signed integers: a larger one is no row's (and overflows SQLite).
+    if (
+        not raw.startswith(_CURSOR_PREFIX)
+        or not digits.isdigit()
+        or len(digits) > _MAX_ID_DIGITS
+        or int(digits) > _MAX_ID
+    ):
         raise ValueError("cursor: not a cursor this gateway gave (use next_cursor as it is)")
-    return int(raw[len(_CURSOR_PREFIX) :])
+    return int(digits)
 
 
 def filter_from(params: Mapping[str, str], now: float | None = None) -> RequestFilter:
