@@ -23,7 +23,14 @@ from typing import Any
 
 import orjson
 
-from .obs.request_log import MAX_LIMIT, iso_time, parse_status, parse_time, record_json
+from .obs.request_log import (
+    MAX_LIMIT,
+    attempts_json,
+    iso_time,
+    parse_status,
+    parse_time,
+    record_json,
+)
 from .stores.usage import LoggedRequest, RequestBodies, RequestFilter, UsageStore
 
 __all__ = ["add_command", "format_line"]
@@ -205,7 +212,7 @@ def _show(store: UsageStore, request_id: str) -> int:
             continue
         print(f"{name.ljust(width)}  {'-' if value is None else value}")
     print()
-    _print_attempts(item.record.attempt_log)
+    _print_attempts(attempts_json(item.record))
     print()
     if bodies is None:
         print("bodies: none captured")
@@ -219,13 +226,8 @@ def _show(store: UsageStore, request_id: str) -> int:
     return 0
 
 
-def _print_attempts(log: object) -> None:
-    entries: Any = None
-    if isinstance(log, str):
-        try:
-            entries = orjson.loads(log)
-        except orjson.JSONDecodeError:
-            entries = None
+def _print_attempts(entries: Any) -> None:
+    """The attempts as ``GET /admin/requests/{request_id}`` gives them (``attempts_json``)."""
     if not isinstance(entries, list) or not entries:
         print("attempts: none recorded")
         return

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from llmrelay.cli import main
+from llmrelay.obs.request_log import detail_json
 from llmrelay.routing.executor import AttemptRecord
 from llmrelay.stores.sqlite_usage import SQLiteUsageStore
 from llmrelay.stores.usage import RequestBodies, UsageRecord
@@ -176,6 +177,22 @@ def test_show_prints_the_record_attempts_and_bodies(
     # A unique prefix is enough; the other call has no bodies.
     assert logs(config, capsys, "show", "req_feed") == out
     assert "bodies: none captured" in logs(config, capsys, "show", rec(6).request_id)
+
+
+def test_show_prints_a_single_attempt_as_the_admin_api_does(
+    config: Path, store: SQLiteUsageStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A single attempt is stored as NULL attempt_log; the row itself describes it.
+    one = rec(7, routed_model="mock/echo", upstream_ms=40.0)
+    store.write([one, rec(8, provider="", routed_model=None, status=401)])
+    found = store.request(one.request_id)
+    assert found is not None and found[0].record.attempt_log is None
+    assert detail_json(*found)["attempt_log"] == [
+        {"target": "mock/echo", "status": 200, "error_type": None, "latency_s": 0.04}
+    ]
+    out = logs(config, capsys, "show", one.request_id)
+    assert "attempts:\n  1. mock/echo  200  40.0ms\n" in out
+    assert "attempts: none recorded" in logs(config, capsys, "show", rec(8).request_id)
 
 
 def test_show_of_an_unknown_or_ambiguous_id_fails(

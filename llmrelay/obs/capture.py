@@ -13,7 +13,9 @@ response (the extra so that a secret across the cut is still redacted whole); 8 
 ``max_body_kb`` of stream bytes (SSE framing is most of a stream); about twice
 ``max_body_kb`` of a translation's event text. Past them nothing more is kept and the
 body is marked truncated. A stream that ended with an error is stored as the message so
-far with an ``error`` member.
+far with an ``error`` member; one that never finished (it failed, or the client left)
+has ``stop_reason: null`` on the Anthropic surface and ``finish_reason: null`` on the
+OpenAI one (as in the ``chat.completion.chunk`` stream the client got).
 
 Redaction replaces each match with ``[REDACTED]``: first :data:`DEFAULT_REDACTIONS` (API
 key shapes: Anthropic, OpenAI, llmrelay, AWS access key ids, Google API keys and OAuth
@@ -251,6 +253,12 @@ class CallBodies:
         out: dict[str, Any] = {}
         if response is not None:
             out = openai_codec.encode_response(response, model=record.model, created=int(record.ts))
+            if response.stop_reason is None:
+                # Never finished (the client left, or the stream failed): the codec's
+                # None -> "stop" is for responses sent; store what the client got, as
+                # the Anthropic surface's ``stop_reason: null`` and a passthrough's fold.
+                for choice in out["choices"]:
+                    choice["finish_reason"] = None
         if error is not None:
             out["error"] = {"message": error["message"], "type": error["type"]}
         return out

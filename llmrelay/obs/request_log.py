@@ -27,12 +27,13 @@ from typing import Any
 import orjson
 
 from ..policy.virtual_keys import KeySpecError, parse_duration
-from ..stores.usage import LoggedRequest, RequestBodies, RequestFilter
+from ..stores.usage import LoggedRequest, RequestBodies, RequestFilter, UsageRecord
 
 __all__ = [
     "DEFAULT_LIMIT",
     "MAX_LIMIT",
     "PARAMETERS",
+    "attempts_json",
     "decode_cursor",
     "detail_json",
     "encode_cursor",
@@ -59,6 +60,8 @@ PARAMETERS = (
 )
 _STATUS_CLASS = re.compile(r"^([1-5])xx$", re.IGNORECASE)
 _CURSOR_PREFIX = b"id:"
+_MAX_ID = 2**63 - 1
+_MAX_ID_DIGITS = len(str(_MAX_ID)) + 16  # leading zeros allowed; no int() of a huge text
 
 
 def parse_status(text: str) -> tuple[int, int]:
@@ -115,9 +118,16 @@ def decode_cursor(cursor: str) -> int:
         raw = base64.urlsafe_b64decode(cursor.encode("ascii"))
     except (binascii.Error, UnicodeEncodeError, ValueError):
         raw = b""
-    if not raw.startswith(_CURSOR_PREFIX) or not raw[len(_CURSOR_PREFIX) :].isdigit():
+    digits = raw[len(_CURSOR_PREFIX) :]
+    # Row ids are 64-bit signed integers: a larger one is no row's (and overflows SQLite).
+    if (
+        not raw.startswith(_CURSOR_PREFIX)
+        or not digits.isdigit()
+        or len(digits) > _MAX_ID_DIGITS
+        or int(digits) > _MAX_ID
+    ):
         raise ValueError("cursor: not a cursor this gateway gave (use next_cursor as it is)")
-    return int(raw[len(_CURSOR_PREFIX) :])
+    return int(digits)
 
 
 def filter_from(params: Mapping[str, str], now: float | None = None) -> RequestFilter:
@@ -210,21 +220,19 @@ def record_json(item: LoggedRequest) -> dict[str, Any]:
     }
 
 
-def detail_json(item: LoggedRequest, bodies: RequestBodies | None) -> dict[str, Any]:
-    """One call as ``GET /admin/requests/{request_id}`` shows it: the list's fields, the
-    attempts, and the captured bodies (text, as stored) or null."""
-    out = record_json(item)
-    r = item.record
+def attempts_json(r: UsageRecord) -> Any:
+    """The attempts of call ``r`` as ``GET /admin/requests/{request_id}`` shows them: the
+    stored ``attempt_log`` parsed (the text as stored if it is not JSON), else the one
+    attempt the row itself describes (a single attempt is stored as NULL), else None."""
     log = r.attempt_log
-    attempts: Any = None
     if isinstance(log, str):
         try:
-            attempts = orjson.loads(log)
+            return orjson.loads(log)
         except orjson.JSONDecodeError:
-            attempts = log
-    elif r.provider and r.routed_model:
+            return log
+    if r.provider and r.routed_model:
         # One attempt that served the model asked for is stored as the row itself.
-        attempts = [
+        return [
             {
                 "target": r.routed_model,
                 "status": r.status,
@@ -232,7 +240,14 @@ def detail_json(item: LoggedRequest, bodies: RequestBodies | None) -> dict[str, 
                 "latency_s": None if r.upstream_ms is None else round(r.upstream_ms / 1000, 4),
             }
         ]
-    out["attempt_log"] = attempts
+    return None
+
+
+def detail_json(item: LoggedRequest, bodies: RequestBodies | None) -> dict[str, Any]:
+    """One call as ``GET /admin/requests/{request_id}`` shows it: the list's fields, the
+    attempts, and the captured bodies (text, as stored) or null."""
+    out = record_json(item)
+    out["attempt_log"] = attempts_json(item.record)
     out["bodies"] = (
         None
         if bodies is None

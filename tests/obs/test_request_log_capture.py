@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from llmrelay.codecs import anthropic as anthropic_codec
 from llmrelay.config import ConfigError, load_settings
 from llmrelay.config.observability import RequestLogConfig
-from llmrelay.core.events import Event
+from llmrelay.core.events import Event, MessageDelta, StreamError
 from llmrelay.core.sse import SSEDecoder
 from llmrelay.obs.capture import (
     DEFAULT_REDACTIONS,
@@ -253,6 +253,35 @@ def test_a_translated_stream_is_stored_in_the_clients_wire(surface: str) -> None
     else:
         assert out["object"] == "chat.completion" and out["model"] == "the-clients-name"
         assert out["choices"][0]["message"]["content"] == "Hello, world! How can I help today?"
+
+
+@pytest.mark.parametrize("surface", ["anthropic", "openai"])
+def test_a_translated_stream_the_client_left_is_stored_unfinished(surface: str) -> None:
+    row, bodies = capture(surface)
+    row.status, row.error_type = 499, "client_disconnected"
+    events = events_of(WIRE / "anthropic" / "text_stream.sse")
+    assert type(events[-1]) is MessageDelta
+    for event in events[:-1]:  # the client left before the message_delta
+        bodies.event(event)
+    out = response_json(row, bodies)
+    assert "error" not in out
+    if surface == "anthropic":
+        assert out["stop_reason"] is None
+    else:
+        (choice,) = out["choices"]
+        assert choice["message"]["content"] == "Hello, world! How can I help today?"
+        assert choice["finish_reason"] is None
+
+
+def test_a_translated_openai_stream_that_failed_has_no_finish_reason_and_the_error() -> None:
+    row, bodies = capture("openai")
+    for event in events_of(WIRE / "anthropic" / "error_midstream.sse"):
+        bodies.event(event)
+    bodies.event(StreamError(error_type="overloaded_error", message="Overloaded"))
+    out = response_json(row, bodies)
+    (choice,) = out["choices"]
+    assert choice["message"]["content"] == "Partial" and choice["finish_reason"] is None
+    assert out["error"] == {"type": "overloaded_error", "message": "Overloaded"}
 
 
 def test_a_long_stream_stops_being_kept_at_its_bound_and_is_flagged() -> None:

@@ -6,6 +6,7 @@ translation)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import urllib.error
@@ -20,6 +21,7 @@ import anthropic
 import openai
 import pytest
 
+from llmrelay.obs.request_log import decode_cursor, encode_cursor
 from llmrelay.stores.database import upgrade
 from tests.conftest import ALICE_KEY, BOB_KEY, GatewayProcess, base_config, start_gateway
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -261,6 +263,8 @@ def test_a_filtered_walk_keeps_its_filter(mix: Mix) -> None:
         ({"status": "teapot"}, "status"),
         ({"since": "yesterday-ish"}, "since"),
         ({"cursor": "not-a-cursor"}, "cursor"),
+        # id:99999999999999999999999999999, past the 64-bit row ids (was a 503 OverflowError)
+        ({"cursor": "aWQ6OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5"}, "cursor"),
         ({"modle": "x"}, "modle"),
     ],
 )
@@ -269,6 +273,15 @@ def test_bad_parameters_are_400_naming_them(mix: Mix, params: dict[str, str], na
     assert status == 400
     assert body["error"]["type"] == "invalid_request_error"
     assert names in body["error"]["message"]
+
+
+def test_a_cursor_holds_a_64_bit_signed_row_id() -> None:
+    biggest = 2**63 - 1
+    cursor = encode_cursor(biggest)
+    assert cursor is not None and decode_cursor(cursor) == biggest
+    for too_big in (str(biggest + 1), "9" * 5000):
+        with pytest.raises(ValueError, match=r"^cursor: "):
+            decode_cursor(base64.urlsafe_b64encode(f"id:{too_big}".encode()).decode())
 
 
 def test_the_request_log_needs_the_admin_key(mix: Mix) -> None:
