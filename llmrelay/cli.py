@@ -10,47 +10,69 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from .cli_common import load_config, safe_url
 from .config import model_entry
+from .config.observability import TracingConfig
 
 __all__ = ["main"]
 
 
 def _serve(args: argparse.Namespace) -> int:
     from .app import build_app
-    from .obs.log import setup_logging
+    from .obs.log import format_line, setup_logging
     from .server import run
 
     settings = load_config(args.config)
-    setup_logging(args.log_level or settings.logging.level)
+    setup_logging(
+        args.log_level or settings.logging.level, args.log_format or settings.logging.format
+    )
     from .cli_admin import prepare_database
 
     prepare_database(settings.database_url(), args.config)
     host = args.host or settings.server.host
     port = args.port or settings.server.port
     routes = sum(len(p.models) for p in settings.providers.values())
-    line = {
-        "level": "info",
-        "msg": "listening",
+    obs = settings.observability
+    tracing = obs.tracing
+    fields: dict[str, object] = {
         "url": f"http://{host}:{port}",
         "config": args.config,
         "models": routes,
         "virtual_models": len(settings.models),
+        # what an operator checks first: is each observability feature on, and how
+        "metrics": ("on, key required" if obs.metrics.key else "on")
+        if obs.metrics.enabled
+        else "off",
+        "tracing": tracing_summary(tracing),
+        "bodies": obs.request_log.bodies,
     }
+    log_format = args.log_format or settings.logging.format
+    line = format_line("listening", fields, log_format)
     try:
         run(
             build_app(settings),
             settings.server,
             host,
             port,
-            on_listening=lambda: print(orjson.dumps(line).decode(), file=sys.stderr, flush=True),
+            on_listening=lambda: print(line, file=sys.stderr, flush=True),
         )
     except OSError as err:
         print(f"llmrelay: cannot listen on {host}:{port}: {err.strerror}", file=sys.stderr)
         return 1
     return 0
+
+
+def tracing_summary(tracing: TracingConfig) -> str:
+    """``off``, or ``on``, where spans go (without any credentials in the URL) and the
+    sampling ratio: for the startup line."""
+    if not tracing.active(os.environ):
+        return "off"
+    endpoint = tracing.endpoint or os.environ.get(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318/v1/traces"),
+    )
+    where = safe_url(endpoint)
+    return f"on, {tracing.protocol} to {where}, sample_ratio {tracing.sample_ratio:g}"
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -263,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--log-format", choices=["json", "text"], help="overrides logging.format (default json)"
+    )
     p.set_defaults(fn=_serve)
     p = sub.add_parser("check-config", help="validate a config and print what is routed")
     p.add_argument("config")

@@ -127,6 +127,8 @@ class TranslationConfig(_Model):
 
 class LoggingConfig(_Model):
     level: Literal["debug", "info", "warning", "error"] = "warning"
+    #: ``json``: one JSON object a line (for log pipelines); ``text``: readable lines.
+    format: Literal["json", "text"] = "json"
 
 
 class Settings(_Model):

@@ -1,4 +1,6 @@
-"""Structured logging: one JSON object per line on stderr.
+"""Structured logging: one JSON object per line on stderr (``logging.format: json``, the
+default), or one readable line (``text``: time, level, logger, message, then the fields as
+``name=value``).
 
 Fields given as ``extra=`` go into the object. Nothing that reaches a logger here may
 hold a key: callers log key *names*, never secrets.
@@ -12,7 +14,7 @@ import time
 
 import orjson
 
-__all__ = ["JsonFormatter", "Throttled", "setup_logging"]
+__all__ = ["JsonFormatter", "TextFormatter", "Throttled", "format_line", "setup_logging"]
 
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",
@@ -36,6 +38,28 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(out, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """``2026-12-06T23:40:00.123Z warning llmrelay: message name=value ...``; values that
+    are not plain words are written as JSON strings."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        parts = [
+            f"{ts}.{int(record.msecs):03d}Z {record.levelname.lower()} {record.name}:",
+            record.getMessage(),
+        ]
+        for k, v in record.__dict__.items():
+            if k not in _STANDARD:
+                text = v if isinstance(v, str) else orjson.dumps(v, default=str).decode()
+                if not text or any(c in text for c in ' "=\n'):
+                    text = orjson.dumps(text).decode()
+                parts.append(f"{k}={text}")
+        line = " ".join(parts)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
 
 
 class Throttled:
@@ -70,10 +94,21 @@ class Throttled:
         self._logger.log(self._level, msg, extra=extra)
 
 
-def setup_logging(level: str) -> None:
-    """Send llmrelay's logs to stderr as JSON lines at ``level`` (debug|info|warning|error)."""
+def format_line(msg: str, fields: dict[str, object], fmt: str = "json") -> str:
+    """One ``info`` line of the ``llmrelay`` logger in ``fmt``, for what is printed
+    whatever the level (the startup line)."""
+    record = logging.makeLogRecord(
+        {"name": "llmrelay", "levelname": "INFO", "levelno": logging.INFO, "msg": msg, **fields}
+    )
+    formatter = TextFormatter() if fmt == "text" else JsonFormatter()
+    return formatter.format(record)
+
+
+def setup_logging(level: str, fmt: str = "json") -> None:
+    """Send llmrelay's logs to stderr at ``level`` (debug|info|warning|error), as JSON lines
+    (``fmt`` ``json``) or readable ones (``text``)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(TextFormatter() if fmt == "text" else JsonFormatter())
     root = logging.getLogger("llmrelay")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -89,3 +124,10 @@ def setup_logging(level: str) -> None:
     pool.handlers[:] = [handler]
     pool.setLevel(logging.ERROR)
     pool.propagate = False
+    # The OpenTelemetry SDK's export warnings (a collector down or slow, a full queue; the
+    # drops are counted in llmrelay_spans_dropped_total) in the same format, not as plain
+    # text from Python's last-resort handler.
+    otel = logging.getLogger("opentelemetry")
+    otel.handlers[:] = [handler]
+    otel.setLevel(max(logging.WARNING, root.level))
+    otel.propagate = False
