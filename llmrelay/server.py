@@ -27,6 +27,14 @@
   (aiohttp reads the rest of every body after the answer), and its answer says
   ``connection: close``.
 
+* **shutdown**: once :func:`serve` has returned (the usage writer has stored or spilled its
+  rows), :func:`run` waits at most ``EXECUTOR_SHUTDOWN_TIMEOUT_S`` for the threads of the
+  loop's default executor (where store calls run). A thread stuck in a call that never
+  returns (a PostgreSQL that accepts and acknowledges but never answers) would otherwise
+  keep the process alive forever: ``asyncio.Runner.close()`` and concurrent.futures'
+  exit hook both join it without limit. Past the bound one ERROR line is logged and the
+  process exits with status 1 without waiting for it (``os._exit``).
+
 The request *body* is bounded where it is read: ``pipeline/body.py`` ``read_body``.
 
 Written against aiohttp 3.14's ``RequestHandler`` (``web_protocol.py``): the subclass reads
@@ -39,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Callable
 from typing import Any
@@ -66,6 +75,10 @@ from .obs.log import Throttled
 __all__ = ["GatewayServer", "run", "serve"]
 
 log = logging.getLogger("llmrelay.server")
+
+#: Seconds :func:`run` waits, after :func:`serve` returned, for the default executor's threads
+#: (store calls run there) before it gives up on them and exits the process with status 1.
+EXECUTOR_SHUTDOWN_TIMEOUT_S = 10.0
 
 
 def _raw_response(status: int, reason: str, error_type: str, message: str) -> bytes:
@@ -378,6 +391,36 @@ def run(
         pass
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         runner.run(serve(app, config, host, port, on_listening))
+        if not runner.run(_shutdown_default_executor(EXECUTOR_SHUTDOWN_TIMEOUT_S)):
+            # serve() has returned: the usage writer stored or spilled its rows. What is
+            # left is a thread that may never return; the runner's close() would join it
+            # without limit, and so would concurrent.futures' exit hook.
+            log.error(
+                "a worker thread is stuck in a store call; the gateway exits without"
+                " waiting for it",
+                extra={"waited_s": EXECUTOR_SHUTDOWN_TIMEOUT_S},
+            )
+            logging.shutdown()
+            os._exit(1)
+
+
+async def _shutdown_default_executor(timeout_s: float) -> bool:
+    """Shut the loop's default executor down, waiting for its threads at most ``timeout_s``;
+    False if some are still running then.
+
+    ``loop.shutdown_default_executor()`` cannot simply be cancelled: on Python 3.11 (and in
+    uvloop, without its ``timeout`` argument) its ``finally`` joins its helper thread without
+    limit. Shielded, the wait is abandoned instead and the helper thread is left to the
+    process's exit.
+    """
+    loop = asyncio.get_running_loop()
+    shutdown = loop.create_task(loop.shutdown_default_executor())
+    try:
+        async with asyncio.timeout(timeout_s):
+            await asyncio.shield(shutdown)
+    except TimeoutError:
+        return False
+    return True
 
 
 def _raise_fd_limit(max_connections: int) -> None:

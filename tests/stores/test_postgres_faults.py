@@ -121,3 +121,25 @@ def test_key_reads_fail_while_down_and_resume_after(pg_url: str, proxy: TcpProxy
         assert [k.id for k in eventually(lambda: store.changed_since(0)).keys] == ["vk_1"]
     finally:
         store.close()
+
+
+def test_usage_writes_fail_while_stalled_and_resume_after(pg_url: str, proxy: TcpProxy) -> None:
+    """A server that keeps the connection up but never answers (a blackholed proxy, a hung
+    PgBouncer): the pool's connection check gives up after the store's timeout instead of
+    waiting forever, and so does the new connection that replaces it."""
+    store = PostgresUsageStore.open(
+        with_host_port(pg_url, "127.0.0.1", proxy.port), timeout_s=TIMEOUT_S
+    )
+    try:
+        store.write([row(1)])
+        proxy.blackhole()
+        start = time.monotonic()
+        assert isinstance(outcome(lambda: store.write([row(2)])), psycopg.OperationalError)
+        # The check (TIMEOUT_S), then a new connection (connect_timeout, libpq's minimum 2 s)
+        # within the pool's wait (TIMEOUT_S): a few seconds, not forever.
+        assert time.monotonic() - start < 4 * TIMEOUT_S + 2, time.monotonic() - start
+        proxy.start()
+        eventually(lambda: store.write([row(3)]))
+        assert [r.request_id for r in store.rows()] == ["req_1", "req_3"]
+    finally:
+        store.close()
