@@ -20,7 +20,7 @@ __all__ = ["main"]
 def _serve(args: argparse.Namespace) -> int:
     from .app import build_app
     from .obs.log import format_line, setup_logging
-    from .server import run
+    from .process import run
 
     settings = load_config(args.config)
     setup_logging(

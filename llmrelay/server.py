@@ -1,7 +1,7 @@
 """The HTTP server: aiohttp's, with the bounds a gateway in front of many clients needs.
 
-``llmrelay serve`` calls :func:`run`. Over aiohttp's own server it adds, from
-``server:`` in the config (:class:`~llmrelay.config.ServerConfig`):
+``llmrelay serve`` runs :func:`serve` through :func:`llmrelay.process.run`. Over aiohttp's
+own server it adds, from ``server:`` in the config (:class:`~llmrelay.config.ServerConfig`):
 
 * **backlog**: the listen socket's queue is ``backlog`` long (aiohttp's default, 128,
   overflows in a burst of connections; the kernel then drops SYNs and clients retry after
@@ -27,14 +27,7 @@
   (aiohttp reads the rest of every body after the answer), and its answer says
   ``connection: close``.
 
-* **shutdown**: once :func:`serve` has returned (the usage writer has stored or spilled its
-  rows), :func:`run` waits at most ``EXECUTOR_SHUTDOWN_TIMEOUT_S`` for the threads of the
-  loop's default executor (where store calls run). A thread stuck in a call that never
-  returns (a PostgreSQL that accepts and acknowledges but never answers) would otherwise
-  keep the process alive forever: ``asyncio.Runner.close()`` and concurrent.futures'
-  exit hook both join it without limit. Past the bound one ERROR line is logged and the
-  process exits with status 1 without waiting for it (``os._exit``).
-
+Running it as a process (the event loop, OS limits, a bounded exit): :mod:`llmrelay.process`.
 The request *body* is bounded where it is read: ``pipeline/body.py`` ``read_body``.
 
 Written against aiohttp 3.14's ``RequestHandler`` (``web_protocol.py``): the subclass reads
@@ -47,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 from collections.abc import Callable
 from typing import Any
@@ -72,13 +64,9 @@ from .config import ServerConfig
 from .errors import anthropic_error_body, anthropic_error_type
 from .obs.log import Throttled
 
-__all__ = ["GatewayServer", "run", "serve"]
+__all__ = ["GatewayServer", "serve"]
 
 log = logging.getLogger("llmrelay.server")
-
-#: Seconds :func:`run` waits, after :func:`serve` returned, for the default executor's threads
-#: (store calls run there) before it gives up on them and exits the process with status 1.
-EXECUTOR_SHUTDOWN_TIMEOUT_S = 10.0
 
 
 def _raw_response(status: int, reason: str, error_type: str, message: str) -> bytes:
@@ -348,8 +336,6 @@ async def serve(
     Raises:
         OSError: the address cannot be bound.
     """
-    _raise_fd_limit(config.max_connections)
-    _check_somaxconn(config.backlog)
     runner = _Runner(
         app,
         config,
@@ -372,87 +358,3 @@ async def serve(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await runner.cleanup()
-
-
-def run(
-    app: web.Application,
-    config: ServerConfig,
-    host: str,
-    port: int,
-    on_listening: Callable[[], None],
-) -> None:
-    """:func:`serve` on a new event loop (uvloop's where installed); returns after shutdown."""
-    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
-    try:
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
-        pass
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(serve(app, config, host, port, on_listening))
-        if not runner.run(_shutdown_default_executor(EXECUTOR_SHUTDOWN_TIMEOUT_S)):
-            # serve() has returned: the usage writer stored or spilled its rows. What is
-            # left is a thread that may never return; the runner's close() would join it
-            # without limit, and so would concurrent.futures' exit hook.
-            log.error(
-                "a worker thread is stuck in a store call; the gateway exits without"
-                " waiting for it",
-                extra={"waited_s": EXECUTOR_SHUTDOWN_TIMEOUT_S},
-            )
-            logging.shutdown()
-            os._exit(1)
-
-
-async def _shutdown_default_executor(timeout_s: float) -> bool:
-    """Shut the loop's default executor down, waiting for its threads at most ``timeout_s``;
-    False if some are still running then.
-
-    ``loop.shutdown_default_executor()`` cannot simply be cancelled: on Python 3.11 (and in
-    uvloop, without its ``timeout`` argument) its ``finally`` joins its helper thread without
-    limit. Shielded, the wait is abandoned instead and the helper thread is left to the
-    process's exit.
-    """
-    loop = asyncio.get_running_loop()
-    shutdown = loop.create_task(loop.shutdown_default_executor())
-    try:
-        async with asyncio.timeout(timeout_s):
-            await asyncio.shield(shutdown)
-    except TimeoutError:
-        return False
-    return True
-
-
-def _raise_fd_limit(max_connections: int) -> None:
-    """Raise the soft open-files limit toward what ``max_connections`` needs: a client
-    connection, maybe an upstream one, and refused ones. A 1024 soft limit is common."""
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not on Windows
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = 2 * max_connections + 256
-    if soft == resource.RLIM_INFINITY or soft >= want:
-        return
-    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
-    if target > soft:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    if target < max_connections + 256:
-        log.warning(
-            "open-files limit below server.max_connections",
-            extra={"limit": target, "max_connections": max_connections},
-        )
-
-
-def _check_somaxconn(backlog: int) -> None:
-    """Linux silently caps the listen backlog at ``net.core.somaxconn`` (128 before 5.4)."""
-    try:
-        with open("/proc/sys/net/core/somaxconn") as f:
-            cap = int(f.read())
-    except (OSError, ValueError):
-        return
-    if cap < backlog:
-        log.warning(
-            "listen backlog capped by the kernel (sysctl net.core.somaxconn)",
-            extra={"backlog": backlog, "somaxconn": cap},
-        )

@@ -1,4 +1,4 @@
-"""``llmrelay.server.run`` gives the default executor's threads a bounded time at shutdown:
+"""``llmrelay.process.run`` gives the default executor's threads a bounded time at shutdown:
 a thread stuck in a call that never returns (a store that stalls) no longer keeps the
 process alive; past ``EXECUTOR_SHUTDOWN_TIMEOUT_S`` one ERROR line, then exit status 1.
 A normal shutdown still exits 0, at once."""
@@ -16,12 +16,12 @@ from pathlib import Path
 SCRIPT = """
 import asyncio, sys, threading, time
 from aiohttp import web
-from llmrelay import server
+from llmrelay import process
 from llmrelay.config import ServerConfig
 from llmrelay.obs.log import setup_logging
 
 setup_logging("info")
-server.EXECUTOR_SHUTDOWN_TIMEOUT_S = float(sys.argv[2])
+process.EXECUTOR_SHUTDOWN_TIMEOUT_S = float(sys.argv[2])
 
 async def startup(app):
     loop = asyncio.get_running_loop()
@@ -32,7 +32,7 @@ async def startup(app):
 
 app = web.Application()
 app.on_startup.append(startup)
-server.run(app, ServerConfig(), "127.0.0.1", 0, lambda: print("listening", flush=True))
+process.run(app, ServerConfig(), "127.0.0.1", 0, lambda: print("listening", flush=True))
 """
 
 BOUND_S = 1.0

@@ -29,7 +29,7 @@ URL win over these defaults.
 A query on a connection that passed the check is not bounded on the client (psycopg has no
 client-side query timeout): a server that stalls in the middle of one holds that call
 until it answers or the connection drops. ``llmrelay serve`` still exits then
-(:data:`llmrelay.server.EXECUTOR_SHUTDOWN_TIMEOUT_S`).
+(:data:`llmrelay.process.EXECUTOR_SHUTDOWN_TIMEOUT_S`).
 """
 
 from __future__ import annotations
