@@ -67,10 +67,7 @@ def tracing_summary(tracing: TracingConfig) -> str:
     sampling ratio: for the startup line."""
     if not tracing.active(os.environ):
         return "off"
-    endpoint = tracing.endpoint or os.environ.get(
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318/v1/traces"),
-    )
+    endpoint = tracing.destination(os.environ)
     where = safe_url(endpoint)
     return f"on, {tracing.protocol} to {where}, sample_ratio {tracing.sample_ratio:g}"
 

@@ -86,6 +86,20 @@ class TracingConfig(_Model):
             return True
         return bool(env.get(_TRACES_ENDPOINT) or env.get(_ENDPOINT))
 
+    def destination(self, env: Mapping[str, str]) -> str:
+        """Where spans go, as the OTLP exporters resolve it: ``endpoint``; else
+        ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``; else ``OTEL_EXPORTER_OTLP_ENDPOINT`` (with
+        ``/v1/traces`` appended for ``http/protobuf``); else the protocol's default."""
+        grpc = self.protocol == "grpc"
+        if self.endpoint:
+            return self.endpoint
+        if env.get(_TRACES_ENDPOINT):
+            return env[_TRACES_ENDPOINT]
+        base = env.get(_ENDPOINT)
+        if base:
+            return base if grpc else base.rstrip("/") + "/v1/traces"
+        return "http://localhost:4317" if grpc else "http://localhost:4318/v1/traces"
+
 
 _ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
 _TRACES_ENDPOINT = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"

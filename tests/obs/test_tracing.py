@@ -822,3 +822,32 @@ def test_a_calls_trace_id_is_the_clients(tmp_path: Path) -> None:
     assert isinstance(call.trace, CallTrace) and call.trace.trace_id_hex == trace_id
     tracing.call_ended(call)
     asyncio.run(tracing.aclose())
+
+
+@pytest.mark.parametrize(
+    ("tracing", "env", "where"),
+    [
+        (
+            {"endpoint": "http://c:4318/v1/traces"},
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x"},
+            "http://c:4318/v1/traces",
+        ),
+        (
+            {},
+            {
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t/v1/traces",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://x",
+            },
+            "http://t/v1/traces",
+        ),
+        ({}, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4318/"}, "http://x:4318/v1/traces"),
+        ({"protocol": "grpc"}, {"OTEL_EXPORTER_OTLP_ENDPOINT": "x:4317"}, "x:4317"),
+        ({}, {}, "http://localhost:4318/v1/traces"),
+        ({"protocol": "grpc"}, {}, "http://localhost:4317"),
+    ],
+)
+def test_the_destination_is_resolved_as_the_exporters_do(
+    tracing: dict[str, Any], env: dict[str, str], where: str
+) -> None:
+    """What the startup line reports (``llmrelay serve``): the OTLP exporters' own order."""
+    assert TracingConfig.model_validate(tracing).destination(env) == where
