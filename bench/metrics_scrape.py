@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+from latencies import summary
 
 KEY = "sk-bench-metrics-0123456789"
 
@@ -112,8 +112,8 @@ async def _main(args: argparse.Namespace, url: str, pid: int) -> None:
         for s in streams:
             s.cancel()
         await asyncio.gather(*streams, return_exceptions=True)
-    print(f"GET /metrics: {_latencies(took)}; {series} samples per scrape")
-    print(f"GET /health:  {_latencies(health)} (the event loop's queueing delay alone)")
+    print(f"GET /metrics: {summary(took, 'requests')}; {series} samples per scrape")
+    print(f"GET /health:  {summary(health, 'requests')} (the event loop's queueing delay alone)")
     print(f"{in_flight}; gateway CPU {cpu:.0%} of a core; RSS {rss:.0f} MB")
 
 
@@ -149,15 +149,6 @@ def _parse_scrapes(out: str) -> tuple[list[float], list[float], int, str]:
         (took if path == "/metrics" else health).append(float(ms))
     series = sum(1 for ln in text.splitlines() if ln and not ln.startswith("#"))
     return took, health, series, text
-
-
-def _latencies(took: list[float]) -> str:
-    took = sorted(took)
-    p99 = took[max(0, int(len(took) * 0.99) - 1)]
-    return (
-        f"{len(took)} requests, p50 {statistics.median(took):.1f} ms, p99 {p99:.1f} ms, "
-        f"max {took[-1]:.1f} ms"
-    )
 
 
 def _cpu_s(pid: int) -> float:

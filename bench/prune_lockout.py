@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import threading
 import time
 from pathlib import Path
+
+from latencies import summary
 
 from llmrelay.obs.retention import BodyPruner
 from llmrelay.stores.database import open_stores, upgrade
@@ -111,17 +112,6 @@ class _Writer(threading.Thread):
             time.sleep(self.every_s)
 
 
-def _latencies(took: list[float]) -> str:
-    if not took:
-        return "no batches"
-    took = sorted(took)
-    p99 = took[max(0, int(len(took) * 0.99) - 1)]
-    return (
-        f"{len(took)} batches, p50 {statistics.median(took):.1f} ms, p99 {p99:.1f} ms, "
-        f"max {took[-1]:.1f} ms"
-    )
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--db", required=True, help="sqlite:///PATH or a postgresql:// URL")
@@ -162,7 +152,7 @@ def main() -> None:
         stores.close()
         print(f"pruned {deleted:,} bodies in {took_s:.0f} s ({deleted / took_s:,.0f} rows/s)")
         for phase in ("before", "during", "after"):
-            print(f"usage writer {phase:>6} the prune: {_latencies(writer.took[phase])}")
+            print(f"usage writer {phase:>6} the prune: {summary(writer.took[phase], 'batches')}")
         lost = writer.written - rows
         print(f"usage rows written {writer.written:,}, stored {rows:,}, lost {lost}")
     finally:
