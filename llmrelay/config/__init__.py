@@ -8,6 +8,7 @@ and never contains a secret. The full reference is in ``docs/configuration.md``.
 """
 
 from ._base import ConfigError
+from .console import ConsoleConfig
 from .governance import (
     AdminConfig,
     BudgetConfig,
@@ -57,6 +58,7 @@ __all__ = [
     "BedrockProviderConfig",
     "BudgetConfig",
     "ConfigError",
+    "ConsoleConfig",
     "GatewayKeyConfig",
     "GovernanceConfig",
     "LimitsConfig",

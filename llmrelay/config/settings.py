@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ._base import ConfigModel as _Model
+from .console import ConsoleConfig
 from .governance import (
     AdminConfig,
     BudgetConfig,
@@ -143,6 +144,8 @@ class Settings(_Model):
     #: Shared counters (rate limits, budgets) for several instances; unset: in-process.
     redis: RedisConfig | None = None
     admin: AdminConfig | None = None
+    #: The web console at ``/ui/`` (docs/console.md).
+    console: ConsoleConfig = ConsoleConfig()
     teams: dict[str, TeamConfig] = Field(default_factory=dict)
     #: Price overrides by provider model id, USD per million tokens.
     pricing: dict[str, PriceConfig] = Field(default_factory=dict)

@@ -16,6 +16,14 @@ from typing import Literal
 import psycopg
 
 from ._pg import DEFAULT_TIMEOUT_S, Pool, open_pool
+from ._rollup_sql import (
+    POSTGRES_ROLLUP,
+    Breakdown,
+    SeriesPoint,
+    breakdown_rows,
+    rollup_rows,
+    series_points,
+)
 from ._usage_sql import (
     BODY_COLUMNS,
     COLUMNS,
@@ -80,6 +88,7 @@ class PostgresUsageStore:
                 with cur.copy(_COPY) as copy:
                     for r in records:
                         copy.write_row(row_values(r))
+                cur.executemany(POSTGRES_ROLLUP.upsert, rollup_rows(records))
                 captured = bodies_rows(records)
                 if captured:
                     with cur.copy(_COPY_BODIES) as copy:
@@ -127,6 +136,18 @@ class PostgresUsageStore:
         with self._pool.connection() as conn:
             row = conn.execute(sql, (name, since)).fetchone()
         return float(row[0] or 0.0) if row else 0.0
+
+    def series(self, bucket_s: int, since: int, until: int) -> list[SeriesPoint]:
+        sql, params = POSTGRES_ROLLUP.series(bucket_s, since, until)
+        with self._pool.connection() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return series_points(rows)
+
+    def breakdown(self, by: str, since: int, until: int) -> list[Breakdown]:
+        sql, params = POSTGRES_ROLLUP.breakdown(by, since, until)
+        with self._pool.connection() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return breakdown_rows(rows)
 
     def close(self) -> None:
         if self._owns_pool:

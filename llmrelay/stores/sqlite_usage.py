@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+from ._rollup_sql import SQLITE_ROLLUP, Breakdown, SeriesPoint, breakdown_rows, rollup_rows
+from ._rollup_sql import series_points as _points
 from ._sqlite import connect, transaction
 from ._usage_sql import SQLITE, bodies, bodies_rows, logged, page, row_values, summary_rows
 from .usage import (
@@ -69,6 +71,7 @@ class SQLiteUsageStore:
         try:
             with self._lock, transaction(self._db) as cur:
                 cur.executemany(SQLITE.insert, [row_values(r) for r in records])
+                cur.executemany(SQLITE_ROLLUP.upsert, rollup_rows(records))
                 captured = bodies_rows(records)
                 if captured:
                     cur.executemany(SQLITE.insert_bodies, captured)
@@ -120,6 +123,18 @@ class SQLiteUsageStore:
         with self._lock:
             (total,) = self._db.execute(sql, (name, since)).fetchone()
         return float(total or 0.0)
+
+    def series(self, bucket_s: int, since: int, until: int) -> list[SeriesPoint]:
+        sql, params = SQLITE_ROLLUP.series(bucket_s, since, until)
+        with self._lock:
+            rows = self._db.execute(sql, params).fetchall()
+        return _points(rows)
+
+    def breakdown(self, by: str, since: int, until: int) -> list[Breakdown]:
+        sql, params = SQLITE_ROLLUP.breakdown(by, since, until)
+        with self._lock:
+            rows = self._db.execute(sql, params).fetchall()
+        return breakdown_rows(rows)
 
     def close(self) -> None:
         with self._lock:

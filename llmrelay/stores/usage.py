@@ -17,9 +17,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import orjson
+
+if TYPE_CHECKING:
+    from ._rollup_sql import Breakdown, SeriesPoint
 
 __all__ = [
     "ATTEMPT_LOG_CAP",
@@ -303,6 +306,18 @@ class UsageStore(Protocol):
     def prune_bodies(self, before: float, limit: int) -> int:
         """Delete up to ``limit`` captured bodies with ``ts < before`` (Unix seconds), oldest
         first, in one short transaction; the number deleted. Usage rows are never deleted."""
+        ...
+
+    def series(self, bucket_s: int, since: int, until: int) -> list[SeriesPoint]:
+        """Totals per bucket of ``bucket_s`` seconds (a multiple of 3600, UTC-aligned) over
+        the hours in [``since``, ``until``) (Unix seconds), oldest first, from the hourly
+        rollup; buckets without calls are absent. Raises the driver's error."""
+        ...
+
+    def breakdown(self, by: str, since: int, until: int) -> list[Breakdown]:
+        """Totals per ``by`` (``key``, ``team``, ``model`` or ``provider``) over
+        [``since``, ``until``) from the hourly rollup, most spent first. Raises
+        ``ValueError`` for another ``by``, else the driver's error."""
         ...
 
     def close(self) -> None: ...

@@ -1,0 +1,183 @@
+"""The hourly usage rollup (``usage_hourly``): what the console's charts read.
+
+One row per UTC hour (``hour``: Unix seconds of the hour's start), key name, team (``""``
+for none), public model and provider account, with the sums of that hour's usage rows. The
+usage stores add to it in the same transaction as the rows themselves (one upsert per group
+of a batch), so the rollup never disagrees with the bill; migration 0004 fills it from the
+rows written before it existed. A chart over 30 days reads at most 720 hours x the groups
+active in them, not every call: on 1 million usage rows a day's or a month's series is an
+index range scan of the rollup (tests/console/test_rollup_scale.py checks the plans).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .usage import UsageRecord
+
+__all__ = [
+    "BREAKDOWN_COLUMNS",
+    "POSTGRES_ROLLUP",
+    "SQLITE_ROLLUP",
+    "Breakdown",
+    "RollupSQL",
+    "SeriesPoint",
+    "Totals",
+    "breakdown_rows",
+    "rollup_rows",
+    "series_points",
+]
+
+#: What the breakdown may group by, and its column.
+BreakdownBy = Literal["key", "team", "model", "provider"]
+BREAKDOWN_COLUMNS: dict[str, str] = {
+    "key": "key_name",
+    "team": "team",
+    "model": "model",
+    "provider": "provider",
+}
+_GROUP = ("hour", "key_name", "team", "model", "provider")
+_SUMS = (
+    "requests",
+    "errors",
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+    "cost_usd",
+    "latency_s",
+)
+_SELECT_SUMS = ", ".join(f"SUM({c})" for c in _SUMS)
+
+
+@dataclass(slots=True, frozen=True)
+class Totals:
+    """Sums over some calls: counts, tokens, USD, and seconds of latency summed."""
+
+    requests: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cache_creation_input_tokens: int
+    cache_read_input_tokens: int
+    cost_usd: float
+    latency_s: float
+
+    @classmethod
+    def of(cls, row: Sequence[Any]) -> Totals:
+        """From the eight ``SUM`` columns of a rollup query (NULL sums are 0)."""
+        v = [0 if x is None else x for x in row]
+        n = [int(x) for x in v[:6]]
+        return cls(n[0], n[1], n[2], n[3], n[4], n[5], float(v[6]), float(v[7]))
+
+
+@dataclass(slots=True, frozen=True)
+class SeriesPoint:
+    """One bucket of a series: its start (Unix seconds, UTC) and its totals."""
+
+    start: int
+    totals: Totals
+
+
+@dataclass(slots=True, frozen=True)
+class Breakdown:
+    """One group of a breakdown: its value (a key name, team, model or provider; ``""``
+    for calls without a team) and its totals."""
+
+    value: str
+    totals: Totals
+
+
+def rollup_rows(records: Sequence[UsageRecord]) -> list[tuple[Any, ...]]:
+    """The upsert rows of a batch: one per (hour, key name, team, model, provider), in the
+    column order of :attr:`RollupSQL.upsert`. Raises ``TypeError``/``ValueError`` for a row
+    whose ``ts`` is not a finite number (the stores treat that as a refused row)."""
+    groups: dict[tuple[Any, ...], list[float]] = {}
+    for r in records:
+        if not math.isfinite(r.ts):
+            raise ValueError(f"usage row ts {r.ts!r} is not a finite number")
+        group = (int(r.ts // 3600) * 3600, r.key_name, r.team or "", r.model, r.provider)
+        sums = groups.get(group)
+        if sums is None:
+            sums = groups[group] = [0, 0, 0, 0, 0, 0, 0.0, 0.0]
+        sums[0] += 1
+        sums[1] += 1 if r.status >= 400 else 0
+        sums[2] += r.input_tokens
+        sums[3] += r.output_tokens
+        sums[4] += r.cache_creation_input_tokens
+        sums[5] += r.cache_read_input_tokens
+        sums[6] += r.cost_usd or 0.0
+        sums[7] += r.latency_s
+    return [(*g, *(int(x) for x in s[:6]), s[6], s[7]) for g, s in groups.items()]
+
+
+class RollupSQL:
+    """The rollup statements in one driver's parameter style (``?`` or ``%s``); ``hour`` is
+    the SQL expression for the start of ``ts``'s UTC hour as an integer (the backfill)."""
+
+    __slots__ = ("backfill", "param", "upsert")
+
+    def __init__(self, param: str, hour: str) -> None:
+        self.param = param
+        columns = (*_GROUP, *_SUMS)
+        marks = ", ".join("?" for _ in columns)
+        adds = ", ".join(f"{c} = usage_hourly.{c} + excluded.{c}" for c in _SUMS)
+        self.upsert = self._q(
+            f"INSERT INTO usage_hourly ({', '.join(columns)}) VALUES ({marks})"
+            f" ON CONFLICT ({', '.join(_GROUP)}) DO UPDATE SET {adds}"
+        )
+        self.backfill = (
+            f"INSERT INTO usage_hourly ({', '.join(columns)})"
+            f" SELECT {hour}, key_name, COALESCE(team, ''), model, provider, COUNT(*),"
+            " SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), SUM(input_tokens),"
+            " SUM(output_tokens), SUM(cache_creation_input_tokens),"
+            " SUM(cache_read_input_tokens), COALESCE(SUM(cost_usd), 0), SUM(latency_s)"
+            f" FROM usage GROUP BY {hour}, key_name, COALESCE(team, ''), model, provider"
+        )
+
+    def _q(self, sql: str) -> str:
+        return sql if self.param == "?" else sql.replace("?", self.param)
+
+    def series(self, bucket_s: int, since: int, until: int) -> tuple[str, list[Any]]:
+        """Totals per bucket of ``bucket_s`` seconds (a multiple of 3600) over the hours in
+        [``since``, ``until``), oldest first; buckets without calls are absent."""
+        sql = (
+            f"SELECT (hour / ?) * ?, {_SELECT_SUMS} FROM usage_hourly"
+            " WHERE hour >= ? AND hour < ? GROUP BY (hour / ?) * ? ORDER BY 1"
+        )
+        return self._q(sql), [bucket_s, bucket_s, since, until, bucket_s, bucket_s]
+
+    def breakdown(self, by: str, since: int, until: int) -> tuple[str, list[Any]]:
+        """Totals per value of ``by`` over [``since``, ``until``), most spent first.
+        Raises ``ValueError`` for an unknown ``by``."""
+        try:
+            column = BREAKDOWN_COLUMNS[by]
+        except KeyError:
+            raise ValueError(
+                f"cannot break usage down by {by!r}: use {', '.join(BREAKDOWN_COLUMNS)}"
+            ) from None
+        sql = (
+            f"SELECT {column}, {_SELECT_SUMS} FROM usage_hourly"
+            f" WHERE hour >= ? AND hour < ? GROUP BY {column}"
+        )
+        return self._q(sql), [since, until]
+
+
+def series_points(rows: Sequence[Sequence[Any]]) -> list[SeriesPoint]:
+    """The points of a :meth:`RollupSQL.series` result."""
+    return [SeriesPoint(int(r[0]), Totals.of(r[1:])) for r in rows]
+
+
+def breakdown_rows(rows: Sequence[Sequence[Any]]) -> list[Breakdown]:
+    """The groups of a :meth:`RollupSQL.breakdown` result, by cost then requests, largest
+    first (sorted here so every database orders alike)."""
+    out = [Breakdown(str(r[0]), Totals.of(r[1:])) for r in rows]
+    out.sort(key=lambda b: (-b.totals.cost_usd, -b.totals.requests, b.value))
+    return out
+
+
+SQLITE_ROLLUP = RollupSQL("?", "CAST(ts / 3600 AS INTEGER) * 3600")
+POSTGRES_ROLLUP = RollupSQL("%s", "CAST(floor(ts / 3600) AS BIGINT) * 3600")
