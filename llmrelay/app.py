@@ -37,6 +37,7 @@ from .stores.memory_counters import MemoryCounterStore
 from .stores.usage import UsageRecord, UsageStore
 from .surfaces.admin import AdminSurface
 from .surfaces.anthropic import AnthropicSurface, error_response, utc_now_rfc3339
+from .surfaces.console_mount import mount_console
 from .surfaces.metrics import MetricsSurface
 from .surfaces.openai import OpenAISurface, openai_error_response
 from .tokens import TokenCounter
@@ -352,13 +353,17 @@ def build_app(settings: Settings) -> web.Application:
     anthropic.add_routes(app)
     openai.add_routes(app)
     if settings.admin is not None:
-        AdminSurface(
+        admin = AdminSurface(
             gateway,
             settings.admin.key,
             store_timeout_s=settings.governance.admin_store_timeout_s,
             config_key_names=[k.name for k in settings.auth.keys],
             body=limits,
-        ).add_routes(app)
+        )
+        admin.add_routes(app)
+        mount_console(app, gateway, settings, admin)
+    else:
+        mount_console(app, gateway, settings, None)
     if gateway.metrics is not None:
         MetricsSurface(gateway.metrics, settings.observability.metrics.key).add_routes(app)
 

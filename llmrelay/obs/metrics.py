@@ -211,6 +211,11 @@ class Metrics(Collector):
         GCCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
 
+    @property
+    def in_flight(self) -> int:
+        """Calls being served now (``llmrelay_in_flight_requests``)."""
+        return self._in_flight
+
     # -- the observer: on the event loop, once per call ------------------------------------
 
     def call_started(self, call: Call) -> None:

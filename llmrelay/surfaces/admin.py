@@ -207,14 +207,37 @@ class AdminSurface:
                     extra={"error": f"{type(err).__name__}: {err}"},
                 )
 
-    async def create(self, request: web.Request) -> tuple[int, Any]:
-        spec = await read_json(request, self._spec)
+    def guarded(self, handler: Any) -> Any:
+        """``handler`` (request -> (status, JSON body)) as an admin route: the admin key
+        checked, errors in the admin API's envelope. For endpoints defined elsewhere (the
+        console's, :mod:`llmrelay.surfaces.console`)."""
+        return self._wrap(handler)
+
+    async def create_key(self, spec: Any) -> dict[str, Any]:
+        """Create a virtual key from a key spec (docs/admin-api.md): the key as JSON with
+        its secret under ``"key"`` (shown once). Raises ``KeySpecError``, ``KeyNameTaken``,
+        :class:`ServiceUnavailable` (the database did not answer in time)."""
         key = virtual_key_from_spec(spec)
         check_name(key, self._config_key_names)
         secret, row = new_secret(key.id)
         await self._write(self._gw.stores().keys.create, key, row)
         await self._after_write()
-        return 201, {**key_json(key), "key": secret}
+        return {**key_json(key), "key": secret}
+
+    async def revoke_key(self, key_id: str) -> dict[str, Any]:
+        """Revoke a key now: the key as JSON. Raises :class:`NotFoundError`,
+        :class:`ServiceUnavailable`."""
+        store = self._gw.stores().keys
+        if not await self._write(store.revoke, key_id, time.time()):
+            raise NotFoundError(f"no key with id {key_id!r}")
+        await self._after_write()
+        key = await self._write(store.get, key_id)
+        assert key is not None
+        return key_json(key)
+
+    async def create(self, request: web.Request) -> tuple[int, Any]:
+        spec = await read_json(request, self._spec)
+        return 201, await self.create_key(spec)
 
     async def list(self, request: web.Request) -> tuple[int, Any]:
         keys = await asyncio.to_thread(self._gw.stores().keys.list)
@@ -229,14 +252,7 @@ class AdminSurface:
         return 200, key_json(key)
 
     async def revoke(self, request: web.Request) -> tuple[int, Any]:
-        key_id = request.match_info["id"]
-        store = self._gw.stores().keys
-        if not await self._write(store.revoke, key_id, time.time()):
-            raise NotFoundError(f"no key with id {key_id!r}")
-        await self._after_write()
-        key = await self._write(store.get, key_id)
-        assert key is not None
-        return 200, key_json(key)
+        return 200, await self.revoke_key(request.match_info["id"])
 
     async def rotate(self, request: web.Request) -> tuple[int, Any]:
         key_id = request.match_info["id"]

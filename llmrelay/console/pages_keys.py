@@ -1,0 +1,157 @@
+"""The Keys pages: the list with budget bars, create (the secret shown once, with a Claude
+Code ``settings.json`` snippet and an SDK snippet), revoke with a confirmation."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from ..config import GatewayKeyConfig
+from .html import esc, fmt_time, fmt_usd, notice, short, table
+
+__all__ = ["created_page", "keys_page", "revoke_page"]
+
+
+def _budget_cell(b: dict[str, Any] | None) -> str:
+    if b is None:
+        return "-"
+    if b["budget_usd"] is None:
+        return f"{fmt_usd(b['spent_usd'])} this {esc(b['period'])}, no budget"
+    used = min(b["spent_usd"], b["budget_usd"])
+    return (
+        f'<progress max="{b["budget_usd"]}" value="{used}"></progress> '
+        f"{fmt_usd(b['spent_usd'])} of {fmt_usd(b['budget_usd'])} ({esc(b['period'])})"
+    )
+
+
+def _models(models: object) -> str:
+    return "all" if not models else short(", ".join(str(m) for m in models), 80)  # type: ignore[attr-defined]
+
+
+def _create_form(csrf: str) -> str:
+    return (
+        '<details class="create"><summary>Create a key</summary>'
+        '<form method="post" action="/ui/keys" class="stack">'
+        f'<input type="hidden" name="csrf" value="{esc(csrf)}">'
+        '<label>Name <input name="name" required maxlength="128"></label>'
+        '<label>Team <input name="team" maxlength="128"></label>'
+        '<label>Models (comma-separated; empty: all) <input name="models" maxlength="2000">'
+        "</label>"
+        '<label>Requests per minute <input name="rpm" inputmode="numeric" maxlength="16">'
+        "</label>"
+        '<label>Budget (USD) <input name="budget_usd" inputmode="decimal" maxlength="16">'
+        "</label>"
+        '<label>Budget period <select name="budget_period"><option>month</option>'
+        "<option>week</option><option>day</option></select></label>"
+        '<label>Expires in (e.g. 30d; empty: never) <input name="expires_in" maxlength="16">'
+        "</label>"
+        '<button type="submit">Create key</button></form></details>'
+    )
+
+
+def keys_page(
+    keys: list[dict[str, Any]],
+    budgets: dict[str, Any],
+    config_keys: list[GatewayKeyConfig],
+    csrf: str,
+    search: str,
+    message: str = "",
+) -> str:
+    """Virtual keys (filtered by ``search`` in name or team) and config-file keys."""
+    by_id = {b["id"]: b for b in budgets["keys"]}
+    needle = search.lower()
+    shown = [
+        k
+        for k in keys
+        if not needle or needle in k["name"].lower() or needle in (k["team"] or "").lower()
+    ]
+    search_form = (
+        '<form method="get" action="/ui/keys" class="inline">'
+        f'<label>Search <input name="q" value="{esc(search)}" maxlength="128"></label>'
+        '<button type="submit">Search</button></form>'
+    )
+    out = (notice(message, "ok") if message else "") + _create_form(csrf) + search_form
+    if not shown:
+        out += notice("No virtual keys yet: create one above." if not needle else "No match.")
+    else:
+        rows = []
+        for k in shown:
+            action = (
+                f'<a href="/ui/keys/{esc(quote(k["id"], safe=""))}/revoke">Revoke</a>'
+                if k["status"] == "active"
+                else ""
+            )
+            limits = ", ".join(f"{n} {v:,}" for n, v in k["limits"].items()) or "-"
+            rows.append(
+                [
+                    short(k["name"], 60),
+                    short(k["team"] or "-", 40),
+                    _models(k["models"]),
+                    esc(limits),
+                    _budget_cell(by_id.get(k["id"])),
+                    esc(fmt_time(k["expires_at"], False) if k["expires_at"] else "never"),
+                    esc(k["status"]),
+                    action,
+                ]
+            )
+        out += table(
+            ["Name", "Team", "Models", "Limits", "Budget", "Expires", "Status", ""], rows, "keys"
+        )
+    if config_keys:
+        rows = [
+            [
+                short(k.name, 60),
+                short(k.team or "-", 40),
+                _models(k.models),
+                esc(f"${k.budget.usd:,.2f} / {k.budget.period}" if k.budget else "-"),
+            ]
+            for k in config_keys
+        ]
+        out += "<h2>Keys from the config file (read-only)</h2>" + table(
+            ["Name", "Team", "Models", "Budget"], rows
+        )
+    return out
+
+
+def created_page(key: dict[str, Any], secret: str, base_url: str, model: str) -> str:
+    """The secret, once, with a copy button and snippets for Claude Code and the SDKs."""
+    settings = orjson.dumps(
+        {"env": {"ANTHROPIC_BASE_URL": base_url, "ANTHROPIC_AUTH_TOKEN": secret}},
+        option=orjson.OPT_INDENT_2,
+    ).decode()
+    sdk = (
+        "from anthropic import Anthropic\n"
+        f"client = Anthropic(base_url={base_url!r}, api_key={secret!r})\n"
+        "message = client.messages.create(\n"
+        f"    model={model!r}, max_tokens=256,\n"
+        '    messages=[{"role": "user", "content": "Hello, llmrelay"}],\n'
+        ")\nprint(message.content[0].text)\n"
+    )
+    return (
+        notice(f"Key {key['name']} created. Copy the secret now: it is not shown again.", "ok")
+        + '<p><label>Secret <input id="secret" class="secret" readonly value="'
+        + esc(secret)
+        + '"></label> <button type="button" data-copy="secret">Copy</button></p>'
+        + "<h2>Claude Code: ~/.claude/settings.json</h2>"
+        + f'<pre id="settings-json">{esc(settings)}</pre>'
+        + '<button type="button" data-copy="settings-json">Copy</button>'
+        + "<h2>Python (pip install anthropic)</h2>"
+        + f'<pre id="sdk-snippet">{esc(sdk)}</pre>'
+        + '<button type="button" data-copy="sdk-snippet">Copy</button>'
+        + '<p><a href="/ui/keys">Back to keys</a></p>'
+    )
+
+
+def revoke_page(key: dict[str, Any], csrf: str) -> str:
+    """The confirmation before a revoke."""
+    kid = esc(quote(key["id"], safe=""))
+    return (
+        f"<p>Revoke key <strong>{short(key['name'], 120)}</strong> ({esc(key['id'])})?"
+        " Calls with its secret get 401 from now on; this cannot be undone.</p>"
+        f'<form method="post" action="/ui/keys/{kid}/revoke">'
+        f'<input type="hidden" name="csrf" value="{esc(csrf)}">'
+        '<button type="submit" class="danger">Revoke</button> '
+        '<a href="/ui/keys">Cancel</a></form>'
+    )

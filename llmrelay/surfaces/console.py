@@ -1,0 +1,395 @@
+"""The web console's HTTP side: ``/ui/`` pages, sign-in, sign-out, static assets.
+
+Served when ``console.enabled`` (default: when ``admin.key`` is set). Every page needs a
+session (:mod:`llmrelay.console.session`); without one, or with an expired one, a GET is
+sent to ``/ui/login?next=<the page asked for>``. Every POST needs the session's CSRF token
+and, when the browser sends ``Origin``, this host as its origin. Pages are HTML rendered
+here from the same reads the admin API serves (:class:`llmrelay.console.queries.Queries`),
+with a Content-Security-Policy that allows only this origin's stylesheet and script.
+
+    GET  /ui/                 Overview         GET  /ui/requests[/{request_id}]
+    GET  /ui/keys             Keys             POST /ui/keys (create)
+    GET  /ui/keys/{id}/revoke (confirm)        POST /ui/keys/{id}/revoke
+    GET  /ui/teams            GET /ui/models   GET/POST /ui/login   POST /ui/logout
+    GET  /ui/static/console.css, console.js (no session needed; they hold no secret)
+
+Bounds: a form body is at most :data:`MAX_FORM_BYTES` and arrives within the server's
+``body_timeout_s``; ``next`` is at most 2,000 characters and must be a ``/ui/`` path; the
+sign-in throttle is ``console.login_failures_per_minute`` per client address (the TCP
+peer: behind a proxy, all clients share the proxy's budget).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from aiohttp import web
+from multidict import MultiDictProxy
+
+from ..config import ConsoleConfig
+from ..console import html as h
+from ..console.pages_keys import created_page, keys_page, revoke_page
+from ..console.pages_models import models_page, teams_page
+from ..console.pages_overview import overview_page
+from ..console.pages_requests import request_page, requests_page
+from ..console.queries import ConsoleGateway, Queries
+from ..console.session import LoginThrottle, Session, Sessions
+from ..errors import GatewayError
+from ..policy.auth import digest
+from ..policy.virtual_keys import KeySpecError
+from ..stores.keys import KeyNameTaken
+from .admin import AdminSurface
+
+__all__ = ["MAX_FORM_BYTES", "ConsoleSurface"]
+
+log = logging.getLogger("llmrelay.console")
+
+COOKIE = "llmrelay_console"
+LOGIN_COOKIE = "llmrelay_console_login"
+#: Largest form body read (sign-in, key creation), in bytes.
+MAX_FORM_BYTES = 16 * 1024
+_MAX_NEXT = 2000
+_SECURITY_HEADERS = {
+    "content-security-policy": (
+        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self';"
+        " form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "same-origin",
+    "cache-control": "no-store",
+}
+_STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
+
+Page = tuple[str, str, str]  # title, active nav path, body HTML
+Handler = Callable[[web.Request, Session], Awaitable[Page | web.StreamResponse]]
+
+
+def _safe_next(text: str | None) -> str:
+    if not text or len(text) > _MAX_NEXT or not text.startswith("/ui/") or "\\" in text:
+        return "/ui/"
+    return text
+
+
+class ConsoleSurface:
+    def __init__(
+        self,
+        gw: ConsoleGateway,
+        config: ConsoleConfig,
+        admin_key: str,
+        admin: AdminSurface,
+        queries: Queries,
+        body_timeout_s: float,
+    ) -> None:
+        self._gw = gw
+        self._config = config
+        self._admin_digest = digest(admin_key)
+        self._admin = admin
+        self._q = queries
+        self._body_timeout_s = body_timeout_s
+        self.sessions = Sessions(admin_key, config.session_ttl_s)
+        self.throttle = LoginThrottle(config.login_failures_per_minute)
+        folder = resources.files("llmrelay.console") / "static"
+        self._static = {name: (folder / name).read_bytes() for name in _STATIC}
+
+    def add_routes(self, app: web.Application) -> None:
+        r = app.router
+        r.add_get("/ui", self._to_root)
+        r.add_get("/ui/static/{name}", self._asset)
+        r.add_get("/ui/login", self._login_form)
+        r.add_post("/ui/login", self._login)
+        r.add_post("/ui/logout", self._action(self._logout))
+        r.add_get("/ui/", self._page(self._overview))
+        r.add_get("/ui/requests", self._page(self._requests))
+        r.add_get("/ui/requests/{request_id}", self._page(self._request))
+        r.add_get("/ui/keys", self._page(self._keys))
+        r.add_post("/ui/keys", self._action(self._create_key))
+        r.add_get("/ui/keys/{id}/revoke", self._page(self._confirm_revoke))
+        r.add_post("/ui/keys/{id}/revoke", self._action(self._revoke))
+        r.add_get("/ui/teams", self._page(self._teams))
+        r.add_get("/ui/models", self._page(self._models))
+        r.add_route("*", "/ui/{tail:.*}", self._page(self._not_found))
+
+    # -- responses -----------------------------------------------------------------------
+
+    def _secure(self, request: web.Request) -> bool:
+        if request.secure:
+            return True
+        proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+        return self._config.trust_forwarded_proto and proto == "https"
+
+    @staticmethod
+    def _html(body: str, status: int = 200) -> web.Response:
+        return web.Response(
+            status=status, text=body, content_type="text/html", headers=_SECURITY_HEADERS
+        )
+
+    @staticmethod
+    def _redirect(location: str) -> web.Response:
+        return web.Response(status=303, headers={**_SECURITY_HEADERS, "location": location})
+
+    def _set_cookie(
+        self, resp: web.StreamResponse, request: web.Request, name: str, value: str, max_age: int
+    ) -> None:
+        resp.set_cookie(
+            name,
+            value,
+            max_age=max_age,
+            path="/ui/",
+            httponly=True,
+            samesite="Strict",
+            secure=self._secure(request),
+        )
+
+    def _error(self, err: Exception, csrf: str | None) -> web.Response:
+        if isinstance(err, GatewayError):
+            status, message = err.status, err.message
+        elif isinstance(err, KeySpecError):
+            status, message = 400, str(err)
+        elif isinstance(err, KeyNameTaken):
+            status, message = 409, str(err)
+        else:
+            log.error("console page failed", extra={"error": f"{type(err).__name__}: {err}"})
+            status = 503
+            message = (
+                f"the database could not complete the request ({type(err).__name__}); try again"
+            )
+        body = h.notice(message, "error") + '<p><a href="/ui/">Back to the overview</a></p>'
+        return self._html(h.page("Something went wrong", body, csrf=csrf), status)
+
+    def _session(self, request: web.Request) -> Session | None:
+        return self.sessions.verify(request.cookies.get(COOKIE))
+
+    def _page(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def run(request: web.Request) -> web.StreamResponse:
+            session = self._session(request)
+            if session is None:
+                return self._redirect(
+                    "/ui/login?" + urlencode({"next": request.path_qs[:_MAX_NEXT]})
+                )
+            csrf = self.sessions.csrf(session)
+            try:
+                result = await handler(request, session)
+            except Exception as err:
+                return self._error(err, csrf)
+            if isinstance(result, web.StreamResponse):
+                return result
+            title, active, body = result
+            return self._html(h.page(title, body, active=active, csrf=csrf))
+
+        return run
+
+    async def _form(self, request: web.Request) -> MultiDictProxy[str | Any]:
+        length = request.content_length
+        if length is None or length > MAX_FORM_BYTES:
+            raise GatewayError(
+                f"a console form is at most {MAX_FORM_BYTES} bytes, sent with Content-Length",
+                status=413,
+            )
+        try:
+            async with asyncio.timeout(self._body_timeout_s):
+                return await request.post()
+        except TimeoutError:
+            raise GatewayError("the form arrived too slowly", status=408) from None
+
+    def _action(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def run(request: web.Request) -> web.StreamResponse:
+            session = self._session(request)
+            if session is None:
+                return self._redirect("/ui/login")
+            csrf = self.sessions.csrf(session)
+            try:
+                origin = request.headers.get("origin")
+                if origin is not None and urlsplit(origin).netloc != request.host:
+                    raise GatewayError("cross-origin form refused", status=403)
+                form = await self._form(request)
+                token = form.get("csrf")
+                if not self.sessions.check_csrf(session, token if isinstance(token, str) else None):
+                    raise GatewayError(
+                        "the form's CSRF token is missing or wrong; reload the page", status=403
+                    )
+                request["form"] = form
+                result = await handler(request, session)
+            except Exception as err:
+                return self._error(err, csrf)
+            if isinstance(result, web.StreamResponse):
+                return result
+            title, active, body = result
+            return self._html(h.page(title, body, active=active, csrf=csrf))
+
+        return run
+
+    # -- public routes -------------------------------------------------------------------
+
+    async def _to_root(self, request: web.Request) -> web.StreamResponse:
+        return self._redirect("/ui/")
+
+    async def _asset(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name not in _STATIC:
+            return self._html(h.page("Not found", h.notice("no such file", "error")), 404)
+        return web.Response(
+            body=self._static[name],
+            content_type=_STATIC[name],
+            headers={"x-content-type-options": "nosniff", "cache-control": "no-cache"},
+        )
+
+    def _login_page(self, request: web.Request, message: str, status: int) -> web.Response:
+        token = self.sessions.new_login_token()
+        nxt = _safe_next(request.query.get("next") or request.get("next"))
+        body = (
+            (h.notice(message, "error") if message else "")
+            + '<form method="post" action="/ui/login" class="stack login">'
+            f'<input type="hidden" name="login" value="{h.esc(token)}">'
+            f'<input type="hidden" name="next" value="{h.esc(nxt)}">'
+            '<label>Admin key <input type="password" name="key" required'
+            ' autocomplete="current-password" maxlength="512" autofocus></label>'
+            '<button type="submit">Sign in</button>'
+            '<p class="hint">Sign in with the admin key (<code>admin.key</code> in the config'
+            " file). Gateway and virtual keys cannot sign in.</p></form>"
+        )
+        resp = self._html(h.page("Sign in to llmrelay", body), status)
+        self._set_cookie(resp, request, LOGIN_COOKIE, token, 3600)
+        return resp
+
+    async def _login_form(self, request: web.Request) -> web.StreamResponse:
+        if self._session(request) is not None:
+            return self._redirect(_safe_next(request.query.get("next")))
+        return self._login_page(request, "", 200)
+
+    async def _login(self, request: web.Request) -> web.StreamResponse:
+        address = request.remote or "unknown"
+        wait = self.throttle.retry_after(address)
+        if wait > 0:
+            resp = self._login_page(
+                request,
+                f"Too many failed sign-ins from your address: try again in {wait:.0f} s.",
+                429,
+            )
+            resp.headers["retry-after"] = str(max(1, round(wait)))
+            return resp
+        try:
+            form = await self._form(request)
+        except GatewayError as err:
+            return self._login_page(request, err.message, err.status)
+        nxt, key, token = form.get("next"), form.get("key"), form.get("login")
+        request["next"] = nxt if isinstance(nxt, str) else None
+        cookie = request.cookies.get(LOGIN_COOKIE, "")
+        if not isinstance(token, str) or not cookie or not hmac.compare_digest(token, cookie):
+            return self._login_page(request, "The sign-in form expired; sign in again.", 403)
+        if not isinstance(key, str) or not hmac.compare_digest(
+            digest(key.strip()), self._admin_digest
+        ):
+            self.throttle.failed(address)
+            log.warning("console sign-in refused", extra={"client": address})
+            return self._login_page(
+                request,
+                "That is not the admin key. Only admin.key signs in; gateway and virtual keys"
+                " cannot.",
+                401,
+            )
+        cookie_value, _ = self.sessions.issue()
+        resp = self._redirect(_safe_next(request.get("next")))
+        self._set_cookie(resp, request, COOKIE, cookie_value, int(self.sessions.ttl_s))
+        resp.del_cookie(LOGIN_COOKIE, path="/ui/")
+        return resp
+
+    async def _logout(self, request: web.Request, session: Session) -> web.StreamResponse:
+        self.sessions.sign_out(session)
+        resp = self._redirect("/ui/login")
+        resp.del_cookie(COOKIE, path="/ui/")
+        return resp
+
+    # -- pages ---------------------------------------------------------------------------
+
+    async def _overview(self, request: web.Request, session: Session) -> Page:
+        d = await self._q.overview(request.query)
+        return "Overview", "/ui/", overview_page(d)
+
+    async def _requests(self, request: web.Request, session: Session) -> Page:
+        query = {k: v for k, v in request.query.items() if v}
+        d = await self._q.requests(query)
+        return "Requests", "/ui/requests", requests_page(d, query)
+
+    async def _request(self, request: web.Request, session: Session) -> Page:
+        d = await self._q.request(request.match_info["request_id"])
+        return "Request", "/ui/requests", request_page(d)
+
+    async def _keys(self, request: web.Request, session: Session, message: str = "") -> Page:
+        keys = await self._q.keys()
+        budgets = await self._q.budgets()
+        body = keys_page(
+            keys,
+            budgets,
+            list(self._gw.settings.auth.keys),
+            self.sessions.csrf(session),
+            request.query.get("q", "")[:128],
+            message,
+        )
+        return "Keys", "/ui/keys", body
+
+    async def _create_key(self, request: web.Request, session: Session) -> Page:
+        form = request["form"]
+        spec = _key_spec(form)
+        created = await self._admin.create_key(spec)
+        secret = created.pop("key")
+        base = f"{'https' if self._secure(request) else 'http'}://{request.host}"
+        models = created.get("models") or [self._default_model()]
+        return "Key created", "/ui/keys", created_page(created, secret, base, str(models[0]))
+
+    def _default_model(self) -> str:
+        s = self._gw.settings
+        if s.models:
+            return next(iter(s.models))
+        account, cfg = next(iter(s.providers.items()))
+        return f"{account}/{next(iter(cfg.models))}"
+
+    async def _confirm_revoke(self, request: web.Request, session: Session) -> Page:
+        key = await self._q.key(request.match_info["id"])
+        return "Revoke a key", "/ui/keys", revoke_page(key, self.sessions.csrf(session))
+
+    async def _revoke(self, request: web.Request, session: Session) -> Page:
+        key = await self._admin.revoke_key(request.match_info["id"])
+        return await self._keys(request, session, f"Key {key['name']} revoked.")
+
+    async def _teams(self, request: web.Request, session: Session) -> Page:
+        return "Teams and budgets", "/ui/teams", teams_page(await self._q.budgets())
+
+    async def _models(self, request: web.Request, session: Session) -> Page:
+        return "Models and routing", "/ui/models", models_page(self._q.models())
+
+    async def _not_found(self, request: web.Request, session: Session) -> Page:
+        raise GatewayError(f"no console page at {request.path[:200]}", status=404)
+
+
+def _key_spec(form: MultiDictProxy[str | Any]) -> dict[str, Any]:
+    """The admin API's key spec from the create form. Raises ``KeySpecError``."""
+
+    def text(name: str) -> str:
+        value = form.get(name)
+        return value.strip() if isinstance(value, str) else ""
+
+    spec: dict[str, Any] = {"name": text("name")}
+    if text("team"):
+        spec["team"] = text("team")
+    if text("models"):
+        spec["models"] = [m.strip() for m in text("models").split(",") if m.strip()]
+    if text("rpm"):
+        if not text("rpm").isdigit():
+            raise KeySpecError("requests per minute: expected a whole number")
+        spec["rpm"] = int(text("rpm"))
+    if text("budget_usd"):
+        try:
+            spec["budget_usd"] = float(text("budget_usd"))
+        except ValueError:
+            raise KeySpecError("budget: expected an amount in USD, like 25 or 12.50") from None
+        spec["budget_period"] = text("budget_period") or "month"
+    if text("expires_in"):
+        spec["expires_in"] = text("expires_in")
+    return spec
