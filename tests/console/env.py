@@ -47,6 +47,15 @@ def console_config(tmp: Path, openai_url: str, **extra: Any) -> dict[str, Any]:
     return cfg
 
 
+def _headers(msg: Any) -> dict[str, str]:
+    """Lower-case names; repeated headers (Set-Cookie) joined by newlines."""
+    out: dict[str, str] = {}
+    for name, value in msg.items():
+        key = name.lower()
+        out[key] = f"{out[key]}\n{value}" if key in out else value
+    return out
+
+
 class Browserless:
     """A cookie-keeping HTTP client that does not follow redirects (to see them)."""
 
@@ -75,9 +84,9 @@ class Browserless:
         )
         try:
             with self.opener.open(req, timeout=10) as resp:
-                return resp.status, dict(resp.headers), resp.read().decode()
+                return resp.status, _headers(resp.headers), resp.read().decode()
         except urllib.error.HTTPError as err:
-            return err.code, dict(err.headers), err.read().decode()
+            return err.code, _headers(err.headers), err.read().decode()
 
     def cookie(self, name: str) -> str | None:
         return next((c.value for c in self.jar if c.name == name), None)
