@@ -15,3 +15,11 @@ def gpt() -> Iterator[FakeOpenAI]:
     fake.start()
     yield fake
     fake.stop()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    """Keep each phase's report on the test item, so a fixture can see a failure."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report

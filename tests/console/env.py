@@ -41,6 +41,8 @@ def console_config(tmp: Path, openai_url: str, **extra: Any) -> dict[str, Any]:
         admin={"key": ADMIN_KEY},
         teams={"red": {"budget": {"usd": 50, "period": "month"}}},
         observability={"request_log": {"bodies": "all"}},
+        # A price for the mock's model, so calls cost something and budget bars move.
+        pricing={"echo": {"input": 1000, "output": 1000}},
     )
     cfg["auth"]["keys"][0]["team"] = "red"
     cfg.update(extra)
