@@ -144,11 +144,16 @@ class RollupSQL:
     def series(self, bucket_s: int, since: int, until: int) -> tuple[str, list[Any]]:
         """Totals per bucket of ``bucket_s`` seconds (a multiple of 3600) over the hours in
         [``since``, ``until``), oldest first; buckets without calls are absent."""
+        # The bucket is a literal (an int, checked): PostgreSQL groups by an expression only
+        # when it is the selected one, and two parameters are two expressions to it.
+        size = int(bucket_s)
+        if size <= 0 or size % 3600:
+            raise ValueError(f"bucket_s: expected a positive multiple of 3600, got {bucket_s!r}")
         sql = (
-            f"SELECT (hour / ?) * ?, {_SELECT_SUMS} FROM usage_hourly"
-            " WHERE hour >= ? AND hour < ? GROUP BY (hour / ?) * ? ORDER BY 1"
+            f"SELECT (hour / {size}) * {size}, {_SELECT_SUMS} FROM usage_hourly"
+            f" WHERE hour >= ? AND hour < ? GROUP BY (hour / {size}) * {size} ORDER BY 1"
         )
-        return self._q(sql), [bucket_s, bucket_s, since, until, bucket_s, bucket_s]
+        return self._q(sql), [since, until]
 
     def breakdown(self, by: str, since: int, until: int) -> tuple[str, list[Any]]:
         """Totals per value of ``by`` over [``since``, ``until``), most spent first.
