@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .console_openapi import CONSOLE_PATHS, CONSOLE_SCHEMAS
+
 __all__ = ["openapi_json"]
 
 _NULLABLE_STR = {"type": ["string", "null"]}
@@ -427,19 +429,20 @@ _DOCUMENT: dict[str, Any] = {
         "title": "llmrelay admin API",
         "version": "1",
         "description": (
-            "Virtual keys, usage totals and the request log of an llmrelay gateway. Served "
+            "Virtual keys, usage totals, the request log and what the web console shows of an"
+            " llmrelay gateway. Served "
             "only when admin.key is set; every path needs the admin key. Errors use "
             "Anthropic's envelope. Reference: docs/admin-api.md."
         ),
     },
     "security": [{"bearer": []}, {"apiKey": []}],
-    "paths": _PATHS,
+    "paths": {**_PATHS, **CONSOLE_PATHS},
     "components": {
         "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer", "description": "The admin key"},
             "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
         },
-        "schemas": _SCHEMAS,
+        "schemas": {**_SCHEMAS, **CONSOLE_SCHEMAS},
         "responses": _RESPONSES,
     },
 }
