@@ -196,7 +196,8 @@ def budgets(
     """Each virtual key's and each config team's budget this period: spend (USD, from the
     usage store: it trails the live counters by the usage writer's flush), the fraction
     used, and the forecast at the current rate. Keys without a budget are listed with
-    ``budget: null`` and their spend this month (blocking: one indexed sum per key)."""
+    ``budget: null`` and their spend this month; ``last_used`` is a key's newest call (Unix
+    seconds, None: never). Blocking: an indexed sum and an index probe per key."""
     now = time.time() if now is None else now
     out_keys = []
     for key in keys.list():
@@ -205,7 +206,7 @@ def budgets(
         spent = usage.spend("key", key.id, period.start)
         out_keys.append(
             _budget_row(key.id, key.name, spec.usd if spec else None, period, spent, now)
-            | {"period": spec.period if spec else "month"}
+            | {"period": spec.period if spec else "month", "last_used": usage.last_used(key.id)}
         )
     out_teams = []
     for name, team in sorted(settings.teams.items()):

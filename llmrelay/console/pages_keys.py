@@ -11,7 +11,7 @@ import orjson
 from ..config import GatewayKeyConfig
 from .html import esc, fmt_time, fmt_usd, notice, short, table
 
-__all__ = ["created_page", "keys_page", "revoke_page"]
+__all__ = ["created_page", "keys_page", "revoke_page", "rotate_page", "rotated_page"]
 
 
 def _budget_cell(b: dict[str, Any] | None) -> str:
@@ -78,11 +78,15 @@ def keys_page(
     else:
         rows = []
         for k in shown:
+            kid = esc(quote(k["id"], safe=""))
             action = (
-                f'<a href="/ui/keys/{esc(quote(k["id"], safe=""))}/revoke">Revoke</a>'
+                f'<a href="/ui/keys/{kid}/rotate">Rotate</a> '
+                f'<a href="/ui/keys/{kid}/revoke">Revoke</a>'
                 if k["status"] == "active"
                 else ""
             )
+            budget = by_id.get(k["id"])
+            last = budget.get("last_used") if budget else None
             limits = ", ".join(f"{n} {v:,}" for n, v in k["limits"].items()) or "-"
             rows.append(
                 [
@@ -90,14 +94,17 @@ def keys_page(
                     short(k["team"] or "-", 40),
                     _models(k["models"]),
                     esc(limits),
-                    _budget_cell(by_id.get(k["id"])),
+                    _budget_cell(budget),
                     esc(fmt_time(k["expires_at"], False) if k["expires_at"] else "never"),
+                    esc(fmt_time(last, False) if last else "never"),
                     esc(k["status"]),
                     action,
                 ]
             )
         out += table(
-            ["Name", "Team", "Models", "Limits", "Budget", "Expires", "Status", ""], rows, "keys"
+            ["Name", "Team", "Models", "Limits", "Budget", "Expires", "Last used", "Status", ""],
+            rows,
+            "keys",
         )
     if config_keys:
         rows = [
@@ -115,8 +122,7 @@ def keys_page(
     return out
 
 
-def created_page(key: dict[str, Any], secret: str, base_url: str, model: str) -> str:
-    """The secret, once, with a copy button and snippets for Claude Code and the SDKs."""
+def _snippets(secret: str, base_url: str, model: str) -> str:
     settings = orjson.dumps(
         {"env": {"ANTHROPIC_BASE_URL": base_url, "ANTHROPIC_AUTH_TOKEN": secret}},
         option=orjson.OPT_INDENT_2,
@@ -130,8 +136,7 @@ def created_page(key: dict[str, Any], secret: str, base_url: str, model: str) ->
         ")\nprint(message.content[0].text)\n"
     )
     return (
-        notice(f"Key {key['name']} created. Copy the secret now: it is not shown again.", "ok")
-        + '<p><label>Secret <input id="secret" class="secret" readonly value="'
+        '<p><label>Secret <input id="secret" class="secret" readonly value="'
         + esc(secret)
         + '"></label> <button type="button" data-copy="secret">Copy</button></p>'
         + "<h2>Claude Code: ~/.claude/settings.json</h2>"
@@ -142,6 +147,39 @@ def created_page(key: dict[str, Any], secret: str, base_url: str, model: str) ->
         + '<button type="button" data-copy="sdk-snippet">Copy</button>'
         + '<p><a href="/ui/keys">Back to keys</a></p>'
     )
+
+
+def created_page(key: dict[str, Any], secret: str, base_url: str, model: str) -> str:
+    """The secret, once, with a copy button and snippets for Claude Code and the SDKs."""
+    return notice(
+        f"Key {key['name']} created. Copy the secret now: it is not shown again.", "ok"
+    ) + _snippets(secret, base_url, model)
+
+
+def rotate_page(key: dict[str, Any], csrf: str) -> str:
+    """The confirmation before a rotation, with the grace period to choose."""
+    kid = esc(quote(key["id"], safe=""))
+    graces = "".join(
+        f'<option value="{g}"{" selected" if g == "24h" else ""}>{g}</option>'
+        for g in ("0s", "1h", "24h", "7d")
+    )
+    return (
+        f"<p>Give key <strong>{short(key['name'], 120)}</strong> ({esc(key['id'])}) a new"
+        " secret? The current secret keeps working for the grace period, then stops.</p>"
+        f'<form method="post" action="/ui/keys/{kid}/rotate" class="stack">'
+        f'<input type="hidden" name="csrf" value="{esc(csrf)}">'
+        f'<label>Grace period <select name="grace">{graces}</select></label>'
+        '<button type="submit">Rotate</button> <a href="/ui/keys">Cancel</a></form>'
+    )
+
+
+def rotated_page(key: dict[str, Any], rotated: dict[str, Any], base_url: str, model: str) -> str:
+    """The new secret, once, and until when the old one works."""
+    return notice(
+        f"Key {key['name']} has a new secret: copy it now, it is not shown again. The old"
+        f" secret works until {fmt_time(rotated['previous_valid_until'], False)}.",
+        "ok",
+    ) + _snippets(rotated["key"], base_url, model)
 
 
 def revoke_page(key: dict[str, Any], csrf: str) -> str:

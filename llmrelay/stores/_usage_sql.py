@@ -108,6 +108,7 @@ class UsageSQL:
         "day",
         "insert",
         "insert_bodies",
+        "last_used",
         "param",
         "prune",
         "select_rows",
@@ -127,6 +128,8 @@ class UsageSQL:
             "SELECT request, response, request_truncated, response_truncated"
             " FROM request_bodies WHERE request_id = ? ORDER BY id DESC LIMIT 1"
         )
+        # MAX over the (key_id, ts) index: one index probe on both databases.
+        self.last_used = self._q("SELECT MAX(ts) FROM usage WHERE key_id = ?")
         # Batches by id through the ts index: each DELETE is short, so the usage writer
         # (which writes bodies) never waits long for it.
         self.prune = self._q(

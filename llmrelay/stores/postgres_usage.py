@@ -149,6 +149,11 @@ class PostgresUsageStore:
             rows = conn.execute(sql, params).fetchall()
         return breakdown_rows(rows)
 
+    def last_used(self, key_id: str) -> float | None:
+        with self._pool.connection() as conn:
+            row = conn.execute(POSTGRES.last_used, (key_id,)).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
     def close(self) -> None:
         if self._owns_pool:
             self._pool.close()

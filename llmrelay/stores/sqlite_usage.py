@@ -136,6 +136,11 @@ class SQLiteUsageStore:
             rows = self._db.execute(sql, params).fetchall()
         return breakdown_rows(rows)
 
+    def last_used(self, key_id: str) -> float | None:
+        with self._lock:
+            (ts,) = self._db.execute(SQLITE.last_used, (key_id,)).fetchone()
+        return None if ts is None else float(ts)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

@@ -308,6 +308,10 @@ class UsageStore(Protocol):
         first, in one short transaction; the number deleted. Usage rows are never deleted."""
         ...
 
+    def last_used(self, key_id: str) -> float | None:
+        """When a key id last made a call (Unix seconds of its newest row), or None."""
+        ...
+
     def series(self, bucket_s: int, since: int, until: int) -> list[SeriesPoint]:
         """Totals per bucket of ``bucket_s`` seconds (a multiple of 3600, UTC-aligned) over
         the hours in [``since``, ``until``) (Unix seconds), oldest first, from the hourly

@@ -259,7 +259,14 @@ class AdminSurface:
         spec: dict[str, Any] = {}
         if request.can_read_body:
             spec = await read_json(request, self._rotate)
-        grace = parse_duration(str(spec.get("grace", "24h")))
+        return 200, await self.rotate_key(key_id, str(spec.get("grace", "24h")))
+
+    async def rotate_key(self, key_id: str, grace_text: str) -> dict[str, Any]:
+        """Give a key a new secret; the old ones stay valid for ``grace_text`` (``24h``):
+        ``{"id", "key": <new secret, shown once>, "previous_valid_until": Unix seconds}``.
+        Raises ``KeySpecError`` (the grace), :class:`NotFoundError`, a 409
+        :class:`GatewayError` (a revoked key), :class:`ServiceUnavailable`."""
+        grace = parse_duration(grace_text)
         until = time.time() + grace
         secret, row = new_secret(key_id)
         store = self._gw.stores().keys
@@ -271,7 +278,7 @@ class AdminSurface:
         if not await self._write(store.rotate, key_id, row, until):
             raise NotFoundError(f"no key with id {key_id!r}")
         await self._after_write()
-        return 200, {"id": key_id, "key": secret, "previous_valid_until": until}
+        return {"id": key_id, "key": secret, "previous_valid_until": until}
 
     async def usage(self, request: web.Request) -> tuple[int, Any]:
         by = [f.strip() for f in request.query.get("by", "key,model").split(",") if f.strip()]

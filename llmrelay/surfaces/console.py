@@ -10,6 +10,7 @@ with a Content-Security-Policy that allows only this origin's stylesheet and scr
     GET  /ui/                 Overview         GET  /ui/requests[/{request_id}]
     GET  /ui/keys             Keys             POST /ui/keys (create)
     GET  /ui/keys/{id}/revoke (confirm)        POST /ui/keys/{id}/revoke
+    GET  /ui/keys/{id}/rotate (confirm)        POST /ui/keys/{id}/rotate (grace)
     GET  /ui/teams            GET /ui/models   GET/POST /ui/login   POST /ui/logout
     GET  /ui/static/console.css, console.js (no session needed; they hold no secret)
 
@@ -34,7 +35,13 @@ from multidict import MultiDictProxy
 
 from ..config import ConsoleConfig
 from ..console import html as h
-from ..console.pages_keys import created_page, keys_page, revoke_page
+from ..console.pages_keys import (
+    created_page,
+    keys_page,
+    revoke_page,
+    rotate_page,
+    rotated_page,
+)
 from ..console.pages_models import models_page, teams_page
 from ..console.pages_overview import overview_page
 from ..console.pages_requests import request_page, requests_page
@@ -112,6 +119,8 @@ class ConsoleSurface:
         r.add_post("/ui/keys", self._action(self._create_key))
         r.add_get("/ui/keys/{id}/revoke", self._page(self._confirm_revoke))
         r.add_post("/ui/keys/{id}/revoke", self._action(self._revoke))
+        r.add_get("/ui/keys/{id}/rotate", self._page(self._confirm_rotate))
+        r.add_post("/ui/keys/{id}/rotate", self._action(self._rotate))
         r.add_get("/ui/teams", self._page(self._teams))
         r.add_get("/ui/models", self._page(self._models))
         r.add_route("*", "/ui/{tail:.*}", self._page(self._not_found))
@@ -339,9 +348,26 @@ class ConsoleSurface:
         spec = _key_spec(form)
         created = await self._admin.create_key(spec)
         secret = created.pop("key")
-        base = f"{'https' if self._secure(request) else 'http'}://{request.host}"
         models = created.get("models") or [self._default_model()]
-        return "Key created", "/ui/keys", created_page(created, secret, base, str(models[0]))
+        body = created_page(created, secret, self._base(request), str(models[0]))
+        return "Key created", "/ui/keys", body
+
+    def _base(self, request: web.Request) -> str:
+        """The gateway's URL as the browser reached it (for the snippets)."""
+        return f"{'https' if self._secure(request) else 'http'}://{request.host}"
+
+    async def _confirm_rotate(self, request: web.Request, session: Session) -> Page:
+        key = await self._q.key(request.match_info["id"])
+        return "Rotate a key", "/ui/keys", rotate_page(key, self.sessions.csrf(session))
+
+    async def _rotate(self, request: web.Request, session: Session) -> Page:
+        grace = request["form"].get("grace")
+        key_id = request.match_info["id"]
+        rotated = await self._admin.rotate_key(key_id, grace if isinstance(grace, str) else "")
+        key = await self._q.key(key_id)
+        model = (key.get("models") or [self._default_model()])[0]
+        body = rotated_page(key, rotated, self._base(request), str(model))
+        return "Key rotated", "/ui/keys", body
 
     def _default_model(self) -> str:
         s = self._gw.settings

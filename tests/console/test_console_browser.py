@@ -254,3 +254,40 @@ def test_screenshots_of_overview_keys_and_a_request_for_the_readme(
         assert page.locator("h1").count() == 1
         page.screenshot(path=str(DOCS_IMG / name), full_page=True)
         assert (DOCS_IMG / name).stat().st_size > 10_000
+
+
+def test_rotating_a_key_without_grace_shows_the_new_secret_and_ends_the_old_one(
+    gw: GatewayProcess, page: Any
+) -> None:
+    page.goto(gw.url + "/ui/keys")
+    sign_in(page, ADMIN_KEY)
+    page.click("summary:has-text('Create a key')")
+    page.fill("input[name=name]", "ci-bot")
+    page.click("button:has-text('Create key')")
+    old = page.input_value("#secret")
+    with anthropic_client(gw, old) as client:
+        client.messages.create(
+            model="mock/echo", max_tokens=16, messages=[{"role": "user", "content": "hi"}]
+        )
+    page.goto(gw.url + "/ui/keys")
+    row = page.locator("table.keys tr", has_text="ci-bot")
+    deadline = time.monotonic() + 10
+    while "never" in row.locator("td").nth(6).inner_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+        page.reload()
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", row.locator("td").nth(6).inner_text())
+
+    row.locator("a:has-text('Rotate')").click()
+    page.select_option("select[name=grace]", "0s")
+    page.click("button:has-text('Rotate')")
+    new = page.input_value("#secret")
+    assert new != old and "has a new secret" in page.inner_text(".notice")
+    assert new in page.inner_text("#settings-json")
+    with anthropic_client(gw, new) as client:
+        client.messages.create(
+            model="mock/echo", max_tokens=16, messages=[{"role": "user", "content": "hi"}]
+        )
+    with anthropic_client(gw, old) as client, pytest.raises(anthropic.AuthenticationError):
+        client.messages.create(
+            model="mock/echo", max_tokens=16, messages=[{"role": "user", "content": "hi"}]
+        )

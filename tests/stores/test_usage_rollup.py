@@ -80,3 +80,13 @@ def test_rollup_rows_group_a_batch_by_hour_key_team_model_provider() -> None:
 def test_a_series_bucket_is_a_whole_number_of_hours() -> None:
     with pytest.raises(ValueError, match="multiple of 3600"):
         SQLITE_ROLLUP.series(1800, 0, 3600)
+
+
+def test_last_used_is_the_newest_call_of_a_key_id(stores: Stores) -> None:
+    usage = stores.usage
+    assert usage.last_used("vk_a") is None
+    first, second = row(HOUR + 1, "a", "m"), row(HOUR + 99, "a", "m")
+    first.key_id = second.key_id = "vk_a"
+    usage.write([second, first])
+    assert usage.last_used("vk_a") == HOUR + 99
+    assert usage.last_used("vk_b") is None
