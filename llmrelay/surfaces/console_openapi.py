@@ -122,6 +122,7 @@ CONSOLE_SCHEMAS: dict[str, Any] = {
             "period_label": {"type": "string"},
             "period_start": _NUM,
             "period_end": _NUM,
+            "last_used": {**_NULL_NUM, "description": "keys: the newest call, Unix seconds"},
         },
     },
     "Budgets": {
