@@ -167,7 +167,9 @@ def overview(
         "until": q.until,
         "bucket": q.bucket,
         "bucket_s": q.bucket_s,
-        "totals": _totals_json(_sum([g.totals for g in groups])),
+        # From the series (one query), so the totals always match the chart; the breakdown
+        # is a second query and may include a batch written in between.
+        "totals": _totals_json(_sum(list(points.values()))),
         "series": series,
         "breakdown": {
             "by": q.by,

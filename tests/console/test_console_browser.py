@@ -291,3 +291,37 @@ def test_rotating_a_key_without_grace_shows_the_new_secret_and_ends_the_old_one(
         client.messages.create(
             model="mock/echo", max_tokens=16, messages=[{"role": "user", "content": "hi"}]
         )
+
+
+def test_every_page_fits_a_laptop_and_degrades_to_one_column_on_a_phone(
+    gw: GatewayProcess, browser: Any, tmp_path: Path
+) -> None:
+    with anthropic_client(gw) as client:
+        client.messages.create(
+            model="mock/echo", max_tokens=16, messages=[{"role": "user", "content": "hi"}]
+        )
+    wait_rows(gw, 1)
+    for width in (1280, 390):
+        context = browser.new_context(viewport={"width": width, "height": 800})
+        pg = context.new_page()
+        try:
+            pg.goto(gw.url + "/ui/login")
+            sign_in(pg, ADMIN_KEY)
+            for path in ("/ui/", "/ui/requests", "/ui/keys", "/ui/teams", "/ui/models"):
+                pg.goto(gw.url + path)
+                # Wide tables scroll inside their own box; the page never scrolls sideways.
+                overflow = pg.evaluate(
+                    "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+                )
+                assert overflow <= 0, (width, path, overflow)
+            pg.goto(gw.url + "/ui/")
+            charts = pg.locator("figure.chart")
+            first, second = charts.nth(0).bounding_box(), charts.nth(1).bounding_box()
+            assert first is not None and second is not None
+            side_by_side = abs(first["y"] - second["y"]) < 1
+            assert side_by_side == (width == 1280), width
+        except BaseException:
+            pg.screenshot(path=str(tmp_path / f"failure-{width}.png"), full_page=True)
+            raise
+        finally:
+            context.close()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -207,11 +209,12 @@ def test_admin_endpoints_show_what_the_console_shows(gw: GatewayProcess) -> None
     client.messages.create(
         model="mock/echo", max_tokens=16, messages=[{"role": "user", "content": "hi"}]
     )
-    deadline = __import__("time").monotonic() + 10
+    deadline = time.monotonic() + 10
     while True:
         status, d = admin_get(gw, "/admin/overview?range=24h&by=team")
-        if d["totals"]["requests"] >= 1 or __import__("time").monotonic() > deadline:
+        if d["totals"]["requests"] >= 1 or time.monotonic() > deadline:
             break
+        time.sleep(0.05)
     assert status == 200 and d["bucket"] == "hour" and len(d["series"]) == 24
     assert sum(p["requests"] for p in d["series"]) == d["totals"]["requests"] >= 1
     assert d["breakdown"]["by"] == "team"
@@ -293,3 +296,23 @@ def test_secure_cookie_behind_a_trusted_https_proxy_only(tmp_path: Path, gpt: Fa
         assert "Secure" not in headers["set-cookie"]
     finally:
         gw.stop()
+
+
+def test_an_expired_session_goes_back_to_sign_in_keeping_the_page(gw: GatewayProcess) -> None:
+    # A session the gateway itself signed (same admin key), whose life ended a second ago.
+    from llmrelay.console.session import Sessions
+
+    expired, _ = Sessions(ADMIN_KEY, 60, clock=lambda: time.time() - 61).issue()
+    valid, _ = Sessions(ADMIN_KEY, 60).issue()
+    b = Browserless(gw.url)
+    status, _, _ = b.request(
+        "GET", "/ui/requests?model=x", headers={"cookie": f"llmrelay_console={valid}"}
+    )
+    assert status == 200
+    status, headers, _ = b.request(
+        "GET", "/ui/requests?model=x", headers={"cookie": f"llmrelay_console={expired}"}
+    )
+    assert status == 303
+    assert headers["location"] == "/ui/login?next=%2Fui%2Frequests%3Fmodel%3Dx"
+    status, headers, _ = sign_in(b, nxt="/ui/requests?model=x")
+    assert (status, headers["location"]) == (303, "/ui/requests?model=x")
