@@ -26,8 +26,8 @@ def _budget_cell(b: dict[str, Any] | None) -> str:
     )
 
 
-def _models(models: object) -> str:
-    return "all" if not models else short(", ".join(str(m) for m in models), 80)  # type: ignore[attr-defined]
+def _models(models: list[str] | None) -> str:
+    return "all" if not models else short(", ".join(models), 80)
 
 
 def _create_form(csrf: str) -> str:

@@ -35,6 +35,7 @@ from multidict import MultiDictProxy
 
 from ..config import ConsoleConfig
 from ..console import html as h
+from ..console.forms import key_spec
 from ..console.pages_keys import (
     created_page,
     keys_page,
@@ -345,7 +346,7 @@ class ConsoleSurface:
 
     async def _create_key(self, request: web.Request, session: Session) -> Page:
         form = request["form"]
-        spec = _key_spec(form)
+        spec = key_spec(form)
         created = await self._admin.create_key(spec)
         secret = created.pop("key")
         models = created.get("models") or [self._default_model()]
@@ -392,30 +393,3 @@ class ConsoleSurface:
 
     async def _not_found(self, request: web.Request, session: Session) -> Page:
         raise GatewayError(f"no console page at {request.path[:200]}", status=404)
-
-
-def _key_spec(form: MultiDictProxy[str | Any]) -> dict[str, Any]:
-    """The admin API's key spec from the create form. Raises ``KeySpecError``."""
-
-    def text(name: str) -> str:
-        value = form.get(name)
-        return value.strip() if isinstance(value, str) else ""
-
-    spec: dict[str, Any] = {"name": text("name")}
-    if text("team"):
-        spec["team"] = text("team")
-    if text("models"):
-        spec["models"] = [m.strip() for m in text("models").split(",") if m.strip()]
-    if text("rpm"):
-        if not text("rpm").isdigit():
-            raise KeySpecError("requests per minute: expected a whole number")
-        spec["rpm"] = int(text("rpm"))
-    if text("budget_usd"):
-        try:
-            spec["budget_usd"] = float(text("budget_usd"))
-        except ValueError:
-            raise KeySpecError("budget: expected an amount in USD, like 25 or 12.50") from None
-        spec["budget_period"] = text("budget_period") or "month"
-    if text("expires_in"):
-        spec["expires_in"] = text("expires_in")
-    return spec
