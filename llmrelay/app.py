@@ -17,6 +17,7 @@ from .errors import GatewayError, NotFoundError
 from .obs.capture import CapturePolicy
 from .obs.metrics import GatewayState, Metrics
 from .obs.retention import BodyPruner
+from .obs.target_stats import TargetStats
 from .obs.usage import UsageRecorder
 from .pipeline.body import BodyLimits
 from .pipeline.call import Call, CallObserver, Capture
@@ -80,6 +81,11 @@ class Gateway:
             observers.append(self.metrics)
         if self.tracing is not None:
             observers.append(self.tracing)
+        #: Recent outcomes per target for the console and /admin/models (with the admin API).
+        self.target_stats: TargetStats | None = None
+        if settings.admin is not None:
+            self.target_stats = TargetStats()
+            observers.append(self.target_stats)
         #: Who sees each call start and end: the usage row, the access log, metrics, traces.
         self.observers: tuple[CallObserver, ...] = tuple(observers)
         request_log = settings.observability.request_log

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ..config import Settings, model_entry
+from ..obs.target_stats import TargetStats
 from ..policy.budget import period_of
 from ..policy.pricing import PriceTable
 from ..routing.health import Health, LatencyStats
@@ -240,16 +241,30 @@ def _budget_row(
 
 
 def models(
-    settings: Settings, health: Health, latency: LatencyStats, prices: PriceTable
+    settings: Settings,
+    health: Health,
+    latency: LatencyStats,
+    prices: PriceTable,
+    stats: TargetStats | None = None,
 ) -> dict[str, Any]:
     """Every ``account/model`` and virtual model: provider model id, price (USD per million
-    tokens, None when unknown), cooldown left (seconds), live seconds per output token;
-    virtual models with strategy and targets (priority, weight)."""
+    tokens, None when unknown), cooldown left (seconds), live milliseconds per output token,
+    and ``recent``: the last 5 minutes' attempts (count, error rate, p50/p95 ms; None
+    without any); virtual models with strategy and targets (priority, weight)."""
 
     def target_state(target: str, provider_model: str | None) -> dict[str, Any]:
         price = prices.get(provider_model) if provider_model else None
         spt = latency.seconds_per_token(target)
+        recent = stats.summary(target) if stats is not None else None
         return {
+            "recent": None
+            if recent is None
+            else {
+                "attempts": recent.attempts,
+                "error_rate": recent.error_rate,
+                "p50_ms": round(recent.p50_ms, 1),
+                "p95_ms": round(recent.p95_ms, 1),
+            },
             "cooldown_s": round(health.cooling_for(target), 1),
             "ms_per_output_token": None if spt is None or not math.isfinite(spt) else spt * 1e3,
             "price": None

@@ -26,6 +26,16 @@ def _speed(t: dict[str, Any]) -> str:
     return "-" if ms is None else esc(f"{ms:.1f} ms/token")
 
 
+def _recent(t: dict[str, Any]) -> str:
+    r = t.get("recent")
+    if r is None:
+        return "-"
+    return esc(
+        f"{r['attempts']} attempts, {100 * r['error_rate']:.0f} % errors,"
+        f" p50 {r['p50_ms']:,.0f} ms, p95 {r['p95_ms']:,.0f} ms"
+    )
+
+
 def models_page(d: dict[str, Any]) -> str:
     """Virtual models with their targets, then every ``account/model``."""
     out = ""
@@ -37,13 +47,16 @@ def models_page(d: dict[str, Any]) -> str:
                     esc(t["priority"]),
                     esc(f"{t['weight']:g}"),
                     _health(t),
+                    _recent(t),
                     _speed(t),
                     _price(t["price"]),
                 ]
                 for t in vm["targets"]
             ]
             out += f"<h2>{short(vm['model'], 80)} <small>({esc(vm['strategy'])})</small></h2>"
-            out += table(["Target", "Priority", "Weight", "Health", "Speed", "Price"], rows)
+            out += table(
+                ["Target", "Priority", "Weight", "Health", "Last 5 min", "Speed", "Price"], rows
+            )
     else:
         out += notice("No virtual models configured (models: in the config file).")
     rows = [
@@ -51,17 +64,19 @@ def models_page(d: dict[str, Any]) -> str:
             short(m["model"], 80),
             short(m["provider_model"], 80),
             _health(m),
+            _recent(m),
             _speed(m),
             _price(m["price"]),
         ]
         for m in d["models"]
     ]
     out += "<h2>Provider models</h2>" + table(
-        ["Model", "Provider model id", "Health", "Speed", "Price"], rows
+        ["Model", "Provider model id", "Health", "Last 5 min", "Speed", "Price"], rows
     )
     return out + (
-        '<p class="hint">Health and speed are what this instance learnt from recent calls to'
-        " virtual models (in memory).</p>"
+        '<p class="hint">Health (cooldowns) and speed are what this instance learnt from'
+        " recent calls to virtual models; the last 5 minutes count every attempt this instance"
+        " made (at most 200 a target). All in memory, per instance.</p>"
     )
 
 

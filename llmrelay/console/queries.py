@@ -21,6 +21,7 @@ from ..config import Settings
 from ..errors import InvalidRequestError, NotFoundError, ServiceUnavailable
 from ..obs.metrics import Metrics
 from ..obs.request_log import detail_json, encode_cursor, filter_from, record_json
+from ..obs.target_stats import TargetStats
 from ..obs.usage import UsageRecorder
 from ..policy.admission import Policy
 from ..policy.virtual_keys import key_json
@@ -56,6 +57,8 @@ class ConsoleGateway(Protocol):
     def recorder(self) -> UsageRecorder | None: ...
     @property
     def counters_failed_over(self) -> bool: ...
+    @property
+    def target_stats(self) -> TargetStats | None: ...
 
     def stores(self) -> Stores: ...
 
@@ -68,8 +71,10 @@ class _Live:
         self.counters_failed_over = gw.counters_failed_over
 
     def in_flight(self) -> int | None:
-        metrics = self._gw.metrics
-        return None if metrics is None else metrics.in_flight
+        metrics, stats = self._gw.metrics, self._gw.target_stats
+        if metrics is not None:
+            return metrics.in_flight
+        return None if stats is None else stats.in_flight
 
     def usage_writer(self) -> dict[str, int]:
         recorder = self._gw.recorder
@@ -141,7 +146,10 @@ class Queries:
     def models(self) -> dict[str, Any]:
         """In memory: no thread."""
         router = self._gw.router
-        return data.models(self._gw.settings, router.health, router.latency, self._gw.policy.prices)
+        gw = self._gw
+        return data.models(
+            gw.settings, router.health, router.latency, gw.policy.prices, gw.target_stats
+        )
 
     async def keys(self) -> list[dict[str, Any]]:
         keys = await self.run(self._gw.stores().keys.list)

@@ -139,6 +139,16 @@ CONSOLE_SCHEMAS: dict[str, Any] = {
             "model": {"type": "string"},
             "cooldown_s": {**_NUM, "description": "seconds of cooldown left (0: healthy)"},
             "ms_per_output_token": _NULL_NUM,
+            "recent": {
+                "type": ["object", "null"],
+                "description": "this instance's attempts of the last 5 minutes (at most 200)",
+                "properties": {
+                    "attempts": _INT,
+                    "error_rate": _NUM,
+                    "p50_ms": _NUM,
+                    "p95_ms": _NUM,
+                },
+            },
             "price": {
                 "type": ["object", "null"],
                 "description": "USD per million tokens",
