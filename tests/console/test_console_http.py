@@ -316,3 +316,36 @@ def test_an_expired_session_goes_back_to_sign_in_keeping_the_page(gw: GatewayPro
     assert headers["location"] == "/ui/login?next=%2Fui%2Frequests%3Fmodel%3Dx"
     status, headers, _ = sign_in(b, nxt="/ui/requests?model=x")
     assert (status, headers["location"]) == (303, "/ui/requests?model=x")
+
+
+def test_the_console_on_postgresql_shows_calls_and_their_attempts(
+    tmp_path: Path, gpt: FakeOpenAI
+) -> None:
+    from llmrelay.stores.database import upgrade
+    from tests.pg_schema import fresh_pg_schema, postgres_url_or_skip
+
+    with fresh_pg_schema(postgres_url_or_skip()) as url:
+        upgrade(url)
+        gw = start_gateway(tmp_path, console_config(tmp_path, gpt.url, database=url))
+        try:
+            with anthropic.Anthropic(api_key=ALICE_KEY, base_url=gw.url, max_retries=0) as c:
+                got = c.messages.with_raw_response.create(
+                    model="fallback", max_tokens=16, messages=[{"role": "user", "content": "hi"}]
+                )
+            rid = got.headers["request-id"]
+            deadline = time.monotonic() + 10
+            while True:
+                status, d = admin_get(gw, "/admin/overview?by=model")
+                if d["totals"]["requests"] >= 1 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            assert d["live"]["database"] == "postgresql" and d["totals"]["requests"] == 1
+            assert [g["value"] for g in d["breakdown"]["top"]] == ["fallback"]
+            b = Browserless(gw.url)
+            sign_in(b)
+            status, _, body = b.request("GET", f"/ui/requests/{rid}")
+            assert status == 200 and "busy/echo" in body and "mock/echo" in body
+            status, _, body = b.request("GET", "/ui/?range=30d")
+            assert status == 200 and "(calls, per day, UTC)" in body
+        finally:
+            gw.stop()
