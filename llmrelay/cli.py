@@ -233,6 +233,8 @@ models:                   # virtual models: one name, several targets (docs/rout
       - {{model: mock/echo, priority: 2}}
 usage:
   path: llmrelay-usage.db
+admin:                    # the admin API and the web console's sign-in (http://.../ui/)
+  key: {admin_key}
 """
 
 
@@ -241,7 +243,12 @@ def _init(args: argparse.Namespace) -> int:
     if path.exists():
         print(f"{path} exists; leaving it as it is", file=sys.stderr)
         return 0
-    path.write_text(_STARTER.format(key="sk-llmrelay-" + secrets.token_urlsafe(24)))
+    path.write_text(
+        _STARTER.format(
+            key="sk-llmrelay-" + secrets.token_urlsafe(24),
+            admin_key="sk-admin-" + secrets.token_urlsafe(24),
+        )
+    )
     path.chmod(0o600)
     print(f"wrote {path} with a new gateway key and the mock provider", file=sys.stderr)
     return 0
@@ -271,6 +278,8 @@ curl -s {base}/v1/messages -H "x-api-key: {key}" -H "content-type: application/j
   -d '{{"model": "{model}", "max_tokens": 256,
        "messages": [{{"role": "user", "content": "Hello"}}]}}'
 """)
+    if settings.admin is not None and settings.console.enabled is not False:
+        print(f"Web console: {base}/ui/  (sign in with admin.key from {args.config})\n")
     return 0
 
 

@@ -349,3 +349,31 @@ def test_the_console_on_postgresql_shows_calls_and_their_attempts(
             assert status == 200 and "(calls, per day, UTC)" in body
         finally:
             gw.stop()
+
+
+def test_make_runs_starter_config_serves_the_console_and_says_where(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    cfg = tmp_path / "llmrelay.local.yaml"
+    subprocess.run([sys.executable, "-m", "llmrelay", "init", str(cfg)], check=True)
+    config = yaml.safe_load(cfg.read_text())
+    assert config["admin"]["key"].startswith("sk-admin-")
+    snippet = subprocess.run(
+        [sys.executable, "-m", "llmrelay", "snippet", "--config", str(cfg)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "Web console: http://127.0.0.1:4000/ui/" in snippet
+    assert config["admin"]["key"] not in snippet
+    config["usage"]["path"] = str(tmp_path / "usage.db")
+    gw = start_gateway(tmp_path, config)
+    try:
+        b = Browserless(gw.url)
+        status, headers, _ = sign_in(b, key=config["admin"]["key"])
+        assert status == 303 and "llmrelay_console=v1." in headers["set-cookie"]
+    finally:
+        gw.stop()
