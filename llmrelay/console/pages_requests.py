@@ -36,7 +36,7 @@ def _href(request_id: str) -> str:
 def requests_page(data: dict[str, Any], query: Mapping[str, str]) -> str:
     """The filter form, the page of calls (newest first) and the link to older ones."""
     fields = "".join(
-        f'<label>{esc(label)} <input name="{name}" value="{esc(query.get(name, ""))}"'
+        f'<label>{esc(label)} <input name="{name}" value="{esc(query.get(name, "")[:200])}"'
         ' maxlength="200"></label>'
         for name, label in FILTERS
     )

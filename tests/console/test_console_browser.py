@@ -197,41 +197,24 @@ def test_a_529_with_fallback_shows_both_attempts_and_the_target_cooling_down(
     assert "ok" in mock.inner_text()
 
 
-def test_script_in_a_key_name_and_a_captured_body_never_runs(gw: GatewayProcess, page: Any) -> None:
-    page.goto(gw.url + "/ui/keys")
-    sign_in(page, ADMIN_KEY)
-    page.click("summary:has-text('Create a key')")
-    page.fill("input[name=name]", XSS)
-    page.click("button:has-text('Create key')")
-    secret = page.input_value("#secret")
-    with anthropic_client(gw, secret) as client:
-        got = client.messages.with_raw_response.create(
-            model="mock/echo",
-            max_tokens=32,
-            system=XSS,
-            messages=[{"role": "user", "content": XSS}],
-        )
-    rid = got.headers["request-id"]
-    wait_rows(gw, 1)
-    time.sleep(0.2)
-
-    for path in ("/ui/keys", "/ui/?by=key", "/ui/requests", f"/ui/requests/{rid}"):
-        page.goto(gw.url + path)
-        assert page.evaluate("window.__xss") is None, path
-        assert page.locator("main script").count() == 0, path
-        assert page.locator("main img").count() == 0, path
-    # The request page shows the text as text: in the conversation and in the raw JSON.
-    page.click("summary:has-text('Raw JSON')")
-    assert XSS in page.inner_text(".conversation")
-    assert page.evaluate("window.__xss") is None
-    page.goto(gw.url + "/ui/keys")
-    assert XSS[:50] in page.inner_text("table.keys")  # the cell shows 60 characters
-    assert page.errors == []
-
-
 def test_screenshots_of_overview_keys_and_a_request_for_the_readme(
     gw: GatewayProcess, page: Any
 ) -> None:
+    import json
+    import urllib.request
+
+    for name, team, budget in (("platform-ci", "red", 2), ("data-notebooks", "red", 20)):
+        req = urllib.request.Request(
+            gw.url + "/admin/keys",
+            data=json.dumps({"name": name, "team": team, "budget_usd": budget}).encode(),
+            headers={"authorization": f"Bearer {ADMIN_KEY}", "content-type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            secret = json.loads(resp.read())["key"]
+        with anthropic_client(gw, secret) as client:
+            client.messages.create(
+                model="mock/echo", max_tokens=64, messages=[{"role": "user", "content": "y" * 99}]
+            )
     with anthropic_client(gw) as client:
         got = client.messages.with_raw_response.create(
             model="mock/echo",
@@ -326,3 +309,35 @@ def test_every_page_fits_a_laptop_and_degrades_to_one_column_on_a_phone(
             raise
         finally:
             context.close()
+
+
+def test_script_in_a_key_name_and_a_captured_body_never_runs(gw: GatewayProcess, page: Any) -> None:
+    page.goto(gw.url + "/ui/keys")
+    sign_in(page, ADMIN_KEY)
+    page.click("summary:has-text('Create a key')")
+    page.fill("input[name=name]", XSS)
+    page.click("button:has-text('Create key')")
+    secret = page.input_value("#secret")
+    with anthropic_client(gw, secret) as client:
+        got = client.messages.with_raw_response.create(
+            model="mock/echo",
+            max_tokens=32,
+            system=XSS,
+            messages=[{"role": "user", "content": XSS}],
+        )
+    rid = got.headers["request-id"]
+    wait_rows(gw, 1)
+    time.sleep(0.2)
+
+    for path in ("/ui/keys", "/ui/?by=key", "/ui/requests", f"/ui/requests/{rid}"):
+        page.goto(gw.url + path)
+        assert page.evaluate("window.__xss") is None, path
+        assert page.locator("main script").count() == 0, path
+        assert page.locator("main img").count() == 0, path
+    # The request page shows the text as text: in the conversation and in the raw JSON.
+    page.click("summary:has-text('Raw JSON')")
+    assert XSS in page.inner_text(".conversation")
+    assert page.evaluate("window.__xss") is None
+    page.goto(gw.url + "/ui/keys")
+    assert XSS[:50] in page.inner_text("table.keys")  # the cell shows 60 characters
+    assert page.errors == []
