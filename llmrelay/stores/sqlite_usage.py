@@ -6,11 +6,11 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from ._rollup_sql import SQLITE_ROLLUP, Breakdown, SeriesPoint, breakdown_rows, rollup_rows
 from ._rollup_sql import series_points as _points
-from ._sqlite import connect, transaction
+from ._sqlite import BUSY_TIMEOUT_S, connect, transaction
 from ._usage_sql import SQLITE, bodies, bodies_rows, logged, page, row_values, summary_rows
 from .usage import (
     LoggedRequest,
@@ -61,6 +61,13 @@ class SQLiteUsageStore:
         connection's lock (default :data:`~llmrelay.stores._sqlite.BUSY_TIMEOUT_S`)."""
         self._lock = threading.Lock()
         self._db: sqlite3.Connection = connect(path)
+        self._path = Path(path)
+        # The console's reads (rollup, last use) go through a second, read-only connection,
+        # opened on first use: WAL lets it read beside the writer, so a page never holds
+        # the lock the usage writer and the budget seeding take.
+        self._read_lock = threading.Lock()
+        self._reader: sqlite3.Connection | None = None
+        self._closed = False
         if busy_timeout_s is not None:
             self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
 
@@ -124,23 +131,36 @@ class SQLiteUsageStore:
             (total,) = self._db.execute(sql, (name, since)).fetchone()
         return float(total or 0.0)
 
+    def _read(self, sql: str, params: Sequence[object]) -> list[Any]:
+        """Rows of a console read, on the read-only connection."""
+        with self._read_lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+            if self._reader is None:
+                reader = sqlite3.connect(
+                    str(self._path),
+                    check_same_thread=False,
+                    isolation_level=None,
+                    timeout=BUSY_TIMEOUT_S,
+                )
+                reader.execute("PRAGMA query_only = ON")
+                self._reader = reader
+            return self._reader.execute(sql, params).fetchall()
+
     def series(self, bucket_s: int, since: int, until: int) -> list[SeriesPoint]:
-        sql, params = SQLITE_ROLLUP.series(bucket_s, since, until)
-        with self._lock:
-            rows = self._db.execute(sql, params).fetchall()
-        return _points(rows)
+        return _points(self._read(*SQLITE_ROLLUP.series(bucket_s, since, until)))
 
     def breakdown(self, by: str, since: int, until: int) -> list[Breakdown]:
-        sql, params = SQLITE_ROLLUP.breakdown(by, since, until)
-        with self._lock:
-            rows = self._db.execute(sql, params).fetchall()
-        return breakdown_rows(rows)
+        return breakdown_rows(self._read(*SQLITE_ROLLUP.breakdown(by, since, until)))
 
     def last_used(self, key_id: str) -> float | None:
-        with self._lock:
-            (ts,) = self._db.execute(SQLITE.last_used, (key_id,)).fetchone()
+        ((ts,),) = self._read(SQLITE.last_used, (key_id,))
         return None if ts is None else float(ts)
 
     def close(self) -> None:
+        with self._read_lock:
+            self._closed = True
+            if self._reader is not None:
+                self._reader.close()
         with self._lock:
             self._db.close()

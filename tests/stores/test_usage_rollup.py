@@ -4,6 +4,8 @@ transaction, the series and breakdown read it, and a refused batch adds nothing.
 from __future__ import annotations
 
 import math
+import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -90,3 +92,21 @@ def test_last_used_is_the_newest_call_of_a_key_id(stores: Stores) -> None:
     usage.write([second, first])
     assert usage.last_used("vk_a") == HOUR + 99
     assert usage.last_used("vk_b") is None
+
+
+def test_sqlite_console_reads_do_not_wait_for_the_writers_lock(tmp_path: Path) -> None:
+    from llmrelay.stores.sqlite_usage import SQLiteUsageStore
+
+    store = SQLiteUsageStore(tmp_path / "usage.db")
+    try:
+        r = row(HOUR + 1, "a", "m")
+        r.key_id = "vk_a"
+        store.write([r])
+        with store._lock:  # the usage writer (or budget seeding) in the middle of a call
+            assert [p.totals.requests for p in store.series(3600, HOUR, HOUR + 3600)] == [1]
+            assert [b.value for b in store.breakdown("model", HOUR, HOUR + 3600)] == ["m"]
+            assert store.last_used("vk_a") == HOUR + 1
+    finally:
+        store.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        store.series(3600, HOUR, HOUR + 3600)
