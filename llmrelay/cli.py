@@ -148,6 +148,16 @@ def _since(text: str) -> float:
     return datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.UTC).timestamp()
 
 
+_CELL_CHARS = 64
+
+
+def _cell(value: str) -> str:
+    """A group's name as a table cell: one line, at most :data:`_CELL_CHARS` characters
+    (a client may have asked for a long junk model name; it must not widen every row)."""
+    value = value.replace("\n", " ").replace("\t", " ")
+    return value if len(value) <= _CELL_CHARS else value[: _CELL_CHARS - 1] + "…"
+
+
 def _usage(args: argparse.Namespace) -> int:
     from .stores.database import open_stores
 
@@ -176,7 +186,7 @@ def _usage(args: argparse.Namespace) -> int:
     )
     table = [header] + [
         (
-            *r.group,
+            *(_cell(g) for g in r.group),
             str(r.requests),
             str(r.errors),
             str(r.input_tokens),
