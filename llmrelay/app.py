@@ -181,7 +181,7 @@ class Gateway:
             self.policy.budgets.forget_seeds()
 
         return FailoverCounterStore(
-            RedisCounterStore(redis.url, prefix=redis.prefix),
+            RedisCounterStore(redis.url, prefix=redis.prefix, timeout_s=redis.timeout_s),
             MemoryCounterStore(),
             fail_closed=self.settings.governance.fail_closed,
             on_state=on_state,
