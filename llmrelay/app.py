@@ -129,6 +129,9 @@ class Gateway:
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
             skip_auto_headers=("User-Agent",),
+            # One session serves every caller: a cookie a provider sets for one call must
+            # never ride on another's (and a jar costs a lookup on every request).
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         bounds = WireBounds(int(self.settings.server.max_sse_event_mb * 1024 * 1024))
         self._providers = {
