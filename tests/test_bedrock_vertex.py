@@ -86,6 +86,23 @@ def clouds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clouds]:
             "credentials_file": str(sa_file),
             "models": {"claude": MODELS["vertex"]},
         },
+        "vglobal": {
+            "type": "vertex",
+            "project": "fake-project",
+            "region": "global",
+            "base_url": fv.url + "/v1",
+            "credentials_file": str(sa_file),
+            "models": {"claude": MODELS["vertex"]},
+        },
+        "vpinned": {
+            "type": "vertex",
+            "project": "fake-project",
+            "region": "global",
+            "count_tokens_region": "europe-west1",
+            "base_url": fv.url + "/v1",
+            "credentials_file": str(sa_file),
+            "models": {"claude": MODELS["vertex"]},
+        },
     }
     try:
         gw = start_gateway(tmp, base_config(tmp, providers), "--log-level", "debug")
@@ -280,6 +297,25 @@ def test_count_tokens_answered_by_the_cloud(clouds: Clouds, cloud: str) -> None:
         req = clouds.vertex.requests_for("rawPredict")[-1]
         assert req.model == "count-tokens"
         assert req.json()["model"] == MODELS["vertex"]
+
+
+@pytest.mark.parametrize(
+    ("account", "count_region"), [("vglobal", "us-east5"), ("vpinned", "europe-west1")]
+)
+def test_vertex_global_count_tokens_goes_to_a_region_that_serves_it(
+    clouds: Clouds, account: str, count_region: str
+) -> None:
+    clouds.vertex.enqueue(fixture_reply("message.json"))
+    with clouds.client() as client:
+        counted = client.messages.count_tokens(model=f"{account}/claude", messages=HELLO)
+        client.messages.create(model=f"{account}/claude", max_tokens=5, messages=HELLO)
+    assert counted.input_tokens > 0
+    count = clouds.vertex.requests_for("rawPredict")[-2]
+    assert (count.model, count.region) == ("count-tokens", count_region)
+    assert count.path.startswith(f"/v1/projects/fake-project/locations/{count_region}/")
+    assert count.json()["model"] == MODELS["vertex"]
+    create = clouds.vertex.requests_for("rawPredict")[-1]
+    assert (create.model, create.region) == (MODELS["vertex"], "global")
 
 
 def test_bedrock_stream_usage_is_recorded(clouds: Clouds) -> None:
