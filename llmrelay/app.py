@@ -25,6 +25,7 @@ from .pipeline.run import guarded, new_request_id
 from .policy.admission import Policy
 from .policy.auth import KeyRing, Principal
 from .policy.keycache import KeyCache
+from .policy.overrides import OverrideAllowance
 from .policy.pricing import Price, PriceTable
 from .providers.base import Provider, WireBounds
 from .providers.registry import build_provider, client_header_filter
@@ -226,7 +227,7 @@ def _total_s(cfg: ProviderConfig) -> float:
 
 def config_principal(k: GatewayKeyConfig) -> Principal:
     """The principal of a key from the config file (``key_id`` ``cfg:<name>``)."""
-    budget = k.budget
+    budget, o = k.budget, k.overrides
     return Principal(
         name=k.name,
         key_id=f"cfg:{k.name}",
@@ -234,6 +235,9 @@ def config_principal(k: GatewayKeyConfig) -> Principal:
         models=frozenset(k.models) if k.models is not None else None,
         limits=Limits(**k.limits.model_dump()),
         budget=BudgetSpec(budget.usd, budget.period, budget.mode) if budget else None,
+        overrides=OverrideAllowance(
+            o.max_attempts, frozenset(o.retry_statuses), o.max_timeout_ms, o.max_ttft_timeout_ms
+        ),
     )
 
 
