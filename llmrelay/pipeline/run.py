@@ -27,7 +27,7 @@ from aiohttp import web
 
 from ..core.text import MAX_ECHO_CHARS, clip
 from ..core.usage import Usage
-from ..errors import GatewayError, InternalError, InvalidRequestError, NotFoundError
+from ..errors import GatewayError, InternalError, InvalidRequestError, ModelNotFoundError
 from ..providers.base import Endpoint
 from ..providers.http import mask_secrets
 from ..routing.table import Route
@@ -155,7 +155,7 @@ async def _steps(
     if target is None:
         shown = _unrouted_name(model, request.headers)
         record.model = shown
-        raise NotFoundError(surface.unknown_model(clip(shown)))
+        raise ModelNotFoundError(surface.unknown_model(clip(shown)))
     stream = body.get("stream")
     if endpoint != "count_tokens" and stream is not None and not isinstance(stream, bool):
         # The gateway streams only for ``true``; a provider that coerces "yes" or 1 (vLLM's

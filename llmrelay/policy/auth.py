@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from ..errors import AuthenticationError
 from ..stores.keys import BudgetSpec, KeyChanges, Limits, VirtualKey
+from .overrides import OverrideAllowance
 
 __all__ = ["Caller", "KeyRing", "Principal", "digest", "header_values"]
 
@@ -42,6 +43,9 @@ class Principal:
     budget: BudgetSpec | None = None
     expires_at: float | None = None
     revoked: bool = False
+    #: What the key's requests may override per request (``policy/overrides.py``); virtual
+    #: keys have the defaults.
+    overrides: OverrideAllowance = field(default_factory=OverrideAllowance)
 
     @classmethod
     def of(cls, key: VirtualKey) -> Principal:
