@@ -34,8 +34,8 @@ test: $(VENV)/.installed-test lint
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check llmrelay tests bench
-	$(BIN)/ruff format --check llmrelay tests bench
+	$(BIN)/ruff check llmrelay tests bench deploy
+	$(BIN)/ruff format --check llmrelay tests bench deploy
 	$(BIN)/mypy --strict llmrelay
 
 ## make test-claude-code: the opt-in test that drives the real Claude Code CLI (npm install, ~400 MB)
