@@ -96,7 +96,8 @@ def test_gateway_config_loads_and_uses_the_shared_stores(compose: dict[str, Any]
 
 def test_stop_grace_covers_the_gateway_drain(compose: dict[str, Any]) -> None:
     grace = compose["services"]["llmrelay"]["stop_grace_period"]
-    assert grace.endswith("m") and int(grace[:-1]) * 60 > 600 + 5  # drain + grace defaults
+    # the longest shutdown with the defaults: grace 5 + drain 600 + 5 + flush 5 + 10
+    assert grace.endswith("m") and int(grace[:-1]) * 60 > 5 + 600 + 5 + 5 + 10
 
 
 def test_grafana_provisioning_loads_the_dashboard(compose: dict[str, Any]) -> None:

@@ -37,14 +37,19 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/*
 Seconds Kubernetes waits between starting preStop and SIGKILL: the preStop sleep, then the
-gateway's drain (server.drain_timeout_s, default 600) and its grace for the last writes
-(server.shutdown_grace_s, default 5), plus 15 s for flushing usage rows and the exit.
+longest shutdown the gateway takes after SIGTERM (docs/operations.md, from the drain work):
+server.shutdown_grace_s (default 5, the listener still accepts) + server.drain_timeout_s
+(default 600, calls in flight finish) + 5 (cut streams send their error event) +
+usage.shutdown_timeout_s (default 5, the usage queue's flush) + 10 (a store thread stuck in
+a call), and 5 to spare. The values are read from .Values.config, so one setting drives both.
 */}}
 {{- define "llmrelay.terminationGracePeriodSeconds" -}}
 {{- $server := .Values.config.server | default dict -}}
-{{- $drain := $server.drain_timeout_s | default 600 -}}
+{{- $usage := .Values.config.usage | default dict -}}
 {{- $grace := $server.shutdown_grace_s | default 5 -}}
-{{- add (int .Values.preStopSleepSeconds) (int (ceil $drain)) (int (ceil $grace)) 15 -}}
+{{- $drain := $server.drain_timeout_s | default 600 -}}
+{{- $flush := $usage.shutdown_timeout_s | default 5 -}}
+{{- add (int .Values.preStopSleepSeconds) (int (ceil $grace)) (int (ceil $drain)) 5 (int (ceil $flush)) 10 5 -}}
 {{- end -}}
 
 {{/* The container port: config.server.port, default 4000. */}}
