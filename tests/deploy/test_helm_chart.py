@@ -224,3 +224,23 @@ def test_chart_app_version_is_the_package_version() -> None:
     deployment = one(render([]), "Deployment")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["image"] == f"llmrelay:{__version__}"
+
+
+def test_the_gateway_reads_the_mounted_config_and_writes_only_to_its_volumes(
+    rendered: list[dict[str, Any]],
+) -> None:
+    pod = one(rendered, "Deployment")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    config_path = Path(container["args"][container["args"].index("--config") + 1])
+    config_mount = mounts[str(config_path.parent)]
+    assert config_mount["readOnly"] is True
+    (config_volume,) = [v for v in pod["volumes"] if v["name"] == config_mount["name"]]
+    assert config_volume["configMap"]["name"] == one(rendered, "ConfigMap")["metadata"]["name"]
+    assert config_path.name in one(rendered, "ConfigMap")["data"]
+    # the root filesystem is read-only: usage files must sit on a mounted volume
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    config = yaml.safe_load(one(rendered, "ConfigMap")["data"]["config.yaml"])
+    usage_dir = str(Path(config["usage"]["path"]).parent)
+    assert usage_dir in mounts and not mounts[usage_dir].get("readOnly", False)
+    assert pod["securityContext"]["runAsNonRoot"] is True
