@@ -14,7 +14,7 @@ from .cli_common import load_config, safe_url
 from .config import model_entry
 from .config.observability import TracingConfig
 
-__all__ = ["main"]
+__all__ = ["main", "package_version"]
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -284,8 +284,23 @@ curl -s {base}/v1/messages -H "x-api-key: {key}" -H "content-type: application/j
     return 0
 
 
+def package_version() -> str:
+    """The installed distribution's version (``importlib.metadata``), e.g. ``"0.1.0"``; from
+    a source tree that is not installed, ``llmrelay.__version__`` (the same value: the
+    wheel's version is read from it, see pyproject.toml)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("llmrelay")
+    except PackageNotFoundError:
+        from . import __version__
+
+        return __version__
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llmrelay", description="An AI gateway.")
+    parser.add_argument("--version", action="version", version=f"llmrelay {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="run the gateway")
     p.add_argument("--config", required=True)
