@@ -99,11 +99,12 @@ async def attempt_translated(
     head: list[Event] = []
     if gate:
         try:
-            head, first = await first_event(events)
+            held = await first_event(events)
         except BaseException:
             await aclose(events)
             raise
-        error = stream_error(first)
+        head = held.head
+        error = stream_error(held)
         if error is not None:
             await aclose(events)
             return Failure(
