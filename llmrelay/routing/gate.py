@@ -22,9 +22,10 @@ content or tool calls), an error (the caller's :class:`Failure`), or the end of 
 empty answer is an answer). A stream that ends inside its preamble is a failure too.
 
 Bounds: time is the executor's (``first_token_timeout_s``, else ``timeout_s`` and the
-deadline, around the whole attempt, the preamble included). Bytes: the gate holds at most
-``max_preamble_bytes`` of preamble (``server.max_stream_preamble_kb``, 64 KiB by default,
-plus the rest of the network chunk that crossed it; one event is also bounded by
+deadline, around the whole attempt, the preamble included). Bytes: the preamble's events
+may add up to ``max_preamble_bytes`` (``server.max_stream_preamble_kb``, 64 KiB by default;
+counted by event, so the outcome does not depend on how the network cut the bytes; the gate
+holds at most that plus the rest of the chunk it is reading, and one event is bounded by
 ``server.max_sse_event_mb``); a translated stream at most :data:`MAX_PREAMBLE_EVENTS`
 events. **When the cap is crossed the gate commits**: the held bytes go to the client and
 the stream is relayed as it comes, as if content had arrived (no fallback is possible any
@@ -124,7 +125,8 @@ async def hold_preamble(
     max_preamble_bytes: int = DEFAULT_MAX_PREAMBLE_BYTES,
 ) -> Held:
     """Read ``chunks`` up to the first event ``is_preamble`` says is not preamble (comments
-    are preamble), or until more than ``max_preamble_bytes`` were held.
+    are preamble), or until the preamble's events add up to more than ``max_preamble_bytes``
+    (an event past the cap is not looked at: the gate has committed).
 
     Raises:
         SSEEventTooLarge: one event grew past ``max_event_bytes``.
@@ -132,17 +134,18 @@ async def hold_preamble(
     """
     decoder = SSEDecoder(max_event_bytes)
     head: list[bytes] = []
-    held = 0
+    preamble = 0
     async for chunk in chunks:
         head.append(chunk)
-        held += len(chunk)
         for block in decoder.blocks(chunk):
             event = parse_block(block)
-            if event is None or is_preamble(event):
-                continue
-            return Held(b"".join(head), event)
-        if held > max_preamble_bytes:
-            return Held(b"".join(head), None, capped=True)
+            if event is not None and not is_preamble(event):
+                return Held(b"".join(head), event)
+            # Counted by event, not by network chunk: the outcome does not depend on how
+            # the bytes were cut.
+            preamble += len(block)
+            if preamble > max_preamble_bytes:
+                return Held(b"".join(head), None, capped=True)
     return Held(b"".join(head), None)
 
 

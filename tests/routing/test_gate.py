@@ -89,6 +89,9 @@ def test_a_preamble_past_the_cap_commits_without_content() -> None:
     assert held.capped and held.first is None
     assert held.head == START + 4 * PING  # held up to the chunk that crossed the cap
     assert rest == 6 * PING + OVERLOADED
+    # Counted by event: the same outcome when everything arrives in one network chunk.
+    held, rest = gate(START + 10 * PING + OVERLOADED, cap=len(START) + 3 * len(PING))
+    assert held.capped and held.first is None and rest == b""
 
 
 def test_openai_role_only_and_filter_chunks_are_preamble() -> None:
