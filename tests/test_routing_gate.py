@@ -263,3 +263,25 @@ def test_account_model_streams_are_not_held(env: RoutingEnv) -> None:
     env.primary.enqueue(sse_reply([("ping", {"type": "ping"})]))  # ends in its preamble
     status, _, body = post_stream(env, "primary/claude")
     assert status == 200 and body.startswith(b"event: ping")
+
+
+def test_the_openai_sdk_sees_only_the_fallback_of_a_translated_stream(env: RoutingEnv) -> None:
+    """(a) through translation: Anthropic targets behind the OpenAI surface."""
+    env.primary.enqueue(preamble_error_reply(529, pings=3))
+    env.secondary.enqueue(fixture_reply("text_stream.sse"))
+    with env.openai() as client:
+        raw = client.chat.completions.with_raw_response.create(
+            model="claude",
+            messages=HELLO,
+            stream=True,  # type: ignore[arg-type]
+        )
+        chunks = list(raw.parse())
+    roles = [c.choices[0].delta.role for c in chunks if c.choices and c.choices[0].delta.role]
+    assert roles == ["assistant"]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "Hello, world! How can I help today?"
+    row = env.usage_row(raw.headers["x-request-id"])
+    assert attempts(row) == [
+        ("primary/claude", 529, "overloaded_error"),
+        ("secondary/claude", 200, None),
+    ]
