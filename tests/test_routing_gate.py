@@ -285,3 +285,29 @@ def test_the_openai_sdk_sees_only_the_fallback_of_a_translated_stream(env: Routi
         ("primary/claude", 529, "overloaded_error"),
         ("secondary/claude", 200, None),
     ]
+
+
+def test_a_client_that_leaves_is_counted_with_the_tokenizer_when_loaded(env: RoutingEnv) -> None:
+    """(g) An OpenAI model whose tiktoken vocabulary count_tokens loaded: the delivered
+    text is counted with it (" understanding" is one o200k token; the estimate says 3)."""
+    with env.anthropic() as client:
+        raw = client.messages.with_raw_response.count_tokens(model="openai/gpt", messages=HELLO)
+    assert raw.headers["x-llmrelay-token-count"] == "tiktoken:o200k_base"
+    head = {"id": "chatcmpl-long", "object": "chat.completion.chunk", "created": 1}
+    content = {**head, "choices": [{"index": 0, "delta": {"content": " understanding"}}]}
+    env.gpt.enqueue(chunks_reply([ROLE_ONLY, *[content] * 20], done=False, hang_after=True))
+    seen = 0
+    with (
+        env.anthropic() as client,
+        client.messages.stream(model="openai/gpt", max_tokens=200, messages=HELLO) as stream,
+    ):
+        rid = stream.response.headers["request-id"]
+        for event in stream:
+            if event.type == "content_block_delta":
+                seen += 1
+                if seen == 20:
+                    break
+    row = env.usage_row(rid)
+    assert (row["status"], row["output_tokens"]) == (499, 20)
+    assert "counted with tiktoken o200k_base" in row["error_message"]
+    assert row["input_tokens"] > 0  # message_start's estimate: usage never came

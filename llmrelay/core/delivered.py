@@ -6,24 +6,27 @@ count seen may be ``message_start``'s placeholder (``output_tokens: 1``). So eve
 delta that reached the client is counted as it goes out, and a stream cut by the client is
 charged :meth:`Delivered.output_tokens`: the larger of
 
-* the **delivered estimate**: each delivered delta's text (``text_delta.text``,
+* the **delivered count**: each delivered delta's text (``text_delta.text``,
   ``thinking_delta.thinking``, ``input_json_delta.partial_json``; an OpenAI chunk's
   ``content``, ``refusal``, ``reasoning_content``/``reasoning`` and tool-call
-  ``arguments``) counted by :func:`text_tokens`, one token at least per delta (providers
-  stream whole tokens: no delta carries less than one);
+  ``arguments``) counted with the model's tokenizer when the gateway has it loaded
+  (``TokenCounter.text_counter``: OpenAI models, once ``count_tokens`` loaded tiktoken's
+  vocabulary), else by :func:`text_tokens`, one token at least per delta that is not empty
+  (providers stream whole tokens);
 * the **provider's count**: the last cumulative ``output_tokens`` of a ``message_delta`` or
   usage chunk that reached the client (never ``message_start``'s placeholder).
 
 The estimate is the one ``tokens.estimate_tokens`` uses for requests (four ASCII bytes or
-two other bytes a token): no tokenizer of Claude's is public, and an exact count of an
-OpenAI model's text would need tiktoken on the hot path for every delta. The usage row's
-``error_message`` says which count was charged (:meth:`Delivered.note`). Counting costs
-one integer addition a delta; nothing is buffered.
+two other bytes a token): no tokenizer of Claude's is public, and loading tiktoken's
+vocabulary (~70 MB) only to bill disconnects is not worth it. The usage row's
+``error_message`` says which count was charged and how (:meth:`Delivered.note`). Counting
+costs an addition (or one short tiktoken call) a delta; nothing is buffered.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from .usage import Usage
 
@@ -32,7 +35,10 @@ __all__ = ["Delivered", "text_tokens"]
 
 def text_tokens(text: str) -> int:
     """An estimate of the tokens in one delta's ``text``: ASCII bytes / 4 plus other UTF-8
-    bytes / 2, at least 1 (the rule of ``tokens.estimate_tokens``)."""
+    bytes / 2, at least 1 for a text that is not empty (the rule of
+    ``tokens.estimate_tokens``)."""
+    if not text:
+        return 0
     total = len(text.encode("utf-8", "surrogatepass"))
     ascii_bytes = total if total == len(text) else len(text.encode("ascii", "ignore"))
     return max(1, ascii_bytes // 4 + (total - ascii_bytes) // 2)
@@ -48,11 +54,19 @@ class Delivered:
     estimated: int = 0
     #: The provider's last cumulative ``output_tokens`` delivered, None before any.
     reported: int | None = None
+    #: How a delta's text is counted, and the method's name for :meth:`note`.
+    count: Callable[[str], int] = field(default=text_tokens, repr=False)
+    method: str = "estimated from the delivered text (4 ASCII bytes or 2 other bytes a token)"
+
+    def use(self, count: Callable[[str], int], encoding: str) -> None:
+        """Count with a tokenizer (``encoding`` names it) instead of the estimate."""
+        self.count = count
+        self.method = f"the delivered text counted with tiktoken {encoding}"
 
     def delta(self, text: str) -> None:
         """One content delta carrying ``text`` reached the client."""
         self.deltas += 1
-        self.estimated += text_tokens(text)
+        self.estimated += self.count(text)
 
     def provider_count(self, output_tokens: int) -> None:
         """A ``message_delta`` (or usage chunk) with this cumulative count reached the client."""
@@ -71,8 +85,8 @@ class Delivered:
         """How the charged count was made, for the usage row's ``error_message``."""
         how = (
             "the provider's own count"
-            if (self.reported or 0) >= self.estimated and self.reported is not None
-            else "estimated from the delivered text (4 ASCII bytes or 2 other bytes a token)"
+            if self.reported is not None and self.reported >= self.estimated
+            else self.method
         )
         return (
             f"client disconnected after {self.deltas} content deltas; "

@@ -101,6 +101,10 @@ async def relay(
     record = call.record
     if delivered is None and tap is not None:
         delivered = tap.delivered
+    if delivered is not None:
+        counter = call.parts.tokens.text_counter(record.provider_model)
+        if counter is not None:
+            delivered.use(*counter)
     # A translation's events go to the capture as events (``_encoded``), not as bytes.
     capture = call.capture if capture_bytes else None
     headers[OVERHEAD_HEADER] = overhead_ms(call)
