@@ -100,7 +100,7 @@ async def attempt_translated(
         assert result.response is not None
         events = aiter_events(response_events(result.response))
     else:
-        events = _with_input_estimate(events, estimate_tokens(body))
+        events = _with_input_estimate(events, body)
     head: list[Event] = []
     if gate:
         try:
@@ -127,18 +127,20 @@ async def attempt_translated(
     )
 
 
-async def _with_input_estimate(events: AsyncIterator[Event], estimate: int) -> AsyncIterator[Event]:
-    """``events`` with ``message_start.usage.input_tokens`` set to ``estimate`` when the
-    provider left it 0: an OpenAI-wire stream reports its usage only in its last chunk, and
-    clients (Claude Code) read the input count from ``message_start`` for the context size.
-    ``estimate`` is :func:`~llmrelay.tokens.estimate_tokens` of the client's body (the
-    upper-leaning estimate ``count_tokens`` answers with when no tokenizer applies): it
-    approximates the final count, which the last ``message_delta.usage.input_tokens``
-    carries and the usage row settles to."""
+async def _with_input_estimate(
+    events: AsyncIterator[Event], body: dict[str, Any]
+) -> AsyncIterator[Event]:
+    """``events`` with ``message_start.usage.input_tokens`` set to the gateway's estimate
+    when the provider left it 0: an OpenAI-wire stream reports its usage only in its last
+    chunk, and clients (Claude Code) read the input count from ``message_start`` for the
+    context size. The estimate is :func:`~llmrelay.tokens.estimate_tokens` of the client's
+    ``body`` (the upper-leaning estimate ``count_tokens`` answers with when no tokenizer
+    applies), made only then: it approximates the final count, which the last
+    ``message_delta.usage.input_tokens`` carries and the usage row settles to."""
     try:
         async for event in events:
             if isinstance(event, MessageStart) and event.message.usage.input_tokens == 0:
-                event.message.usage.input_tokens = estimate
+                event.message.usage.input_tokens = estimate_tokens(body)
             yield event
     finally:
         await aclose(events)
