@@ -106,6 +106,14 @@ def test_every_target_failing_after_its_preamble_is_an_http_529(env: RoutingEnv)
     assert e.value.body["error"] == {"type": "overloaded_error", "message": "Still overloaded"}
     row = env.usage_row(e.value.response.headers["request-id"])
     assert (row["status"], row["error_type"], row["attempts"]) == (529, "overloaded_error", 2)
+    # An error status is what the SDK retries on: its second try is served.
+    env.primary.enqueue(preamble_error_reply(529))
+    env.secondary.enqueue(preamble_error_reply(529))
+    with (
+        env.anthropic(max_retries=1) as client,
+        client.messages.stream(model="claude", max_tokens=20, messages=HELLO) as stream,
+    ):
+        assert "".join(stream.text_stream) == "echo: Hello"
     # The same through the OpenAI SDK (Anthropic targets, translated streams).
     env.primary.enqueue(preamble_error_reply(529))
     env.secondary.enqueue(preamble_error_reply(529))
