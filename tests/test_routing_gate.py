@@ -197,6 +197,8 @@ def test_a_preamble_past_the_cap_commits_to_its_stream(env: RoutingEnv) -> None:
     assert env.messages_to(env.secondary) == before
     row = env.usage_row(headers["request-id"])
     assert (row["status"], row["error_type"], row["attempts"]) == (200, "overloaded_error", 1)
+    assert "stream preamble past its cap: committed before content" in env.gw.log()
+    assert "1024 bytes (server.max_stream_preamble_kb)" in env.gw.log()
 
 
 def test_a_client_that_leaves_is_charged_the_deltas_it_was_sent(env: RoutingEnv) -> None:

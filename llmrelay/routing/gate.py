@@ -29,8 +29,9 @@ holds at most that plus the rest of the chunk it is reading, and one event is bo
 ``server.max_sse_event_mb``); a translated stream at most :data:`MAX_PREAMBLE_EVENTS`
 events. **When the cap is crossed the gate commits**: the held bytes go to the client and
 the stream is relayed as it comes, as if content had arrived (no fallback is possible any
-more; an error after that ends the stream as an error event). A preamble that big is not a
-failure in itself, and dropping a stream that may still answer would cost a whole new call.
+more; an error after that ends the stream as an error event), and a warning is logged
+(:func:`log_capped`). A preamble that big is not a failure in itself, and dropping a stream
+that may still answer would cost a whole new call.
 
 Used for streams of virtual models only; ``account/model`` streams have nowhere to fall
 back to and are relayed as they arrive, unheld.
@@ -38,6 +39,7 @@ back to and are relayed as they arrive, unheld.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -57,10 +59,13 @@ __all__ = [
     "anthropic_preamble",
     "first_event",
     "hold_preamble",
+    "log_capped",
     "openai_event_error",
     "openai_preamble",
     "stream_error",
 ]
+
+log = logging.getLogger("llmrelay.routing")
 
 #: ``server.max_stream_preamble_kb``'s default, in bytes.
 DEFAULT_MAX_PREAMBLE_BYTES = 64 * 1024
@@ -147,6 +152,15 @@ async def hold_preamble(
             if preamble > max_preamble_bytes:
                 return Held(b"".join(head), None, capped=True)
     return Held(b"".join(head), None)
+
+
+def log_capped(account: str, what: str) -> None:
+    """Log (warning) that the gate committed to ``account``'s stream before its content
+    because its preamble outgrew ``what`` (the cap, as the operator configures it)."""
+    log.warning(
+        "stream preamble past its cap: committed before content, no fallback",
+        extra={"account": account, "limit": what},
+    )
 
 
 def anthropic_event_error(event: SSEEvent) -> tuple[str, str] | None:

@@ -37,6 +37,7 @@ from ..routing.gate import (
     anthropic_event_error,
     anthropic_preamble,
     hold_preamble,
+    log_capped,
 )
 from .common import WholeEvents
 
@@ -211,6 +212,7 @@ async def gated_stream(
         raise
     first = held.first
     if held.capped:
+        log_capped(account, f"{max_preamble_bytes} bytes (server.max_stream_preamble_kb)")
         error = None
     else:
         error = ("api_error", _ENDED) if first is None else anthropic_event_error(first)

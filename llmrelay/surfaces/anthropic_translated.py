@@ -29,7 +29,7 @@ from ..pipeline.answers import EventsAnswer, JSONAnswer
 from ..pipeline.surface import AttemptResult
 from ..providers.base import Endpoint
 from ..routing.executor import Failure, Success, retry_after_s
-from ..routing.gate import aclose, first_event, stream_error
+from ..routing.gate import MAX_PREAMBLE_EVENTS, aclose, first_event, log_capped, stream_error
 from ..routing.table import Route
 from ..tokens import TokenCounter, estimate_tokens
 from ..translation import WireLimits, call_translated, codec_for
@@ -109,6 +109,8 @@ async def attempt_translated(
             await aclose(events)
             raise
         head = held.head
+        if held.capped:
+            log_capped(route.account, f"{MAX_PREAMBLE_EVENTS} events")
         error = stream_error(held)
         if error is not None:
             await aclose(events)

@@ -31,6 +31,7 @@ from ..routing.executor import Failure, Success
 from ..routing.gate import (
     DEFAULT_MAX_PREAMBLE_BYTES,
     hold_preamble,
+    log_capped,
     openai_event_error,
     openai_preamble,
 )
@@ -234,6 +235,7 @@ async def gated_stream(
         raise
     first = held.first
     if held.capped:
+        log_capped(account, f"{max_preamble_bytes} bytes (server.max_stream_preamble_kb)")
         error = None
     else:
         error = ("api_error", _ENDED) if first is None else openai_event_error(first)
