@@ -321,3 +321,29 @@ def test_a_client_that_leaves_is_counted_with_the_tokenizer_when_loaded(env: Rou
     assert (row["status"], row["output_tokens"]) == (499, 20)
     assert "counted with tiktoken o200k_base" in row["error_message"]
     assert row["input_tokens"] > 0  # message_start's estimate: usage never came
+
+
+def test_a_client_that_leaves_an_openai_passthrough_is_charged_what_it_got(
+    env: RoutingEnv,
+) -> None:
+    """(g) Chat Completions relayed byte for byte: its deltas are counted as they go out."""
+    head = {"id": "chatcmpl-long", "object": "chat.completion.chunk", "created": 1}
+    content = {**head, "choices": [{"index": 0, "delta": {"content": " the"}}]}
+    env.gpt.enqueue(chunks_reply([ROLE_ONLY, *[content] * 20], done=False, hang_after=True))
+    got = 0
+    with env.openai() as client:
+        raw = client.chat.completions.with_raw_response.create(
+            model="gpt-claude",
+            messages=HELLO,
+            stream=True,  # type: ignore[arg-type]
+        )
+        chunks = raw.parse()
+        for chunk in chunks:
+            if chunk.choices and chunk.choices[0].delta.content:
+                got += 1
+                if got == 20:
+                    break
+        chunks.close()
+    row = env.usage_row(raw.headers["x-request-id"])
+    assert (row["status"], row["provider"], row["output_tokens"]) == (499, "openai", 20)
+    assert "after 20 content deltas" in row["error_message"]
