@@ -337,7 +337,11 @@ def build_app(settings: Settings) -> web.Application:
     app.on_cleanup.append(on_cleanup)
     server = settings.server
     limits = BodyLimits(max_body, server.body_timeout_s, server.max_json_depth)
-    wire = WireLimits(server.max_json_depth, int(server.max_sse_event_mb * 1024 * 1024))
+    wire = WireLimits(
+        server.max_json_depth,
+        int(server.max_sse_event_mb * 1024 * 1024),
+        server.max_stream_preamble_kb * 1024,
+    )
     headers = client_header_filter(settings.providers.values())
     anthropic = AnthropicSurface(gateway, limits, wire, headers, gateway.created_at)
     openai = OpenAISurface(gateway, limits, wire, headers, gateway.created_unix)

@@ -53,6 +53,10 @@ class ServerConfig(_Model):
     #: Largest single server-sent event read from a provider, in MiB; a stream with a larger
     #: one ends with an error event.
     max_sse_event_mb: float = Field(default=8.0, gt=0)
+    #: Most a virtual model's stream may send before its first content (``message_start``,
+    #: pings, role-only deltas), in KiB, held by the first-chunk gate; past it the gate
+    #: commits to that stream (``docs/routing.md``).
+    max_stream_preamble_kb: int = Field(default=64, ge=1)
 
 
 class OverridesConfig(_Model):
