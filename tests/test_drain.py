@@ -342,3 +342,38 @@ def test_a_second_sigterm_skips_the_drain_but_still_flushes_usage(
         assert "second shutdown signal" in gw.log()
     finally:
         gw.stop()
+
+
+def test_a_call_still_waiting_on_its_provider_after_the_drain_is_cancelled_with_a_row(
+    tmp_path: Path, fakes: tuple[FakeAnthropic, FakeOpenAI]
+) -> None:
+    claude, _ = fakes
+    claude.latency_s = 60  # the provider never answers in time
+    gw = _gateway(tmp_path, fakes, {"shutdown_grace_s": 0, "drain_timeout_s": 1})
+    try:
+        client = anthropic.Anthropic(api_key=ALICE_KEY, base_url=gw.url, max_retries=0)
+        failed: list[BaseException] = []
+
+        def call() -> None:
+            try:
+                client.messages.create(model="anthropic/claude", max_tokens=8, messages=MSG)
+            except BaseException as err:
+                failed.append(err)
+            finally:
+                client.close()
+
+        caller = threading.Thread(target=call, daemon=True)
+        caller.start()
+        _wait(lambda: len(claude.requests_to("/v1/messages")) == 1, 10, "call upstream")
+        gw.proc.send_signal(signal.SIGTERM)
+        caller.join(30)
+        # Cancelled END_GRACE_S after the drain ran out: the connection closes unanswered.
+        assert len(failed) == 1 and isinstance(failed[0], anthropic.APIConnectionError)
+        assert _exit_code(gw) == 0, gw.log()
+        [row] = _rows(gw.usage_db)
+        assert (row["status"], row["error_type"]) == (499, "gateway_restarting"), row
+        assert row["error_message"] == (
+            "cancelled at shutdown: calls still open when server.drain_timeout_s (1s) ran out"
+        )
+    finally:
+        gw.stop()
