@@ -415,7 +415,7 @@ async def _first(timeout_s: float, *events: asyncio.Event) -> bool:
         return True
     waits = [asyncio.ensure_future(e.wait()) for e in events]
     try:
-        done, _ = await asyncio.wait(waits, timeout=timeout_s, return_when="FIRST_COMPLETED")
+        done, _ = await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for w in waits:
             w.cancel()
