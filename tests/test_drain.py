@@ -155,8 +155,9 @@ class _OpenAIStream(threading.Thread):
             self.started.set()
 
 
-def test_ready_answers_200_once_started_and_503_from_sigterm_while_health_stays_200(
-    tmp_path: Path, fakes: tuple[FakeAnthropic, FakeOpenAI]
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_ready_answers_200_once_started_and_503_from_a_signal_while_health_stays_200(
+    tmp_path: Path, fakes: tuple[FakeAnthropic, FakeOpenAI], sig: signal.Signals
 ) -> None:
     claude, _ = fakes
     claude.default_stream_delay_s = 1.0  # a stream of ~8 s, open across the grace period
@@ -166,7 +167,7 @@ def test_ready_answers_200_once_started_and_503_from_sigterm_while_health_stays_
         stream = _Stream(gw.url)
         stream.start()
         assert stream.started.wait(10)
-        gw.proc.send_signal(signal.SIGTERM)
+        gw.proc.send_signal(sig)
         _wait(lambda: _get(gw.url + "/ready")[0] == 503, 5, "/ready 503")
         # During the grace period: not ready, alive, and new connections are served.
         assert _get(gw.url + "/ready") == (503, {"status": "unavailable", "reason": "draining"})
