@@ -39,9 +39,11 @@ Running it as a process (the event loop, OS limits, a bounded exit): :mod:`llmre
 The request *body* is bounded where it is read: ``pipeline/body.py`` ``read_body``.
 
 Written against aiohttp 3.14's ``RequestHandler`` (``web_protocol.py``): the subclass reads
-its ``_messages``, ``_upgraded`` and ``_request_handler``, overrides ``finish_response`` and
-``log_exception``, and the server takes over the app's ``Server._kwargs``;
-``tests/test_server_bounds.py`` fails if those change.
+its ``_messages``, ``_upgraded``, ``_request_in_progress`` and ``_request_handler``, sets
+``_close`` (to close after the current answer), overrides ``finish_response`` and
+``log_exception``, and the server takes over the app's ``Server._kwargs`` and walks its
+``_connections`` (a drain); ``tests/test_server_bounds.py`` and ``tests/test_drain.py`` fail
+if those change.
 """
 
 from __future__ import annotations
@@ -170,7 +172,12 @@ class GatewayServer(Server):
         """From now on every answer says ``connection: close``; idle kept-alive connections
         close now, busy ones after their answer. :attr:`idle` is set when none is left."""
         self.closing = True
-        self.pre_shutdown()
+        # Not aiohttp's pre_shutdown(): its close() cancels an idle connection's wait for
+        # the next request, which ends the connection's task but leaves it open until the
+        # final cleanup; and one whose next request is half-received would never see it.
+        for handler in list(self._connections):
+            if isinstance(handler, _Handler):
+                handler.close_when_done()
         self.check_idle()
 
     def check_idle(self) -> None:
@@ -263,6 +270,15 @@ class _Handler(RequestHandler):
         if len(self._messages) != queued:  # a request line and headers are complete
             self._body = self._messages[-1][1]
             self._header_deadline = 0.0
+
+    def close_when_done(self) -> None:
+        """Close now if idle (no request being handled, queued or begun), else after the
+        answer to the request being handled or begun."""
+        begun = self._header_deadline and self._header_bytes
+        if self._request_in_progress or self._messages or begun:
+            self._close = True  # checked after each answer (RequestHandler.start)
+        else:
+            self.force_close()
 
     def _arm_header_timer(self, now: float) -> None:
         self._header_deadline = deadline = now + self._gw.config.header_timeout_s

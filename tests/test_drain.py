@@ -204,12 +204,15 @@ def test_an_answer_sent_after_the_grace_period_says_connection_close(
     claude.enqueue(slow_reply(3.0, json_reply(body)))
     gw = _gateway(tmp_path, fakes, {"shutdown_grace_s": 0.5, "drain_timeout_s": 60})
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", int(gw.url.rsplit(":", 1)[1]), timeout=30)
-        # A kept-alive connection: the first answer (before the signal) keeps it open.
-        conn.request("GET", "/health")
-        first = conn.getresponse()
-        first.read()
-        assert first.getheader("connection", "keep-alive").lower() == "keep-alive"
+        port = int(gw.url.rsplit(":", 1)[1])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        idle = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        # Kept-alive connections: the first answers (before the signal) keep them open.
+        for c in (conn, idle):
+            c.request("GET", "/health")
+            first = c.getresponse()
+            first.read()
+            assert first.getheader("connection", "keep-alive").lower() == "keep-alive"
         payload = {"model": "anthropic/claude", "max_tokens": 8, "messages": MSG}
         headers = {
             "x-api-key": ALICE_KEY,
@@ -224,6 +227,10 @@ def test_an_answer_sent_after_the_grace_period_says_connection_close(
         assert json.loads(answer.read())["content"][0]["text"] == "late"
         assert answer.getheader("connection", "").lower() == "close"
         conn.close()
+        # The idle one was closed by the gateway when the grace period ended.
+        assert idle.sock is not None
+        assert idle.sock.recv(1) == b""
+        idle.close()
         assert _exit_code(gw) == 0, gw.log()
     finally:
         gw.stop()
