@@ -14,7 +14,7 @@ from aiohttp import web
 
 from .config import GatewayKeyConfig, LimitsConfig, ProviderConfig, Settings, model_entry
 from .drain import DRAIN, Drain
-from .errors import GatewayError, NotFoundError
+from .errors import GatewayError
 from .obs.capture import CapturePolicy
 from .obs.metrics import GatewayState, Metrics
 from .obs.retention import BodyPruner
@@ -26,6 +26,7 @@ from .pipeline.run import guarded, new_request_id
 from .policy.admission import Policy
 from .policy.auth import KeyRing, Principal
 from .policy.keycache import KeyCache
+from .policy.overrides import OverrideAllowance
 from .policy.pricing import Price, PriceTable
 from .providers.base import Provider, WireBounds
 from .providers.registry import build_provider, client_header_filter
@@ -37,9 +38,10 @@ from .stores.keys import BudgetSpec, Limits
 from .stores.memory_counters import MemoryCounterStore
 from .stores.usage import UsageRecord, UsageStore
 from .surfaces.admin import AdminSurface
-from .surfaces.anthropic import AnthropicSurface, error_response, utc_now_rfc3339
+from .surfaces.anthropic import AnthropicSurface, utc_now_rfc3339
+from .surfaces.dispatch import path_error, speaks_anthropic, unserved
 from .surfaces.metrics import MetricsSurface
-from .surfaces.openai import OpenAISurface, openai_error_response
+from .surfaces.openai import OpenAISurface
 from .tokens import TokenCounter
 from .translation import WireLimits
 
@@ -136,6 +138,9 @@ class Gateway:
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
             skip_auto_headers=("User-Agent",),
+            # One session serves every caller: a cookie a provider sets for one call must
+            # never ride on another's (and a jar costs a lookup on every request).
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         bounds = WireBounds(int(self.settings.server.max_sse_event_mb * 1024 * 1024))
         self._providers = {
@@ -179,8 +184,8 @@ class Gateway:
         """Why ``GET /ready`` answers 503, or None when it answers 200: ``starting`` (before
         :meth:`start` loaded providers, stores and the key table), ``draining`` (a shutdown
         signal came), or, under ``governance.fail_closed`` only (calls would be refused), a
-        store that does not answer: Redis (pinged here, within the Redis client's timeouts:
-        about 1 s at most; while it is down, at most one probe a second) or the database
+        store that does not answer: Redis (pinged here, within ``redis.timeout_s``, at least
+        1 s to connect; while it is down, at most one probe a second) or the database
         (the key table's last refresh failed, every ``governance.key_refresh_s``)."""
         if not self.started:
             return "starting"
@@ -211,7 +216,7 @@ class Gateway:
             self.policy.budgets.forget_seeds()
 
         self._failover = FailoverCounterStore(
-            RedisCounterStore(redis.url, prefix=redis.prefix),
+            RedisCounterStore(redis.url, prefix=redis.prefix, timeout_s=redis.timeout_s),
             MemoryCounterStore(),
             fail_closed=self.settings.governance.fail_closed,
             on_state=on_state,
@@ -256,7 +261,7 @@ def _total_s(cfg: ProviderConfig) -> float:
 
 def config_principal(k: GatewayKeyConfig) -> Principal:
     """The principal of a key from the config file (``key_id`` ``cfg:<name>``)."""
-    budget = k.budget
+    budget, o = k.budget, k.overrides
     return Principal(
         name=k.name,
         key_id=f"cfg:{k.name}",
@@ -264,6 +269,9 @@ def config_principal(k: GatewayKeyConfig) -> Principal:
         models=frozenset(k.models) if k.models is not None else None,
         limits=Limits(**k.limits.model_dump()),
         budget=BudgetSpec(budget.usd, budget.period, budget.mode) if budget else None,
+        overrides=OverrideAllowance(
+            o.max_attempts, frozenset(o.retry_statuses), o.max_timeout_ms, o.max_ttft_timeout_ms
+        ),
     )
 
 
@@ -330,22 +338,6 @@ async def _ready(request: web.Request) -> web.Response:
     return web.json_response(body, status=503, headers=headers)
 
 
-def _path_error(request: web.Request, err: GatewayError) -> web.Response:
-    """``err`` for a request no surface handled, in the envelope its path implies: OpenAI's
-    under ``/openai/`` and ``/v1/chat/`` and on ``/v1/models`` without ``anthropic-version``
-    (as the model list is dispatched), Anthropic's elsewhere."""
-    path = request.path
-    if path.startswith(("/openai/", "/v1/chat/")) or (
-        path == "/v1/models" and "anthropic-version" not in request.headers
-    ):
-        return openai_error_response(err.status, err.error_type, err.message, new_request_id())
-    return error_response(err, new_request_id())
-
-
-async def _not_found(request: web.Request) -> web.Response:
-    return _path_error(request, NotFoundError(f"no route for {request.method} {request.path}"))
-
-
 async def _expect(request: web.Request) -> web.StreamResponse | None:
     """The ``Expect`` header of any route: ``100-continue`` is answered as aiohttp does; any
     other expectation is a 417 in the path's envelope (aiohttp's own answer was plain text
@@ -356,7 +348,7 @@ async def _expect(request: web.Request) -> web.StreamResponse | None:
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request.writer.output_size = 0  # the answer's own bytes are still to come
         return None
-    return _path_error(request, GatewayError("Expect: only 100-continue is supported", status=417))
+    return path_error(request, GatewayError("Expect: only 100-continue is supported", status=417))
 
 
 def build_app(settings: Settings) -> web.Application:
@@ -408,16 +400,22 @@ def build_app(settings: Settings) -> web.Application:
 
     async def list_models(request: web.Request) -> web.StreamResponse:
         # Anthropic's SDK and Claude Code always send anthropic-version; others get OpenAI's shape.
-        if "anthropic-version" in request.headers:
+        if speaks_anthropic(request.headers):
             return await anthropic.list_models(request)
         return await openai.list_models(request)
 
+    async def get_model(request: web.Request) -> web.StreamResponse:
+        if speaks_anthropic(request.headers):
+            return await anthropic.get_model(request)
+        return await openai.get_model(request)
+
     app.router.add_get("/v1/models", guarded(list_models, anthropic))
+    app.router.add_get("/v1/models/{model_id:.+}", guarded(get_model, anthropic))
     app.router.add_get("/health", _health)
     app.router.add_get("/ready", _ready)
     app.router.add_route("HEAD", "/", _ok)
     app.router.add_get("/api/hello", _ok)  # aiohttp answers HEAD for GET routes too
-    app.router.add_route("*", "/{tail:.*}", _not_found)
+    app.router.add_route("*", "/{tail:.*}", unserved)
     for route in app.router.routes():
         # aiohttp 3.14 keeps a route's Expect handler here (web_urldispatcher.AbstractRoute);
         # its routes take one only as they are added, and the surfaces add their own.
