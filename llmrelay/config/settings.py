@@ -57,6 +57,12 @@ class ServerConfig(_Model):
     #: pings, role-only deltas), in KiB, held by the first-chunk gate; past it the gate
     #: commits to that stream (``docs/routing.md``).
     max_stream_preamble_kb: int = Field(default=64, ge=1)
+    #: Seconds the listener keeps accepting connections after SIGTERM/SIGINT while
+    #: ``/ready`` answers 503, for load balancers to notice (docs/operations.md).
+    shutdown_grace_s: float = Field(default=5.0, ge=0, le=3600)
+    #: Seconds, after the grace period, that calls and streams in flight have to finish;
+    #: streams still open then end with an ``overloaded_error`` event.
+    drain_timeout_s: float = Field(default=600.0, ge=0, le=86_400)
 
 
 class OverridesConfig(_Model):

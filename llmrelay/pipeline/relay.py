@@ -3,8 +3,9 @@
 Bytes go out as the provider sends them (a passthrough) or as canonical events are encoded
 (a translation). Whatever ends the stream early is sent as the surface's in-stream error
 (the headers are gone): a provider failure (:class:`~llmrelay.errors.GatewayError`), the
-call's deadline (``timeouts.total_s``), or a bug (logged once with its traceback, the row
-marked 500). A client that went away marks the row 499 and is charged the output it was
+call's deadline (``timeouts.total_s``), the end of a shutdown's drain
+(:class:`~llmrelay.drain.GatewayRestarting`), or a bug (logged once with its traceback, the
+row marked 500). A client that went away marks the row 499 and is charged the output it was
 delivered (:class:`~llmrelay.core.delivered.Delivered`: the content deltas that went out,
 never less than the provider's last count that did), not ``message_start``'s placeholder.
 The provider's stream is closed in every case.
@@ -33,6 +34,7 @@ from ..core.events import (
     TextDelta,
     ThinkingDelta,
 )
+from ..drain import StreamWatch
 from ..errors import GatewayError, InternalError, UpstreamProtocolError, UpstreamTimeout
 from .call import Call
 
@@ -113,8 +115,10 @@ async def relay(
         await resp.prepare(call.request)
         call.response = resp
         error: GatewayError | None = None
+        watch: StreamWatch | None = None
         try:
-            async with asyncio.timeout_at(call.deadline):
+            # The call's deadline, which a drain that runs out moves to now (drain.py).
+            async with call.parts.drain.deadline(call.deadline) as watch:
                 waiting = time.perf_counter()
                 async for chunk in chunks:
                     if record.ttft_s is None:
@@ -136,7 +140,10 @@ async def relay(
                 if tap is not None:
                     error = tap.finish()
         except TimeoutError:
-            error = UpstreamTimeout(_deadline_message(call))
+            if watch is not None and watch.cut:
+                error = call.parts.drain.error()
+            else:
+                error = UpstreamTimeout(_deadline_message(call))
         except GatewayError as err:
             error = err
         except (ConnectionResetError, asyncio.CancelledError):
