@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
@@ -77,6 +78,13 @@ _STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
 
 Page = tuple[str, str, str]  # title, active nav path, body HTML
 Handler = Callable[[web.Request, Session], Awaitable[Page | web.StreamResponse]]
+
+
+def _from_database(err: Exception) -> bool:
+    """Whether ``err`` is the database's (sqlite3's, psycopg's, or the OS's) rather than a bug."""
+    return isinstance(err, sqlite3.Error | OSError) or type(err).__module__.startswith(
+        ("psycopg", "psycopg_pool")
+    )
 
 
 def _safe_next(text: str | None) -> str:
@@ -164,11 +172,18 @@ class ConsoleSurface:
             status, message = 400, str(err)
         elif isinstance(err, KeyNameTaken):
             status, message = 409, str(err)
-        else:
-            log.error("console page failed", extra={"error": f"{type(err).__name__}: {err}"})
+        elif _from_database(err):
+            log.error("console read failed", extra={"error": f"{type(err).__name__}: {err}"})
             status = 503
             message = (
                 f"the database could not complete the request ({type(err).__name__}); try again"
+            )
+        else:  # a bug: the log has the traceback, the page says where to look
+            log.error("console page failed", exc_info=err)
+            status = 500
+            message = (
+                f"the console could not show this page ({type(err).__name__}); the gateway's"
+                " log has the details"
             )
         body = h.notice(message, "error") + '<p><a href="/ui/">Back to the overview</a></p>'
         return self._html(h.page("Something went wrong", body, csrf=csrf), status)

@@ -377,3 +377,29 @@ def test_make_runs_starter_config_serves_the_console_and_says_where(tmp_path: Pa
         assert status == 303 and "llmrelay_console=v1." in headers["set-cookie"]
     finally:
         gw.stop()
+
+
+def test_a_database_error_is_a_503_page_with_the_reason_not_a_stack_trace(
+    tmp_path: Path, gpt: FakeOpenAI
+) -> None:
+    import sqlite3
+
+    gw = start_gateway(tmp_path, console_config(tmp_path, gpt.url))
+    try:
+        db = sqlite3.connect(gw.usage_db)
+        with db:
+            db.execute("DROP TABLE usage_hourly")  # the rollup is gone: every overview fails
+        db.close()
+        b = Browserless(gw.url)
+        sign_in(b)
+        status, _, body = b.request("GET", "/ui/")
+        assert status == 503
+        assert "the database could not complete the request (OperationalError)" in body
+        assert "Traceback" not in body and "usage_hourly" not in body
+        status, err = admin_get(gw, "/admin/overview")
+        assert status == 503 and "OperationalError" in err["error"]["message"]
+        status, _, body = b.request("GET", "/ui/models")  # pages that need no rollup still work
+        assert status == 200
+    finally:
+        gw.stop()
+    assert "console read failed" in gw.log() and "no such table: usage_hourly" in gw.log()
