@@ -31,7 +31,8 @@ def _recent(t: dict[str, Any]) -> str:
     if r is None:
         return "-"
     return esc(
-        f"{r['attempts']} attempts, {100 * r['error_rate']:.0f} % errors,"
+        f"{r['attempts']} attempt{'' if r['attempts'] == 1 else 's'},"
+        f" {100 * r['error_rate']:.0f} % errors,"
         f" p50 {r['p50_ms']:,.0f} ms, p95 {r['p95_ms']:,.0f} ms"
     )
 

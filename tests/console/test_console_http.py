@@ -227,6 +227,15 @@ def test_admin_endpoints_show_what_the_console_shows(gw: GatewayProcess) -> None
     status, bud = admin_get(gw, "/admin/budgets")
     assert status == 200 and bud["teams"][0]["name"] == "red"
     assert bud["teams"][0]["budget_usd"] == 50
+    assert (
+        bud["teams"][0]["spent_usd"] > 0
+        and bud["teams"][0]["forecast_usd"] >= bud["teams"][0]["spent_usd"]
+    )
+    b = Browserless(gw.url)
+    sign_in(b)
+    status, _, body = b.request("GET", "/ui/teams")
+    assert status == 200 and "<td>red</td>" in body and "of $50.00" in body
+    assert '<progress max="50.0"' in body
 
 
 def test_without_an_admin_key_the_console_is_off_and_the_log_says_why(
