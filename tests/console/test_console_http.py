@@ -412,3 +412,29 @@ def test_a_database_error_is_a_503_page_with_the_reason_not_a_stack_trace(
     finally:
         gw.stop()
     assert "console read failed" in gw.log() and "no such table: usage_hourly" in gw.log()
+
+
+def test_the_request_log_pages_newest_first_keeping_its_filters(gw: GatewayProcess) -> None:
+    with anthropic.Anthropic(api_key=ALICE_KEY, base_url=gw.url, max_retries=0) as client:
+        ids = [
+            client.messages.with_raw_response.create(
+                model="mock/echo", max_tokens=8, messages=[{"role": "user", "content": f"n{i}"}]
+            ).headers["request-id"]
+            for i in range(3)
+        ]
+    b = Browserless(gw.url)
+    sign_in(b)
+    deadline = time.monotonic() + 10
+    while True:
+        _, _, body = b.request("GET", "/ui/requests?key=alice&limit=2")
+        if ids[-1] in body or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    first = re.findall(r'href="/ui/requests/(req_[0-9a-f]+)"', body)
+    assert first == [ids[2], ids[1]]
+    older = re.search(r'href="(/ui/requests\?[^"]+)">Older calls', body)
+    assert older is not None
+    href = older.group(1).replace("&amp;", "&")
+    assert "key=alice" in href and "limit=2" in href and "cursor=" in href
+    _, _, body = b.request("GET", href)
+    assert re.findall(r'href="/ui/requests/(req_[0-9a-f]+)"', body)[0] == ids[0]
