@@ -35,7 +35,7 @@ def _serve(args: argparse.Namespace) -> int:
     obs = settings.observability
     tracing = obs.tracing
     fields: dict[str, object] = {
-        "url": f"http://{host}:{port}",
+        "url": f"{'https' if settings.server.tls else 'http'}://{host}:{port}",
         "config": args.config,
         "models": routes,
         "virtual_models": len(settings.models),

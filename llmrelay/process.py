@@ -4,6 +4,7 @@
   client connection, maybe an upstream one, and refused ones); a warning when the hard
   limit does not allow it.
 * **listen backlog**: a warning when Linux caps ``server.backlog`` (``net.core.somaxconn``).
+* **SIGHUP**: reloads the config file in this process (``reload.py``, docs/reload.md).
 * **shutdown**: once :func:`~llmrelay.server.serve` has returned (the usage writer has
   stored or spilled its rows), :func:`run` waits at most ``EXECUTOR_SHUTDOWN_TIMEOUT_S``
   for the threads of the loop's default executor (where store calls run). A thread stuck
@@ -18,11 +19,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 from collections.abc import Callable
 
 from aiohttp import web
 
 from .config import ServerConfig
+from .reload import RELOADER
 from .server import serve
 
 __all__ = ["EXECUTOR_SHUTDOWN_TIMEOUT_S", "run"]
@@ -56,7 +59,7 @@ def run(
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
         pass
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(serve(app, config, host, port, on_listening))
+        runner.run(_serve_reloading(app, config, host, port, on_listening))
         if not runner.run(_shutdown_default_executor(EXECUTOR_SHUTDOWN_TIMEOUT_S)):
             # serve() has returned: the usage writer stored or spilled its rows. What is
             # left is a thread that may never return; the runner's close() would join it
@@ -68,6 +71,30 @@ def run(
             )
             logging.shutdown()
             os._exit(1)
+
+
+async def _serve_reloading(
+    app: web.Application,
+    config: ServerConfig,
+    host: str,
+    port: int,
+    on_listening: Callable[[], None],
+) -> None:
+    """:func:`serve`, with SIGHUP reloading the config file (``reload.py``) in this process.
+    Each process registers its own handler, so a supervisor reloads its workers by sending
+    each one SIGHUP. Registered before start-up: a SIGHUP then is logged and ignored instead
+    of ending the process (the signal's default action)."""
+    reloader = app.get(RELOADER)
+    loop = asyncio.get_running_loop()
+    hup = getattr(signal, "SIGHUP", None)
+    if reloader is None or hup is None:
+        await serve(app, config, host, port, on_listening)
+        return
+    loop.add_signal_handler(hup, reloader.request, "sighup")
+    try:
+        await serve(app, config, host, port, on_listening)
+    finally:
+        loop.remove_signal_handler(hup)
 
 
 async def _shutdown_default_executor(timeout_s: float) -> bool:

@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -60,7 +61,7 @@ from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 from aiohttp.web_server import Server
 
-from .config import ServerConfig
+from .config import ServerConfig, TLSConfig
 from .errors import anthropic_error_body, anthropic_error_type
 from .obs.log import Throttled
 
@@ -322,6 +323,19 @@ class _Runner(web.AppRunner):
         return GatewayServer(await super()._make_server(), self._config)
 
 
+def listener_tls(tls: TLSConfig) -> ssl.SSLContext:
+    """The TLS context of the gateway's listener (``server.tls``): the certificate chain
+    and key from PEM files, TLS 1.2 or later, Python's default server ciphers.
+
+    Raises:
+        ssl.SSLError, OSError: the files cannot be read or do not match.
+    """
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(tls.cert_file, tls.key_file)
+    return context
+
+
 async def serve(
     app: web.Application,
     config: ServerConfig,
@@ -348,7 +362,8 @@ async def serve(
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     try:
-        site = web.TCPSite(runner, host, port, backlog=config.backlog)
+        tls = None if config.tls is None else listener_tls(config.tls)
+        site = web.TCPSite(runner, host, port, backlog=config.backlog, ssl_context=tls)
         await site.start()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)

@@ -28,9 +28,26 @@ __all__ = [
     "LoggingConfig",
     "ServerConfig",
     "Settings",
+    "TLSConfig",
     "TranslationConfig",
     "UsageConfig",
 ]
+
+
+class TLSConfig(_Model):
+    """TLS on the gateway's own listener: clients then connect with ``https://``."""
+
+    #: PEM certificate chain (the server's certificate first).
+    cert_file: str
+    #: PEM private key of the certificate (unencrypted).
+    key_file: str
+
+    @field_validator("cert_file", "key_file")
+    @classmethod
+    def _exists(cls, v: str) -> str:
+        if not Path(v).is_file():
+            raise ValueError(f"{v!r} does not exist or is not a file")
+        return v
 
 
 class ServerConfig(_Model):
@@ -53,6 +70,13 @@ class ServerConfig(_Model):
     #: Largest single server-sent event read from a provider, in MiB; a stream with a larger
     #: one ends with an error event.
     max_sse_event_mb: float = Field(default=8.0, gt=0)
+    #: Serve HTTPS with this certificate and key; unset: plain HTTP.
+    tls: TLSConfig | None = None
+    #: Reload the config file when its modification time or size changes (polled every
+    #: ``watch_interval_s``); SIGHUP and ``POST /admin/reload`` reload it in any case.
+    watch_config: bool = False
+    #: Seconds between two looks at the config file's modification time.
+    watch_interval_s: float = Field(default=2.0, ge=0.1, le=3600)
 
 
 class GatewayKeyConfig(_Model):
