@@ -13,9 +13,9 @@ before it expires, never on the request path. Google-shaped errors
 from __future__ import annotations
 
 import asyncio
-import os
 import contextlib
 import logging
+import os
 import time
 from typing import Any
 from urllib.parse import quote
