@@ -246,9 +246,7 @@ BAD_CONFIGS: list[tuple[str, Callable[[Path, FakeAnthropic], dict[str, Any] | st
     ),
     (
         "unset_variable",
-        lambda tmp, fake: _config(
-            tmp, fake, provider={"api_key": "${LLMRELAY_TEST_RELOAD_UNSET}"}
-        ),
+        lambda tmp, fake: _config(tmp, fake, provider={"api_key": "${LLMRELAY_TEST_RELOAD_UNSET}"}),
         "providers.anthropic.api_key: environment variable LLMRELAY_TEST_RELOAD_UNSET is not set",
     ),
     (

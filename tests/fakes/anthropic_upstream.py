@@ -427,8 +427,10 @@ class FakeAnthropic:
             await asyncio.sleep(0.02)
 
     async def _wait_gate(self, gate: threading.Event) -> None:
-        while not gate.is_set() and not self._stopping:
-            await asyncio.sleep(0.01)
+        # A threading.Event (the test's thread sets it): waited for in short slices in a
+        # worker thread, so that a stopping fake does not wait for it.
+        while not self._stopping and not await asyncio.to_thread(gate.wait, 0.05):
+            pass
 
     async def _send(self, request: web.Request, reply: Reply) -> web.StreamResponse:
         resp = web.StreamResponse(status=reply.status, headers=self._response_headers(reply))
