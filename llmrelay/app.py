@@ -7,6 +7,7 @@ import gc
 import logging
 import os
 import time
+from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -313,6 +314,22 @@ def build_policy(settings: Settings, counters: CounterStore, usage: UsageStore |
     return policy
 
 
+class ConfigKeyNames(Collection[str]):
+    """The names of the config file's keys in force (a live view: reloads change them)."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    def __contains__(self, name: object) -> bool:
+        return any(k.name == name for k in self._gateway.settings.auth.keys)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([k.name for k in self._gateway.settings.auth.keys])
+
+    def __len__(self) -> int:
+        return len(self._gateway.settings.auth.keys)
+
+
 GATEWAY = web.AppKey("gateway", Gateway)
 
 
@@ -403,7 +420,7 @@ def build_app(settings: Settings) -> web.Application:
             gateway,
             settings.admin.key,
             store_timeout_s=settings.governance.admin_store_timeout_s,
-            config_key_names=[k.name for k in settings.auth.keys],
+            config_key_names=ConfigKeyNames(gateway),
             body=limits,
             reloader=reloader,
         ).add_routes(app)

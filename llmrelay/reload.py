@@ -56,7 +56,8 @@ MAX_ERROR_CHARS = 8192
 
 #: Top-level settings a reload cannot change: the listener, the databases and stores the
 #: process opened at start, what observability and logging set up, the admin key the
-#: admin routes were built with. A reload that changes one is refused, naming it.
+#: admin routes were built with. A reload that changes one is refused, naming it; so is a
+#: ``forward_headers`` entry naming a header no account forwarded at start.
 RESTART_ONLY = (
     "server",
     "database",
@@ -134,6 +135,8 @@ class Reloader:
         self.path = path
         self._env = env
         self._lock = asyncio.Lock()
+        #: Client headers some account forwarded at start: the surfaces' first filter.
+        self._forwarded_at_start = _forwarded(gateway.settings)
         self._tasks: set[asyncio.Task[None]] = set()
         self._watch: asyncio.Task[None] | None = None
         #: Set once the gateway has started: a reload requested before is ignored (logged).
@@ -178,6 +181,7 @@ class Reloader:
         if missing:
             raise ConfigError("\n".join(f"{self.path}: {m}" for m in missing))
         changed = restart_only_changes(self._gateway.settings, settings)
+        changed += _newly_forwarded(self._forwarded_at_start, settings)
         if changed:
             raise ConfigError(
                 f"{self.path}: {', '.join(changed)}: cannot change while the gateway runs"
@@ -235,6 +239,23 @@ class Reloader:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _forwarded(settings: Settings) -> frozenset[str]:
+    return frozenset(
+        name for cfg in settings.providers.values() for name in getattr(cfg, "forward_headers", ())
+    )
+
+
+def _newly_forwarded(at_start: frozenset[str], settings: Settings) -> list[str]:
+    """``providers.<account>.forward_headers`` entries naming a header no account forwarded
+    at start: the surfaces drop it before any provider sees it until a restart."""
+    out = []
+    for account, cfg in settings.providers.items():
+        new = [n for n in getattr(cfg, "forward_headers", ()) if n not in at_start]
+        if new:
+            out.append(f"providers.{account}.forward_headers ({', '.join(new)})")
+    return out
 
 
 def _stamp(path: str) -> tuple[int, int] | None:

@@ -255,6 +255,11 @@ BAD_CONFIGS: list[tuple[str, Callable[[Path, FakeAnthropic], dict[str, Any] | st
         "server.port: cannot change while the gateway runs",
     ),
     (
+        "newly_forwarded_header",
+        lambda tmp, fake: _config(tmp, fake, provider={"forward_headers": ["x-forwarded-for"]}),
+        "providers.anthropic.forward_headers (x-forwarded-for): cannot change while",
+    ),
+    (
         "changed_database",
         lambda tmp, fake: _config(tmp, fake, database=f"sqlite:///{tmp / 'other.db'}"),
         "database: cannot change while the gateway runs",

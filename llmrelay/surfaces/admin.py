@@ -122,7 +122,8 @@ class AdminSurface:
     ) -> None:
         """``store_timeout_s``: how long a key write waits for the database before it
         answers 503 (``governance.admin_store_timeout_s``); ``config_key_names``: the names
-        of the config file's keys, which a virtual key may not take; ``body``: the server's
+        of the config file's keys, which a virtual key may not take (read at each check: a
+        live view follows config reloads); ``body``: the server's
         body limits (``server.max_request_body_mb``, ``body_timeout_s``, ``max_json_depth``),
         which admin bodies keep too where they are tighter than the admin API's own;
         ``reloader``: what ``POST /admin/reload`` runs (None: the route answers 404)."""
@@ -132,7 +133,7 @@ class AdminSurface:
         self._rotate = BodyLimits(min(body.max_bytes, _ROTATE_BYTES), timeout_s, body.max_depth)
         self._gw = gateway
         self._store_timeout_s = store_timeout_s
-        self._config_key_names = frozenset(config_key_names)
+        self._config_key_names = config_key_names
         self._digest = digest(admin_key)
         self._reloader = reloader
 
