@@ -14,7 +14,7 @@ import aiohttp
 from aiohttp import web
 
 from .config import GatewayKeyConfig, LimitsConfig, Settings, model_entry
-from .errors import GatewayError, NotFoundError
+from .errors import GatewayError
 from .obs.capture import CapturePolicy
 from .obs.metrics import GatewayState, Metrics
 from .obs.retention import BodyPruner
@@ -26,6 +26,7 @@ from .pipeline.run import guarded, new_request_id
 from .policy.admission import Policy
 from .policy.auth import KeyRing, Principal
 from .policy.keycache import KeyCache
+from .policy.overrides import OverrideAllowance
 from .policy.pricing import Price, PriceTable
 from .providers.registry import client_header_filter
 from .reload import RELOADER, Reloader
@@ -38,9 +39,10 @@ from .stores.keys import BudgetSpec, Limits
 from .stores.memory_counters import MemoryCounterStore
 from .stores.usage import UsageRecord, UsageStore
 from .surfaces.admin import AdminSurface
-from .surfaces.anthropic import AnthropicSurface, error_response, utc_now_rfc3339
+from .surfaces.anthropic import AnthropicSurface, utc_now_rfc3339
+from .surfaces.dispatch import path_error, speaks_anthropic, unserved
 from .surfaces.metrics import MetricsSurface
-from .surfaces.openai import OpenAISurface, openai_error_response
+from .surfaces.openai import OpenAISurface
 from .tokens import TokenCounter
 from .translation import WireLimits
 
@@ -186,7 +188,7 @@ class Gateway:
             self.policy.budgets.forget_seeds()
 
         return FailoverCounterStore(
-            RedisCounterStore(redis.url, prefix=redis.prefix),
+            RedisCounterStore(redis.url, prefix=redis.prefix, timeout_s=redis.timeout_s),
             MemoryCounterStore(),
             fail_closed=self.settings.governance.fail_closed,
             on_state=on_state,
@@ -263,7 +265,7 @@ def config_keys(settings: Settings) -> list[tuple[str, Principal]]:
 
 def config_principal(k: GatewayKeyConfig) -> Principal:
     """The principal of a key from the config file (``key_id`` ``cfg:<name>``)."""
-    budget = k.budget
+    budget, o = k.budget, k.overrides
     return Principal(
         name=k.name,
         key_id=f"cfg:{k.name}",
@@ -271,6 +273,9 @@ def config_principal(k: GatewayKeyConfig) -> Principal:
         models=frozenset(k.models) if k.models is not None else None,
         limits=Limits(**k.limits.model_dump()),
         budget=BudgetSpec(budget.usd, budget.period, budget.mode) if budget else None,
+        overrides=OverrideAllowance(
+            o.max_attempts, frozenset(o.retry_statuses), o.max_timeout_ms, o.max_ttft_timeout_ms
+        ),
     )
 
 
@@ -341,22 +346,6 @@ async def _health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"}, headers={"request-id": new_request_id()})
 
 
-def _path_error(request: web.Request, err: GatewayError) -> web.Response:
-    """``err`` for a request no surface handled, in the envelope its path implies: OpenAI's
-    under ``/openai/`` and ``/v1/chat/`` and on ``/v1/models`` without ``anthropic-version``
-    (as the model list is dispatched), Anthropic's elsewhere."""
-    path = request.path
-    if path.startswith(("/openai/", "/v1/chat/")) or (
-        path == "/v1/models" and "anthropic-version" not in request.headers
-    ):
-        return openai_error_response(err.status, err.error_type, err.message, new_request_id())
-    return error_response(err, new_request_id())
-
-
-async def _not_found(request: web.Request) -> web.Response:
-    return _path_error(request, NotFoundError(f"no route for {request.method} {request.path}"))
-
-
 async def _expect(request: web.Request) -> web.StreamResponse | None:
     """The ``Expect`` header of any route: ``100-continue`` is answered as aiohttp does; any
     other expectation is a 417 in the path's envelope (aiohttp's own answer was plain text
@@ -367,7 +356,7 @@ async def _expect(request: web.Request) -> web.StreamResponse | None:
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request.writer.output_size = 0  # the answer's own bytes are still to come
         return None
-    return _path_error(request, GatewayError("Expect: only 100-continue is supported", status=417))
+    return path_error(request, GatewayError("Expect: only 100-continue is supported", status=417))
 
 
 def build_app(settings: Settings) -> web.Application:
@@ -429,15 +418,21 @@ def build_app(settings: Settings) -> web.Application:
 
     async def list_models(request: web.Request) -> web.StreamResponse:
         # Anthropic's SDK and Claude Code always send anthropic-version; others get OpenAI's shape.
-        if "anthropic-version" in request.headers:
+        if speaks_anthropic(request.headers):
             return await anthropic.list_models(request)
         return await openai.list_models(request)
 
+    async def get_model(request: web.Request) -> web.StreamResponse:
+        if speaks_anthropic(request.headers):
+            return await anthropic.get_model(request)
+        return await openai.get_model(request)
+
     app.router.add_get("/v1/models", guarded(list_models, anthropic))
+    app.router.add_get("/v1/models/{model_id:.+}", guarded(get_model, anthropic))
     app.router.add_get("/health", _health)
     app.router.add_route("HEAD", "/", _ok)
     app.router.add_get("/api/hello", _ok)  # aiohttp answers HEAD for GET routes too
-    app.router.add_route("*", "/{tail:.*}", _not_found)
+    app.router.add_route("*", "/{tail:.*}", unserved)
     for route in app.router.routes():
         # aiohttp 3.14 keeps a route's Expect handler here (web_urldispatcher.AbstractRoute);
         # its routes take one only as they are added, and the surfaces add their own.

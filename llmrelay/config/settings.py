@@ -79,6 +79,29 @@ class ServerConfig(_Model):
     watch_interval_s: float = Field(default=2.0, ge=0.1, le=3600)
 
 
+class OverridesConfig(_Model):
+    """What a key's requests may override per request with ``x-llmrelay-retry``,
+    ``x-llmrelay-timeout-ms`` and ``x-llmrelay-ttft-timeout-ms`` (``docs/headers.md``); a
+    request asking more is clamped to these."""
+
+    #: Most attempts per target a request may ask for (the first one included).
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    #: Statuses a request may ask to be retried on; others it names are dropped.
+    retry_statuses: list[int] = Field(default_factory=lambda: [408, 429, 500, 502, 503, 504, 529])
+    #: Longest per-attempt time limit a request may ask for, in milliseconds.
+    max_timeout_ms: int = Field(default=600_000, ge=1, le=86_400_000)
+    #: Longest time to a stream's first event a request may ask for, in milliseconds.
+    max_ttft_timeout_ms: int = Field(default=600_000, ge=1, le=86_400_000)
+
+    @field_validator("retry_statuses")
+    @classmethod
+    def _statuses(cls, v: list[int]) -> list[int]:
+        for s in v:
+            if not 400 <= s <= 599:
+                raise ValueError(f"expected HTTP error statuses (400-599); {s} is not one")
+        return v
+
+
 class GatewayKeyConfig(_Model):
     name: str = Field(min_length=1)
     key: str = Field(min_length=8)
@@ -87,6 +110,8 @@ class GatewayKeyConfig(_Model):
     models: list[str] | None = None
     limits: LimitsConfig = LimitsConfig()
     budget: BudgetConfig | None = None
+    #: Bounds of the per-request override headers for this key.
+    overrides: OverridesConfig = OverridesConfig()
 
 
 class AuthConfig(_Model):

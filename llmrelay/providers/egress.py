@@ -100,7 +100,8 @@ def egress_for(
 
 def open_session(egress: Egress | None) -> aiohttp.ClientSession:
     """A provider's connection pool: no connection limit (the gateway bounds calls itself),
-    DNS answers kept 300 s, no ``User-Agent`` of aiohttp's own (the client's is relayed).
+    DNS answers kept 300 s, no ``User-Agent`` of aiohttp's own (the client's is relayed),
+    no cookies kept.
     ``egress`` None: direct, the default CAs (a provider with no HTTP upstream)."""
     connector = aiohttp.TCPConnector(
         limit=0, ttl_dns_cache=300, ssl=True if egress is None else egress.ssl_context
@@ -110,4 +111,7 @@ def open_session(egress: Egress | None) -> aiohttp.ClientSession:
         skip_auto_headers=("User-Agent",),
         proxy=None if egress is None else egress.proxy,
         trust_env=False,
+        # A pool serves every caller of its account: a cookie the provider sets for one call
+        # must never ride on another's (and a jar costs a lookup on every request).
+        cookie_jar=aiohttp.DummyCookieJar(),
     )
