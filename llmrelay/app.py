@@ -210,8 +210,7 @@ class Gateway:
         old, self.runtime = self.runtime, new
         self.keys.replace_config(config_keys(settings))
         self._retired.add(old)
-        old.on_drained = self._drained
-        old.retire()
+        old.retire(self._drained)
         return new
 
     def _drained(self, runtime: Runtime) -> None:

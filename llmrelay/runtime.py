@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from .tokens import TokenCounter
 
 __all__ = [
+    "Lease",
     "ProviderPool",
     "Runtime",
     "RuntimeHost",
@@ -94,10 +95,40 @@ class ProviderPool:
             await self.session.close()
 
 
-@dataclass(eq=False)
+class Lease:
+    """How many calls still use a runtime, and what to do once a retired one has none."""
+
+    __slots__ = ("calls", "on_drained", "retired")
+
+    def __init__(self) -> None:
+        #: Calls that pinned the runtime and have not ended.
+        self.calls = 0
+        #: A newer runtime replaced this one: its pools are let go once ``calls`` is 0.
+        self.retired = False
+        #: Called once when the retired runtime's last call ended. Must not block.
+        self.on_drained: Callable[[], None] | None = None
+
+    def ended(self) -> None:
+        self.calls -= 1
+        if self.retired and self.calls == 0:
+            self._drained()
+
+    def retire(self, on_drained: Callable[[], None]) -> None:
+        self.retired = True
+        self.on_drained = on_drained
+        if self.calls == 0:
+            self._drained()
+
+    def _drained(self) -> None:
+        if self.on_drained is not None:
+            done, self.on_drained = self.on_drained, None
+            done()
+
+
+@dataclass(frozen=True, eq=False)
 class Runtime:
-    """The configuration in force for the calls that pinned it. Its fields are not
-    reassigned after :func:`build_runtime`; a reload builds a new runtime instead.
+    """The configuration in force for the calls that pinned it: immutable; a reload builds
+    a new runtime instead. Only its :class:`Lease` (the count of its calls) changes.
 
     It is what the pipeline calls its :class:`~llmrelay.pipeline.call.Parts`: a call
     reads ``settings``, ``router`` and ``policy`` from here, and the host's keys, token
@@ -109,13 +140,7 @@ class Runtime:
     policy: Policy
     pools: Mapping[str, ProviderPool]
     host: RuntimeHost
-    #: Calls that pinned this runtime and have not ended.
-    calls: int = 0
-    #: A newer runtime replaced this one: its pools are let go once ``calls`` is 0.
-    retired: bool = False
-    #: Called once when a retired runtime's last call ended (set by the gateway, which
-    #: then lets go of its pools: :func:`release_pools`). Must not block.
-    on_drained: Callable[[Runtime], None] | None = field(default=None, repr=False)
+    lease: Lease = field(default_factory=Lease, repr=False)
 
     @property
     def keys(self) -> KeyRing:
@@ -136,25 +161,22 @@ class Runtime:
         """This runtime (a runtime is already a snapshot)."""
         return self
 
+    @property
+    def retired(self) -> bool:
+        return self.lease.retired
+
     def call_started(self) -> None:
-        self.calls += 1
+        self.lease.calls += 1
 
     def call_ended(self) -> None:
         """One call of this runtime ended; a retired runtime's last one lets its pools go."""
-        self.calls -= 1
-        if self.retired and self.calls == 0:
-            self._drained()
+        self.lease.ended()
 
-    def retire(self) -> None:
-        """A newer runtime is in force; let the pools go now, or after the last call."""
-        self.retired = True
-        if self.calls == 0:
-            self._drained()
-
-    def _drained(self) -> None:
-        if self.on_drained is not None:
-            done, self.on_drained = self.on_drained, None
-            done(self)
+    def retire(self, on_drained: Callable[[Runtime], None]) -> None:
+        """A newer runtime is in force: ``on_drained(self)`` runs now if no call uses this
+        one, else when the last one ends (the gateway then lets go of its pools:
+        :func:`release_pools`). Must not block."""
+        self.lease.retire(lambda: on_drained(self))
 
 
 async def release_pools(runtime: Runtime) -> None:
