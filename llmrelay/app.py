@@ -55,7 +55,8 @@ log = logging.getLogger("llmrelay")
 
 
 class Gateway:
-    """Everything a request needs, built once per process from one :class:`Settings`."""
+    """Everything a request needs, built once per process; the configuration in force is its
+    :attr:`runtime`, which a config reload replaces whole (:meth:`apply`)."""
 
     def __init__(self, settings: Settings) -> None:
         self.keys = KeyRing(config_keys(settings))
