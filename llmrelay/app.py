@@ -14,6 +14,7 @@ import aiohttp
 from aiohttp import web
 
 from .config import GatewayKeyConfig, LimitsConfig, Settings, model_entry
+from .drain import DRAIN, Drain
 from .errors import GatewayError
 from .obs.capture import CapturePolicy
 from .obs.metrics import GatewayState, Metrics
@@ -48,6 +49,7 @@ from .translation import WireLimits
 
 if TYPE_CHECKING:
     from .obs.tracing import Tracing
+    from .stores.failover_counters import FailoverCounterStore
 
 __all__ = ["GATEWAY", "Gateway", "build_app"]
 
@@ -73,6 +75,10 @@ class Gateway:
         self._retired: set[Runtime] = set()
         self._closing: set[asyncio.Task[None]] = set()
         self.counters_failed_over = False
+        #: Shutdown state: draining (``/ready`` 503), then open streams cut (drain.py).
+        self.drain = Drain()
+        #: True once :meth:`start` has loaded providers, stores and the key table.
+        self.started = False
         #: Prometheus metrics (None when ``observability.metrics.enabled`` is false).
         self.metrics: Metrics | None = None
         observers: list[CallObserver] = [
@@ -99,6 +105,7 @@ class Gateway:
         self._pruner: BodyPruner | None = None
         self._stores: Stores | None = None
         self._counters: CounterStore | None = None
+        self._failover: FailoverCounterStore | None = None
 
     @property
     def settings(self) -> Settings:
@@ -174,6 +181,29 @@ class Gateway:
         retention = self.settings.observability.request_log.retention_days
         self._pruner = BodyPruner(self._stores.usage, retention)
         self._pruner.start()
+        self.started = True
+
+    async def not_ready(self) -> str | None:
+        """Why ``GET /ready`` answers 503, or None when it answers 200: ``starting`` (before
+        :meth:`start` loaded providers, stores and the key table), ``draining`` (a shutdown
+        signal came), or, under ``governance.fail_closed`` only (calls would be refused), a
+        store that does not answer: Redis (pinged here, within ``redis.timeout_s``, at least
+        1 s to connect; while it is down, at most one probe a second) or the database
+        (the key table's last refresh failed, every ``governance.key_refresh_s``)."""
+        if not self.started:
+            return "starting"
+        if self.drain.draining:
+            return "draining"
+        if not self.settings.governance.fail_closed:
+            return None
+        failover = self._failover
+        if failover is not None:
+            await failover.ping()
+            if not failover.using_primary:
+                return "counter store (redis) unreachable"
+        if self.key_cache is not None and self.key_cache.failing:
+            return "database unreachable"
+        return None
 
     async def _open_counters(self) -> CounterStore:
         """In-process counters, or Redis with in-process counters to fall back on."""
@@ -188,13 +218,14 @@ class Gateway:
             self.counters_failed_over = not up
             self.policy.budgets.forget_seeds()
 
-        return FailoverCounterStore(
+        self._failover = FailoverCounterStore(
             RedisCounterStore(redis.url, prefix=redis.prefix, timeout_s=redis.timeout_s),
             MemoryCounterStore(),
             fail_closed=self.settings.governance.fail_closed,
             on_state=on_state,
             on_local=lambda local: self.policy.budgets.seed_local(local),
         )
+        return self._failover
 
     async def apply(self, settings: Settings) -> Runtime:
         """Put ``settings`` in force: build its runtime (sharing the pools of unchanged
@@ -343,7 +374,19 @@ async def _ok(request: web.Request) -> web.Response:
 
 
 async def _health(request: web.Request) -> web.Response:
+    """Liveness: 200 while the process serves HTTP at all, draining included."""
     return web.json_response({"status": "ok"}, headers={"request-id": new_request_id()})
+
+
+async def _ready(request: web.Request) -> web.Response:
+    """Readiness, for load balancers: 200 ``{"status": "ready"}``, or 503
+    ``{"status": "unavailable", "reason": ...}`` (``Gateway.not_ready``)."""
+    headers = {"request-id": new_request_id(), "cache-control": "no-store"}
+    reason = await request.app[GATEWAY].not_ready()
+    if reason is None:
+        return web.json_response({"status": "ready"}, headers=headers)
+    body = {"status": "unavailable", "reason": reason}
+    return web.json_response(body, status=503, headers=headers)
 
 
 async def _expect(request: web.Request) -> web.StreamResponse | None:
@@ -366,6 +409,7 @@ def build_app(settings: Settings) -> web.Application:
     max_body = int(settings.server.max_request_body_mb * 1024 * 1024)
     app = web.Application(client_max_size=max_body, handler_args={"max_field_size": 65536})
     app[GATEWAY] = gateway
+    app[DRAIN] = gateway.drain
     reloader = None
     if settings.source != "<memory>":
         reloader = Reloader(gateway, settings.source)
@@ -398,7 +442,11 @@ def build_app(settings: Settings) -> web.Application:
     app.on_cleanup.append(on_cleanup)
     server = settings.server
     limits = BodyLimits(max_body, server.body_timeout_s, server.max_json_depth)
-    wire = WireLimits(server.max_json_depth, int(server.max_sse_event_mb * 1024 * 1024))
+    wire = WireLimits(
+        server.max_json_depth,
+        int(server.max_sse_event_mb * 1024 * 1024),
+        server.max_stream_preamble_kb * 1024,
+    )
     headers = client_header_filter(settings.providers.values())
     anthropic = AnthropicSurface(gateway, limits, wire, headers, gateway.created_at)
     openai = OpenAISurface(gateway, limits, wire, headers, gateway.created_unix)
@@ -430,6 +478,7 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_get("/v1/models", guarded(list_models, anthropic))
     app.router.add_get("/v1/models/{model_id:.+}", guarded(get_model, anthropic))
     app.router.add_get("/health", _health)
+    app.router.add_get("/ready", _ready)
     app.router.add_route("HEAD", "/", _ok)
     app.router.add_get("/api/hello", _ok)  # aiohttp answers HEAD for GET routes too
     app.router.add_route("*", "/{tail:.*}", unserved)

@@ -34,6 +34,7 @@ from .routing.router import Router
 from .routing.table import RouteTable
 
 if TYPE_CHECKING:
+    from .drain import Drain
     from .pipeline.call import Call, CallObserver, Capture
     from .policy.admission import Policy
     from .policy.auth import KeyRing
@@ -58,6 +59,7 @@ class RuntimeHost(Protocol):
 
     keys: KeyRing
     tokens: TokenCounter
+    drain: Drain
 
     @property
     def observers(self) -> Sequence[CallObserver]: ...
@@ -149,6 +151,10 @@ class Runtime:
     @property
     def tokens(self) -> TokenCounter:
         return self.host.tokens
+
+    @property
+    def drain(self) -> Drain:
+        return self.host.drain
 
     @property
     def observers(self) -> Sequence[CallObserver]:

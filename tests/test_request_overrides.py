@@ -127,7 +127,7 @@ def test_ttft_timeout_bounds_a_streams_first_event(env: Env) -> None:
         stream.until_done()
     assert e.value.status_code == 504
     assert e.value.response.headers["x-llmrelay-overrides-clamped"] == "ttft-timeout-ms=200"
-    assert "no first event within 0.2s (first_token_timeout_s)" in str(e.value.body)
+    assert "no first content within 0.2s (first_token_timeout_s)" in str(e.value.body)
 
 
 def test_an_allowance_wide_enough_changes_nothing_else(env: Env) -> None:

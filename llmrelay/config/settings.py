@@ -70,6 +70,16 @@ class ServerConfig(_Model):
     #: Largest single server-sent event read from a provider, in MiB; a stream with a larger
     #: one ends with an error event.
     max_sse_event_mb: float = Field(default=8.0, gt=0)
+    #: Most a virtual model's stream may send before its first content (``message_start``,
+    #: pings, role-only deltas), in KiB, held by the first-chunk gate; past it the gate
+    #: commits to that stream (``docs/routing.md``).
+    max_stream_preamble_kb: int = Field(default=64, ge=1)
+    #: Seconds the listener keeps accepting connections after SIGTERM/SIGINT while
+    #: ``/ready`` answers 503, for load balancers to notice (docs/operations.md).
+    shutdown_grace_s: float = Field(default=5.0, ge=0, le=3600)
+    #: Seconds, after the grace period, that calls and streams in flight have to finish;
+    #: streams still open then end with an ``overloaded_error`` event.
+    drain_timeout_s: float = Field(default=600.0, ge=0, le=86_400)
     #: Serve HTTPS with this certificate and key; unset: plain HTTP.
     tls: TLSConfig | None = None
     #: Reload the config file when its modification time or size changes (polled every

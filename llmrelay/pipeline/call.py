@@ -25,6 +25,7 @@ from ..stores.usage import UsageRecord
 
 if TYPE_CHECKING:
     from ..config import Settings
+    from ..drain import Drain
     from ..policy.admission import Admission, Policy
     from ..policy.auth import KeyRing, Principal
     from ..routing.router import Router
@@ -111,6 +112,11 @@ class Parts(Protocol):
     def pin(self) -> Parts:
         """The parts in force now, for one call to read to its end: a config reload in the
         meantime does not change them (``llmrelay/runtime.py``)."""
+        ...
+
+    @property
+    def drain(self) -> Drain:
+        """The process's shutdown state: ends open streams when a drain runs out."""
         ...
 
     @property

@@ -219,7 +219,12 @@ def _finish(call: Call) -> None:
     usage = call.usage
     record.latency_s = time.perf_counter() - call.started
     if record.status == 499 and record.error_type is None:
-        record.error_type = "client_disconnected"
+        cut = call.parts.drain.cut_reason
+        if cut is None:
+            record.error_type = "client_disconnected"
+        else:  # cancelled by the shutdown, after its drain (docs/operations.md)
+            record.error_type = "gateway_restarting"
+            record.error_message = f"cancelled at shutdown: {cut}"
     trace = call.trace
     record.trace_id = (
         trace.trace_id_hex

@@ -224,7 +224,9 @@ class _Attempter:
             headers = _relay_headers(up, rid)
             limit = self._wire.max_event_bytes
             if gate:
-                return await gated_stream(up, headers, account, limit)
+                return await gated_stream(
+                    up, headers, account, limit, self._wire.max_preamble_bytes
+                )
             return Success(relay_answer(up, headers, account, limit))
         try:
             data = await up.read()

@@ -226,7 +226,9 @@ class _Attempter:
             headers = _headers(up, record.request_id)
             limit = self._wire.max_event_bytes
             if gate:
-                return await gated_stream(up, headers, account, strip_usage, limit)
+                return await gated_stream(
+                    up, headers, account, strip_usage, limit, self._wire.max_preamble_bytes
+                )
             return Success(relay_answer(up, headers, account, strip_usage, limit))
         try:
             data = await up.read()
