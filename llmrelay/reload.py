@@ -168,6 +168,11 @@ class Reloader:
             message = f"{self.path}: a provider could not be set up: {type(err).__name__}: {err}"
             self._refused(trigger, message)
             raise ConfigError(_clip(message)) from None
+        except Exception as err:  # a bug: the old configuration stays all the same
+            log.exception("config reload failed", extra={"config": self.path})
+            message = f"{self.path}: the reload failed ({type(err).__name__}); see the log"
+            self._refused(trigger, message)
+            raise ConfigError(message) from None
         log.warning(
             "config reloaded",
             extra={"config": self.path, "trigger": trigger, **result.as_json()},
@@ -176,10 +181,7 @@ class Reloader:
 
     async def _reload(self) -> ReloadResult:
         env = os.environ if self._env is None else self._env
-        settings = await asyncio.to_thread(load_settings, self.path, env)
-        missing = missing_dependencies({p.type for p in settings.providers.values()})
-        if missing:
-            raise ConfigError("\n".join(f"{self.path}: {m}" for m in missing))
+        settings = await asyncio.to_thread(_read, self.path, env)
         changed = restart_only_changes(self._gateway.settings, settings)
         changed += _newly_forwarded(self._forwarded_at_start, settings)
         if changed:
@@ -239,6 +241,20 @@ class Reloader:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _read(path: str, env: Mapping[str, str]) -> Settings:
+    """The file's settings, and the libraries its provider types need, checked (as at
+    start: ``cli_common.load_config``); in a worker thread.
+
+    Raises:
+        ConfigError: naming the file, the key path and what was expected.
+    """
+    settings = load_settings(path, env)
+    missing = missing_dependencies({p.type for p in settings.providers.values()})
+    if missing:
+        raise ConfigError("\n".join(f"{path}: {m}" for m in missing))
+    return settings
 
 
 def _forwarded(settings: Settings) -> frozenset[str]:

@@ -194,7 +194,7 @@ def test_an_untrusted_upstream_certificate_is_a_502(
         gw.stop()
 
 
-def test_a_missing_ca_file_is_a_config_error(tmp_path: Path) -> None:
+def test_unusable_proxy_and_tls_settings_are_config_errors(tmp_path: Path) -> None:
     provider = _anthropic("https://localhost:1", ca_file=str(tmp_path / "nope.pem"))
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(base_config(tmp_path, {"anthropic": provider})))
@@ -206,6 +206,15 @@ def test_a_missing_ca_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as e:
         load_settings(path)
     assert f"{path}: providers.anthropic.proxy: expected an http:// proxy URL" in str(e.value)
+    not_pem = tmp_path / "not.pem"
+    not_pem.write_text("not a certificate\n")
+    provider = _anthropic("https://localhost:1", ca_file=str(not_pem))
+    tls = {"cert_file": str(not_pem), "key_file": str(not_pem)}
+    path.write_text(yaml.safe_dump(base_config(tmp_path, {"a": provider}, server={"tls": tls})))
+    with pytest.raises(ConfigError) as e:
+        load_settings(path)
+    assert f"{path}: providers.a.ca_file: CA file '{not_pem}' is not a PEM bundle" in str(e.value)
+    assert f"{path}: server.tls: cert_file and key_file must be a PEM" in str(e.value)
 
 
 def _start_tls_gateway(tmp: Path, config: dict[str, Any], ca: ssl.SSLContext) -> GatewayProcess:

@@ -233,6 +233,12 @@ def test_an_unchanged_account_keeps_its_pool_across_a_reload(
         gw.stop()
 
 
+def _not_pem(tmp: Path) -> Path:
+    path = tmp / "not-a-ca.pem"
+    path.write_text("not a certificate\n")
+    return path
+
+
 BAD_CONFIGS: list[tuple[str, Callable[[Path, FakeAnthropic], dict[str, Any] | str], str]] = [
     (
         "syntax_error",
@@ -258,6 +264,11 @@ BAD_CONFIGS: list[tuple[str, Callable[[Path, FakeAnthropic], dict[str, Any] | st
         "newly_forwarded_header",
         lambda tmp, fake: _config(tmp, fake, provider={"forward_headers": ["x-forwarded-for"]}),
         "providers.anthropic.forward_headers (x-forwarded-for): cannot change while",
+    ),
+    (
+        "ca_file_not_pem",
+        lambda tmp, fake: _config(tmp, fake, provider={"ca_file": str(_not_pem(tmp))}),
+        "providers.anthropic.ca_file: CA file",
     ),
     (
         "changed_database",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -113,8 +114,16 @@ class EgressConfig(_Model):
     @field_validator("ca_file")
     @classmethod
     def _readable(cls, v: str | None) -> str | None:
-        if v is not None and not Path(v).is_file():
+        if v is None:
+            return v
+        if not Path(v).is_file():
             raise ValueError(f"CA file {v!r} does not exist or is not a file")
+        try:
+            ssl.create_default_context(cafile=v)  # reads only this file
+        except (ssl.SSLError, OSError) as err:
+            raise ValueError(
+                f"CA file {v!r} is not a PEM bundle of CA certificates ({err.__class__.__name__})"
+            ) from None
         return v
 
 

@@ -3,6 +3,7 @@ logging."""
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,6 +49,19 @@ class TLSConfig(_Model):
         if not Path(v).is_file():
             raise ValueError(f"{v!r} does not exist or is not a file")
         return v
+
+    @model_validator(mode="after")
+    def _pair(self) -> TLSConfig:
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+                self.cert_file, self.key_file
+            )
+        except (ssl.SSLError, OSError) as err:
+            raise ValueError(
+                "cert_file and key_file must be a PEM certificate chain and its unencrypted"
+                f" private key ({err.__class__.__name__})"
+            ) from None
+        return self
 
 
 class ServerConfig(_Model):
