@@ -28,6 +28,8 @@ class ConnectProxy:
         self.url = ""
         #: ``host:port`` of every CONNECT, in order.
         self.connects: list[str] = []
+        #: The ``Proxy-Authorization`` header of every CONNECT (None when absent), in order.
+        self.authorizations: list[str | None] = []
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
@@ -72,6 +74,7 @@ class ConnectProxy:
                 await writer.drain()
                 return
             self.connects.append(target)
+            self.authorizations.append(_header(head, b"proxy-authorization"))
             host, _, port = target.rpartition(":")
             up_reader, up_writer = await asyncio.open_connection(host, int(port))
             self._writers.add(up_writer)
@@ -85,6 +88,14 @@ class ConnectProxy:
         finally:
             writer.close()
             self._writers.discard(writer)
+
+
+def _header(head: bytes, name: bytes) -> str | None:
+    for line in head.split(b"\r\n")[1:]:
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == name:
+            return value.strip().decode("latin-1")
+    return None
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -6,6 +6,7 @@ provider's ``ca_file:`` or ``SSL_CERT_FILE``, and TLS on the gateway's own liste
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
 import os
@@ -148,12 +149,15 @@ def test_a_providers_proxy_and_ca_file_carry_its_calls(
     tmp_path: Path, certs: Certs, upstream: FakeAnthropic
 ) -> None:
     with ConnectProxy() as proxy:
-        provider = _anthropic(upstream.url, proxy=proxy.url, ca_file=str(certs.ca))
+        with_user = proxy.url.replace("http://", "http://relay:s%40cret@")
+        provider = _anthropic(upstream.url, proxy=with_user, ca_file=str(certs.ca))
         gw = start_gateway(tmp_path, base_config(tmp_path, {"anthropic": provider}))
         try:
             msg = _ask(gw, "anthropic/claude")
             assert msg.content[0].type == "text" and msg.content[0].text == "echo: hello"
             assert proxy.connects == [f"localhost:{_port(upstream.url)}"]
+            # The URL's credentials go as Proxy-Authorization (decoded: s@cret).
+            assert proxy.authorizations == ["Basic " + base64.b64encode(b"relay:s@cret").decode()]
             assert len(upstream.requests_to("/v1/messages")) == 1
         finally:
             gw.stop()
@@ -174,6 +178,7 @@ def test_https_proxy_from_the_environment_with_no_proxy_and_ssl_cert_file(
             assert _ask(gw, "direct/claude").content[0].type == "text"
             # Only the call to a host NO_PROXY does not name went through the proxy.
             assert proxy.connects == [f"localhost:{_port(upstream.url)}"]
+            assert proxy.authorizations == [None]
             assert len(upstream.requests_to("/v1/messages")) == 2
         finally:
             gw.stop()

@@ -98,6 +98,17 @@ def egress_for(
     return Egress(chosen, context)
 
 
+def _split_auth(proxy: str | None) -> tuple[URL | None, aiohttp.BasicAuth | None]:
+    """The proxy URL without its ``user:password@`` and those as ``Proxy-Authorization:
+    Basic`` credentials (aiohttp sends none for credentials left in the URL)."""
+    if proxy is None:
+        return None, None
+    url = URL(proxy)
+    if url.user is None:
+        return url, None
+    return url.with_user(None), aiohttp.BasicAuth(url.user, url.password or "")
+
+
 def open_session(egress: Egress | None) -> aiohttp.ClientSession:
     """A provider's connection pool: no connection limit (the gateway bounds calls itself),
     DNS answers kept 300 s, no ``User-Agent`` of aiohttp's own (the client's is relayed),
@@ -106,10 +117,12 @@ def open_session(egress: Egress | None) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(
         limit=0, ttl_dns_cache=300, ssl=True if egress is None else egress.ssl_context
     )
+    proxy, proxy_auth = _split_auth(None if egress is None else egress.proxy)
     return aiohttp.ClientSession(
         connector=connector,
         skip_auto_headers=("User-Agent",),
-        proxy=None if egress is None else egress.proxy,
+        proxy=proxy,
+        proxy_auth=proxy_auth,
         trust_env=False,
         # A pool serves every caller of its account: a cookie the provider sets for one call
         # must never ride on another's (and a jar costs a lookup on every request).
