@@ -262,7 +262,7 @@ def _snippet(args: argparse.Namespace) -> int:
     key = settings.auth.keys[0].key
     account, cfg = next(iter(settings.providers.items()))
     model = f"{account}/{next(iter(cfg.models))}"
-    base = f"http://{settings.server.host}:{settings.server.port}"
+    base = f"{'https' if settings.server.tls else 'http'}://{settings.server.host}:{settings.server.port}"
     print(f"""
 llmrelay is starting at {base}  (model {model}, key name {settings.auth.keys[0].name!r})
 Paste this into Python (pip install anthropic):
