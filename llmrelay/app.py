@@ -41,6 +41,7 @@ from .surfaces.metrics import MetricsSurface
 from .surfaces.openai import OpenAISurface, openai_error_response
 from .tokens import TokenCounter
 from .translation import WireLimits
+from .workers import Worker
 
 if TYPE_CHECKING:
     from .obs.tracing import Tracing
@@ -53,8 +54,10 @@ log = logging.getLogger("llmrelay")
 class Gateway:
     """Everything a request needs, built once per process from one :class:`Settings`."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, worker: Worker | None = None) -> None:
         self.settings = settings
+        #: This process's place among ``--workers N`` (None: the only process).
+        self.worker = worker
         self.keys = KeyRing((k.key, config_principal(k)) for k in settings.auth.keys)
         self.routes = RouteTable({}, {})
         self.router = Router(self.routes, {}, settings.routing)
@@ -159,8 +162,9 @@ class Gateway:
         self.policy = build_policy(self.settings, self._counters, self._stores.usage)
         usage = self.settings.usage
         if usage.enabled:
+            own = self.worker.file_for if self.worker is not None else None
             self.recorder = UsageRecorder.from_config(
-                self._stores.usage, usage, self.settings.source
+                self._stores.usage, usage, self.settings.source, own
             )
             self.recorder.start()
         retention = self.settings.observability.request_log.retention_days
@@ -170,6 +174,10 @@ class Gateway:
     async def _open_counters(self) -> CounterStore:
         """In-process counters, or Redis with in-process counters to fall back on."""
         redis = self.settings.redis
+        if redis is None and self.worker is not None:
+            from .stores.socket_counters import SocketCounterStore
+
+            return SocketCounterStore(self.worker.counter_socket)
         if redis is None:
             return MemoryCounterStore()
         from .stores.failover_counters import FailoverCounterStore
@@ -316,9 +324,10 @@ async def _expect(request: web.Request) -> web.StreamResponse | None:
     return _path_error(request, GatewayError("Expect: only 100-continue is supported", status=417))
 
 
-def build_app(settings: Settings) -> web.Application:
-    """The gateway as an aiohttp app; its startup opens pools, its cleanup flushes usage."""
-    gateway = Gateway(settings)
+def build_app(settings: Settings, worker: Worker | None = None) -> web.Application:
+    """The gateway as an aiohttp app; its startup opens pools, its cleanup flushes usage.
+    ``worker``: this process is one of ``llmrelay serve --workers N`` (docs/workers.md)."""
+    gateway = Gateway(settings, worker)
     # aiohttp refuses larger bodies itself; the surface turns that into a 413 in API shape.
     max_body = int(settings.server.max_request_body_mb * 1024 * 1024)
     app = web.Application(client_max_size=max_body, handler_args={"max_field_size": 65536})

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from .config import ServerConfig
 from .server import serve
+from .workers import Listen
 
 __all__ = ["EXECUTOR_SHUTDOWN_TIMEOUT_S", "run"]
 
@@ -40,8 +41,10 @@ def run(
     host: str,
     port: int,
     on_listening: Callable[[], None],
+    listen: Listen | None = None,
 ) -> None:
     """:func:`serve` on a new event loop (uvloop's where installed); returns after shutdown.
+    ``listen``: how a worker of ``--workers N`` shares the port (see :func:`serve`).
 
     Raises:
         OSError: the address cannot be bound.
@@ -56,7 +59,7 @@ def run(
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
         pass
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(serve(app, config, host, port, on_listening))
+        runner.run(serve(app, config, host, port, on_listening, listen))
         if not runner.run(_shutdown_default_executor(EXECUTOR_SHUTDOWN_TIMEOUT_S)):
             # serve() has returned: the usage writer stored or spilled its rows. What is
             # left is a thread that may never return; the runner's close() would join it

@@ -63,6 +63,7 @@ from aiohttp.web_server import Server
 from .config import ServerConfig
 from .errors import anthropic_error_body, anthropic_error_type
 from .obs.log import Throttled
+from .workers import Listen
 
 __all__ = ["GatewayServer", "serve"]
 
@@ -328,10 +329,13 @@ async def serve(
     host: str,
     port: int,
     on_listening: Callable[[], None],
+    listen: Listen | None = None,
 ) -> None:
     """Serve ``app`` on ``host:port`` until SIGINT or SIGTERM, then shut down cleanly.
 
     The app's startup runs before the socket is bound; ``on_listening`` runs once it is.
+    ``listen`` (a worker of ``llmrelay serve --workers N``): bind with ``SO_REUSEPORT``, or
+    serve a socket the supervisor bound.
 
     Raises:
         OSError: the address cannot be bound.
@@ -348,7 +352,14 @@ async def serve(
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     try:
-        site = web.TCPSite(runner, host, port, backlog=config.backlog)
+        site: web.BaseSite
+        if listen is not None and listen.sock is not None:
+            site = web.SockSite(runner, listen.sock, backlog=config.backlog)
+        else:
+            reuse_port = listen is not None and listen.reuse_port
+            site = web.TCPSite(
+                runner, host, port, backlog=config.backlog, reuse_port=reuse_port or None
+            )
         await site.start()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)

@@ -53,6 +53,16 @@ class ServerConfig(_Model):
     #: Largest single server-sent event read from a provider, in MiB; a stream with a larger
     #: one ends with an error event.
     max_sse_event_mb: float = Field(default=8.0, gt=0)
+    #: Worker processes serving the port (docs/workers.md): a number, or ``auto`` for the
+    #: CPUs this process may use (affinity and cgroup quota). 1: one process, no supervisor.
+    workers: int | Literal["auto"] = Field(default=1)
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 1 <= v <= 256:
+            raise ValueError("expected auto or a number of workers from 1 to 256")
+        return v
 
 
 class GatewayKeyConfig(_Model):
