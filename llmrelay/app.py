@@ -16,6 +16,7 @@ from .config import GatewayKeyConfig, LimitsConfig, ProviderConfig, Settings, mo
 from .errors import GatewayError, NotFoundError
 from .obs.capture import CapturePolicy
 from .obs.metrics import GatewayState, Metrics
+from .obs.metrics_peers import PeerMetrics
 from .obs.retention import BodyPruner
 from .obs.usage import UsageRecorder
 from .pipeline.body import BodyLimits
@@ -77,9 +78,13 @@ class Gateway:
             from .obs.tracing import Tracing
 
             self.tracing = Tracing(settings, os.environ)
+        #: Serves this worker's metrics to its siblings and gathers theirs (None: one process).
+        self.peer_metrics: PeerMetrics | None = None
         if settings.observability.metrics.enabled:
             self.metrics = Metrics(settings.observability.metrics, self._state())
             observers.append(self.metrics)
+            if worker is not None and worker.count > 1:
+                self.peer_metrics = PeerMetrics(worker, self.metrics.registry.collect)
         if self.tracing is not None:
             observers.append(self.tracing)
         #: Who sees each call start and end: the usage row, the access log, metrics, traces.
@@ -167,6 +172,8 @@ class Gateway:
                 self._stores.usage, usage, self.settings.source, own
             )
             self.recorder.start()
+        if self.peer_metrics is not None:
+            await self.peer_metrics.start()
         retention = self.settings.observability.request_log.retention_days
         self._pruner = BodyPruner(self._stores.usage, retention)
         self._pruner.start()
@@ -202,6 +209,8 @@ class Gateway:
 
     async def stop(self) -> None:
         """Flush usage and traces, close providers and connections."""
+        if self.peer_metrics is not None:
+            await self.peer_metrics.aclose()
         if self._pruner is not None:
             await self._pruner.aclose()
         if self.recorder is not None:
@@ -369,7 +378,8 @@ def build_app(settings: Settings, worker: Worker | None = None) -> web.Applicati
             body=limits,
         ).add_routes(app)
     if gateway.metrics is not None:
-        MetricsSurface(gateway.metrics, settings.observability.metrics.key).add_routes(app)
+        key = settings.observability.metrics.key
+        MetricsSurface(gateway.metrics, key, gateway.peer_metrics).add_routes(app)
 
     async def list_models(request: web.Request) -> web.StreamResponse:
         # Anthropic's SDK and Claude Code always send anthropic-version; others get OpenAI's shape.
