@@ -24,9 +24,12 @@ from .counter_wire import FrameError, dispatch, pack, read_frame
 from .counters import CounterStore
 from .memory_counters import MemoryCounterStore
 
-__all__ = ["CounterService"]
+__all__ = ["CLOSE_TIMEOUT_S", "CounterService"]
 
 log = logging.getLogger("llmrelay.supervisor")
+
+#: Seconds :meth:`CounterService.aclose` waits for its connections to end.
+CLOSE_TIMEOUT_S = 1.0
 
 
 class CounterService:
@@ -36,7 +39,7 @@ class CounterService:
         self._path = path
         self._store: CounterStore = store if store is not None else MemoryCounterStore()
         self._server: asyncio.AbstractServer | None = None
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
     async def start(self) -> None:
         """Listen on the socket (replacing a stale file). Raises OSError."""
@@ -49,16 +52,19 @@ class CounterService:
         """Stop listening and drop the connections."""
         if self._server is not None:
             self._server.close()
-        for task in list(self._connections):
-            task.cancel()
+        for writer in list(self._connections.values()):
+            writer.close()  # each handler then ends at its next read
         if self._connections:
-            await asyncio.gather(*self._connections, return_exceptions=True)
+            tasks = list(self._connections)
+            _, late = await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT_S)
+            for task in late:  # pragma: no cover - a handler stuck in a write
+                task.cancel()
         await self._store.aclose()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._connections.add(task)
+        self._connections[task] = writer
         try:
             while True:
                 message = await read_frame(reader)
@@ -69,8 +75,10 @@ class CounterService:
         except FrameError as err:
             log.warning("counter service: bad frame, connection closed", extra={"error": str(err)})
         finally:
-            self._connections.discard(task)
+            self._connections.pop(task, None)
             writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
 
     async def _answer(self, message: list[object]) -> bytes:
         rid = message[0]

@@ -91,11 +91,15 @@ class SocketCounterStore:
         return result
 
     async def aclose(self) -> None:
+        writer = self._writer
         if self._reader_task is not None:
             self._reader_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader_task
         self._drop(CounterStoreUnavailable("counter store closed"))
+        if writer is not None:
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
 
     async def _call(self, op: str, *args: Any) -> Any:
         loop = asyncio.get_running_loop()
