@@ -46,6 +46,7 @@ from .workers import Worker
 
 if TYPE_CHECKING:
     from .obs.tracing import Tracing
+    from .routing.shared_health import SharedHealth
 
 __all__ = ["GATEWAY", "Gateway", "build_app"]
 
@@ -93,6 +94,7 @@ class Gateway:
         #: Whose bodies the request log keeps (None: nobody's, nothing runs per call).
         self._capture = CapturePolicy(request_log) if CapturePolicy.applies(request_log) else None
         self._pruner: BodyPruner | None = None
+        self._shared_health: SharedHealth | None = None
         self._session: aiohttp.ClientSession | None = None
         self._providers: dict[str, Provider] = {}
         self._stores: Stores | None = None
@@ -158,6 +160,18 @@ class Gateway:
             {a: _total_s(c) for a, c in providers.items()},
         )
         self.router = Router(self.routes, self.settings.models, self.settings.routing)
+        redis = self.settings.redis
+        if redis is not None and self.settings.models:
+            from .routing.shared_health import SharedHealth
+
+            self._shared_health = SharedHealth(
+                self.router.health,
+                self.router.latency,
+                redis.url,
+                redis.prefix,
+                window_s=self.settings.routing.latency.window_s,
+            )
+            self._shared_health.start()
         self._stores = await asyncio.to_thread(open_stores, self.settings.database_url())
         self.key_cache = KeyCache(
             self._stores.keys, self.keys, self.settings.governance.key_refresh_s
@@ -211,6 +225,8 @@ class Gateway:
         """Flush usage and traces, close providers and connections."""
         if self.peer_metrics is not None:
             await self.peer_metrics.aclose()
+        if self._shared_health is not None:
+            await self._shared_health.aclose()
         if self._pruner is not None:
             await self._pruner.aclose()
         if self.recorder is not None:
