@@ -78,12 +78,15 @@ class _Slot:
 
 
 class _Supervisor:
-    def __init__(self, count: int, argv: list[str], host: str, port: int, counters: bool) -> None:
+    def __init__(
+        self, count: int, argv: list[str], host: str, port: int, counters: bool, reuse_port: bool
+    ) -> None:
         self._count = count
         self._argv = argv
         self._host = host
         self._port = port
         self._counters = counters
+        self._reuse_port = reuse_port
         self._stop = asyncio.Event()
         self._failed = False
         self._slots = [_Slot(i) for i in range(count)]
@@ -129,13 +132,13 @@ class _Supervisor:
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if hasattr(socket, "SO_REUSEPORT"):
+            if self._reuse_port:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((self._host, self._port))
         except OSError:
             sock.close()
             raise
-        if hasattr(socket, "SO_REUSEPORT"):
+        if self._reuse_port:
             sock.close()  # a probe: each worker binds its own
             return
         sock.set_inheritable(True)
@@ -199,7 +202,9 @@ class _Supervisor:
             argv += ["--listen-fd", str(self._sock.fileno())]
             fds.append(self._sock.fileno())
         try:
-            proc = await asyncio.create_subprocess_exec(*argv, pass_fds=fds)
+            # Its own session: a terminal's Ctrl-C or hangup reaches the supervisor only, which
+            # forwards it once (a worker signalled twice would cut its own shutdown short).
+            proc = await asyncio.create_subprocess_exec(*argv, pass_fds=fds, start_new_session=True)
         finally:
             os.close(ready_w)
         loop = asyncio.get_running_loop()
@@ -235,15 +240,23 @@ class _Supervisor:
             await asyncio.gather(*pending, return_exceptions=True)
 
 
-def supervise(count: int, argv: list[str], host: str, port: int, counters: bool) -> int:
+def supervise(
+    count: int,
+    argv: list[str],
+    host: str,
+    port: int,
+    counters: bool,
+    reuse_port: bool = hasattr(socket, "SO_REUSEPORT"),
+) -> int:
     """Run ``count`` workers, each ``argv`` plus its worker arguments, until SIGTERM/SIGINT;
-    ``counters``: serve the shared counters (no Redis configured). The exit status: 0, or 1
-    when workers kept failing at start.
+    ``counters``: serve the shared counters (no Redis configured); ``reuse_port``: each
+    worker binds the port (else the supervisor binds it and passes the socket). The exit
+    status: 0, or 1 when workers kept failing at start.
 
     Raises:
         OSError: ``host:port`` cannot be bound.
     """
-    return asyncio.run(_Supervisor(count, argv, host, port, counters).run())
+    return asyncio.run(_Supervisor(count, argv, host, port, counters, reuse_port).run())
 
 
 def worker_argv(args: list[str]) -> list[str]:
@@ -255,6 +268,9 @@ def watch_parent() -> None:
     """In a worker: SIGTERM this process once its supervisor has gone (checked every
     ``PARENT_POLL_S`` on a daemon thread, off the event loop)."""
     parent = os.getppid()
+    # Until the process handles SIGHUP itself (a config reload), a SIGHUP the supervisor
+    # forwards must not end the worker (the default action); a handler installed later wins.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
     def watch() -> None:
         while os.getppid() == parent:

@@ -303,3 +303,53 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+_LAUNCH = """
+import sys
+from llmrelay.supervisor import supervise, worker_argv
+cfg, port = sys.argv[1], int(sys.argv[2])
+argv = worker_argv(["serve", "--config", cfg, "--host", "127.0.0.1", "--port", str(port)])
+raise SystemExit(supervise(2, argv, "127.0.0.1", port, counters=True, reuse_port=False))
+"""
+
+
+def test_without_reuse_port_the_supervisor_passes_its_socket_and_sighup_ends_no_worker(
+    tmp_path: Path,
+) -> None:
+    import yaml
+
+    cfg = base_config(tmp_path, MOCK)
+    cfg["auth"]["keys"][0]["limits"] = {"rpm": 10}
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    port = free_port()
+    log_path = tmp_path / "gw.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCH, str(cfg_path), str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    gw = GatewayProcess(f"http://127.0.0.1:{port}", cfg_path, log_path, proc, tmp_path / "usage.db")
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                wait_for_workers(gw, 2, timeout=1)
+                break
+            except (OSError, AssertionError):
+                time.sleep(0.2)
+        wait_for_workers(gw, 2)
+        workers = children(proc.pid)
+        assert len(workers) == 2
+        statuses = _storm(gw.url, ALICE_KEY, 30)
+        assert statuses.count(200) == 10 and statuses.count(429) == 20
+        proc.send_signal(signal.SIGHUP)  # forwarded; no worker may die of it
+        time.sleep(1.0)
+        assert children(proc.pid) == workers
+        assert "worker died" not in gw.log()
+        assert requests_total(metrics_text(gw)) == 30
+    finally:
+        gw.stop()
+    assert proc.returncode == 0
