@@ -128,7 +128,7 @@ def _storm(url: str, key: str, calls: int) -> list[int]:
         barrier.wait()
         return _call(client)
 
-    with ThreadPoolExecutor(calls) as pool:
+    with client, ThreadPoolExecutor(calls) as pool:
         return list(pool.map(one, range(calls)))
 
 
@@ -146,13 +146,13 @@ def test_a_60_rpm_key_admits_exactly_60_of_150_concurrent_calls_over_3_workers(
 
 
 def test_metrics_add_up_every_worker(workers3: GatewayProcess) -> None:
-    client = openai.OpenAI(base_url=workers3.url + "/v1", api_key=BOB_KEY, max_retries=0)
-    for _ in range(30):  # a new connection each: the kernel spreads them over the workers
-        client.chat.completions.create(
-            model="local/echo",
-            messages=[{"role": "user", "content": "hi"}],
-            extra_headers={"connection": "close"},
-        )
+    with openai.OpenAI(base_url=workers3.url + "/v1", api_key=BOB_KEY, max_retries=0) as client:
+        for _ in range(30):  # a new connection each: the kernel spreads them over the workers
+            client.chat.completions.create(
+                model="local/echo",
+                messages=[{"role": "user", "content": "hi"}],
+                extra_headers={"connection": "close"},
+            )
     text = metrics_text(workers3)
     assert requests_total(text) == 30
     assert re.search(r"^llmrelay_workers_scraped 3\.0$", text, re.M)
@@ -253,6 +253,7 @@ def test_a_worker_killed_mid_stream_is_replaced_and_other_rows_are_kept(
                 extra_headers={"connection": "close"},
             )
             assert answer.content
+        client.close()
     finally:
         gw.stop()
         fake.stop()

@@ -105,6 +105,8 @@ def test_a_529_seen_by_one_instance_cools_the_target_for_the_other(
                 assert answer.content
             assert _posts(primary) == 1, "the second instance never called the cooled target"
             assert _posts(secondary) == 4
+            client_one.close()
+            client_two.close()
         finally:
             one.stop()
             two.stop()
@@ -142,5 +144,6 @@ def test_redis_away_each_instance_keeps_its_own_view_and_no_call_fails(
                 ln for ln in lines if ln["msg"].startswith("shared routing health unavailable")
             ]
             assert len(warned) == 1, gw.log()
+            client.close()
         finally:
             gw.stop()
