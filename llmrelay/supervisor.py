@@ -47,6 +47,7 @@ __all__ = [
     "PARENT_POLL_S",
     "RESTART_BACKOFF_S",
     "STABLE_S",
+    "START_TIMEOUT_S",
     "STOP_TIMEOUT_S",
     "supervise",
     "watch_parent",
@@ -62,6 +63,8 @@ MAX_RESTART_BACKOFF_S = 10.0
 STABLE_S = 10.0
 #: Deaths in a row of one worker before it listened, after which the supervisor gives up.
 MAX_START_FAILURES = 3
+#: Seconds a worker has to start listening before the supervisor kills it (a start failure).
+START_TIMEOUT_S = 60.0
 #: Seconds the supervisor waits for its workers to stop before it kills them.
 STOP_TIMEOUT_S = 30.0
 #: Seconds between a worker's checks that its supervisor is alive.
@@ -150,6 +153,7 @@ class _Supervisor:
             slot.ready = asyncio.Event()
             started = time.monotonic()
             proc = slot.proc = await self._spawn(slot)
+            await self._until_ready(slot, proc)
             code = await proc.wait()
             if self._stop.is_set():
                 return
@@ -185,6 +189,23 @@ class _Supervisor:
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)
+
+    async def _until_ready(self, slot: _Slot, proc: asyncio.subprocess.Process) -> None:
+        """Wait for the worker to listen or exit; kill it if it does neither within
+        ``START_TIMEOUT_S`` (it then counts as failing at start)."""
+        waits = {asyncio.ensure_future(slot.ready.wait()), asyncio.ensure_future(proc.wait())}
+        done, pending = await asyncio.wait(
+            waits, timeout=START_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+        )
+        for w in pending:
+            w.cancel()
+        if not done:
+            log.error(
+                "worker did not listen in time; killing it",
+                extra={"worker": slot.index, "waited_s": START_TIMEOUT_S},
+            )
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
 
     async def _spawn(self, slot: _Slot) -> asyncio.subprocess.Process:
         ready_r, ready_w = os.pipe()

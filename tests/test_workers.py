@@ -268,6 +268,16 @@ def test_supervisor_exits_1_when_workers_keep_failing_at_start() -> None:
     assert supervise(2, argv, "127.0.0.1", free_port(), counters=True) == 1
 
 
+def test_a_worker_that_never_listens_is_killed_and_counts_as_failing_at_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from llmrelay import supervisor
+
+    monkeypatch.setattr(supervisor, "START_TIMEOUT_S", 0.5)
+    argv = [sys.executable, "-c", "import time; time.sleep(600)"]
+    assert supervisor.supervise(1, argv, "127.0.0.1", free_port(), counters=False) == 1
+
+
 def test_serve_with_workers_on_a_busy_port_says_so(tmp_path: Path) -> None:
     import socket
 
