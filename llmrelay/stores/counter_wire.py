@@ -17,7 +17,6 @@ ttl_s, enforce]``, a settle as ``[key, reserved, actual, ttl_s]``; results as th
 
 from __future__ import annotations
 
-import asyncio
 import struct
 from collections.abc import Sequence
 from typing import Any
@@ -28,12 +27,12 @@ from .counters import Acquired, Admitted, BudgetState, CounterStore, Hold, Settl
 
 __all__ = [
     "MAX_FRAME_BYTES",
+    "FrameBuffer",
     "FrameError",
     "decode_result",
     "dispatch",
     "holds_out",
     "pack",
-    "read_frame",
     "settles_out",
     "windows_out",
 ]
@@ -53,16 +52,40 @@ def pack(message: Sequence[Any]) -> bytes:
     return _LEN.pack(len(body)) + body
 
 
-async def read_frame(reader: asyncio.StreamReader) -> list[Any]:
-    """The next message. Raises ``asyncio.IncompleteReadError`` at end of stream and
-    :class:`FrameError` for an oversized or malformed frame."""
-    (size,) = _LEN.unpack(await reader.readexactly(_LEN.size))
-    if size > MAX_FRAME_BYTES:
-        raise FrameError(f"frame of {size} bytes exceeds {MAX_FRAME_BYTES}")
-    message = orjson.loads(await reader.readexactly(size))
-    if not isinstance(message, list) or not message:
-        raise FrameError("a frame must hold a non-empty JSON array")
-    return message
+class FrameBuffer:
+    """Bytes as they arrive → the complete messages in them (an ``asyncio.Protocol``'s
+    ``data_received`` feeds it). Holds at most one frame's bytes plus a read's worth."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[list[Any]]:
+        """The messages completed by ``data``. Raises :class:`FrameError` for an oversized
+        or malformed frame (the connection is then unusable)."""
+        buf = self._buf
+        buf += data
+        out: list[list[Any]] = []
+        start = 0
+        while len(buf) - start >= _LEN.size:
+            (size,) = _LEN.unpack_from(buf, start)
+            if size > MAX_FRAME_BYTES:
+                raise FrameError(f"frame of {size} bytes exceeds {MAX_FRAME_BYTES}")
+            end = start + _LEN.size + size
+            if len(buf) < end:
+                break
+            try:
+                message = orjson.loads(memoryview(buf)[start + _LEN.size : end])
+            except orjson.JSONDecodeError as err:
+                raise FrameError(f"a frame is not JSON: {err}") from None
+            if not isinstance(message, list) or not message:
+                raise FrameError("a frame must hold a non-empty JSON array")
+            out.append(message)
+            start = end
+        if start:
+            del buf[:start]
+        return out
 
 
 def windows_out(windows: Sequence[Window]) -> list[list[Any]]:

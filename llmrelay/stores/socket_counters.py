@@ -17,18 +17,17 @@ here too.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from .counter_wire import (
+    FrameBuffer,
     FrameError,
     decode_result,
     holds_out,
     pack,
-    read_frame,
     settles_out,
     windows_out,
 )
@@ -49,8 +48,7 @@ class SocketCounterStore:
         self._timeout_s = timeout_s
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
-        self._writer: asyncio.StreamWriter | None = None
-        self._reader_task: asyncio.Task[None] | None = None
+        self._transport: asyncio.Transport | None = None
         self._connecting = asyncio.Lock()
 
     async def acquire(self, windows: Sequence[Window], amounts: Sequence[int]) -> Acquired:
@@ -91,15 +89,10 @@ class SocketCounterStore:
         return result
 
     async def aclose(self) -> None:
-        writer = self._writer
-        if self._reader_task is not None:
-            self._reader_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader_task
+        transport = self._transport
         self._drop(CounterStoreUnavailable("counter store closed"))
-        if writer is not None:
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+        if transport is not None:
+            await asyncio.sleep(0)  # let the transport finish closing
 
     async def _call(self, op: str, *args: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -108,8 +101,10 @@ class SocketCounterStore:
         self._pending[rid] = (op, future)
         try:
             async with asyncio.timeout(self._timeout_s):
-                writer = await self._connected()
-                writer.write(pack([rid, op, *args]))
+                transport = self._transport
+                if transport is None or transport.is_closing():
+                    transport = await self._connect()
+                transport.write(pack([rid, op, *args]))
                 return await future
         except TimeoutError:
             raise CounterStoreUnavailable(
@@ -120,42 +115,71 @@ class SocketCounterStore:
         finally:
             self._pending.pop(rid, None)
 
-    async def _connected(self) -> asyncio.StreamWriter:
+    async def _connect(self) -> asyncio.Transport:
         async with self._connecting:
-            if self._writer is None or self._writer.is_closing():
-                reader, self._writer = await asyncio.open_unix_connection(str(self._path))
-                self._reader_task = asyncio.get_running_loop().create_task(
-                    self._read(reader), name="counter-service-reader"
+            if self._transport is None or self._transport.is_closing():
+                loop = asyncio.get_running_loop()
+                transport, _ = await loop.create_unix_connection(
+                    lambda: _Answers(self._answered, self._lost), str(self._path)
                 )
-            return self._writer
+                self._transport = transport
+            return self._transport
 
-    async def _read(self, reader: asyncio.StreamReader) -> None:
-        error: Exception = CounterStoreUnavailable("the counter service closed the connection")
-        try:
-            while True:
-                message = await read_frame(reader)
-                entry = self._pending.get(int(message[0]))
-                if entry is None or entry[1].done():
-                    continue  # its caller gave up
-                op, future = entry
-                if len(message) > 2:
-                    kind, text = message[2], str(message[3])
-                    future.set_exception(
-                        ValueError(text) if kind == "value" else CounterStoreUnavailable(text)
-                    )
-                else:
-                    future.set_result(decode_result(op, message[1]))
-        except (asyncio.IncompleteReadError, ConnectionError, FrameError, ValueError) as err:
-            if not isinstance(err, asyncio.IncompleteReadError):
-                error = CounterStoreUnavailable(f"counter service connection failed: {err}")
-        finally:
-            self._drop(error)
+    def _answered(self, message: list[Any]) -> None:
+        entry = self._pending.get(int(message[0]))
+        if entry is None or entry[1].done():
+            return  # its caller gave up
+        op, future = entry
+        if len(message) > 2:
+            kind, text = message[2], str(message[3])
+            future.set_exception(
+                ValueError(text) if kind == "value" else CounterStoreUnavailable(text)
+            )
+        else:
+            future.set_result(decode_result(op, message[1]))
+
+    def _lost(self, transport: asyncio.BaseTransport | None, error: Exception) -> None:
+        if transport is not None and transport is self._transport:
+            self._drop(error)  # (a connection dropped before has failed its calls already)
 
     def _drop(self, error: Exception) -> None:
         """The connection is gone: fail every waiting call with ``error``."""
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
         for _, future in self._pending.values():
             if not future.done():
                 future.set_exception(error)
+
+
+class _Answers(asyncio.Protocol):
+    """The client's side of the connection: answer frames to :meth:`_answered`."""
+
+    def __init__(
+        self,
+        answered: Callable[[list[Any]], None],
+        lost: Callable[[asyncio.BaseTransport | None, Exception], None],
+    ) -> None:
+        self._answered = answered
+        self._lost = lost
+        self._frames = FrameBuffer()
+        self._transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            messages = self._frames.feed(data)
+            for message in messages:
+                self._answered(message)
+        except (FrameError, ValueError, TypeError, IndexError) as err:
+            self._lost(
+                self._transport,
+                CounterStoreUnavailable(f"counter service connection failed: {err}"),
+            )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost(
+            self._transport, CounterStoreUnavailable("the counter service closed the connection")
+        )

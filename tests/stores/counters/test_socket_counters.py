@@ -104,3 +104,20 @@ def test_an_oversized_frame_closes_only_that_connection(tmp_path: Path) -> None:
         await service.aclose()
 
     asyncio.run(body())
+
+
+def test_works_on_uvloop_as_the_workers_run_it(tmp_path: Path) -> None:
+    uvloop = pytest.importorskip("uvloop")
+
+    async def body() -> None:
+        path = tmp_path / "counters.sock"
+        service = CounterService(path)
+        await service.start()
+        store = SocketCounterStore(path)
+        results = [await store.acquire([RPM], [1]) for _ in range(3)]
+        assert [r.ok for r in results] == [True, True, False]
+        await store.aclose()
+        await service.aclose()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(body())
