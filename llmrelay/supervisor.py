@@ -14,10 +14,12 @@ The supervisor (this process) does no HTTP. It
   ``MAX_RESTART_BACKOFF_S`` (reset once a worker has served ``STABLE_S``), with one log line
   each time;
 * forwards SIGTERM and SIGINT (as SIGTERM: each worker shuts down as one process does) and
-  SIGHUP to every worker; on SIGTERM/SIGINT it waits at most ``STOP_TIMEOUT_S`` for them,
-  then kills what is left;
+  SIGHUP to every worker (workers run in their own session, so a terminal's signals reach
+  them only through the supervisor, once); on SIGTERM/SIGINT it waits at most
+  ``STOP_TIMEOUT_S`` for them, then kills what is left;
 * exits with status 1 when a worker fails ``MAX_START_FAILURES`` times in a row before it
-  listens (a bad port, a config the workers cannot start with), after stopping the others.
+  listens (it exits, or is killed after ``START_TIMEOUT_S`` without listening: a bad port,
+  a config the workers cannot start with), after stopping the others.
 
 A worker notices its supervisor's death (its parent changes) within ``PARENT_POLL_S`` and
 shuts down as on SIGTERM.
