@@ -15,8 +15,10 @@ The supervisor (this process) does no HTTP. It
   each time;
 * forwards SIGTERM and SIGINT (as SIGTERM: each worker shuts down as one process does) and
   SIGHUP to every worker (workers run in their own session, so a terminal's signals reach
-  them only through the supervisor, once); on SIGTERM/SIGINT it waits at most
-  ``STOP_TIMEOUT_S`` for them, then kills what is left;
+  them only through the supervisor, once each); a second SIGTERM/SIGINT is forwarded too
+  (each worker then cuts its drain short, as one process does). It waits for the workers
+  at most ``stop_timeout_s`` (the drain's whole length, from the config: see
+  :func:`stop_timeout`), then kills what is left;
 * exits with status 1 when a worker fails ``MAX_START_FAILURES`` times in a row before it
   listens (it exits, or is killed after ``START_TIMEOUT_S`` without listening: a bad port,
   a config the workers cannot start with), after stopping the others.
@@ -50,7 +52,7 @@ __all__ = [
     "RESTART_BACKOFF_S",
     "STABLE_S",
     "START_TIMEOUT_S",
-    "STOP_TIMEOUT_S",
+    "STOP_MARGIN_S",
     "supervise",
     "watch_parent",
 ]
@@ -67,8 +69,9 @@ STABLE_S = 10.0
 MAX_START_FAILURES = 3
 #: Seconds a worker has to start listening before the supervisor kills it (a start failure).
 START_TIMEOUT_S = 60.0
-#: Seconds the supervisor waits for its workers to stop before it kills them.
-STOP_TIMEOUT_S = 30.0
+#: Seconds the supervisor waits for its workers to stop before it kills them, past the
+#: drain the config allows them (:func:`stop_timeout`).
+STOP_MARGIN_S = 10.0
 #: Seconds between a worker's checks that its supervisor is alive.
 PARENT_POLL_S = 1.0
 
@@ -84,7 +87,14 @@ class _Slot:
 
 class _Supervisor:
     def __init__(
-        self, count: int, argv: list[str], host: str, port: int, counters: bool, reuse_port: bool
+        self,
+        count: int,
+        argv: list[str],
+        host: str,
+        port: int,
+        counters: bool,
+        reuse_port: bool,
+        stop_timeout_s: float,
     ) -> None:
         self._count = count
         self._argv = argv
@@ -92,6 +102,7 @@ class _Supervisor:
         self._port = port
         self._counters = counters
         self._reuse_port = reuse_port
+        self._stop_timeout_s = stop_timeout_s
         self._stop = asyncio.Event()
         self._failed = False
         self._slots = [_Slot(i) for i in range(count)]
@@ -107,7 +118,7 @@ class _Supervisor:
                 service = CounterService(self._run_dir / "counters.sock")
                 await service.start()
             for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, self._stop.set)
+                loop.add_signal_handler(sig, self._on_stop_signal)
             loop.add_signal_handler(signal.SIGHUP, self._forward, signal.SIGHUP)
             log.warning(
                 "supervising workers",
@@ -244,6 +255,11 @@ class _Supervisor:
         loop.add_reader(ready_r, on_readable)
         return proc
 
+    def _on_stop_signal(self) -> None:
+        if self._stop.is_set():  # a second signal: the workers cut their drains short
+            self._forward(signal.SIGTERM)
+        self._stop.set()
+
     def _forward(self, sig: int) -> None:
         for slot in self._slots:
             if slot.proc is not None and slot.proc.returncode is None:
@@ -256,7 +272,7 @@ class _Supervisor:
         waits = [asyncio.ensure_future(p.wait()) for p in procs]
         if not waits:
             return
-        _, pending = await asyncio.wait(waits, timeout=STOP_TIMEOUT_S)
+        _, pending = await asyncio.wait(waits, timeout=self._stop_timeout_s)
         if pending:
             log.error("workers did not stop in time; killing them", extra={"left": len(pending)})
             self._forward(signal.SIGKILL)
@@ -270,16 +286,29 @@ def supervise(
     port: int,
     counters: bool,
     reuse_port: bool = hasattr(socket, "SO_REUSEPORT"),
+    stop_timeout_s: float = 30.0,
 ) -> int:
     """Run ``count`` workers, each ``argv`` plus its worker arguments, until SIGTERM/SIGINT;
     ``counters``: serve the shared counters (no Redis configured); ``reuse_port``: each
-    worker binds the port (else the supervisor binds it and passes the socket). The exit
+    worker binds the port (else the supervisor binds it and passes the socket);
+    ``stop_timeout_s``: how long stopping workers may take before they are killed. The exit
     status: 0, or 1 when workers kept failing at start.
 
     Raises:
         OSError: ``host:port`` cannot be bound.
     """
-    return asyncio.run(_Supervisor(count, argv, host, port, counters, reuse_port).run())
+    supervisor = _Supervisor(count, argv, host, port, counters, reuse_port, stop_timeout_s)
+    return asyncio.run(supervisor.run())
+
+
+def stop_timeout(grace_s: float, drain_s: float, end_grace_s: float, flush_s: float) -> float:
+    """Seconds a worker may take to stop: ``server.shutdown_grace_s``,
+    ``server.drain_timeout_s``, the cut streams' end grace, ``usage.shutdown_timeout_s``,
+    the executor's bound (:data:`~llmrelay.process.EXECUTOR_SHUTDOWN_TIMEOUT_S`) and
+    ``STOP_MARGIN_S``."""
+    from .process import EXECUTOR_SHUTDOWN_TIMEOUT_S
+
+    return grace_s + drain_s + end_grace_s + flush_s + EXECUTOR_SHUTDOWN_TIMEOUT_S + STOP_MARGIN_S
 
 
 def worker_argv(args: list[str]) -> list[str]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from ..errors import AuthenticationError
 from ..stores.keys import BudgetSpec, KeyChanges, Limits, VirtualKey
+from .overrides import OverrideAllowance
 
 __all__ = ["Caller", "KeyRing", "Principal", "digest", "header_values"]
 
@@ -42,6 +43,9 @@ class Principal:
     budget: BudgetSpec | None = None
     expires_at: float | None = None
     revoked: bool = False
+    #: What the key's requests may override per request (``policy/overrides.py``); virtual
+    #: keys have the defaults.
+    overrides: OverrideAllowance = field(default_factory=OverrideAllowance)
 
     @classmethod
     def of(cls, key: VirtualKey) -> Principal:
@@ -77,6 +81,12 @@ def header_values(headers: Mapping[str, str], name: str) -> list[str]:
     return [] if value is None else [value]
 
 
+def _differ(values: list[str]) -> bool:
+    """Whether a header given more than once carries different values (compared by
+    digest, as keys are)."""
+    return len(values) > 1 and len({digest(v) for v in values}) > 1
+
+
 class KeyRing:
     """The gateway keys this instance accepts: digest -> (principal, secret expiry)."""
 
@@ -110,7 +120,7 @@ class KeyRing:
         """
         api_keys = header_values(headers, "x-api-key")
         auths = header_values(headers, "authorization")
-        if len({digest(k) for k in api_keys}) > 1 or len({digest(a) for a in auths}) > 1:
+        if _differ(api_keys) or _differ(auths):
             # Which one would count is a guess (a proxy may have added one): none does.
             raise AuthenticationError("several different x-api-key or Authorization headers")
         api_key = api_keys[0] if api_keys else None
@@ -125,13 +135,14 @@ class KeyRing:
             raise AuthenticationError(
                 "missing gateway key: send it as the x-api-key header or as Authorization: Bearer"
             )
+        presented = digest(api_key if api_key is not None else bearer or "")
         if (
             api_key is not None
             and bearer is not None
-            and not hmac.compare_digest(digest(api_key), digest(bearer))
+            and not hmac.compare_digest(presented, digest(bearer))
         ):
             raise AuthenticationError("x-api-key and Authorization: Bearer carry different keys")
-        entry = self._by_digest.get(digest(api_key if api_key is not None else bearer or ""))
+        entry = self._by_digest.get(presented)
         if entry is None:
             raise AuthenticationError("invalid gateway key")
         principal, secret_expires_at = entry

@@ -6,7 +6,7 @@ arrays; one connection carries many requests at once, answered in order of arriv
 
 * request ``[id, op, *args]``, ``op`` one of the :class:`~llmrelay.stores.counters.
   CounterStore` methods (``acquire``, ``add``, ``reserve``, ``settle``, ``admit``,
-  ``release``, ``seed``);
+  ``release``, ``seed``, ``ping``);
 * answer ``[id, result]``, or ``[id, null, kind, message]`` when the store raised
   (``kind`` ``value``: ValueError; ``other``: anything else).
 
@@ -141,6 +141,9 @@ async def dispatch(store: CounterStore, op: str, args: list[Any]) -> Any:
             return None
         if op == "seed":
             return await store.seed(str(args[0]), int(args[1]), int(args[2]))
+        if op == "ping":
+            await store.ping()
+            return None
     except (TypeError, IndexError, KeyError) as err:
         raise ValueError(f"malformed {op!r} arguments: {err}") from None
     raise ValueError(f"unknown counter op {op!r}")

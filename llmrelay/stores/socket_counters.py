@@ -88,6 +88,14 @@ class SocketCounterStore:
         result: bool = await self._call("seed", key, spent, ttl_s)
         return result
 
+    async def ping(self) -> None:
+        """One round trip to the service. Raises ConnectionError when it does not answer
+        (as the protocol's ``ping`` does)."""
+        try:
+            await self._call("ping")
+        except CounterStoreUnavailable as err:
+            raise ConnectionError(str(err)) from None
+
     async def aclose(self) -> None:
         transport = self._transport
         self._drop(CounterStoreUnavailable("counter store closed"))

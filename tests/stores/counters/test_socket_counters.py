@@ -121,3 +121,20 @@ def test_works_on_uvloop_as_the_workers_run_it(tmp_path: Path) -> None:
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(body())
+
+
+def test_ping_answers_while_the_service_is_there_and_raises_when_it_is_not(
+    tmp_path: Path,
+) -> None:
+    async def body() -> None:
+        path = tmp_path / "counters.sock"
+        service = CounterService(path)
+        await service.start()
+        store = SocketCounterStore(path)
+        await store.ping()
+        await service.aclose()
+        with pytest.raises(ConnectionError):
+            await store.ping()
+        await store.aclose()
+
+    asyncio.run(body())
