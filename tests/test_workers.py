@@ -145,6 +145,48 @@ def test_a_60_rpm_key_admits_exactly_60_of_150_concurrent_calls_over_3_workers(
     assert re.search(r'^llmrelay_rate_limited_total\{scope="key"\} 90\.0$', text, re.M)
 
 
+def test_a_budget_is_never_exceeded_by_concurrent_calls_over_3_workers(tmp_path: Path) -> None:
+    cfg = base_config(
+        tmp_path,
+        {"mock": {"type": "mock", "models": {"echo": "echo"}}},
+        pricing={"echo": {"input": 100.0, "output": 10_000.0}},  # USD per million tokens
+    )
+    cfg["auth"]["keys"][0]["budget"] = {"usd": 1.0, "period": "day"}
+    gw = start_gateway(tmp_path, cfg, "--workers", "3")
+    try:
+        wait_for_workers(gw, 3)
+        client = anthropic.Anthropic(base_url=gw.url, api_key=ALICE_KEY, max_retries=0)
+
+        def one(_: int) -> int:
+            try:
+                client.messages.create(
+                    model="mock/echo",
+                    max_tokens=16,
+                    messages=[{"role": "user", "content": "hello"}],
+                    extra_headers={"connection": "close"},
+                )
+            except anthropic.RateLimitError:
+                return 429
+            return 200
+
+        with client, ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(one, range(60)))
+        served = results.count(200)
+        assert served >= 3 and served + results.count(429) == 60, results
+        wait_usage(gw.usage_db, 60)
+        conn = sqlite3.connect(gw.usage_db)
+        try:
+            costs = [r[0] for r in conn.execute("SELECT cost_usd FROM usage WHERE status = 200")]
+        finally:
+            conn.close()
+        assert len(costs) == served
+        # Worst-case holds in the one shared store: never exceeded, not even by one call.
+        assert sum(costs) <= 1.0
+        assert sum(costs) == pytest.approx(0.111 * served)
+    finally:
+        gw.stop()
+
+
 def test_metrics_add_up_every_worker(workers3: GatewayProcess) -> None:
     with openai.OpenAI(base_url=workers3.url + "/v1", api_key=BOB_KEY, max_retries=0) as client:
         for _ in range(30):  # a new connection each: the kernel spreads them over the workers
