@@ -147,3 +147,41 @@ def test_redis_away_each_instance_keeps_its_own_view_and_no_call_fails(
             client.close()
         finally:
             gw.stop()
+
+
+def _served_by(client: anthropic.Anthropic) -> str:
+    raw = client.messages.with_raw_response.create(model="fast", max_tokens=20, messages=HELLO)
+    return raw.headers["x-llmrelay-model"]
+
+
+def test_latency_routing_uses_the_figures_the_fleet_measured(
+    tmp_path: Path, fakes: tuple[FakeAnthropic, FakeAnthropic]
+) -> None:
+    slow, quick = fakes
+    slow.latency_s = 0.5  # l1 answers half a second late
+    with redis_prefix() as prefix:
+        cfg = _config(tmp_path, slow, quick, {"url": REDIS_URL, "prefix": prefix})
+        cfg["providers"]["l1"] = cfg["providers"]["primary"]
+        cfg["providers"]["l2"] = cfg["providers"]["secondary"]
+        cfg["models"]["fast"] = {
+            "strategy": "latency",
+            "targets": [{"model": "l1/claude"}, {"model": "l2/claude"}],
+        }
+        one = start_gateway(tmp_path, cfg)
+        two = start_gateway(tmp_path, cfg)
+        try:
+            with anthropic.Anthropic(api_key=ALICE_KEY, base_url=one.url, max_retries=0) as c1:
+                served: list[str] = []
+                # The first instance measures both targets ...
+                while len(set(served)) < 2 and len(served) < 30:
+                    served.append(_served_by(c1))
+                assert set(served) == {"l1/claude", "l2/claude"}
+            time.sleep(2.5)  # ... and its figures reach the fleet (a sync a second)
+            before = _posts(slow)
+            with anthropic.Anthropic(api_key=ALICE_KEY, base_url=two.url, max_retries=0) as c2:
+                # The second has measured nothing itself, yet never tries the slow target.
+                assert [_served_by(c2) for _ in range(8)] == ["l2/claude"] * 8
+            assert _posts(slow) == before
+        finally:
+            one.stop()
+            two.stop()
