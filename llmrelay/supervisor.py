@@ -127,7 +127,10 @@ class _Supervisor:
             keepers = [loop.create_task(self._keep(slot)) for slot in self._slots]
             await self._stop.wait()
             await self._stop_workers()
-            await asyncio.gather(*keepers, return_exceptions=True)
+            _, late = await asyncio.wait(keepers, timeout=STOP_MARGIN_S)
+            if late:  # a worker started while stopping and did not stop in time
+                self._forward(signal.SIGKILL)
+                await asyncio.gather(*late, return_exceptions=True)
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
@@ -166,6 +169,9 @@ class _Supervisor:
             slot.ready = asyncio.Event()
             started = time.monotonic()
             proc = slot.proc = await self._spawn(slot)
+            if self._stop.is_set():  # stopping began while it was being started
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
             await self._until_ready(slot, proc)
             code = await proc.wait()
             if self._stop.is_set():
