@@ -139,8 +139,14 @@ def _check_config(args: argparse.Namespace) -> int:
     if settings.redis is not None:
         redis = settings.redis
         print(f"  counters: redis {safe_url(redis.url)} (prefix {redis.prefix})")
+    elif settings.server.workers != 1:
+        print("  counters: kept by the supervisor for every worker")
     else:
         print("  counters: in process")
+    if settings.server.workers == "auto":
+        print(f"  workers: auto ({resolve_workers('auto')} on this machine)")
+    elif settings.server.workers != 1:
+        print(f"  workers: {settings.server.workers}")
     if settings.admin is not None:
         print("  admin API: on (/admin/...)")
     for account, cfg in settings.providers.items():

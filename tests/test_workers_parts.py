@@ -64,3 +64,21 @@ def test_merge_sums_counters_and_load_and_keeps_instance_gauges() -> None:
     assert merged["llmrelay_in_flight_requests"].samples[0].value == 3
     assert merged["llmrelay_counter_store_fallback"].samples[0].value == 1  # max
     assert merged["process_start_time_seconds"].samples[0].value == 100  # min
+
+
+def test_check_config_says_how_many_workers_and_who_keeps_the_counters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    from llmrelay.cli import main
+    from tests.conftest import base_config
+
+    cfg = base_config(tmp_path, {"m": {"type": "mock", "models": {"echo": "echo"}}})
+    cfg["server"]["workers"] = 3
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["check-config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "  counters: kept by the supervisor for every worker\n" in out
+    assert "  workers: 3\n" in out
