@@ -19,9 +19,7 @@ __all__ = ["main", "package_version"]
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .app import build_app
     from .obs.log import format_line, setup_logging
-    from .process import run
 
     settings = load_config(args.config)
     setup_logging(
@@ -39,6 +37,10 @@ def _serve(args: argparse.Namespace) -> int:
         count = resolve_workers(args.workers or settings.server.workers)
         if count > 1:
             return _supervise(args, settings, host, port, count)
+    # Only the processes that serve HTTP load the app (the supervisor stays small).
+    from .app import build_app
+    from .process import run
+
     routes = sum(len(p.models) for p in settings.providers.values())
     obs = settings.observability
     tracing = obs.tracing
