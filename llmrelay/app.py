@@ -18,6 +18,7 @@ from .drain import DRAIN, Drain
 from .errors import GatewayError
 from .obs.capture import CapturePolicy
 from .obs.metrics import GatewayState, Metrics
+from .obs.metrics_peers import PeerMetrics
 from .obs.retention import BodyPruner
 from .obs.usage import UsageRecorder
 from .pipeline.body import BodyLimits
@@ -46,9 +47,11 @@ from .surfaces.metrics import MetricsSurface
 from .surfaces.openai import OpenAISurface
 from .tokens import TokenCounter
 from .translation import WireLimits
+from .workers import Worker
 
 if TYPE_CHECKING:
     from .obs.tracing import Tracing
+    from .routing.shared_health import SharedHealth
     from .stores.failover_counters import FailoverCounterStore
 
 __all__ = ["GATEWAY", "Gateway", "build_app"]
@@ -60,7 +63,9 @@ class Gateway:
     """Everything a request needs, built once per process; the configuration in force is its
     :attr:`runtime`, which a config reload replaces whole (:meth:`apply`)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, worker: Worker | None = None) -> None:
+        #: This process's place among ``--workers N`` (None: the only process).
+        self.worker = worker
         self.keys = KeyRing(config_keys(settings))
         self.created_unix = int(time.time())
         self.created_at = utc_now_rfc3339()
@@ -92,9 +97,13 @@ class Gateway:
             from .obs.tracing import Tracing
 
             self.tracing = Tracing(settings, os.environ)
+        #: Serves this worker's metrics to its siblings and gathers theirs (None: one process).
+        self.peer_metrics: PeerMetrics | None = None
         if settings.observability.metrics.enabled:
             self.metrics = Metrics(settings.observability.metrics, self._state())
             observers.append(self.metrics)
+            if worker is not None and worker.count > 1:
+                self.peer_metrics = PeerMetrics(worker, self.metrics.registry.collect)
         if self.tracing is not None:
             observers.append(self.tracing)
         #: Who sees each call start and end: the usage row, the access log, metrics, traces.
@@ -103,6 +112,7 @@ class Gateway:
         #: Whose bodies the request log keeps (None: nobody's, nothing runs per call).
         self._capture = CapturePolicy(request_log) if CapturePolicy.applies(request_log) else None
         self._pruner: BodyPruner | None = None
+        self._shared_health: SharedHealth | None = None
         self._stores: Stores | None = None
         self._counters: CounterStore | None = None
         self._failover: FailoverCounterStore | None = None
@@ -172,12 +182,27 @@ class Gateway:
         self._counters = await self._open_counters()
         policy = build_policy(self.settings, self._counters, self._stores.usage)
         self.runtime = await build_runtime(self.settings, self, policy, None)
+        redis = self.settings.redis
+        if redis is not None and self.settings.models:
+            from .routing.shared_health import SharedHealth
+
+            self._shared_health = SharedHealth(
+                self.router.health,
+                self.router.latency,
+                redis.url,
+                redis.prefix,
+                window_s=self.settings.routing.latency.window_s,
+            )
+            self._shared_health.start()
         usage = self.settings.usage
         if usage.enabled:
+            own = self.worker.file_for if self.worker is not None else None
             self.recorder = UsageRecorder.from_config(
-                self._stores.usage, usage, self.settings.source
+                self._stores.usage, usage, self.settings.source, own
             )
             self.recorder.start()
+        if self.peer_metrics is not None:
+            await self.peer_metrics.start()
         retention = self.settings.observability.request_log.retention_days
         self._pruner = BodyPruner(self._stores.usage, retention)
         self._pruner.start()
@@ -208,6 +233,10 @@ class Gateway:
     async def _open_counters(self) -> CounterStore:
         """In-process counters, or Redis with in-process counters to fall back on."""
         redis = self.settings.redis
+        if redis is None and self.worker is not None:
+            from .stores.socket_counters import SocketCounterStore
+
+            return SocketCounterStore(self.worker.counter_socket)
         if redis is None:
             return MemoryCounterStore()
         from .stores.failover_counters import FailoverCounterStore
@@ -240,6 +269,9 @@ class Gateway:
         policy = build_policy(settings, self._counters, self._stores.usage)
         new = await build_runtime(settings, self, policy, self.runtime)
         old, self.runtime = self.runtime, new
+        if self._shared_health is not None:
+            # Routing state learnt under other settings starts anew (runtime.py).
+            self._shared_health.rebind(new.router.health, new.router.latency)
         self.keys.replace_config(config_keys(settings))
         self._retired.add(old)
         old.retire(self._drained)
@@ -264,6 +296,10 @@ class Gateway:
 
     async def stop(self) -> None:
         """Flush usage and traces, close providers and connections."""
+        if self.peer_metrics is not None:
+            await self.peer_metrics.aclose()
+        if self._shared_health is not None:
+            await self._shared_health.aclose()
         if self._pruner is not None:
             await self._pruner.aclose()
         if self.recorder is not None:
@@ -402,9 +438,10 @@ async def _expect(request: web.Request) -> web.StreamResponse | None:
     return path_error(request, GatewayError("Expect: only 100-continue is supported", status=417))
 
 
-def build_app(settings: Settings) -> web.Application:
-    """The gateway as an aiohttp app; its startup opens pools, its cleanup flushes usage."""
-    gateway = Gateway(settings)
+def build_app(settings: Settings, worker: Worker | None = None) -> web.Application:
+    """The gateway as an aiohttp app; its startup opens pools, its cleanup flushes usage.
+    ``worker``: this process is one of ``llmrelay serve --workers N`` (docs/workers.md)."""
+    gateway = Gateway(settings, worker)
     # aiohttp refuses larger bodies itself; the surface turns that into a 413 in API shape.
     max_body = int(settings.server.max_request_body_mb * 1024 * 1024)
     app = web.Application(client_max_size=max_body, handler_args={"max_field_size": 65536})
@@ -462,7 +499,8 @@ def build_app(settings: Settings) -> web.Application:
             reloader=reloader,
         ).add_routes(app)
     if gateway.metrics is not None:
-        MetricsSurface(gateway.metrics, settings.observability.metrics.key).add_routes(app)
+        key = settings.observability.metrics.key
+        MetricsSurface(gateway.metrics, key, gateway.peer_metrics).add_routes(app)
 
     async def list_models(request: web.Request) -> web.StreamResponse:
         # Anthropic's SDK and Claude Code always send anthropic-version; others get OpenAI's shape.

@@ -30,6 +30,7 @@ from aiohttp import web
 from .config import ServerConfig
 from .reload import RELOADER
 from .server import serve
+from .workers import Listen
 
 __all__ = ["EXECUTOR_SHUTDOWN_TIMEOUT_S", "run"]
 
@@ -46,8 +47,10 @@ def run(
     host: str,
     port: int,
     on_listening: Callable[[], None],
+    listen: Listen | None = None,
 ) -> None:
     """:func:`serve` on a new event loop (uvloop's where installed); returns after shutdown.
+    ``listen``: how a worker of ``--workers N`` shares the port (see :func:`serve`).
 
     Raises:
         OSError: the address cannot be bound.
@@ -62,7 +65,7 @@ def run(
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
         pass
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(_serve_reloading(app, config, host, port, on_listening))
+        runner.run(_serve_reloading(app, config, host, port, on_listening, listen))
         if not runner.run(_shutdown_default_executor(EXECUTOR_SHUTDOWN_TIMEOUT_S)):
             # serve() has returned: the usage writer stored or spilled its rows. What is
             # left is a thread that may never return; the runner's close() would join it
@@ -82,6 +85,7 @@ async def _serve_reloading(
     host: str,
     port: int,
     on_listening: Callable[[], None],
+    listen: Listen | None = None,
 ) -> None:
     """:func:`serve`, with SIGHUP reloading the config file (``reload.py``) in this process.
     Each process registers its own handler, so a supervisor reloads its workers by sending
@@ -91,11 +95,11 @@ async def _serve_reloading(
     loop = asyncio.get_running_loop()
     hup = getattr(signal, "SIGHUP", None)
     if reloader is None or hup is None:
-        await serve(app, config, host, port, on_listening)
+        await serve(app, config, host, port, on_listening, listen)
         return
     loop.add_signal_handler(hup, reloader.request, "sighup")
     try:
-        await serve(app, config, host, port, on_listening)
+        await serve(app, config, host, port, on_listening, listen)
     finally:
         loop.remove_signal_handler(hup)
 

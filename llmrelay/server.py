@@ -76,6 +76,7 @@ from .config import ServerConfig, TLSConfig
 from .drain import DRAIN, Drain
 from .errors import anthropic_error_body, anthropic_error_type
 from .obs.log import Throttled
+from .workers import Listen
 
 if TYPE_CHECKING:
     from aiohttp.http_parser import RawRequestMessage
@@ -488,6 +489,7 @@ async def serve(
     host: str,
     port: int,
     on_listening: Callable[[], None],
+    listen: Listen | None = None,
 ) -> None:
     """Serve ``app`` on ``host:port`` until SIGINT or SIGTERM, then drain and shut down.
 
@@ -498,6 +500,8 @@ async def serve(
     which open streams are cut (:data:`END_GRACE_S` to end, then cancelled). The app's
     cleanup (the usage queue's flush, bounded by ``usage.shutdown_timeout_s``) runs last,
     whatever happened. A second signal skips the rest of the grace period and the drain.
+    ``listen`` (a worker of ``llmrelay serve --workers N``): bind with ``SO_REUSEPORT``, or
+    serve a socket the supervisor bound.
 
     Raises:
         OSError: the address cannot be bound.
@@ -516,7 +520,19 @@ async def serve(
     signals = _Signals(drain)
     try:
         tls = None if config.tls is None else listener_tls(config.tls)
-        site = web.TCPSite(runner, host, port, backlog=config.backlog, ssl_context=tls)
+        site: web.BaseSite
+        if listen is not None and listen.sock is not None:
+            site = web.SockSite(runner, listen.sock, backlog=config.backlog, ssl_context=tls)
+        else:
+            reuse_port = listen is not None and listen.reuse_port
+            site = web.TCPSite(
+                runner,
+                host,
+                port,
+                backlog=config.backlog,
+                ssl_context=tls,
+                reuse_port=reuse_port or None,
+            )
         await site.start()
         for sig in SHUTDOWN_SIGNALS:
             loop.add_signal_handler(sig, signals.received, sig)

@@ -101,6 +101,16 @@ class ServerConfig(_Model):
     watch_config: bool = False
     #: Seconds between two looks at the config file's modification time.
     watch_interval_s: float = Field(default=2.0, ge=0.1, le=3600)
+    #: Worker processes serving the port (docs/workers.md): a number, or ``auto`` for the
+    #: CPUs this process may use (affinity and cgroup quota). 1: one process, no supervisor.
+    workers: int | Literal["auto"] = Field(default=1)
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 1 <= v <= 256:
+            raise ValueError("expected auto or a number of workers from 1 to 256")
+        return v
 
 
 class OverridesConfig(_Model):
