@@ -7,16 +7,18 @@ import gc
 import logging
 import os
 import time
+from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
 
-from .config import GatewayKeyConfig, LimitsConfig, ProviderConfig, Settings, model_entry
+from .config import GatewayKeyConfig, LimitsConfig, Settings, model_entry
 from .drain import DRAIN, Drain
 from .errors import GatewayError
 from .obs.capture import CapturePolicy
 from .obs.metrics import GatewayState, Metrics
+from .obs.metrics_peers import PeerMetrics
 from .obs.retention import BodyPruner
 from .obs.target_stats import TargetStats
 from .obs.usage import UsageRecorder
@@ -29,10 +31,11 @@ from .policy.auth import KeyRing, Principal
 from .policy.keycache import KeyCache
 from .policy.overrides import OverrideAllowance
 from .policy.pricing import Price, PriceTable
-from .providers.base import Provider, WireBounds
-from .providers.registry import build_provider, client_header_filter
+from .providers.registry import client_header_filter
+from .reload import RELOADER, Reloader
 from .routing.router import Router
 from .routing.table import RouteTable
+from .runtime import Runtime, RuntimeLease, build_runtime, empty_runtime, release_pools
 from .stores.counters import CounterStore
 from .stores.database import Stores, open_stores
 from .stores.keys import BudgetSpec, Limits
@@ -46,9 +49,11 @@ from .surfaces.metrics import MetricsSurface
 from .surfaces.openai import OpenAISurface
 from .tokens import TokenCounter
 from .translation import WireLimits
+from .workers import Worker
 
 if TYPE_CHECKING:
     from .obs.tracing import Tracing
+    from .routing.shared_health import SharedHealth
     from .stores.failover_counters import FailoverCounterStore
 
 __all__ = ["GATEWAY", "Gateway", "build_app"]
@@ -57,19 +62,25 @@ log = logging.getLogger("llmrelay")
 
 
 class Gateway:
-    """Everything a request needs, built once per process from one :class:`Settings`."""
+    """Everything a request needs, built once per process; the configuration in force is its
+    :attr:`runtime`, which a config reload replaces whole (:meth:`apply`)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.keys = KeyRing((k.key, config_principal(k)) for k in settings.auth.keys)
-        self.routes = RouteTable({}, {})
-        self.router = Router(self.routes, {}, settings.routing)
+    def __init__(self, settings: Settings, worker: Worker | None = None) -> None:
+        #: This process's place among ``--workers N`` (None: the only process).
+        self.worker = worker
+        self.keys = KeyRing(config_keys(settings))
         self.created_unix = int(time.time())
         self.created_at = utc_now_rfc3339()
         self.recorder: UsageRecorder | None = None
         self.tokens = TokenCounter()
         self.key_cache: KeyCache | None = None
-        self.policy: Policy = build_policy(settings, MemoryCounterStore(), None)
+        #: The configuration in force (replaced whole by :meth:`apply`; calls pin it).
+        self.runtime: Runtime = empty_runtime(
+            settings, self, build_policy(settings, MemoryCounterStore(), None)
+        )
+        #: Runtimes replaced by a reload whose calls are still running.
+        self._retired: set[Runtime] = set()
+        self._closing: set[asyncio.Task[None]] = set()
         self.counters_failed_over = False
         #: Shutdown state: draining (``/ready`` 503), then open streams cut (drain.py).
         self.drain = Drain()
@@ -77,16 +88,24 @@ class Gateway:
         self.started = False
         #: Prometheus metrics (None when ``observability.metrics.enabled`` is false).
         self.metrics: Metrics | None = None
-        observers: list[CallObserver] = [UsageObserver(self.record_usage), AccessLog()]
+        observers: list[CallObserver] = [
+            RuntimeLease(),
+            UsageObserver(self.record_usage),
+            AccessLog(),
+        ]
         #: OpenTelemetry traces (None when tracing is off: then nothing of it is imported).
         self.tracing: Tracing | None = None
         if settings.observability.tracing.active(os.environ):
             from .obs.tracing import Tracing
 
             self.tracing = Tracing(settings, os.environ)
+        #: Serves this worker's metrics to its siblings and gathers theirs (None: one process).
+        self.peer_metrics: PeerMetrics | None = None
         if settings.observability.metrics.enabled:
             self.metrics = Metrics(settings.observability.metrics, self._state())
             observers.append(self.metrics)
+            if worker is not None and worker.count > 1:
+                self.peer_metrics = PeerMetrics(worker, self.metrics.registry.collect)
         if self.tracing is not None:
             observers.append(self.tracing)
         #: Recent outcomes per target for the console and /admin/models (with the admin API).
@@ -100,11 +119,31 @@ class Gateway:
         #: Whose bodies the request log keeps (None: nobody's, nothing runs per call).
         self._capture = CapturePolicy(request_log) if CapturePolicy.applies(request_log) else None
         self._pruner: BodyPruner | None = None
-        self._session: aiohttp.ClientSession | None = None
-        self._providers: dict[str, Provider] = {}
+        self._shared_health: SharedHealth | None = None
         self._stores: Stores | None = None
         self._counters: CounterStore | None = None
         self._failover: FailoverCounterStore | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in force (a call reads its pinned runtime's instead)."""
+        return self.runtime.settings
+
+    @property
+    def router(self) -> Router:
+        return self.runtime.router
+
+    @property
+    def routes(self) -> RouteTable:
+        return self.runtime.router.table
+
+    @property
+    def policy(self) -> Policy:
+        return self.runtime.policy
+
+    def pin(self) -> Runtime:
+        """The runtime in force, for one call to read to its end."""
+        return self.runtime
 
     def _state(self) -> GatewayState:
         """What a metrics scrape reads from this gateway."""
@@ -141,47 +180,36 @@ class Gateway:
         return self._stores
 
     async def start(self) -> None:
-        """Open the upstream connection pool, the providers and the usage writer."""
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-            skip_auto_headers=("User-Agent",),
-            # One session serves every caller: a cookie a provider sets for one call must
-            # never ride on another's (and a jar costs a lookup on every request).
-            cookie_jar=aiohttp.DummyCookieJar(),
-        )
-        bounds = WireBounds(int(self.settings.server.max_sse_event_mb * 1024 * 1024))
-        self._providers = {
-            account: build_provider(account, cfg, self._session, bounds)
-            for account, cfg in self.settings.providers.items()
-        }
-        for account, provider in self._providers.items():
-            try:
-                await provider.start()
-            except Exception as err:
-                log.error(
-                    "provider failed to start",
-                    extra={"provider": account, "error": f"{type(err).__name__}: {err}"},
-                )
-        providers = self.settings.providers
-        self.routes = RouteTable(
-            self._providers,
-            {a: c.models for a, c in providers.items()},
-            {a: _total_s(c) for a, c in providers.items()},
-        )
-        self.router = Router(self.routes, self.settings.models, self.settings.routing)
+        """Open the stores, the providers with their connection pools and the usage writer."""
         self._stores = await asyncio.to_thread(open_stores, self.settings.database_url())
         self.key_cache = KeyCache(
             self._stores.keys, self.keys, self.settings.governance.key_refresh_s
         )
         await self.key_cache.start()
         self._counters = await self._open_counters()
-        self.policy = build_policy(self.settings, self._counters, self._stores.usage)
+        policy = build_policy(self.settings, self._counters, self._stores.usage)
+        self.runtime = await build_runtime(self.settings, self, policy, None)
+        redis = self.settings.redis
+        if redis is not None and self.settings.models:
+            from .routing.shared_health import SharedHealth
+
+            self._shared_health = SharedHealth(
+                self.router.health,
+                self.router.latency,
+                redis.url,
+                redis.prefix,
+                window_s=self.settings.routing.latency.window_s,
+            )
+            self._shared_health.start()
         usage = self.settings.usage
         if usage.enabled:
+            own = self.worker.file_for if self.worker is not None else None
             self.recorder = UsageRecorder.from_config(
-                self._stores.usage, usage, self.settings.source
+                self._stores.usage, usage, self.settings.source, own
             )
             self.recorder.start()
+        if self.peer_metrics is not None:
+            await self.peer_metrics.start()
         retention = self.settings.observability.request_log.retention_days
         self._pruner = BodyPruner(self._stores.usage, retention)
         self._pruner.start()
@@ -212,6 +240,10 @@ class Gateway:
     async def _open_counters(self) -> CounterStore:
         """In-process counters, or Redis with in-process counters to fall back on."""
         redis = self.settings.redis
+        if redis is None and self.worker is not None:
+            from .stores.socket_counters import SocketCounterStore
+
+            return SocketCounterStore(self.worker.counter_socket)
         if redis is None:
             return MemoryCounterStore()
         from .stores.failover_counters import FailoverCounterStore
@@ -231,20 +263,61 @@ class Gateway:
         )
         return self._failover
 
+    async def apply(self, settings: Settings) -> Runtime:
+        """Put ``settings`` in force: build its runtime (sharing the pools of unchanged
+        accounts), then swap it in at once. Calls in flight finish on the runtime they
+        pinned; its pools no longer used close when its last call has ended. Settings that
+        only a restart changes must have been checked by the caller (``reload.py``).
+
+        Raises:
+            ssl.SSLError, OSError: a provider's ``ca_file`` cannot be used (nothing changed).
+        """
+        assert self._stores is not None and self._counters is not None, "gateway not started"
+        policy = build_policy(settings, self._counters, self._stores.usage)
+        new = await build_runtime(settings, self, policy, self.runtime)
+        old, self.runtime = self.runtime, new
+        if self._shared_health is not None:
+            # Routing state learnt under other settings starts anew (runtime.py).
+            self._shared_health.rebind(new.router.health, new.router.latency)
+        self.keys.replace_config(config_keys(settings))
+        self._retired.add(old)
+        old.retire(self._drained)
+        return new
+
+    def _drained(self, runtime: Runtime) -> None:
+        """A retired runtime's last call ended: close what only it used, in the background."""
+        self._retired.discard(runtime)
+
+        async def close() -> None:
+            await runtime.policy.aclose()
+            await runtime.policy.targets.aclose()
+            await release_pools(runtime)
+
+        task = asyncio.get_running_loop().create_task(close(), name="runtime-drained")
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
     def record_usage(self, record: UsageRecord) -> None:
         if self.recorder is not None:
             self.recorder.record(record)
 
     async def stop(self) -> None:
         """Flush usage and traces, close providers and connections."""
+        if self.peer_metrics is not None:
+            await self.peer_metrics.aclose()
+        if self._shared_health is not None:
+            await self._shared_health.aclose()
         if self._pruner is not None:
             await self._pruner.aclose()
         if self.recorder is not None:
             await self.recorder.aclose()
             if self.recorder.dropped:
                 log.warning("usage rows lost", extra={"dropped": self.recorder.dropped})
-        await self.policy.aclose()
-        await self.policy.targets.aclose()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+        for runtime in (*self._retired, self.runtime):
+            await runtime.policy.aclose()
+            await runtime.policy.targets.aclose()
         if self.key_cache is not None:
             await self.key_cache.aclose()
         if self._counters is not None:
@@ -252,18 +325,16 @@ class Gateway:
         if self._stores is not None:
             self._stores.close()
         await self.tokens.aclose()
-        for provider in self._providers.values():
-            await provider.aclose()
-        if self._session is not None:
-            await self._session.close()
+        for runtime in (*self._retired, self.runtime):
+            for pool in runtime.pools.values():
+                await pool.aclose()
         if self.tracing is not None:
             await self.tracing.aclose()
 
 
-def _total_s(cfg: ProviderConfig) -> float:
-    """An account's whole-call deadline (providers without timeouts: the default)."""
-    timeouts = getattr(cfg, "timeouts", None)
-    return 600.0 if timeouts is None else float(timeouts.total_s)
+def config_keys(settings: Settings) -> list[tuple[str, Principal]]:
+    """The config file's gateway keys: (secret, principal) pairs."""
+    return [(k.key, config_principal(k)) for k in settings.auth.keys]
 
 
 def config_principal(k: GatewayKeyConfig) -> Principal:
@@ -322,6 +393,22 @@ def build_policy(settings: Settings, counters: CounterStore, usage: UsageStore |
     return policy
 
 
+class ConfigKeyNames(Collection[str]):
+    """The names of the config file's keys in force (a live view: reloads change them)."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    def __contains__(self, name: object) -> bool:
+        return any(k.name == name for k in self._gateway.settings.auth.keys)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([k.name for k in self._gateway.settings.auth.keys])
+
+    def __len__(self) -> int:
+        return len(self._gateway.settings.auth.keys)
+
+
 GATEWAY = web.AppKey("gateway", Gateway)
 
 
@@ -358,17 +445,26 @@ async def _expect(request: web.Request) -> web.StreamResponse | None:
     return path_error(request, GatewayError("Expect: only 100-continue is supported", status=417))
 
 
-def build_app(settings: Settings) -> web.Application:
-    """The gateway as an aiohttp app; its startup opens pools, its cleanup flushes usage."""
-    gateway = Gateway(settings)
+def build_app(settings: Settings, worker: Worker | None = None) -> web.Application:
+    """The gateway as an aiohttp app; its startup opens pools, its cleanup flushes usage.
+    ``worker``: this process is one of ``llmrelay serve --workers N`` (docs/workers.md)."""
+    gateway = Gateway(settings, worker)
     # aiohttp refuses larger bodies itself; the surface turns that into a 413 in API shape.
     max_body = int(settings.server.max_request_body_mb * 1024 * 1024)
     app = web.Application(client_max_size=max_body, handler_args={"max_field_size": 65536})
     app[GATEWAY] = gateway
     app[DRAIN] = gateway.drain
+    reloader = None
+    if settings.source != "<memory>":
+        reloader = Reloader(gateway, settings.source)
+        app[RELOADER] = reloader
 
     async def on_startup(_: web.Application) -> None:
         await gateway.start()
+        if reloader is not None:
+            reloader.ready = True
+            if settings.server.watch_config:
+                reloader.watch(settings.server.watch_interval_s)
         # What start-up made (modules, config, tables) lives as long as the process: keep it
         # out of every later garbage collection, which shortens the pauses (p99). Each open
         # stream holds ~800 references a full collection walks (~100 ms of CPU under 1,000
@@ -382,6 +478,8 @@ def build_app(settings: Settings) -> web.Application:
         gc.set_threshold(50_000, 20, 10)
 
     async def on_cleanup(_: web.Application) -> None:
+        if reloader is not None:
+            await reloader.aclose()
         await gateway.stop()
 
     app.on_startup.append(on_startup)
@@ -403,15 +501,17 @@ def build_app(settings: Settings) -> web.Application:
             gateway,
             settings.admin.key,
             store_timeout_s=settings.governance.admin_store_timeout_s,
-            config_key_names=[k.name for k in settings.auth.keys],
+            config_key_names=ConfigKeyNames(gateway),
             body=limits,
+            reloader=reloader,
         )
         admin.add_routes(app)
         mount_console(app, gateway, settings, admin)
     else:
         mount_console(app, gateway, settings, None)
     if gateway.metrics is not None:
-        MetricsSurface(gateway.metrics, settings.observability.metrics.key).add_routes(app)
+        key = settings.observability.metrics.key
+        MetricsSurface(gateway.metrics, key, gateway.peer_metrics).add_routes(app)
 
     async def list_models(request: web.Request) -> web.StreamResponse:
         # Anthropic's SDK and Claude Code always send anthropic-version; others get OpenAI's shape.

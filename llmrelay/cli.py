@@ -13,29 +13,39 @@ from typing import Any
 from .cli_common import load_config, safe_url
 from .config import model_entry
 from .config.observability import TracingConfig
+from .workers import Listen, Worker, resolve_workers
 
 __all__ = ["main", "package_version"]
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .app import build_app
     from .obs.log import format_line, setup_logging
-    from .process import run
 
     settings = load_config(args.config)
     setup_logging(
         args.log_level or settings.logging.level, args.log_format or settings.logging.format
     )
-    from .cli_admin import prepare_database
-
-    prepare_database(settings.database_url(), args.config)
     host = args.host or settings.server.host
     port = args.port or settings.server.port
+    worker = listen = None
+    if args.worker is not None:  # started by the supervisor, which prepared the database
+        worker, listen = _worker_of(args)
+    else:
+        from .cli_admin import prepare_database
+
+        prepare_database(settings.database_url(), args.config)
+        count = resolve_workers(args.workers or settings.server.workers)
+        if count > 1:
+            return _supervise(args, settings, host, port, count)
+    # Only the processes that serve HTTP load the app (the supervisor stays small).
+    from .app import build_app
+    from .process import run
+
     routes = sum(len(p.models) for p in settings.providers.values())
     obs = settings.observability
     tracing = obs.tracing
     fields: dict[str, object] = {
-        "url": f"http://{host}:{port}",
+        "url": f"{'https' if settings.server.tls else 'http'}://{host}:{port}",
         "config": args.config,
         "models": routes,
         "virtual_models": len(settings.models),
@@ -46,20 +56,65 @@ def _serve(args: argparse.Namespace) -> int:
         "tracing": tracing_summary(tracing),
         "bodies": obs.request_log.bodies,
     }
+    if worker is not None:
+        fields["worker"] = worker.index
     log_format = args.log_format or settings.logging.format
     line = format_line("listening", fields, log_format)
+
+    def on_listening() -> None:
+        print(line, file=sys.stderr, flush=True)
+        if args.ready_fd is not None:  # tell the supervisor
+            os.write(args.ready_fd, b"1")
+            os.close(args.ready_fd)
+
     try:
-        run(
-            build_app(settings),
-            settings.server,
-            host,
-            port,
-            on_listening=lambda: print(line, file=sys.stderr, flush=True),
-        )
+        run(build_app(settings, worker), settings.server, host, port, on_listening, listen)
     except OSError as err:
         print(f"llmrelay: cannot listen on {host}:{port}: {err.strerror}", file=sys.stderr)
         return 1
     return 0
+
+
+def _worker_of(args: argparse.Namespace) -> tuple[Worker, Listen]:
+    """The worker description and listen option the supervisor passed on the command line."""
+    import socket
+
+    from .supervisor import watch_parent
+
+    index, _, count = args.worker.partition("/")
+    worker = Worker(int(index), int(count), Path(args.run_dir))
+    sock = None
+    if args.listen_fd is not None:
+        sock = socket.socket(fileno=args.listen_fd)
+    watch_parent()
+    return worker, Listen(reuse_port=sock is None, sock=sock)
+
+
+def _supervise(args: argparse.Namespace, settings: Any, host: str, port: int, count: int) -> int:
+    from .supervisor import supervise, worker_argv
+
+    argv = ["serve", "--config", args.config, "--host", host, "--port", str(port)]
+    if args.log_level:
+        argv += ["--log-level", args.log_level]
+    if args.log_format:
+        argv += ["--log-format", args.log_format]
+    from .server import END_GRACE_S
+    from .supervisor import stop_timeout
+
+    server = settings.server
+    stop_s = stop_timeout(
+        server.shutdown_grace_s,
+        server.drain_timeout_s,
+        END_GRACE_S,
+        settings.usage.shutdown_timeout_s,
+    )
+    try:
+        return supervise(
+            count, worker_argv(argv), host, port, settings.redis is None, stop_timeout_s=stop_s
+        )
+    except OSError as err:
+        print(f"llmrelay: cannot listen on {host}:{port}: {err.strerror}", file=sys.stderr)
+        return 1
 
 
 def tracing_summary(tracing: TracingConfig) -> str:
@@ -86,8 +141,14 @@ def _check_config(args: argparse.Namespace) -> int:
     if settings.redis is not None:
         redis = settings.redis
         print(f"  counters: redis {safe_url(redis.url)} (prefix {redis.prefix})")
+    elif settings.server.workers != 1:
+        print("  counters: kept by the supervisor for every worker")
     else:
         print("  counters: in process")
+    if settings.server.workers == "auto":
+        print(f"  workers: auto ({resolve_workers('auto')} on this machine)")
+    elif settings.server.workers != 1:
+        print(f"  workers: {settings.server.workers}")
     if settings.admin is not None:
         print("  admin API: on (/admin/...)")
     for account, cfg in settings.providers.items():
@@ -120,6 +181,14 @@ def _policy_words(
 
 _SUMMARY_FIELDS = ("key", "team", "model", "day")
 _SPAN_UNITS = {"m": 60, "h": 3600, "d": 86400}
+
+
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    if text.isdigit() and 1 <= int(text) <= 256:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"{text!r}: use auto or a number from 1 to 256")
 
 
 def _group_by(text: str) -> list[str]:
@@ -269,7 +338,7 @@ def _snippet(args: argparse.Namespace) -> int:
     key = settings.auth.keys[0].key
     account, cfg = next(iter(settings.providers.items()))
     model = f"{account}/{next(iter(cfg.models))}"
-    base = f"http://{settings.server.host}:{settings.server.port}"
+    base = f"{'https' if settings.server.tls else 'http'}://{settings.server.host}:{settings.server.port}"
     print(f"""
 llmrelay is starting at {base}  (model {model}, key name {settings.auth.keys[0].name!r})
 Paste this into Python (pip install anthropic):
@@ -319,6 +388,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--log-format", choices=["json", "text"], help="overrides logging.format (default json)"
     )
+    p.add_argument(
+        "--workers",
+        type=_workers,
+        help="worker processes on the port: a number or auto (overrides server.workers)",
+    )
+    # Set by the supervisor on the workers it starts (llmrelay/supervisor.py).
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--run-dir", help=argparse.SUPPRESS)
+    p.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
     p.set_defaults(fn=_serve)
     p = sub.add_parser("check-config", help="validate a config and print what is routed")
     p.add_argument("config")

@@ -4,6 +4,7 @@
   client connection, maybe an upstream one, and refused ones); a warning when the hard
   limit does not allow it.
 * **listen backlog**: a warning when Linux caps ``server.backlog`` (``net.core.somaxconn``).
+* **SIGHUP**: reloads the config file in this process (``reload.py``, docs/reload.md).
 * **shutdown**: :func:`~llmrelay.server.serve` drains on SIGTERM/SIGINT (``/ready`` 503,
   ``server.shutdown_grace_s``, ``server.drain_timeout_s``; ``docs/operations.md``), in this
   process: each worker of several drains on its own signal. Once it has returned (the
@@ -21,12 +22,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 from collections.abc import Callable
 
 from aiohttp import web
 
 from .config import ServerConfig
+from .reload import RELOADER
 from .server import serve
+from .workers import Listen
 
 __all__ = ["EXECUTOR_SHUTDOWN_TIMEOUT_S", "run"]
 
@@ -43,8 +47,10 @@ def run(
     host: str,
     port: int,
     on_listening: Callable[[], None],
+    listen: Listen | None = None,
 ) -> None:
     """:func:`serve` on a new event loop (uvloop's where installed); returns after shutdown.
+    ``listen``: how a worker of ``--workers N`` shares the port (see :func:`serve`).
 
     Raises:
         OSError: the address cannot be bound.
@@ -59,7 +65,7 @@ def run(
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
         pass
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(serve(app, config, host, port, on_listening))
+        runner.run(_serve_reloading(app, config, host, port, on_listening, listen))
         if not runner.run(_shutdown_default_executor(EXECUTOR_SHUTDOWN_TIMEOUT_S)):
             # serve() has returned: the usage writer stored or spilled its rows. What is
             # left is a thread that may never return; the runner's close() would join it
@@ -71,6 +77,31 @@ def run(
             )
             logging.shutdown()
             os._exit(1)
+
+
+async def _serve_reloading(
+    app: web.Application,
+    config: ServerConfig,
+    host: str,
+    port: int,
+    on_listening: Callable[[], None],
+    listen: Listen | None = None,
+) -> None:
+    """:func:`serve`, with SIGHUP reloading the config file (``reload.py``) in this process.
+    Each process registers its own handler, so a supervisor reloads its workers by sending
+    each one SIGHUP. Registered before start-up: a SIGHUP then is logged and ignored instead
+    of ending the process (the signal's default action)."""
+    reloader = app.get(RELOADER)
+    loop = asyncio.get_running_loop()
+    hup = getattr(signal, "SIGHUP", None)
+    if reloader is None or hup is None:
+        await serve(app, config, host, port, on_listening, listen)
+        return
+    loop.add_signal_handler(hup, reloader.request, "sighup")
+    try:
+        await serve(app, config, host, port, on_listening, listen)
+    finally:
+        loop.remove_signal_handler(hup)
 
 
 async def _shutdown_default_executor(timeout_s: float) -> bool:

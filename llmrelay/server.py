@@ -51,6 +51,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -71,10 +72,11 @@ from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 from aiohttp.web_server import Server
 
-from .config import ServerConfig
+from .config import ServerConfig, TLSConfig
 from .drain import DRAIN, Drain
 from .errors import anthropic_error_body, anthropic_error_type
 from .obs.log import Throttled
+from .workers import Listen
 
 if TYPE_CHECKING:
     from aiohttp.http_parser import RawRequestMessage
@@ -383,6 +385,19 @@ class _Runner(web.AppRunner):
         return GatewayServer(await super()._make_server(), self._config)
 
 
+def listener_tls(tls: TLSConfig) -> ssl.SSLContext:
+    """The TLS context of the gateway's listener (``server.tls``): the certificate chain
+    and key from PEM files, TLS 1.2 or later, Python's default server ciphers.
+
+    Raises:
+        ssl.SSLError, OSError: the files cannot be read or do not match.
+    """
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(tls.cert_file, tls.key_file)
+    return context
+
+
 #: The signals that shut the gateway down (:func:`serve`): the first drains, the second cuts
 #: the drain short. Signal handlers are registered in :func:`serve` only.
 SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -474,6 +489,7 @@ async def serve(
     host: str,
     port: int,
     on_listening: Callable[[], None],
+    listen: Listen | None = None,
 ) -> None:
     """Serve ``app`` on ``host:port`` until SIGINT or SIGTERM, then drain and shut down.
 
@@ -484,6 +500,8 @@ async def serve(
     which open streams are cut (:data:`END_GRACE_S` to end, then cancelled). The app's
     cleanup (the usage queue's flush, bounded by ``usage.shutdown_timeout_s``) runs last,
     whatever happened. A second signal skips the rest of the grace period and the drain.
+    ``listen`` (a worker of ``llmrelay serve --workers N``): bind with ``SO_REUSEPORT``, or
+    serve a socket the supervisor bound.
 
     Raises:
         OSError: the address cannot be bound.
@@ -501,7 +519,20 @@ async def serve(
     loop = asyncio.get_running_loop()
     signals = _Signals(drain)
     try:
-        site = web.TCPSite(runner, host, port, backlog=config.backlog)
+        tls = None if config.tls is None else listener_tls(config.tls)
+        site: web.BaseSite
+        if listen is not None and listen.sock is not None:
+            site = web.SockSite(runner, listen.sock, backlog=config.backlog, ssl_context=tls)
+        else:
+            reuse_port = listen is not None and listen.reuse_port
+            site = web.TCPSite(
+                runner,
+                host,
+                port,
+                backlog=config.backlog,
+                ssl_context=tls,
+                reuse_port=reuse_port or None,
+            )
         await site.start()
         for sig in SHUTDOWN_SIGNALS:
             loop.add_signal_handler(sig, signals.received, sig)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -15,6 +17,7 @@ __all__ = [
     "AnthropicProviderConfig",
     "AzureOpenAIProviderConfig",
     "BedrockProviderConfig",
+    "EgressConfig",
     "MockProviderConfig",
     "ModelConfig",
     "Models",
@@ -85,8 +88,48 @@ def _header_names(v: list[str]) -> list[str]:
     return out
 
 
-class _HeaderRules(_Model):
-    """Which client headers go to this provider (``llmrelay/providers/headers.py``)."""
+class EgressConfig(_Model):
+    """How the gateway reaches this provider: a proxy and the CAs it trusts
+    (``llmrelay/providers/http.py``, docs/configuration.md "Outbound proxies and TLS")."""
+
+    #: ``http://[user:pass@]host:port`` of a proxy for this provider's calls (HTTPS goes
+    #: through it with CONNECT). Unset: ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY``
+    #: from the environment decide, as curl and the official SDKs do.
+    proxy: str | None = None
+    #: A PEM file of CA certificates this provider's TLS certificate is checked against
+    #: instead of the system's (or ``SSL_CERT_FILE``'s); relative to the working directory.
+    ca_file: str | None = None
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// proxy URL such as http://proxy.internal:3128")
+        return v
+
+    def upstream_url(self) -> str:
+        """The origin this provider's calls go to (which proxy applies depends on it)."""
+        raise NotImplementedError  # each provider type says
+
+    @field_validator("ca_file")
+    @classmethod
+    def _readable(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not Path(v).is_file():
+            raise ValueError(f"CA file {v!r} does not exist or is not a file")
+        try:
+            ssl.create_default_context(cafile=v)  # reads only this file
+        except (ssl.SSLError, OSError) as err:
+            raise ValueError(
+                f"CA file {v!r} is not a PEM bundle of CA certificates ({err.__class__.__name__})"
+            ) from None
+        return v
+
+
+class _HeaderRules(EgressConfig):
+    """Which client headers go to this provider (``llmrelay/providers/headers.py``), and
+    how it is reached."""
 
     #: Client headers dropped by default (``x-forwarded-for``, ``cookie``,
     #: ``openai-organization``, ``x-amz-*``...) that go to this provider all the same.
@@ -128,6 +171,9 @@ class AnthropicProviderConfig(_HeaderRules):
     _models = field_validator("models")(_check_models)
     _url = field_validator("base_url")(_check_url)
 
+    def upstream_url(self) -> str:
+        return self.base_url
+
 
 class MockProviderConfig(_Model):
     """The offline, deterministic provider that speaks the Anthropic Messages wire."""
@@ -163,6 +209,9 @@ class OpenAIProviderConfig(_HeaderRules):
     _models = field_validator("models")(_check_models)
     _url = field_validator("base_url")(_check_url)
 
+    def upstream_url(self) -> str:
+        return self.base_url
+
 
 class AzureOpenAIProviderConfig(_HeaderRules):
     """Azure OpenAI: ``models`` map public names to deployment names."""
@@ -182,6 +231,9 @@ class AzureOpenAIProviderConfig(_HeaderRules):
 
     _models = field_validator("models")(_check_models)
     _url = field_validator("endpoint")(_check_url)
+
+    def upstream_url(self) -> str:
+        return self.endpoint
 
     @model_validator(mode="after")
     def _one_credential(self) -> AzureOpenAIProviderConfig:
@@ -214,6 +266,9 @@ class BedrockProviderConfig(_HeaderRules):
     def _endpoint(cls, v: str | None) -> str | None:
         return None if v is None else _check_url(v)
 
+    def upstream_url(self) -> str:
+        return self.endpoint_url or f"https://bedrock-runtime.{self.region}.amazonaws.com"
+
     @model_validator(mode="after")
     def _keys_in_pairs(self) -> BedrockProviderConfig:
         if (self.access_key_id is None) != (self.secret_access_key is None):
@@ -242,6 +297,12 @@ class VertexProviderConfig(_HeaderRules):
     timeouts: TimeoutConfig = TimeoutConfig()
 
     _models = field_validator("models")(_check_models)
+
+    def upstream_url(self) -> str:
+        if self.base_url is not None:
+            return self.base_url
+        host = "aiplatform.googleapis.com"
+        return f"https://{host if self.region == 'global' else f'{self.region}-{host}'}/v1"
 
     @field_validator("base_url")
     @classmethod

@@ -3,6 +3,7 @@ logging."""
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,9 +30,39 @@ __all__ = [
     "LoggingConfig",
     "ServerConfig",
     "Settings",
+    "TLSConfig",
     "TranslationConfig",
     "UsageConfig",
 ]
+
+
+class TLSConfig(_Model):
+    """TLS on the gateway's own listener: clients then connect with ``https://``."""
+
+    #: PEM certificate chain (the server's certificate first).
+    cert_file: str
+    #: PEM private key of the certificate (unencrypted).
+    key_file: str
+
+    @field_validator("cert_file", "key_file")
+    @classmethod
+    def _exists(cls, v: str) -> str:
+        if not Path(v).is_file():
+            raise ValueError(f"{v!r} does not exist or is not a file")
+        return v
+
+    @model_validator(mode="after")
+    def _pair(self) -> TLSConfig:
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+                self.cert_file, self.key_file
+            )
+        except (ssl.SSLError, OSError) as err:
+            raise ValueError(
+                "cert_file and key_file must be a PEM certificate chain and its unencrypted"
+                f" private key ({err.__class__.__name__})"
+            ) from None
+        return self
 
 
 class ServerConfig(_Model):
@@ -64,6 +95,23 @@ class ServerConfig(_Model):
     #: Seconds, after the grace period, that calls and streams in flight have to finish;
     #: streams still open then end with an ``overloaded_error`` event.
     drain_timeout_s: float = Field(default=600.0, ge=0, le=86_400)
+    #: Serve HTTPS with this certificate and key; unset: plain HTTP.
+    tls: TLSConfig | None = None
+    #: Reload the config file when its modification time or size changes (polled every
+    #: ``watch_interval_s``); SIGHUP and ``POST /admin/reload`` reload it in any case.
+    watch_config: bool = False
+    #: Seconds between two looks at the config file's modification time.
+    watch_interval_s: float = Field(default=2.0, ge=0.1, le=3600)
+    #: Worker processes serving the port (docs/workers.md): a number, or ``auto`` for the
+    #: CPUs this process may use (affinity and cgroup quota). 1: one process, no supervisor.
+    workers: int | Literal["auto"] = Field(default=1)
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 1 <= v <= 256:
+            raise ValueError("expected auto or a number of workers from 1 to 256")
+        return v
 
 
 class OverridesConfig(_Model):

@@ -38,7 +38,9 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..config.settings import UsageConfig
@@ -138,16 +140,23 @@ class UsageRecorder:
         self.failed_writes = 0
 
     @classmethod
-    def from_config(cls, store: UsageStore, cfg: UsageConfig, source: str) -> UsageRecorder:
+    def from_config(
+        cls,
+        store: UsageStore,
+        cfg: UsageConfig,
+        source: str,
+        own: Callable[[Path], Path] | None = None,
+    ) -> UsageRecorder:
         """A recorder with the spill and dead-letter files of ``cfg`` (paths relative to the
-        config file ``source``)."""
+        config file ``source``). ``own`` renames them for one worker of several
+        (:meth:`llmrelay.workers.Worker.file_for`), so no two processes share a file."""
         spill = dead = None
         if cfg.spill_max_mb > 0:
             path = cfg.file(cfg.spill_path, ".spill.jsonl", source)
-            spill = SpillFile(path, int(cfg.spill_max_mb * _MIB))
+            spill = SpillFile(own(path) if own else path, int(cfg.spill_max_mb * _MIB))
         if cfg.dead_letter_max_mb > 0:
             path = cfg.file(cfg.dead_letter_path, ".dead-letter.jsonl", source)
-            dead = DeadLetterFile(path, int(cfg.dead_letter_max_mb * _MIB))
+            dead = DeadLetterFile(own(path) if own else path, int(cfg.dead_letter_max_mb * _MIB))
         return cls(
             store,
             queue_size=cfg.queue_size,

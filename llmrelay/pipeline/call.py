@@ -94,13 +94,30 @@ class Parts(Protocol):
     """The gateway's parts a call reads. The app's ``Gateway`` satisfies it; surfaces and the
     pipeline take it instead of importing the app, so imports point one way."""
 
-    settings: Settings
-    keys: KeyRing
-    router: Router
-    policy: Policy
-    tokens: TokenCounter
-    #: The process's shutdown state: ends open streams when a drain runs out.
-    drain: Drain
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def keys(self) -> KeyRing: ...
+
+    @property
+    def router(self) -> Router: ...
+
+    @property
+    def policy(self) -> Policy: ...
+
+    @property
+    def tokens(self) -> TokenCounter: ...
+
+    def pin(self) -> Parts:
+        """The parts in force now, for one call to read to its end: a config reload in the
+        meantime does not change them (``llmrelay/runtime.py``)."""
+        ...
+
+    @property
+    def drain(self) -> Drain:
+        """The process's shutdown state: ends open streams when a drain runs out."""
+        ...
 
     @property
     def observers(self) -> Sequence[CallObserver]:

@@ -77,7 +77,7 @@ async def run_call(
         status=499,
         surface=surface.name,
     )
-    call = Call(parts, request, surface.name, record, Usage(), started)
+    call = Call(parts.pin(), request, surface.name, record, Usage(), started)
     _notify(call, "call_started")
     try:
         try:

@@ -127,9 +127,10 @@ class Policy:
         try:
             return await self._admit(sets, budgets, provider_models, body, estimate)
         except CounterStoreUnavailable as err:
+            # Redis under governance.fail_closed, or the supervisor's counter service
+            # (--workers N); the error says which.
             raise ServiceUnavailable(
-                "rate limit and budget store unreachable; refusing calls"
-                " (governance.fail_closed is true)",
+                f"rate limit and budget store unreachable; refusing calls: {err}",
                 headers={"retry-after": "1"},
             ) from err
 

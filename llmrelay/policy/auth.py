@@ -92,10 +92,21 @@ class KeyRing:
 
     def __init__(self, keys: Iterable[tuple[str, Principal]]) -> None:
         """``keys``: (secret, principal) pairs from the config file."""
-        self._by_digest: dict[bytes, tuple[Principal, float | None]] = {
-            digest(secret): (p, None) for secret, p in keys
-        }
+        self._by_digest: dict[bytes, tuple[Principal, float | None]] = {}
+        self._config: list[bytes] = []
         self._digests_of: dict[str, list[bytes]] = {}
+        self.replace_config(keys)
+
+    def replace_config(self, keys: Iterable[tuple[str, Principal]]) -> None:
+        """Replace the config file's keys by ``keys`` ((secret, principal) pairs) at once, as a
+        config reload does; virtual keys stay."""
+        for d in self._config:
+            self._by_digest.pop(d, None)
+        self._config = []
+        for secret, p in keys:
+            d = digest(secret)
+            self._by_digest[d] = (p, None)
+            self._config.append(d)
 
     def apply(self, changes: KeyChanges) -> None:
         """Replace the entries of every changed virtual key with its current secrets."""

@@ -3,6 +3,9 @@ whether it is cooling down after failures, and how fast it has been.
 
 State is per process and in memory; it is learnt from calls to virtual models only (a call
 naming ``account/model`` directly never touches it). Times are ``time.monotonic`` seconds.
+With Redis configured, :mod:`llmrelay.routing.shared_health` shares it between instances
+through :attr:`Health.on_cooldown`, :meth:`Health.cool`, :meth:`LatencyStats.sums` and
+:meth:`LatencyStats.set_fleet`.
 """
 
 from __future__ import annotations
@@ -42,6 +45,18 @@ class Health:
         self._max_retry_after_s = max_retry_after_s
         self._clock = clock
         self._states: dict[str, _State] = {}
+        #: Called with (target, seconds) when this process starts a cooldown (shared health
+        #: publishes it); must not raise or block.
+        self.on_cooldown: Callable[[str, float], None] | None = None
+
+    def cool(self, target: str, seconds: float) -> None:
+        """Cool ``target`` for ``seconds`` from now (another instance found it failing);
+        an already longer cooldown stays. Its failure count is left as it is."""
+        if seconds <= 0:
+            return
+        state = self._states.setdefault(target, _State())
+        state.until = max(state.until, self._clock() + seconds)
+        state.probation = True
 
     def cooling(self, target: str) -> bool:
         """True while ``target`` is cooling down."""
@@ -77,6 +92,8 @@ class Health:
         state.until = max(state.until, self._clock() + period)
         state.failures = 0
         state.probation = True
+        if self.on_cooldown is not None:
+            self.on_cooldown(target, period)
         return period
 
 
@@ -98,6 +115,23 @@ class LatencyStats:
         self._window_s = window_s
         self._clock = clock
         self._targets: dict[str, _Samples] = {}
+        self._fleet: dict[str, float] = {}
+
+    def set_fleet(self, figures: dict[str, float]) -> None:
+        """Seconds per output token by target over every instance (shared health); they
+        replace this process's own figures until the next call (``{}``: own figures only)."""
+        self._fleet = figures
+
+    def sums(self) -> dict[str, tuple[float, int]]:
+        """(seconds, output tokens) summed over each target's samples in the window: what
+        this process adds to the fleet's figures."""
+        out: dict[str, tuple[float, int]] = {}
+        horizon = self._clock() - self._window_s
+        for target, samples in self._targets.items():
+            live = [v for v in samples.values if v[0] >= horizon]
+            if live:
+                out[target] = (sum(v[1] for v in live), sum(v[2] for v in live))
+        return out
 
     def observe(self, target: str, seconds: float, output_tokens: int) -> None:
         """One successful call: ``seconds`` from its attempt's start to its last byte."""
@@ -107,7 +141,11 @@ class LatencyStats:
             samples.values.popleft()
 
     def seconds_per_token(self, target: str) -> float | None:
-        """The recent figure, or None when the target has no measurement in the window."""
+        """The recent figure (the fleet's when shared health has one), or None when the
+        target has no measurement in the window."""
+        fleet = self._fleet.get(target)
+        if fleet is not None:
+            return fleet
         samples = self._targets.get(target)
         if samples is None:
             return None

@@ -303,7 +303,7 @@ class FailoverCounterStore:
 
     def _refuse_if_closed(self) -> None:
         if self._fail_closed:
-            raise CounterStoreUnavailable("counter store unreachable (fail_closed)")
+            raise CounterStoreUnavailable("Redis unreachable (governance.fail_closed is true)")
 
     def _owe(self, key: str, release: int, spent: int, ttl_s: int) -> None:
         owed = self._owed.get(key)

@@ -23,11 +23,12 @@ import logging
 import time
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 import orjson
 from aiohttp import web
 
+from ..config import ConfigError
 from ..errors import (
     AuthenticationError,
     GatewayError,
@@ -79,6 +80,20 @@ def parse_since(text: str | None, now: float | None = None) -> float | None:
         return now - parse_duration(text)
 
 
+class Reloaded(Protocol):
+    def as_json(self) -> dict[str, object]:
+        """What is in force after a reload, for the answer's body."""
+        ...
+
+
+class ConfigReloader(Protocol):
+    """Reloads the config file (``llmrelay/reload.py``)."""
+
+    async def reload(self, trigger: Literal["admin"]) -> Reloaded:
+        """Raises ConfigError (the configuration in force stays)."""
+        ...
+
+
 class AdminParts(Protocol):
     """What the admin API needs of the gateway."""
 
@@ -103,20 +118,24 @@ class AdminSurface:
         store_timeout_s: float = 5.0,
         config_key_names: Collection[str] = (),
         body: BodyLimits | None = None,
+        reloader: ConfigReloader | None = None,
     ) -> None:
         """``store_timeout_s``: how long a key write waits for the database before it
         answers 503 (``governance.admin_store_timeout_s``); ``config_key_names``: the names
-        of the config file's keys, which a virtual key may not take; ``body``: the server's
+        of the config file's keys, which a virtual key may not take (read at each check: a
+        live view follows config reloads); ``body``: the server's
         body limits (``server.max_request_body_mb``, ``body_timeout_s``, ``max_json_depth``),
-        which admin bodies keep too where they are tighter than the admin API's own."""
+        which admin bodies keep too where they are tighter than the admin API's own;
+        ``reloader``: what ``POST /admin/reload`` runs (None: the route answers 404)."""
         body = body or BodyLimits(_SPEC_BYTES, _BODY_TIMEOUT_S)
         timeout_s = min(body.timeout_s, _BODY_TIMEOUT_S)
         self._spec = BodyLimits(min(body.max_bytes, _SPEC_BYTES), timeout_s, body.max_depth)
         self._rotate = BodyLimits(min(body.max_bytes, _ROTATE_BYTES), timeout_s, body.max_depth)
         self._gw = gateway
         self._store_timeout_s = store_timeout_s
-        self._config_key_names = frozenset(config_key_names)
+        self._config_key_names = config_key_names
         self._digest = digest(admin_key)
+        self._reloader = reloader
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/admin/keys", self._wrap(self.create))
@@ -129,6 +148,8 @@ class AdminSurface:
         app.router.add_get("/admin/requests", self._wrap(self.list_requests))
         app.router.add_get("/admin/requests/{request_id}", self._wrap(self.get_request))
         app.router.add_get("/admin/openapi.json", self._wrap(self.openapi))
+        if self._reloader is not None:
+            app.router.add_post("/admin/reload", self._wrap(self.reload))
 
     def _wrap(self, handler: Any) -> Any:
         async def run(request: web.Request) -> web.StreamResponse:
@@ -167,6 +188,16 @@ class AdminSurface:
             )
 
         return run
+
+    async def reload(self, request: web.Request) -> tuple[int, Any]:
+        """``POST /admin/reload``: 200 with what is in force, or 400 ``invalid_request_error``
+        whose message names the file, the key path and what was expected (nothing changed)."""
+        assert self._reloader is not None
+        try:
+            result = await self._reloader.reload("admin")
+        except ConfigError as err:
+            raise InvalidRequestError(f"config reload refused: {err}") from None
+        return 200, result.as_json()
 
     def _authenticate(self, request: web.Request) -> None:
         keys = header_values(request.headers, "x-api-key")

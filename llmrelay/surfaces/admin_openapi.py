@@ -141,6 +141,17 @@ _SCHEMAS: dict[str, Any] = {
             "previous_valid_until": {"type": "number", "description": "Unix seconds"},
         },
     },
+    "Reloaded": {
+        "type": "object",
+        "required": ["reloaded", "config", "providers", "models", "virtual_models"],
+        "properties": {
+            "reloaded": {"const": True},
+            "config": {"type": "string", "description": "The config file read"},
+            "providers": {"type": "integer", "description": "Provider accounts in force"},
+            "models": {"type": "integer", "description": "Models of those accounts"},
+            "virtual_models": {"type": "integer"},
+        },
+    },
     "UsageSummary": {
         "type": "object",
         "required": ["data", "by", "since"],
@@ -411,6 +422,15 @@ _PATHS: dict[str, Any] = {
                 {"name": "request_id", "in": "path", "required": True, "schema": {"type": "string"}}
             ],
             operation_id="getRequest",
+        ),
+    },
+    "/admin/reload": {
+        "post": _op(
+            "Reload the config file (docs/reload.md); 400 names the file, key and problem,"
+            " and the configuration in force stays",
+            _json(_ref("Reloaded"), "The new configuration is in force for new calls"),
+            (400, 401),
+            operation_id="reloadConfig",
         ),
     },
     "/admin/openapi.json": {

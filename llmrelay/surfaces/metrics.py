@@ -21,6 +21,7 @@ from prometheus_client.core import Metric
 
 from ..errors import AuthenticationError
 from ..obs.metrics import Metrics
+from ..obs.metrics_peers import PeerMetrics
 from ..pipeline.run import new_request_id
 from .anthropic import error_response
 
@@ -56,9 +57,12 @@ def _accepts_gzip(accept_encoding: str) -> bool:
 
 
 class MetricsSurface:
-    def __init__(self, metrics: Metrics, key: str | None) -> None:
+    """``GET /metrics``; ``peers`` (a worker of several): the answer covers every worker."""
+
+    def __init__(self, metrics: Metrics, key: str | None, peers: PeerMetrics | None = None) -> None:
         self._metrics = metrics
         self._key = key.encode() if key is not None else None
+        self._peers = peers
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/metrics", self.scrape)
@@ -71,6 +75,8 @@ class MetricsSurface:
                 err = AuthenticationError("send the metrics key as Authorization: Bearer")
                 return error_response(err, new_request_id())
         families = list(self._metrics.registry.collect())
+        if self._peers is not None:
+            families = await self._peers.gather(families)
         compress = _accepts_gzip(request.headers.get("accept-encoding", ""))
         body = _render(families, compress)
         headers = {"content-type": CONTENT_TYPE_LATEST}

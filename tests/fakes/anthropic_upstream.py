@@ -28,6 +28,7 @@ import collections
 import dataclasses
 import itertools
 import json
+import ssl
 import threading
 import time
 from collections.abc import Mapping
@@ -265,8 +266,15 @@ def count_tokens_for(raw_body: bytes) -> int:
 class FakeAnthropic:
     """A fake ``api.anthropic.com`` (see the module docstring). ``url`` has no ``/v1``."""
 
-    def __init__(self, expected_api_key: str | None = None) -> None:
+    def __init__(
+        self, expected_api_key: str | None = None, *, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.url = ""
+        #: Serve HTTPS with this context (``url`` is then ``https://localhost:<port>``).
+        self.ssl_context = ssl_context
+        #: When set to an unset Event, every stream waits after its first event until it is
+        #: set: a test holds streams open for as long as it needs, without timing.
+        self.gate: threading.Event | None = None
         self.requests: list[RecordedRequest] = []
         self.expected_api_key = expected_api_key
         self.default_stream_delay_s = 0.0
@@ -291,7 +299,9 @@ class FakeAnthropic:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
         port = asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(10)
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = (
+            f"http://127.0.0.1:{port}" if self.ssl_context is None else f"https://localhost:{port}"
+        )
 
     async def _serve(self) -> int:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -304,7 +314,7 @@ class FakeAnthropic:
             shutdown_timeout=0.2,
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
         await site.start()
         return int(self._runner.addresses[0][1])
 
@@ -469,6 +479,12 @@ class FakeAnthropic:
                 return
             await asyncio.sleep(0.02)
 
+    async def _wait_gate(self, gate: threading.Event) -> None:
+        # A threading.Event (the test's thread sets it): waited for in short slices in a
+        # worker thread, so that a stopping fake does not wait for it.
+        while not self._stopping and not await asyncio.to_thread(gate.wait, 0.05):
+            pass
+
     async def _send(self, request: web.Request, reply: Reply) -> web.StreamResponse:
         resp = web.StreamResponse(status=reply.status, headers=self._response_headers(reply))
         try:
@@ -485,6 +501,8 @@ class FakeAnthropic:
                 self.max_concurrent_streams = max(self.max_concurrent_streams, self.active_streams)
             try:
                 for i, event in enumerate(reply.events):
+                    if i == 1 and self.gate is not None:
+                        await self._wait_gate(self.gate)
                     if i and reply.delay_s:
                         await asyncio.sleep(reply.delay_s)
                     await resp.write(event)

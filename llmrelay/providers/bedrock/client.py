@@ -58,6 +58,15 @@ class _Credentials:
                 c.access_key_id, c.secret_access_key, c.session_token
             )
         session = botocore.session.Session(profile=c.profile)
+        # The account's proxy and CAs for the credential chain's own calls (STS, SSO);
+        # without them botocore reads HTTPS_PROXY / NO_PROXY and AWS_CA_BUNDLE itself.
+        if c.proxy is not None:
+            import botocore.config  # type: ignore[import-untyped]
+
+            proxies = {"http": c.proxy, "https": c.proxy}
+            session.set_default_client_config(botocore.config.Config(proxies=proxies))
+        if c.ca_file is not None:
+            session.set_config_variable("ca_bundle", c.ca_file)
         creds = session.get_credentials()
         if creds is None:
             raise RuntimeError("no AWS credentials found (config, environment, profile, role)")

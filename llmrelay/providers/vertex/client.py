@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from typing import Any
 from urllib.parse import quote
@@ -122,6 +123,15 @@ class _Token:
         # One session per refresh, closed after: google-auth's default Request() opens a
         # requests.Session that is never closed.
         with requests.Session() as http:
+            # The account's proxy and CAs apply to the token fetch too; without them,
+            # requests reads HTTPS_PROXY / NO_PROXY itself, and SSL_CERT_FILE is passed on
+            # (requests would otherwise trust only certifi's bundle).
+            config = self._config
+            if config.proxy is not None:
+                http.proxies = {"http": config.proxy, "https": config.proxy}
+            ca_file = config.ca_file or os.environ.get("SSL_CERT_FILE")
+            if ca_file:
+                http.verify = ca_file
             self._credentials.refresh(Request(session=http))
         expiry = self._credentials.expiry
         seconds = (expiry.timestamp() - time.time()) if expiry is not None else 3600.0

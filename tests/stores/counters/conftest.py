@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
+from llmrelay.stores.counter_service import CounterService
 from llmrelay.stores.counters import CounterStore
 from llmrelay.stores.memory_counters import MemoryCounterStore
 from llmrelay.stores.redis_counters import RedisCounterStore
+from llmrelay.stores.socket_counters import SocketCounterStore
 
 REDIS_ENV = "LLMRELAY_TEST_REDIS_URL"
 
@@ -63,6 +68,9 @@ class Stores:
 
     async def _run(self, body: Callable[[CounterStore, Clock], Awaitable[None]]) -> None:
         clock = Clock()
+        if self.kind == "socket":
+            await self._run_socket(body, clock)
+            return
         store = self.open(clock)
         try:
             await body(store, clock)
@@ -70,6 +78,21 @@ class Stores:
             await store.aclose()
             if self.redis_url is not None:
                 await delete_keys(self.redis_url, self.prefix)
+
+    async def _run_socket(
+        self, body: Callable[[CounterStore, Clock], Awaitable[None]], clock: Clock
+    ) -> None:
+        """The supervisor's counter service (``--workers N``) and a worker's client to it."""
+        run_dir = Path(tempfile.mkdtemp(prefix="llmrelay-test-"))
+        service = CounterService(run_dir / "counters.sock", MemoryCounterStore(clock))
+        await service.start()
+        store = SocketCounterStore(run_dir / "counters.sock")
+        try:
+            await body(store, clock)
+        finally:
+            await store.aclose()
+            await service.aclose()
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -85,8 +108,8 @@ def key_prefix() -> str:
     return f"llmrelay-test:{uuid.uuid4().hex}:"
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "socket", "redis"])
 def stores(request: pytest.FixtureRequest, key_prefix: str) -> Stores:
-    if request.param == "memory":
-        return Stores("memory", None, key_prefix)
+    if request.param in ("memory", "socket"):
+        return Stores(request.param, None, key_prefix)
     return Stores("redis", request.getfixturevalue("redis_url"), key_prefix)
