@@ -56,14 +56,16 @@ MAX_ERROR_CHARS = 8192
 
 #: Top-level settings a reload cannot change: the listener, the databases and stores the
 #: process opened at start, what observability and logging set up, the admin key the
-#: admin routes were built with. A reload that changes one is refused, naming it; so is a
-#: ``forward_headers`` entry naming a header no account forwarded at start.
+#: admin routes and the console were built with, the console's settings. A reload that
+#: changes one is refused, naming it; so is a ``forward_headers`` entry naming a header no
+#: account forwarded at start.
 RESTART_ONLY = (
     "server",
     "database",
     "redis",
     "usage",
     "admin",
+    "console",
     "observability",
     "logging",
     "governance.key_refresh_s",

@@ -103,3 +103,17 @@ def test_the_throttle_forgets_the_oldest_address_past_its_bound() -> None:
         assert throttle.retry_after("b") > 0 and throttle.retry_after("c") > 0
     finally:
         mp.undo()
+
+
+def test_a_reload_cannot_change_the_console_it_was_built_with() -> None:
+    from llmrelay.config import parse_settings
+    from llmrelay.reload import restart_only_changes
+
+    base = {
+        "auth": {"keys": [{"name": "a", "key": "sk-test-0123456789"}]},
+        "providers": {"mock": {"type": "mock", "models": {"echo": "echo"}}},
+        "admin": {"key": KEY},
+    }
+    old = parse_settings(base)
+    new = parse_settings({**base, "console": {"session_ttl_s": 600}})
+    assert restart_only_changes(old, new) == ["console.session_ttl_s"]
