@@ -92,9 +92,10 @@ class Breakdown:
 
 
 def rollup_rows(records: Sequence[UsageRecord]) -> list[tuple[Any, ...]]:
-    """The upsert rows of a batch: one per (hour, key name, team, model, provider), in the
-    column order of :attr:`RollupSQL.upsert`. Raises ``TypeError``/``ValueError`` for a row
-    whose ``ts`` is not a finite number (the stores treat that as a refused row)."""
+    """The upsert rows of a batch: one per (hour, key name, team, model, provider), sorted by
+    that group, in the column order of :attr:`RollupSQL.upsert`. Raises ``TypeError`` or
+    ``ValueError`` for a row whose ``ts`` is not a finite number (the stores treat that as a
+    refused row)."""
     groups: dict[tuple[Any, ...], list[float]] = {}
     for r in records:
         if not math.isfinite(r.ts):
@@ -111,7 +112,9 @@ def rollup_rows(records: Sequence[UsageRecord]) -> list[tuple[Any, ...]]:
         sums[5] += r.cache_read_input_tokens
         sums[6] += r.cost_usd or 0.0
         sums[7] += r.latency_s
-    return [(*g, *(int(x) for x in s[:6]), s[6], s[7]) for g, s in groups.items()]
+    # In group order: writers of several workers or instances then lock the rollup rows they
+    # share in the same order, so their upserts wait for each other instead of deadlocking.
+    return [(*g, *(int(x) for x in s[:6]), s[6], s[7]) for g, s in sorted(groups.items())]
 
 
 class RollupSQL:

@@ -110,3 +110,12 @@ def test_sqlite_console_reads_do_not_wait_for_the_writers_lock(tmp_path: Path) -
         store.close()
     with pytest.raises(sqlite3.ProgrammingError):
         store.series(3600, HOUR, HOUR + 3600)
+
+
+def test_rollup_rows_come_in_group_order_so_concurrent_writers_never_deadlock() -> None:
+    rows = rollup_rows([row(HOUR + 3601, "b", "m"), row(HOUR, "b", "m"), row(HOUR, "a", "z")])
+    assert [(r[0], r[1], r[3]) for r in rows] == [
+        (HOUR, "a", "z"),
+        (HOUR, "b", "m"),
+        (HOUR + 3600, "b", "m"),
+    ]
