@@ -406,3 +406,34 @@ def test_without_reuse_port_the_supervisor_passes_its_socket_and_sighup_ends_no_
     finally:
         gw.stop()
     assert proc.returncode == 0
+
+
+def test_sighup_to_the_supervisor_reloads_every_worker(tmp_path: Path) -> None:
+    import yaml
+
+    gw = start_gateway(tmp_path, base_config(tmp_path, MOCK), "--workers", "2")
+    try:
+        wait_for_workers(gw, 2)
+        workers = children(gw.proc.pid)
+        cfg = yaml.safe_load(gw.config_path.read_text())
+        cfg["providers"]["local"]["models"]["added"] = "echo"
+        gw.config_path.write_text(yaml.safe_dump(cfg))
+        gw.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while gw.log().count("config reloaded") < 2:
+            assert time.monotonic() < deadline, gw.log()
+            time.sleep(0.1)
+        # Fresh connections land on either worker: every one serves the new model.
+        client = anthropic.Anthropic(base_url=gw.url, api_key=ALICE_KEY, max_retries=0)
+        with client:
+            for _ in range(20):
+                msg = client.messages.create(
+                    model="local/added",
+                    max_tokens=8,
+                    messages=[{"role": "user", "content": "hi"}],
+                    extra_headers={"connection": "close"},
+                )
+                assert msg.content
+        assert children(gw.proc.pid) == workers  # reloaded, not restarted
+    finally:
+        gw.stop()
