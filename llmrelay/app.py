@@ -39,6 +39,7 @@ from .surfaces.admin import AdminSurface
 from .surfaces.anthropic import AnthropicSurface, error_response, utc_now_rfc3339
 from .surfaces.metrics import MetricsSurface
 from .surfaces.openai import OpenAISurface, openai_error_response
+from .surfaces.proxy import ProxySurface
 from .tokens import TokenCounter
 from .translation import WireLimits
 
@@ -188,6 +189,10 @@ class Gateway:
             on_local=lambda local: self.policy.budgets.seed_local(local),
         )
 
+    def provider(self, account: str) -> Provider | None:
+        """The provider of ``account`` once started (None: no such account)."""
+        return self._providers.get(account)
+
     def record_usage(self, record: UsageRecord) -> None:
         if self.recorder is not None:
             self.recorder.record(record)
@@ -233,6 +238,7 @@ def config_principal(k: GatewayKeyConfig) -> Principal:
         models=frozenset(k.models) if k.models is not None else None,
         limits=Limits(**k.limits.model_dump()),
         budget=BudgetSpec(budget.usd, budget.period, budget.mode) if budget else None,
+        accounts=frozenset(k.allowed_accounts) if k.allowed_accounts is not None else None,
     )
 
 
@@ -351,6 +357,7 @@ def build_app(settings: Settings) -> web.Application:
     openai = OpenAISurface(gateway, limits, wire, headers, gateway.created_unix)
     anthropic.add_routes(app)
     openai.add_routes(app)
+    ProxySurface(gateway, limits, headers).add_routes(app)
     if settings.admin is not None:
         AdminSurface(
             gateway,

@@ -28,6 +28,7 @@ from aiohttp import web
 from ..core.text import MAX_ECHO_CHARS, clip
 from ..core.usage import Usage
 from ..errors import GatewayError, InternalError, InvalidRequestError, NotFoundError
+from ..policy.subscription import account_billing
 from ..providers.base import Endpoint
 from ..providers.http import mask_secrets
 from ..routing.table import Route
@@ -232,8 +233,11 @@ def _finish(call: Call) -> None:
     try:
         if record.provider_model:
             record.cost_usd = policy.cost(record.provider_model, usage)
+        # A subscription-passthrough account's calls are paid by the caller's seat: priced
+        # for the row, held against budgets only when the account says so.
+        record.billing, budgeted = account_billing(call.parts.settings, record.provider)
         if call.admission is not None:
-            policy.settle_soon(call.admission, usage, record.cost_usd)
+            policy.settle_soon(call.admission, usage, record.cost_usd if budgeted else 0.0)
     except Exception:
         log.exception("settling a call failed", extra={"request_id": record.request_id})
     _notify(call, "call_ended")

@@ -33,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import MappingProxyType
 
-__all__ = ["SHIPPED_PRICES", "Price"]
+__all__ = ["BATCH_DISCOUNT", "SHIPPED_PRICES", "Price"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -89,3 +89,11 @@ SHIPPED_PRICES = MappingProxyType(
         "o4-mini": Price(1.10, 4.40, 1.10, 0.275),
     }
 )
+
+#: What Message Batches results cost as a share of the list price: "The Batch API allows
+#: asynchronous processing of large volumes of requests with a 50% discount on both input
+#: and output tokens" (https://platform.claude.com/docs/en/about-claude/pricing, "Batch
+#: processing"; the page's table gives every model's batch input and output at half its
+#: base price). Applied to every price above, cache writes and reads included, to the usage
+#: of batch results fetched through the gateway.
+BATCH_DISCOUNT = 0.5

@@ -37,7 +37,9 @@ class ProviderRequest:
     ``body`` is the client's JSON object with ``model`` replaced; ``headers`` are the
     client's headers that may go upstream (never its gateway key, never hop-by-hop
     headers), repeated names kept; ``query`` is the client's raw query string
-    (``beta=true``); ``stream`` is ``body["stream"] is True``.
+    (``beta=true``); ``stream`` is ``body["stream"] is True``. ``credential`` is the
+    caller's own ``Authorization`` value when it authenticated with ``x-llmrelay-key``
+    (subscription passthrough); only an ``auth: passthrough`` account ever sends it.
     """
 
     endpoint: Endpoint
@@ -45,6 +47,7 @@ class ProviderRequest:
     headers: list[tuple[str, str]]
     query: str
     stream: bool
+    credential: str | None = None
 
 
 class ProviderResponse(Protocol):

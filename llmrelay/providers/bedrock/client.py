@@ -25,6 +25,7 @@ from ...errors import UpstreamUnreachable, anthropic_error_body
 from ..base import ProviderRequest, Wire
 from ..betas import BEDROCK_BETAS, filter_betas, split_betas
 from ..http import HttpProviderResponse, StaticResponse, mask_secrets, post
+from ..raw import RawRequest, RawResponse, forward
 from . import codec
 from .stream import FrameError, SSEFromEventStream, _exception_name, error_sse
 
@@ -186,7 +187,13 @@ class BedrockProvider:
         await self._credentials.start()
 
     def _signed_headers(
-        self, url: str, data: bytes, accept: str, client: list[tuple[str, str]]
+        self,
+        url: str,
+        data: bytes,
+        accept: str,
+        client: list[tuple[str, str]],
+        method: str = "POST",
+        content_type: str | None = "application/json",
     ) -> list[tuple[str, str]]:
         from botocore.auth import SigV4Auth  # type: ignore[import-untyped]
         from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
@@ -195,10 +202,36 @@ class BedrockProvider:
             raise UpstreamUnreachable(f"provider {self.account!r} has no AWS credentials yet")
         forward = self._forward
         headers = {k.lower(): v for k, v in client if k.lower() in forward} if forward else {}
-        headers.update({"content-type": "application/json", "accept": accept})
-        req = AWSRequest(method="POST", url=url, data=data, headers=headers)
+        if content_type is not None:
+            headers["content-type"] = content_type
+        headers["accept"] = accept
+        req = AWSRequest(method=method, url=url, data=data, headers=headers)
         SigV4Auth(self._credentials.frozen, "bedrock", self._region).add_auth(req)
         return list(req.headers.items())
+
+    async def forward(self, request: RawRequest) -> RawResponse:
+        """Any Bedrock Runtime operation (``model/{id}/invoke``, ``converse``...), signed
+        with SigV4 over the path as the client encoded it; the answer is relayed as AWS
+        sent it (event streams stay event streams, errors stay AWS-shaped)."""
+        url = request.url(self._endpoint)
+        client = dict(request.headers)
+        headers = self._signed_headers(
+            str(url),
+            request.body,
+            client.get("accept", "application/json"),
+            request.headers,
+            request.method,
+            request.content_type,
+        )
+        return await forward(
+            self._session,
+            request,
+            url,
+            headers,
+            client_timeout=self._timeout,
+            account=self.account,
+            secrets=self._credentials.secrets(),
+        )
 
     async def send(
         self, request: ProviderRequest

@@ -28,6 +28,7 @@ from ...errors import UpstreamUnreachable, anthropic_error_body, anthropic_error
 from ..base import ProviderRequest, Wire
 from ..betas import VERTEX_BETAS, filter_betas, split_betas
 from ..http import HttpProviderResponse, StaticResponse, post
+from ..raw import RawRequest, RawResponse, forward
 
 __all__ = ["ANTHROPIC_VERSION", "VertexProvider", "error_from_google"]
 
@@ -132,6 +133,7 @@ class VertexProvider:
             else f"{region}-aiplatform.googleapis.com"
         )
         base = config.base_url or f"https://{host}/v1"
+        self._base_url = base
         self._models_url = (
             f"{base}/projects/{quote(config.project, safe='')}/locations/"
             f"{quote(region, safe='')}/publishers/anthropic/models"
@@ -185,6 +187,26 @@ class VertexProvider:
         out = error_from_google(up.status, raw, None)
         headers_out = {k: v for k, v in up.headers.items() if k.lower() != "content-type"}
         return StaticResponse(up.status, out, {**headers_out, **_JSON}, up.upstream_request_id)
+
+    async def forward(self, request: RawRequest) -> RawResponse:
+        """Any path under the Vertex AI API's ``/v1`` (``projects/{p}/locations/{r}/
+        publishers/anthropic/models/{m}:rawPredict``...) with the account's access token;
+        Google's own answers, errors included, come back as sent."""
+        token = self._token.value
+        if token is None:
+            raise UpstreamUnreachable(f"provider {self.account!r} has no Google access token")
+        forward_names = self._forward | {"accept"}
+        headers = [(k, v) for k, v in request.headers if k.lower() in forward_names]
+        headers += [("authorization", f"Bearer {token}"), *request.framing()]
+        return await forward(
+            self._session,
+            request,
+            request.url(self._base_url),
+            headers,
+            client_timeout=self._timeout,
+            account=self.account,
+            secrets=(token,),
+        )
 
     async def aclose(self) -> None:
         await self._token.aclose()

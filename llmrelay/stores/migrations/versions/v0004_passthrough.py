@@ -1,0 +1,32 @@
+"""The native passthrough: usage rows say whether their tokens are known, and who pays.
+
+- ``usage`` gains ``tokens_known`` (false when the provider's answer carried no usage, a
+  file download or a batch listing through the passthrough: the token columns then hold 0
+  standing for *unknown*, not a count, and ``cost_usd`` is NULL; NULL on older rows, whose
+  tokens are all known) and ``billing`` (NULL: the account's API key pays at the list
+  price; ``subscription``: the caller's own Claude subscription paid, the cost is priced
+  for reporting only; ``batch``: Message Batches results, priced at the batch discount).
+
+Revision ID: 0004
+Revises: 0003
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0004"
+down_revision: str | None = "0003"
+branch_labels: str | None = None
+depends_on: str | None = None
+
+
+def upgrade() -> None:
+    boolean = "BOOLEAN" if op.get_bind().dialect.name == "postgresql" else "INTEGER"
+    op.execute(f"ALTER TABLE usage ADD COLUMN tokens_known {boolean}")
+    op.execute("ALTER TABLE usage ADD COLUMN billing TEXT")
+
+
+def downgrade() -> None:
+    op.execute("ALTER TABLE usage DROP COLUMN billing")
+    op.execute("ALTER TABLE usage DROP COLUMN tokens_known")
