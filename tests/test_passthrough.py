@@ -26,6 +26,7 @@ SECOND_KEY = "sk-ant-second-secret-4242"
 CAROL_KEY = "sk-test-carol-0123456789abcdef"
 DAVE_KEY = "sk-test-dave-0123456789abcdef"
 MODEL = "claude-sonnet-4-6"
+ADMIN_KEY = "admin-key-0123456789abcdef"
 
 
 @dataclass
@@ -89,7 +90,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         {"name": "carol", "key": CAROL_KEY, "models": [], "allowed_accounts": ["second"]},
         {"name": "dave", "key": DAVE_KEY, "allowed_accounts": ["anthropic"], "limits": {"rpm": 1}},
     ]
-    cfg = base_config(tmp, providers, auth={"keys": keys})
+    cfg = base_config(tmp, providers, auth={"keys": keys}, admin={"key": ADMIN_KEY})
     try:
         gw = start_gateway(tmp, cfg, "--log-level", "debug")
         try:
@@ -230,6 +231,27 @@ def test_allowed_accounts_grant_an_account_without_models(env: Env) -> None:
     page = env.client(CAROL_KEY).beta.files.list()  # carol's only account: "second"
     assert page.data == []
     assert env.second.requests[-1].headers["x-api-key"] == SECOND_KEY
+
+
+def test_a_virtual_keys_allowed_accounts(env: Env) -> None:
+    spec = {"name": "vk-second", "models": ["anthropic/claude"], "allowed_accounts": ["second"]}
+    status, _, body = raw_request(
+        f"{env.gw.url}/admin/keys",
+        json.dumps(spec).encode(),
+        {"authorization": f"Bearer {ADMIN_KEY}", "content-type": "application/json"},
+    )
+    assert status == 201, body
+    created = json.loads(body)
+    assert created["allowed_accounts"] == ["second"]
+    key = created["key"]
+    ok, _, _ = raw_request(
+        f"{env.gw.url}/proxy/second/v1/files", headers={"x-api-key": key}, method="GET"
+    )
+    refused, _, _ = raw_request(
+        f"{env.gw.url}/proxy/anthropic/v1/files", headers={"x-api-key": key}, method="GET"
+    )
+    # allowed_accounts replaces what the model list would grant.
+    assert (ok, refused) == (200, 403)
 
 
 def test_proxy_route_forwards_messages_and_records_usage(env: Env) -> None:

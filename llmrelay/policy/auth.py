@@ -72,6 +72,9 @@ class Principal:
             budget=key.budget,
             expires_at=key.expires_at,
             revoked=key.revoked_at is not None,
+            accounts=(
+                frozenset(key.allowed_accounts) if key.allowed_accounts is not None else None
+            ),
         )
 
 

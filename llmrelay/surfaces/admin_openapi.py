@@ -86,6 +86,14 @@ _SCHEMAS: dict[str, Any] = {
                 ],
                 "description": "Models the key may use (empty or absent: every model)",
             },
+            "allowed_accounts": {
+                "oneOf": [
+                    {"type": "array", "items": {"type": "string"}},
+                    {"type": "string", "description": "comma-separated"},
+                ],
+                "description": "Provider accounts the native passthrough (/proxy/{account}/...) "
+                "may reach (absent: the accounts of the key's models, every one without models)",
+            },
             "limits": {"type": "object", "properties": _LIMITS, "additionalProperties": False},
             **_LIMITS,
             "budget_usd": {"type": "number", "exclusiveMinimum": 0},
@@ -103,6 +111,7 @@ _SCHEMAS: dict[str, Any] = {
             "name": {"type": "string"},
             "team": _NULLABLE_STR,
             "models": {"type": ["array", "null"], "items": {"type": "string"}},
+            "allowed_accounts": {"type": ["array", "null"], "items": {"type": "string"}},
             "limits": {"type": "object", "properties": _LIMITS},
             "budget": {
                 "type": ["object", "null"],

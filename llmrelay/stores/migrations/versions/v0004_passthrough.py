@@ -1,4 +1,5 @@
-"""The native passthrough: usage rows say whether their tokens are known, and who pays.
+"""The native passthrough: usage rows say whether their tokens are known and who pays;
+virtual keys can name the accounts the passthrough may reach.
 
 - ``usage`` gains ``tokens_known`` (false when the provider's answer carried no usage, a
   file download or a batch listing through the passthrough: the token columns then hold 0
@@ -6,6 +7,8 @@
   tokens are all known) and ``billing`` (NULL: the account's API key pays at the list
   price; ``subscription``: the caller's own Claude subscription paid, the cost is priced
   for reporting only; ``batch``: Message Batches results, priced at the batch discount).
+- ``virtual_keys`` gains ``allowed_accounts`` (a JSON list of provider account names the
+  native passthrough may reach; NULL: the accounts of the key's models).
 
 Revision ID: 0004
 Revises: 0003
@@ -25,8 +28,10 @@ def upgrade() -> None:
     boolean = "BOOLEAN" if op.get_bind().dialect.name == "postgresql" else "INTEGER"
     op.execute(f"ALTER TABLE usage ADD COLUMN tokens_known {boolean}")
     op.execute("ALTER TABLE usage ADD COLUMN billing TEXT")
+    op.execute("ALTER TABLE virtual_keys ADD COLUMN allowed_accounts TEXT")
 
 
 def downgrade() -> None:
+    op.execute("ALTER TABLE virtual_keys DROP COLUMN allowed_accounts")
     op.execute("ALTER TABLE usage DROP COLUMN billing")
     op.execute("ALTER TABLE usage DROP COLUMN tokens_known")
