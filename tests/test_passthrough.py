@@ -18,7 +18,7 @@ import pytest
 from llmrelay.policy.prices import BATCH_DISCOUNT, SHIPPED_PRICES
 from tests.conftest import ALICE_KEY, BOB_KEY, GatewayProcess, base_config, start_gateway
 from tests.fakes.anthropic_batches import BATCH_INPUT_TOKENS, BATCH_OUTPUT_TOKENS
-from tests.fakes.anthropic_upstream import FakeAnthropic
+from tests.fakes.anthropic_upstream import FakeAnthropic, sse_reply
 from tests.gateway_env import raw_request
 
 UPSTREAM_KEY = "sk-ant-upstream-secret-42"
@@ -291,6 +291,53 @@ def test_proxy_route_streams_and_reads_stream_usage(env: Env) -> None:
     assert row["stream"] == 1
     assert row["tokens_known"] == 1
     assert row["output_tokens"] == final.usage.output_tokens
+
+
+def test_results_url_follows_the_proxy_in_front(env: Env) -> None:
+    status, headers, raw = raw_request(
+        f"{env.gw.url}/anthropic/v1/messages/batches",
+        json.dumps({"requests": _batch_requests()}).encode(),
+        {
+            "x-api-key": ALICE_KEY,
+            "anthropic-version": "2023-06-01",
+            "x-llmrelay-account": "anthropic",
+            "content-type": "application/json",
+            "x-forwarded-proto": "https",
+            "x-forwarded-host": "llm.example.com",
+        },
+    )
+    assert status == 200, raw
+    batch = json.loads(raw)
+    assert batch["results_url"] == (
+        f"https://llm.example.com/anthropic/v1/messages/batches/{batch['id']}/results"
+    )
+    assert headers["x-llmrelay-upstream-request-id"].startswith("req_fake")
+
+
+def test_a_client_that_leaves_mid_stream_is_a_499_row(env: Env) -> None:
+    events = [("message_start", {"type": "message_start", "message": {"model": MODEL,
+               "usage": {"input_tokens": 7, "output_tokens": 1}}})]  # fmt: skip
+    events += [("ping", {"type": "ping"})] * 50
+    env.fake.enqueue(sse_reply(events, delay_s=0.2))
+    body = json.dumps({"model": MODEL, "max_tokens": 8, "messages": [], "stream": True})
+    host, port = env.gw.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(
+            (
+                "POST /proxy/anthropic/v1/messages HTTP/1.1\r\nHost: x\r\n"
+                f"x-api-key: {ALICE_KEY}\r\ncontent-type: application/json\r\n"
+                f"content-length: {len(body)}\r\n\r\n{body}"
+            ).encode()
+        )
+        head = b""
+        while b"message_start" not in head:
+            head += s.recv(65536)
+    assert head.startswith(b"HTTP/1.1 200")
+    rid = head.split(b"request-id: ")[1].split(b"\r\n")[0].decode()
+    assert env.fake.wait_for_disconnect(10)  # the provider connection was closed too
+    row = env.row(rid)
+    assert (row["status"], row["error_type"]) == (499, "client_disconnected")
+    assert row["input_tokens"] == 7  # what was read before the client left
 
 
 def test_provider_errors_pass_through_unchanged(env: Env) -> None:

@@ -39,6 +39,7 @@ from typing import Protocol
 from aiohttp import web
 
 from ..config import AnthropicProviderConfig
+from ..core.text import MAX_ECHO_CHARS
 from ..core.usage import Usage
 from ..errors import (
     GatewayError,
@@ -68,6 +69,8 @@ log = logging.getLogger("llmrelay")
 
 #: The Anthropic SDK paths served by the passthrough, under each of these prefixes.
 SDK_PREFIXES = ("", "/anthropic")
+#: The provider's own request id, as the other surfaces send it.
+UPSTREAM_ID_HEADER = "x-llmrelay-upstream-request-id"
 _RESULTS_URL = re.compile(rb'("results_url"\s*:\s*")([^"]*)(")')
 
 
@@ -273,6 +276,8 @@ class _Passthrough:
             record.endpoint = "batch_results" if batch else "proxy"
             record.stream = up.is_event_stream
             headers = {**up.headers, "request-id": self.rid}
+            if up.upstream_request_id is not None:
+                headers[UPSTREAM_ID_HEADER] = up.upstream_request_id[:MAX_ECHO_CHARS]
             if self._rewrites(raw, cfg, up):
                 return await self._whole(up, headers, reader, cfg)
             resp = web.StreamResponse(status=up.status, headers=headers)
@@ -289,8 +294,15 @@ class _Passthrough:
                     await resp.write(chunk)
                 await resp.write_eof()
             except GatewayError as err:
+                self._read(reader, batch)
                 self._broke(err)
                 return resp
+            except (asyncio.CancelledError, ConnectionResetError):
+                # The client went away: the row says so, with the usage read so far.
+                record.status = 499
+                record.error_type = "client_disconnected"
+                self._read(reader, batch)
+                raise
             self._read(reader, batch)
             return resp
         finally:
@@ -330,9 +342,14 @@ class _Passthrough:
         return web.Response(status=up.status, body=out, headers=headers)
 
     def _here(self) -> str:
-        """The base URL the client reached this account at."""
+        """The base URL the client reached this account at: the scheme and host it used
+        (``x-forwarded-proto`` and ``x-forwarded-host`` when a proxy in front says so, the
+        client's own ``Host`` otherwise; these only steer the caller's own request)."""
         request = self.call.request
-        origin = f"{request.scheme}://{request.host}"
+        forwarded = request.headers.get("x-forwarded-proto", "").partition(",")[0].strip()
+        scheme = forwarded if forwarded in ("http", "https") else request.scheme
+        host = request.headers.get("x-forwarded-host", "").partition(",")[0].strip()
+        origin = f"{scheme}://{host or request.host}"
         if self.prefix is None:
             return f"{origin}/proxy/{self.call.record.provider}"
         return f"{origin}{self.prefix}"
