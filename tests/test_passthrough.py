@@ -16,9 +16,16 @@ import anthropic
 import pytest
 
 from llmrelay.policy.prices import BATCH_DISCOUNT, SHIPPED_PRICES
-from tests.conftest import ALICE_KEY, BOB_KEY, GatewayProcess, base_config, start_gateway
+from tests.conftest import (
+    ALICE_KEY,
+    BOB_KEY,
+    GatewayProcess,
+    base_config,
+    free_port,
+    start_gateway,
+)
 from tests.fakes.anthropic_batches import BATCH_INPUT_TOKENS, BATCH_OUTPUT_TOKENS
-from tests.fakes.anthropic_upstream import FakeAnthropic, sse_reply
+from tests.fakes.anthropic_upstream import FakeAnthropic, hang_reply, sse_reply
 from tests.gateway_env import raw_request
 
 UPSTREAM_KEY = "sk-ant-upstream-secret-42"
@@ -83,6 +90,20 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             "models": {"claude": MODEL},
         },
         "local": {"type": "mock", "models": {"echo": "echo"}},
+        "slow": {
+            "type": "anthropic",
+            "base_url": fake.url,
+            "api_key": UPSTREAM_KEY,
+            "models": {"claude": MODEL},
+            "timeouts": {"read_s": 30, "total_s": 0.5},
+        },
+        "dead": {
+            "type": "anthropic",
+            "base_url": f"http://127.0.0.1:{free_port()}",
+            "api_key": UPSTREAM_KEY,
+            "models": {"claude": MODEL},
+            "timeouts": {"connect_s": 2},
+        },
     }
     keys = [
         {"name": "alice", "key": ALICE_KEY},
@@ -209,7 +230,7 @@ def test_ambiguous_account_is_a_400_naming_the_header(env: Env) -> None:
     with pytest.raises(anthropic.BadRequestError) as e:
         env.client().beta.files.list()
     assert "x-llmrelay-account" in e.value.message
-    assert "anthropic, second" in e.value.message
+    assert "one of: anthropic, dead, second, slow" in e.value.message
 
 
 def test_a_disallowed_account_is_a_403(env: Env) -> None:
@@ -338,6 +359,66 @@ def test_a_client_that_leaves_mid_stream_is_a_499_row(env: Env) -> None:
     row = env.row(rid)
     assert (row["status"], row["error_type"]) == (499, "client_disconnected")
     assert row["input_tokens"] == 7  # what was read before the client left
+
+
+def _post_messages(env: Env, account: str, stream: bool = False) -> Any:
+    body = {"model": MODEL, "max_tokens": 8, "messages": [], "stream": stream}
+    return raw_request(
+        f"{env.gw.url}/proxy/{account}/v1/messages",
+        json.dumps(body).encode(),
+        {"x-api-key": ALICE_KEY, "content-type": "application/json"},
+    )
+
+
+def test_an_unreachable_account_is_a_502(env: Env) -> None:
+    status, headers, body = _post_messages(env, "dead")
+    assert status == 502
+    assert "'dead' could not be reached" in json.loads(body)["error"]["message"]
+    row = env.row(headers["request-id"])
+    assert (row["status"], row["provider"]) == (502, "dead")
+
+
+def test_the_accounts_total_s_bounds_the_call(env: Env) -> None:
+    env.fake.enqueue(hang_reply())
+    status, headers, body = _post_messages(env, "slow")
+    assert status == 504
+    assert "timeouts.total_s" in json.loads(body)["error"]["message"]
+    assert env.row(headers["request-id"])["error_type"] == "timeout_error"
+
+
+def test_a_stream_past_total_s_is_cut_and_the_row_says_so(env: Env) -> None:
+    start = {"type": "message_start", "message": {"model": MODEL, "usage": {"input_tokens": 3}}}
+    env.fake.enqueue(sse_reply([("message_start", start)], hang_after=True))
+    status, headers, raw = _post_messages_stream_cut(env)
+    assert status == 200
+    assert b"message_start" in raw
+    row = env.row(headers["request-id"])
+    assert (row["status"], row["error_type"]) == (200, "timeout_error")
+    assert "timeouts.total_s" in row["error_message"]
+    assert row["input_tokens"] == 3
+
+
+def _post_messages_stream_cut(env: Env) -> tuple[int, dict[str, str], bytes]:
+    import http.client
+
+    body = json.dumps({"model": MODEL, "max_tokens": 8, "messages": [], "stream": True})
+    host, port = env.gw.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request(
+        "POST",
+        "/proxy/slow/v1/messages",
+        body,
+        {"x-api-key": ALICE_KEY, "content-type": "application/json"},
+    )
+    resp = conn.getresponse()
+    out = b""
+    try:
+        while chunk := resp.read1(65536):
+            out += chunk
+    except http.client.IncompleteRead as e:  # the gateway cut the chunked body
+        out += e.partial
+    conn.close()
+    return resp.status, {k.lower(): v for k, v in resp.getheaders()}, out
 
 
 def test_provider_errors_pass_through_unchanged(env: Env) -> None:

@@ -228,6 +228,9 @@ class _Passthrough:
             )
             if call.response is None:
                 raise err from None
+            # The deadline cancelled the relay (read as a disconnect there): the client got
+            # the provider's status and a cut body.
+            call.record.status = call.response.status
             self._broke(err)
             return call.response
 
