@@ -209,6 +209,16 @@ _SCHEMAS: dict[str, Any] = {
             "cache_creation_input_tokens": {"type": "integer"},
             "cache_read_input_tokens": {"type": "integer"},
             "cost_usd": _NULLABLE_NUM,
+            "tokens_known": {
+                "type": ["boolean", "null"],
+                "description": "false: the provider's answer had no usage (a passthrough "
+                "call); the token counts are 0 for unknown. null: older rows, counts real",
+            },
+            "billing": {
+                "enum": [None, "subscription", "batch"],
+                "description": "null: the account's API key at list price; subscription: "
+                "the caller's Claude seat paid; batch: batch results at the batch price",
+            },
             "latency_ms": {"type": "number"},
             "ttft_ms": _NULLABLE_NUM,
             "overhead_ms": _NULLABLE_NUM,

@@ -118,6 +118,8 @@ class UsageReader:
     by_model: dict[str, Usage] = field(default_factory=dict)
     _buf: bytearray = field(default_factory=bytearray)
     _over: bool = False
+    #: A chunk ended in ``\r``: the next may start with its ``\n``.
+    _cr: bool = False
 
     @classmethod
     def for_answer(cls, content_type: str, batch_results: bool) -> UsageReader | None:
@@ -132,6 +134,18 @@ class UsageReader:
         return None
 
     def feed(self, chunk: bytes) -> None:
+        """Read ``chunk`` (a copy of what went to the client). Costs one scan of the chunk
+        until an event or line is complete, then one parse of it."""
+        if self.kind != "json":
+            # Line ends as one "\n" (SSE also allows "\r\n"), also across chunk edges.
+            if self._cr:
+                chunk = b"\r" + chunk
+                self._cr = False
+            if chunk.endswith(b"\r"):
+                chunk = chunk[:-1]
+                self._cr = True
+            if b"\r" in chunk:
+                chunk = chunk.replace(b"\r\n", b"\n")
         if self._over:
             if self.kind == "json":
                 return
@@ -142,13 +156,19 @@ class UsageReader:
                 return
             self._over = False
             chunk = chunk[cut + len(sep) :]
+        start = max(len(self._buf) - 1, 0)
         self._buf += chunk
         if self.kind == "json":
             if len(self._buf) > MAX_JSON_BYTES:
                 self._over = True
                 self._buf.clear()
             return
-        self._drain(final=False)
+        sep = b"\n" if self.kind == "jsonl" else b"\n\n"
+        if self._buf.find(sep, start) >= 0:
+            self._drain(final=False)
+        elif len(self._buf) > MAX_LINE_BYTES:
+            self._over = True
+            self._buf.clear()
 
     def finish(self) -> None:
         """The answer ended: read what is left."""
@@ -161,10 +181,7 @@ class UsageReader:
 
     def _drain(self, final: bool) -> None:
         sep = b"\n" if self.kind == "jsonl" else b"\n\n"
-        buf = bytes(self._buf)
-        if b"\r" in buf:
-            buf = buf.replace(b"\r\n", b"\n")
-        *whole, rest = buf.split(sep)
+        *whole, rest = bytes(self._buf).split(sep)
         for item in whole:
             self._item(item)
         if final:

@@ -108,3 +108,14 @@ def test_results_paths() -> None:
     assert batch_results_path("v1/messages/batches/msgbatch_1/results")
     assert not batch_results_path("v1/messages/batches/msgbatch_1")
     assert not batch_results_path("v1/messages/batches//results")
+
+
+def test_crlf_events_fed_byte_by_byte() -> None:
+    start = {"type": "message_start", "message": {"model": "m", "usage": {"input_tokens": 4}}}
+    delta = {"type": "message_delta", "usage": {"output_tokens": 6}}
+    raw = (
+        f"event: message_start\r\ndata: {json.dumps(start)}\r\n\r\n"
+        f"event: message_delta\r\ndata: {json.dumps(delta)}\r\n\r\n"
+    ).encode()
+    reader = _read("text/event-stream", [raw[i : i + 1] for i in range(len(raw))])
+    assert (reader.by_model["m"].input_tokens, reader.by_model["m"].output_tokens) == (4, 6)
