@@ -21,6 +21,7 @@ from tests.gateway_env import raw_request
 
 OAUTH = "sk-ant-oat01-subscription-token-0123456789abcdefXYZ"
 OTHER_KEY = "sk-ant-other-account-key-4242"
+FRUGAL_KEY = "sk-test-frugal-0123456789abcdef"
 MODEL = "claude-sonnet-4-6"
 
 
@@ -80,6 +81,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     keys = [
         {"name": "alice", "key": ALICE_KEY},
         {"name": "bob", "key": BOB_KEY, "models": ["other/claude"]},
+        # A budget below any priced call: only calls outside budgets get through.
+        {"name": "frugal", "key": FRUGAL_KEY, "budget": {"usd": 0.000001, "period": "day"}},
     ]
     cfg = base_config(tmp, providers, auth={"keys": keys})
     try:
@@ -161,6 +164,19 @@ def test_the_gateway_still_authenticates_and_applies_model_lists(env: Env) -> No
         _hello(env.client(default_headers={"x-llmrelay-key": "sk-not-a-gateway-key-000"}))
     with pytest.raises(anthropic.PermissionDeniedError):
         _hello(env.client(default_headers={"x-llmrelay-key": BOB_KEY}))
+
+
+def test_subscription_calls_are_outside_usd_budgets(env: Env) -> None:
+    frugal = env.client(default_headers={"x-llmrelay-key": FRUGAL_KEY})
+    for _ in range(3):  # priced calls, none of them held or counted against the budget
+        raw = _hello(frugal)
+        row = env.row(raw.headers["request-id"])
+        assert (row["billing"], row["key_name"]) == ("subscription", "frugal")
+        assert row["cost_usd"] > 0.000001
+    # The same key on an API-key account meets its budget.
+    with pytest.raises(anthropic.RateLimitError) as e:
+        _hello(frugal, model="other/claude")
+    assert "budget" in e.value.message
 
 
 def test_the_token_is_in_no_log_line_and_no_usage_row(env: Env) -> None:

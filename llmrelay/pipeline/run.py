@@ -28,7 +28,7 @@ from aiohttp import web
 from ..core.text import MAX_ECHO_CHARS, clip
 from ..core.usage import Usage
 from ..errors import GatewayError, InternalError, InvalidRequestError, NotFoundError
-from ..policy.subscription import account_billing
+from ..policy.subscription import account_billing, budgeted
 from ..providers.base import Endpoint
 from ..providers.http import mask_secrets
 from ..routing.table import Route
@@ -170,7 +170,12 @@ async def _steps(
         policy.check_model(caller, routed)
     else:
         call.admission = await policy.admit(
-            caller, routed, _provider_models(target), body, await body_size(request)
+            caller,
+            routed,
+            _provider_models(target),
+            body,
+            await body_size(request),
+            budgets=budgeted(parts.settings, _accounts(target)),
         )
     return await send(call, target, surface.attempter(call, endpoint, body))
 
@@ -208,6 +213,13 @@ def _provider_models(target: Route | VirtualModel) -> tuple[str, ...]:
     if isinstance(target, Route):
         return (target.provider_model,)
     return tuple(t.route.provider_model for t in target.targets)
+
+
+def _accounts(target: Route | VirtualModel) -> list[str]:
+    """The accounts that may serve a call."""
+    if isinstance(target, Route):
+        return [target.account]
+    return [t.route.account for t in target.targets]
 
 
 def _finish(call: Call) -> None:

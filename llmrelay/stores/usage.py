@@ -142,8 +142,9 @@ class UsageRecord:
     tokens_known: bool | None = None
     #: Who pays: None for the account's API key at the list price; ``subscription`` (the
     #: caller's own Claude subscription paid: ``cost_usd`` is the list price, for reporting,
-    #: and counts against no budget unless the account says so); ``batch`` (Message
-    #: Batches results, priced at the batch discount).
+    #: left out of budget spend); ``subscription_budgeted`` (the same, from an account with
+    #: ``budget_subscription: true``: counted); ``batch`` (Message Batches results, priced
+    #: at the batch discount).
     billing: str | None = None
     #: Captured bodies (not a usage column: they go to ``request_bodies``).
     bodies: RequestBodies | PendingBodies | None = field(default=None, compare=False, repr=False)

@@ -215,7 +215,7 @@ _SCHEMAS: dict[str, Any] = {
                 "call); the token counts are 0 for unknown. null: older rows, counts real",
             },
             "billing": {
-                "enum": [None, "subscription", "batch"],
+                "enum": [None, "subscription", "subscription_budgeted", "batch"],
                 "description": "null: the account's API key at list price; subscription: "
                 "the caller's Claude seat paid; batch: batch results at the batch price",
             },

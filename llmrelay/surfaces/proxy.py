@@ -53,7 +53,7 @@ from ..pipeline.run import new_request_id
 from ..policy.accounts import ACCOUNT_HEADER, check_account, sole_account
 from ..policy.auth import caller_credential
 from ..policy.prices import BATCH_DISCOUNT
-from ..policy.subscription import account_billing
+from ..policy.subscription import account_billing, budgeted
 from ..providers.base import Provider
 from ..providers.headers import HeaderFilter, client_headers
 from ..providers.raw import Forwarder, RawRequest, RawResponse
@@ -203,7 +203,12 @@ class _Passthrough:
             raise NotFoundError(f"provider account {account!r} has no native API to pass through")
         body = await self._body()
         call.admission = await parts.policy.admit(
-            replace(caller, models=None), f"{account}/*", (), {}, len(body)
+            replace(caller, models=None),
+            f"{account}/*",
+            (),
+            {},
+            len(body),
+            budgets=budgeted(parts.settings, [account]),
         )
         cfg = parts.settings.providers[account]
         total_s = float(getattr(getattr(cfg, "timeouts", None), "total_s", 600.0))

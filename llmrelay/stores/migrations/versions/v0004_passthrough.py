@@ -6,7 +6,8 @@ virtual keys can name the accounts the passthrough may reach.
   standing for *unknown*, not a count, and ``cost_usd`` is NULL; NULL on older rows, whose
   tokens are all known) and ``billing`` (NULL: the account's API key pays at the list
   price; ``subscription``: the caller's own Claude subscription paid, the cost is priced
-  for reporting only; ``batch``: Message Batches results, priced at the batch discount).
+  for reporting only and left out of budget spend; ``subscription_budgeted``: the same,
+  counted in budgets; ``batch``: Message Batches results, priced at the batch discount).
 - ``virtual_keys`` gains ``allowed_accounts`` (a JSON list of provider account names the
   native passthrough may reach; NULL: the accounts of the key's models).
 
