@@ -417,7 +417,9 @@ def _post_messages_stream_cut(env: Env) -> tuple[int, dict[str, str], bytes]:
             out += chunk
     except http.client.IncompleteRead as e:  # the gateway cut the chunked body
         out += e.partial
-    conn.close()
+    finally:
+        resp.close()
+        conn.close()
     return resp.status, {k.lower(): v for k, v in resp.getheaders()}, out
 
 

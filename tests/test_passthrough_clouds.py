@@ -66,6 +66,12 @@ def clouds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clouds]:
             "api_key": OPENAI_KEY,
             "models": {"mini": "gpt-4o-mini"},
         },
+        "azure": {
+            "type": "azure_openai",
+            "endpoint": fo.url,
+            "api_key": OPENAI_KEY,
+            "models": {"mini": "my-deployment"},
+        },
         "bedrock": {
             "type": "bedrock",
             "region": "us-east-1",
@@ -132,6 +138,46 @@ def test_openai_accounts_get_openai_error_envelopes(clouds: Clouds) -> None:
         client.models.list()
     assert isinstance(e.value.body, dict)
     assert "invalid gateway key" in str(e.value.body.get("message"))
+
+
+def test_azure_gets_its_api_key_header(clouds: Clouds) -> None:
+    body = {"messages": [{"role": "user", "content": "hi azure"}]}
+    status, headers, raw = raw_request(
+        f"{clouds.gw.url}/proxy/azure/openai/deployments/my-deployment/chat/completions"
+        "?api-version=2024-10-21",
+        json.dumps(body).encode(),
+        {"authorization": f"Bearer {ALICE_KEY}", "content-type": "application/json"},
+    )
+    assert status == 200, raw
+    sent = clouds.openai.requests[-1]
+    assert (sent.path, sent.query) == (
+        "/openai/deployments/my-deployment/chat/completions",
+        "api-version=2024-10-21",
+    )
+    assert sent.headers["api-key"] == OPENAI_KEY
+    assert "authorization" not in sent.headers
+    assert json.loads(sent.body) == body
+    assert clouds.row(headers["request-id"])["tokens_known"] == 1
+
+
+def test_the_openai_sdks_files_path_goes_to_the_openai_wire_account(clouds: Clouds) -> None:
+    # No anthropic-version: /v1/files goes to the key's one `type: openai` account (Azure
+    # serves no /files there), or to the one x-llmrelay-account names.
+    client = openai.OpenAI(
+        api_key=ALICE_KEY,
+        base_url=f"{clouds.gw.url}/v1",
+        max_retries=0,
+        default_headers={"x-llmrelay-account": "openai"},
+    )
+    with pytest.raises(openai.NotFoundError) as e:  # the fake has no Files API
+        client.files.list()
+    assert "Invalid URL (GET /v1/files)" in str(e.value)
+    sent = clouds.openai.requests[-1]
+    assert sent.headers["authorization"] == f"Bearer {OPENAI_KEY}"
+    unnamed = openai.OpenAI(api_key=ALICE_KEY, base_url=f"{clouds.gw.url}/v1", max_retries=0)
+    with pytest.raises(openai.NotFoundError):
+        unnamed.files.list()
+    assert clouds.openai.requests[-1].path == "/v1/files"
 
 
 def _invoke(url: str) -> tuple[int, dict[str, str], bytes]:

@@ -48,7 +48,7 @@ def check_account(principal: Principal, account: str, accounts_of: AccountsOf) -
 def sole_account(
     principal: Principal, candidates: Iterable[str], accounts_of: AccountsOf, path: str
 ) -> str:
-    """The one account among ``candidates`` (the Anthropic-wire accounts) that
+    """The one account among ``candidates`` (the accounts whose API has ``path``) that
     ``principal`` may reach, for a ``path`` that names none.
 
     Raises:

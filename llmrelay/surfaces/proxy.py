@@ -190,10 +190,12 @@ class _Passthrough:
             if named is not None:
                 account = named.strip()
             else:
-                wire = "openai" if call.surface == "openai" else "anthropic"
                 account = sole_account(
-                    caller, self._accounts_with_wire(wire), accounts_of, f"/{path}"
+                    caller, self._sdk_accounts(call.surface), accounts_of, f"/{path}"
                 )
+            if call.surface == "openai":
+                # An OpenAI account's base_url ends in /v1 already.
+                path = path.removeprefix("v1/")
         record.provider = account
         provider = parts.provider(account)
         if provider is None:
@@ -249,14 +251,13 @@ class _Passthrough:
             return {t.route.account for t in virtual.targets}
         return ()
 
-    def _accounts_with_wire(self, wire: str) -> list[str]:
-        parts = self.s._parts
-        out = []
-        for account in parts.settings.providers:
-            provider = parts.provider(account)
-            if provider is not None and provider.wire == wire and isinstance(provider, Forwarder):
-                out.append(account)
-        return out
+    def _sdk_accounts(self, surface: SurfaceName) -> list[str]:
+        """The accounts an SDK path without ``x-llmrelay-account`` may go to: those of the
+        API the path belongs to (``type: anthropic`` for the Anthropic SDK's, ``type:
+        openai`` for the OpenAI SDK's ``/v1/files``). Bedrock, Vertex and Azure speak a
+        wire but serve no such path: they are reached by name or through ``/proxy/``."""
+        kind = "openai" if surface == "openai" else "anthropic"
+        return [a for a, cfg in self.s._parts.settings.providers.items() if cfg.type == kind]
 
     async def _body(self) -> bytes:
         call, limits = self.call, self.s._limits
