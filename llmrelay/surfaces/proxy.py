@@ -18,9 +18,9 @@ the body read within ``server.max_request_body_mb`` and ``body_timeout_s``, the 
 team's rate limits and budgets applied (429), then the provider's credential replaces the
 gateway key and the request goes upstream (:meth:`Forwarder.forward`). The answer is
 relayed as it arrives, status, headers and bytes, within the account's
-``timeouts.total_s``; a copy is read for usage on the side (``proxy_usage.py``). Two
-rewrites only: a batch object's ``results_url`` points back at the gateway (the SDK fetches
-that URL as given), and nothing else. Every authenticated call leaves one usage row
+``timeouts.total_s`` (``proxy_answer.py``); a copy is read for usage on the side
+(``proxy_usage.py``). One rewrite only: a batch object's ``results_url`` points back at the
+gateway (the SDK fetches that URL as given). Every authenticated call leaves one usage row
 (``endpoint`` ``proxy``, ``provider`` the account, ``model`` the model the answer named);
 an answer without usage leaves ``tokens_known`` false and no cost; batch results are
 priced at :data:`~llmrelay.policy.prices.BATCH_DISCOUNT` of the list price.
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Iterable
 from dataclasses import replace
@@ -38,8 +37,6 @@ from typing import Protocol
 
 from aiohttp import web
 
-from ..config import AnthropicProviderConfig
-from ..core.text import MAX_ECHO_CHARS
 from ..core.usage import Usage
 from ..errors import (
     GatewayError,
@@ -52,16 +49,15 @@ from ..pipeline.call import Call, Parts, SurfaceName
 from ..pipeline.run import new_request_id
 from ..policy.accounts import ACCOUNT_HEADER, check_account, sole_account
 from ..policy.auth import caller_credential
-from ..policy.prices import BATCH_DISCOUNT
 from ..policy.subscription import account_billing, budgeted
 from ..providers.base import Provider
 from ..providers.headers import HeaderFilter, client_headers
-from ..providers.raw import Forwarder, RawRequest, RawResponse
+from ..providers.raw import Forwarder, RawRequest
 from ..stores.usage import UsageRecord
 from .anthropic import error_response
 from .openai import openai_error_response
+from .proxy_answer import ProxyAnswer
 from .proxy_path import proxied_path, split_proxy_target
-from .proxy_usage import MAX_JSON_BYTES, UsageReader, batch_results_path
 
 __all__ = ["ProxyParts", "ProxySurface"]
 
@@ -69,9 +65,6 @@ log = logging.getLogger("llmrelay")
 
 #: The Anthropic SDK paths served by the passthrough, under each of these prefixes.
 SDK_PREFIXES = ("", "/anthropic")
-#: The provider's own request id, as the other surfaces send it.
-UPSTREAM_ID_HEADER = "x-llmrelay-upstream-request-id"
-_RESULTS_URL = re.compile(rb'("results_url"\s*:\s*")([^"]*)(")')
 
 
 class ProxyParts(Parts, Protocol):
@@ -226,9 +219,10 @@ class _Passthrough:
             caller_credential(request.headers),
             request.headers.get("content-type") if body else None,
         )
+        answer = ProxyAnswer(call, self.rid, self.prefix)
         try:
             async with asyncio.timeout(total_s):
-                return await self._relay(provider, raw, cfg)
+                return await answer.relay(provider, raw, cfg)
         except TimeoutError:
             err = UpstreamTimeout(
                 f"provider {account!r} did not finish within {total_s:g}s (timeouts.total_s)"
@@ -238,7 +232,7 @@ class _Passthrough:
             # The deadline cancelled the relay (read as a disconnect there): the client got
             # the provider's status and a cut body.
             call.record.status = call.response.status
-            self._broke(err)
+            answer.broke(err)
             return call.response
 
     def _accounts_of(self, model: str) -> Iterable[str]:
@@ -269,152 +263,6 @@ class _Passthrough:
             return await read_body(request, limits.max_bytes, limits.timeout_s)
         finally:
             call.upload_s = time.perf_counter() - began
-
-    async def _relay(self, provider: Forwarder, raw: RawRequest, cfg: object) -> web.StreamResponse:
-        call, record = self.call, self.call.record
-        began = time.perf_counter()
-        up = await provider.forward(raw)
-        try:
-            call.provider_s = time.perf_counter() - began
-            record.status = up.status
-            record.upstream_request_id = up.upstream_request_id
-            batch = batch_results_path(raw.path) and isinstance(cfg, AnthropicProviderConfig)
-            reader = None
-            if 200 <= up.status < 300:
-                reader = UsageReader.for_answer(up.content_type, batch)
-            record.endpoint = "batch_results" if batch else "proxy"
-            record.stream = up.is_event_stream
-            headers = {**up.headers, "request-id": self.rid}
-            if up.upstream_request_id is not None:
-                headers[UPSTREAM_ID_HEADER] = up.upstream_request_id[:MAX_ECHO_CHARS]
-            if self._rewrites(raw, cfg, up):
-                return await self._whole(up, headers, reader, cfg)
-            resp = web.StreamResponse(status=up.status, headers=headers)
-            await resp.prepare(call.request)
-            call.response = resp
-            first = True
-            try:
-                async for chunk in up.iter_chunks():
-                    if first:
-                        record.ttft_s = time.perf_counter() - call.started
-                        first = False
-                    if reader is not None:
-                        reader.feed(chunk)
-                    await resp.write(chunk)
-                await resp.write_eof()
-            except GatewayError as err:
-                self._read(reader, batch)
-                self._broke(err)
-                return resp
-            except (asyncio.CancelledError, ConnectionResetError):
-                # The client went away: the row says so, with the usage read so far.
-                record.status = 499
-                record.error_type = "client_disconnected"
-                self._read(reader, batch)
-                raise
-            self._read(reader, batch)
-            return resp
-        finally:
-            up.close()
-
-    def _rewrites(self, raw: RawRequest, cfg: object, up: RawResponse) -> bool:
-        """True for a batch object (or page of them) whose ``results_url`` must point back
-        at the gateway: the SDK's ``results()`` fetches that URL as given."""
-        return (
-            isinstance(cfg, AnthropicProviderConfig)
-            and raw.path.startswith("v1/messages/batches")
-            and not batch_results_path(raw.path)
-            and up.content_type == "application/json"
-            and up.status < 300
-        )
-
-    async def _whole(
-        self,
-        up: RawResponse,
-        headers: dict[str, str],
-        reader: UsageReader | None,
-        cfg: object,
-    ) -> web.StreamResponse:
-        body = bytearray()
-        async for chunk in up.iter_chunks():
-            body += chunk
-            if len(body) > MAX_JSON_BYTES:
-                raise GatewayError(
-                    f"a batch listing larger than {MAX_JSON_BYTES} bytes: ask for fewer (limit=)",
-                    status=502,
-                )
-        assert isinstance(cfg, AnthropicProviderConfig)
-        out = _point_results_here(bytes(body), cfg.base_url, self._here())
-        if reader is not None:
-            reader.feed(out)
-            self._read(reader, False)
-        return web.Response(status=up.status, body=out, headers=headers)
-
-    def _here(self) -> str:
-        """The base URL the client reached this account at: the scheme and host it used
-        (``x-forwarded-proto`` and ``x-forwarded-host`` when a proxy in front says so, the
-        client's own ``Host`` otherwise; these only steer the caller's own request)."""
-        request = self.call.request
-        forwarded = request.headers.get("x-forwarded-proto", "").partition(",")[0].strip()
-        scheme = forwarded if forwarded in ("http", "https") else request.scheme
-        host = request.headers.get("x-forwarded-host", "").partition(",")[0].strip()
-        origin = f"{scheme}://{host or request.host}"
-        if self.prefix is None:
-            return f"{origin}/proxy/{self.call.record.provider}"
-        return f"{origin}{self.prefix}"
-
-    def _read(self, reader: UsageReader | None, batch: bool) -> None:
-        """Usage and cost from what the reader found (module docstring)."""
-        record, usage = self.call.record, self.call.usage
-        if reader is None:
-            record.tokens_known = not (200 <= record.status < 300)
-            return
-        reader.finish()
-        if not reader.by_model:
-            record.tokens_known = False
-            return
-        record.tokens_known = True
-        policy = self.call.parts.policy
-        cost: float | None = None
-        for model, counted in reader.by_model.items():
-            usage.input_tokens += counted.input_tokens
-            usage.output_tokens += counted.output_tokens
-            usage.cache_creation_input_tokens += counted.cache_creation_input_tokens
-            usage.cache_read_input_tokens += counted.cache_read_input_tokens
-            priced = policy.cost(model, counted) if model else None
-            if priced is not None:
-                cost = (cost or 0.0) + priced * (BATCH_DISCOUNT if batch else 1.0)
-        models = [m for m in reader.by_model if m]
-        record.provider_model = ",".join(models)[:256]
-        record.model = record.provider_model
-        record.cost_usd = cost
-        if batch:
-            record.billing = "batch"
-
-    def _broke(self, err: GatewayError) -> None:
-        """A stream that broke after its headers went out: the row says why, the
-        connection is closed (the client sees a cut body, as from the provider)."""
-        record = self.call.record
-        record.error_type = err.error_type
-        record.error_message = err.message
-        self.call.error = err
-        transport = self.call.request.transport
-        if transport is not None:
-            transport.close()
-
-
-def _point_results_here(body: bytes, upstream: str, here: str) -> bytes:
-    """``body`` with each ``results_url`` under ``upstream`` moved under ``here``."""
-    up = upstream.encode()
-    new = here.encode()
-
-    def swap(m: re.Match[bytes]) -> bytes:
-        url = m[2]
-        if url.startswith(up + b"/"):
-            url = new + url[len(up) :]
-        return m[1] + url + m[3]
-
-    return _RESULTS_URL.sub(swap, body)
 
 
 def _error(wire: SurfaceName, err: GatewayError, rid: str) -> web.Response:
