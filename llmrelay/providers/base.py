@@ -11,7 +11,7 @@ branches on a provider's name.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 __all__ = ["Endpoint", "Provider", "ProviderRequest", "ProviderResponse", "Wire", "WireBounds"]
@@ -47,7 +47,8 @@ class ProviderRequest:
     headers: list[tuple[str, str]]
     query: str
     stream: bool
-    credential: str | None = None
+    #: Kept out of ``repr``: a logged request never shows the caller's token.
+    credential: str | None = field(default=None, repr=False)
 
 
 class ProviderResponse(Protocol):

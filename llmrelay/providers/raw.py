@@ -11,7 +11,7 @@ parsed or rewritten. Providers without a native HTTP API (``mock``) do not imple
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import aiohttp
@@ -41,8 +41,9 @@ class RawRequest:
     path: str
     query: str
     headers: list[tuple[str, str]]
-    body: bytes
-    credential: str | None = None
+    body: bytes = field(repr=False)
+    #: Kept out of ``repr``: a logged request never shows the caller's token.
+    credential: str | None = field(default=None, repr=False)
     content_type: str | None = None
 
     def framing(self) -> list[tuple[str, str]]:

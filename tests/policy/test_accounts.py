@@ -58,3 +58,12 @@ def test_x_llmrelay_key_is_the_gateway_key_and_frees_authorization() -> None:
     two = CIMultiDict([("x-llmrelay-key", "sk-gateway-key-123"), ("x-llmrelay-key", "other")])
     with pytest.raises(AuthenticationError, match="several"):
         ring.authenticate(two)
+
+
+def test_a_callers_token_is_not_in_a_requests_repr() -> None:
+    from llmrelay.providers.base import ProviderRequest
+    from llmrelay.providers.raw import RawRequest
+
+    token = "Bearer sk-ant-oat01-secret-token"
+    assert "oat01" not in repr(ProviderRequest("messages", {}, [], "", False, token))
+    assert "oat01" not in repr(RawRequest("GET", "v1/files", "", [], b"", token))
