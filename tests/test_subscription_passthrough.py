@@ -16,7 +16,7 @@ import pytest
 
 from llmrelay.policy.prices import SHIPPED_PRICES
 from tests.conftest import ALICE_KEY, BOB_KEY, GatewayProcess, base_config, start_gateway
-from tests.fakes.anthropic_upstream import FakeAnthropic
+from tests.fakes.anthropic_upstream import FakeAnthropic, error_body, json_reply
 from tests.gateway_env import raw_request
 
 OAUTH = "sk-ant-oat01-subscription-token-0123456789abcdefXYZ"
@@ -180,8 +180,13 @@ def test_subscription_calls_are_outside_usd_budgets(env: Env) -> None:
 
 
 def test_the_token_is_in_no_log_line_and_no_usage_row(env: Env) -> None:
-    # An upstream error that echoes the token back must not carry it to logs either.
     _hello(env.client())
+    # An upstream error that echoes the token: masked for the client and the logs.
+    env.seat.enqueue(json_reply(error_body(400, f"bad credential Bearer {OAUTH} here"), 400))
+    with pytest.raises(anthropic.BadRequestError) as e:
+        _hello(env.client())
+    assert OAUTH not in e.value.message
+    assert "***" in e.value.message
     status, _, body = raw_request(
         f"{env.gw.url}/v1/messages",
         json.dumps({"model": "seat/claude", "max_tokens": 8, "messages": []}).encode(),
