@@ -491,6 +491,12 @@ def test_no_key_is_a_401_and_an_unknown_account_a_404(env: Env) -> None:
     )
     assert status == 404
     assert "nowhere" in json.loads(body)["error"]["message"]
+    named = env.client(account="made-up-" + "x" * 300)
+    with pytest.raises(anthropic.NotFoundError) as e:
+        named.beta.files.list()
+    assert "characters)" in e.value.message  # the made-up name is echoed cut
+    row = env.row(e.value.response.headers["request-id"])
+    assert (row["status"], row["provider"]) == (404, "")  # and never recorded
     status, _, body = raw_request(
         f"{env.gw.url}/proxy/local/v1/files", headers={"x-api-key": ALICE_KEY}, method="GET"
     )

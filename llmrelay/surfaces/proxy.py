@@ -37,6 +37,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from ..core.text import clip
 from ..core.usage import Usage
 from ..errors import (
     GatewayError,
@@ -93,7 +94,7 @@ class ProxySurface:
         """``/proxy/{account}/{path}``."""
         target = request.raw_path
         account = target[len("/proxy/") :].partition("/")[0].partition("?")[0]
-        return await self._call(request, account, self._wire_of(account), None)
+        return await self._call(request, self._wire_of(account), None)
 
     async def sdk_path(self, request: web.Request) -> web.StreamResponse:
         """``/v1/messages/batches*`` and ``/v1/files*`` (module docstring)."""
@@ -103,14 +104,14 @@ class ProxySurface:
             "anthropic-version" not in request.headers
         ):
             wire = "openai"
-        return await self._call(request, None, wire, prefix)
+        return await self._call(request, wire, prefix)
 
     def _wire_of(self, account: str) -> SurfaceName:
         provider = self._parts.provider(account)
         return "openai" if provider is not None and provider.wire == "openai" else "anthropic"
 
     async def _call(
-        self, request: web.Request, account: str | None, wire: SurfaceName, prefix: str | None
+        self, request: web.Request, wire: SurfaceName, prefix: str | None
     ) -> web.StreamResponse:
         started = time.perf_counter()
         rid = new_request_id()
@@ -119,7 +120,7 @@ class ProxySurface:
             request_id=rid,
             key_name="",
             model="",
-            provider=account or "",
+            provider="",
             provider_model="",
             endpoint="proxy",
             stream=False,
@@ -189,10 +190,11 @@ class _Passthrough:
             if call.surface == "openai":
                 # An OpenAI account's base_url ends in /v1 already.
                 path = path.removeprefix("v1/")
-        record.provider = account
         provider = parts.provider(account)
         if provider is None:
-            raise NotFoundError(f"no provider account {account[:100]!r} in this gateway")
+            # Not recorded: a client's made-up name must not become a row's or a metric's.
+            raise NotFoundError(f"no provider account {clip(account)!r} in this gateway")
+        record.provider = account
         check_account(caller, account, accounts_of)
         if not isinstance(provider, Forwarder):
             raise NotFoundError(f"provider account {account!r} has no native API to pass through")
