@@ -223,6 +223,15 @@ def test_a_response_without_usage_leaves_a_row_with_tokens_unknown(env: Env) -> 
     assert row["tokens_known"] == 0
     assert row["cost_usd"] is None
     assert row["billing"] is None
+    status, _, body = raw_request(
+        f"{env.gw.url}/admin/requests/{row['request_id']}",
+        headers={"authorization": f"Bearer {ADMIN_KEY}"},
+        method="GET",
+    )
+    assert status == 200
+    logged = json.loads(body)
+    logged = logged.get("request", logged)
+    assert (logged["tokens_known"], logged["billing"], logged["cost_usd"]) == (False, None, None)
 
 
 def test_ambiguous_account_is_a_400_naming_the_header(env: Env) -> None:
