@@ -7,7 +7,8 @@ account's configured base URL: the upstream host, port and base path are the con
 always. Refused with 400 (nothing reaches a provider):
 
 * an absolute-form request target (``GET http://other.host/proxy/...``): a host override;
-* ``.`` and ``..`` segments, also percent-encoded (``%2e``), and empty segments (``//``);
+* ``.`` and ``..`` segments, also percent-encoded (``%2e``) or with a path parameter
+  (``..;x``), and empty segments (``//``);
 * encoded slashes and backslashes (``%2f``, ``%5c``), double encoding (``%25``), a raw
   backslash, control characters and spaces;
 * a path longer than :data:`MAX_PATH_CHARS`.
@@ -60,7 +61,8 @@ def proxied_path(raw_target: str, prefix: str) -> tuple[str, str]:
     if "\x7f" in query or not query.isprintable():
         raise _refuse("a control character in the query")
     segments = rest.split("/")
-    if any(s in (".", "..") for s in segments):
+    # "..;x" is ".." to servers that strip path parameters (Tomcat, Spring).
+    if any(s.partition(";")[0] in (".", "..") for s in segments):
         raise _refuse("'.' or '..' segments")
     if any(not s for s in segments[:-1]) or path.startswith("//") or "//" in path:
         raise _refuse("an empty segment ('//')")

@@ -33,6 +33,7 @@ def test_an_sdk_path_keeps_its_encoding() -> None:
         ("http://evil.example/proxy/a/v1/files", "absolute URL"),
         ("/proxy/a/../b/v1", "'..'"),
         ("/proxy/a/./v1", "'..'"),
+        ("/proxy/a/..;x/b/v1", "'..'"),
         ("/proxy/a/%2e%2e/v1", "encoded"),
         ("/proxy/a/v1%2Ffiles", "encoded"),
         ("/proxy/a/v1%5cfiles", "encoded"),
