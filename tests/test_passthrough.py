@@ -286,10 +286,16 @@ def test_a_virtual_keys_allowed_accounts(env: Env) -> None:
 
 def test_proxy_route_forwards_messages_and_records_usage(env: Env) -> None:
     body = {"model": MODEL, "max_tokens": 32, "messages": [{"role": "user", "content": "ping"}]}
+    trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     status, headers, raw = raw_request(
         f"{env.gw.url}/proxy/anthropic/v1/messages?beta=true",
         json.dumps(body).encode(),
-        {"x-api-key": ALICE_KEY, "content-type": "application/json", "anthropic-version": "x"},
+        {
+            "x-api-key": ALICE_KEY,
+            "content-type": "application/json",
+            "anthropic-version": "x",
+            "traceparent": trace,
+        },
     )
     assert status == 200, raw
     answer = json.loads(raw)
@@ -304,6 +310,8 @@ def test_proxy_route_forwards_messages_and_records_usage(env: Env) -> None:
     assert row["output_tokens"] == answer["usage"]["output_tokens"]
     assert row["model"] == MODEL
     assert row["cost_usd"] > 0
+    assert row["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    assert sent.headers["traceparent"] == trace  # tracing is off: the client's goes on
 
 
 def test_proxy_route_streams_and_reads_stream_usage(env: Env) -> None:

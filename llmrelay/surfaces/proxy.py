@@ -47,6 +47,7 @@ from ..errors import (
 )
 from ..pipeline.body import BodyLimits, read_body
 from ..pipeline.call import Call, Parts, SurfaceName
+from ..pipeline.observe import trace_id
 from ..pipeline.run import new_request_id
 from ..policy.accounts import ACCOUNT_HEADER, check_account, sole_account
 from ..policy.auth import caller_credential
@@ -289,6 +290,12 @@ def _finish(call: Call) -> None:
     record.overhead_ms = call.overhead_s() * 1000
     record.upstream_ms = call.provider_s * 1000
     record.user_agent = call.request.headers.get("user-agent")
+    trace = call.trace
+    record.trace_id = (
+        trace.trace_id_hex
+        if trace is not None
+        else trace_id(call.request.headers.get("traceparent"))
+    )
     settings = call.parts.settings
     budgeted = True
     if record.provider in settings.providers:
