@@ -215,3 +215,21 @@ def test_a_passthrough_account_needs_no_api_key_and_refuses_one() -> None:
         )
     with pytest.raises(ValidationError, match="api_key is required"):
         AnthropicProviderConfig(type="anthropic", models={"c": "m"})
+
+
+def test_allowed_accounts_must_name_configured_accounts(tmp_path: Path) -> None:
+    from llmrelay.config import ConfigError, load_settings
+
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "auth:\n"
+        "  keys:\n"
+        "    - {name: a, key: sk-test-aaaaaaaaaaaa, allowed_accounts: [seat, nope]}\n"
+        "providers:\n"
+        "  seat: {type: anthropic, auth: passthrough, models: {claude: claude-x}}\n"
+    )
+    with pytest.raises(ConfigError, match=r"auth\.keys\.0\.allowed_accounts: 'nope'"):
+        load_settings(path)
+    path.write_text(path.read_text().replace(", nope", ""))
+    settings = load_settings(path)
+    assert settings.auth.keys[0].allowed_accounts == ["seat"]
