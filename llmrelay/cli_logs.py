@@ -8,7 +8,8 @@ names (like ``llmrelay usage``: no gateway needed).
 A line: time (UTC), request id, key, model asked -> provider/provider model, status,
 latency, tokens in/out, cost, attempts when more than one, and the error. The newest
 ``--limit`` calls are printed oldest first; ``--follow`` then prints new ones as they are
-written (polling every second) until Ctrl-C. ``show`` prints one call whole: its record,
+written (polling every second) until Ctrl-C; started before the gateway created its
+SQLite database, it waits for the file. ``show`` prints one call whole: its record,
 attempts and captured bodies; a unique prefix of the request id is enough.
 """
 
@@ -104,9 +105,14 @@ def _logs(args: argparse.Namespace) -> int:
         print(f"llmrelay: config error\n{err}", file=sys.stderr)
         return 2
     url = settings.database_url()
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        print(f"no requests recorded yet ({url.removeprefix('sqlite:///')} does not exist)")
-        return 0 if args.action is None else 1
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.exists():
+            print(f"no requests recorded yet ({path} does not exist)", flush=True)
+            if not args.follow or args.action is not None:
+                return 0 if args.action is None else 1
+            if not _await_file(path):
+                return 0
     stores = open_stores(url)
     try:
         if args.action == "show":
@@ -149,6 +155,17 @@ def _list(store: UsageStore, args: argparse.Namespace) -> int:
                 last = new[-1].id
     except KeyboardInterrupt:
         return 0
+
+
+def _await_file(path: Path) -> bool:
+    """``--follow`` before the gateway wrote its first row: wait for the database file to
+    appear (polling every second); False when Ctrl-C ends the wait."""
+    try:
+        while not path.exists():
+            time.sleep(_POLL_S)
+    except KeyboardInterrupt:
+        return False
+    return True
 
 
 def _newest_id(store: UsageStore) -> int:

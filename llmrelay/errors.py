@@ -42,12 +42,14 @@ __all__ = [
     "GatewayError",
     "InternalError",
     "InvalidRequestError",
+    "ModelNotFoundError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitedError",
     "RequestTimeoutError",
     "RequestTooLargeError",
     "ServiceUnavailable",
+    "UnknownURLError",
     "UpstreamProtocolError",
     "UpstreamTimeout",
     "UpstreamUnreachable",
@@ -92,11 +94,14 @@ class GatewayError(Exception):
     """An error the gateway answers itself, before or instead of a provider's answer.
 
     ``openai_type`` overrides the OpenAI envelope's ``type``/``code`` where OpenAI has a
-    dedicated one (a spent budget is OpenAI's ``insufficient_quota``).
+    dedicated one (a spent budget is OpenAI's ``insufficient_quota``); ``openai_code`` sets
+    only its ``code`` (an unknown model is ``model_not_found``, an unserved path
+    ``unknown_url``, as api.openai.com answers them).
     """
 
     status: int = 500
     openai_type: str | None = None
+    openai_code: str | None = None
     #: The request left its connection unusable (its body was not read to its end): the
     #: answer says ``connection: close`` and the connection is closed after it.
     closes_connection: bool = False
@@ -129,6 +134,18 @@ class PermissionDeniedError(GatewayError):
 
 class NotFoundError(GatewayError):
     status = 404
+
+
+class ModelNotFoundError(NotFoundError):
+    """A model name the gateway does not route (OpenAI's code: ``model_not_found``)."""
+
+    openai_code = "model_not_found"
+
+
+class UnknownURLError(NotFoundError):
+    """A path no surface serves (OpenAI's code: ``unknown_url``)."""
+
+    openai_code = "unknown_url"
 
 
 class BrokenFramingError(InvalidRequestError):

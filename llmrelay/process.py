@@ -4,13 +4,16 @@
   client connection, maybe an upstream one, and refused ones); a warning when the hard
   limit does not allow it.
 * **listen backlog**: a warning when Linux caps ``server.backlog`` (``net.core.somaxconn``).
-* **shutdown**: once :func:`~llmrelay.server.serve` has returned (the usage writer has
-  stored or spilled its rows), :func:`run` waits at most ``EXECUTOR_SHUTDOWN_TIMEOUT_S``
-  for the threads of the loop's default executor (where store calls run). A thread stuck
-  in a call that never returns (a PostgreSQL that accepts and acknowledges but never
-  answers) would otherwise keep the process alive forever: ``asyncio.Runner.close()`` and
-  concurrent.futures' exit hook both join it without limit. Past the bound one ERROR line
-  is logged and the process exits with status 1 without waiting for it (``os._exit``).
+* **shutdown**: :func:`~llmrelay.server.serve` drains on SIGTERM/SIGINT (``/ready`` 503,
+  ``server.shutdown_grace_s``, ``server.drain_timeout_s``; ``docs/operations.md``), in this
+  process: each worker of several drains on its own signal. Once it has returned (the
+  usage writer has stored or spilled its rows), :func:`run` waits at most
+  ``EXECUTOR_SHUTDOWN_TIMEOUT_S`` for the threads of the loop's default executor (where
+  store calls run). A thread stuck in a call that never returns (a PostgreSQL that accepts
+  and acknowledges but never answers) would otherwise keep the process alive forever:
+  ``asyncio.Runner.close()`` and concurrent.futures' exit hook both join it without limit.
+  Past the bound one ERROR line is logged and the process exits with status 1 without
+  waiting for it (``os._exit``).
 """
 
 from __future__ import annotations

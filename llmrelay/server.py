@@ -27,13 +27,23 @@ own server it adds, from ``server:`` in the config (:class:`~llmrelay.config.Ser
   (aiohttp reads the rest of every body after the answer), and its answer says
   ``connection: close``.
 
+* **shutdown** (SIGTERM or SIGINT, see :func:`serve` and ``docs/operations.md``): ``/ready``
+  answers 503 at once; the listener keeps accepting for ``shutdown_grace_s``, then closes;
+  calls in flight get ``drain_timeout_s`` to finish (answers from then on say
+  ``connection: close``, idle kept-alive connections are closed); streams still open then
+  end with the client's in-stream ``overloaded_error`` (:mod:`llmrelay.drain`); the usage
+  queue is flushed. A second signal skips what is left of the grace period and the drain,
+  never the flush.
+
 Running it as a process (the event loop, OS limits, a bounded exit): :mod:`llmrelay.process`.
 The request *body* is bounded where it is read: ``pipeline/body.py`` ``read_body``.
 
 Written against aiohttp 3.14's ``RequestHandler`` (``web_protocol.py``): the subclass reads
-its ``_messages``, ``_upgraded`` and ``_request_handler``, overrides ``finish_response`` and
-``log_exception``, and the server takes over the app's ``Server._kwargs``;
-``tests/test_server_bounds.py`` fails if those change.
+its ``_messages``, ``_upgraded``, ``_request_in_progress`` and ``_request_handler``, sets
+``_close`` (to close after the current answer), overrides ``finish_response`` and
+``log_exception``, and the server takes over the app's ``Server._kwargs`` and walks its
+``_connections`` (a drain); ``tests/test_server_bounds.py`` and ``tests/test_drain.py`` fail
+if those change.
 """
 
 from __future__ import annotations
@@ -42,9 +52,10 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http_exceptions import (
     BadHttpMethod,
     BadStatusLine,
@@ -61,10 +72,14 @@ from aiohttp.web_response import StreamResponse
 from aiohttp.web_server import Server
 
 from .config import ServerConfig
+from .drain import DRAIN, Drain
 from .errors import anthropic_error_body, anthropic_error_type
 from .obs.log import Throttled
 
-__all__ = ["GatewayServer", "serve"]
+if TYPE_CHECKING:
+    from aiohttp.http_parser import RawRequestMessage
+
+__all__ = ["END_GRACE_S", "SHUTDOWN_SIGNALS", "GatewayServer", "serve"]
 
 log = logging.getLogger("llmrelay.server")
 
@@ -117,21 +132,57 @@ class GatewayServer(Server):
         # this one takes them over and makes its own connection protocol.
         super().__init__(
             base.request_handler,
-            request_factory=base.request_factory,
+            request_factory=self._make_request,
             handler_cancellation=base.handler_cancellation,
             loop=asyncio.get_running_loop(),
             **base._kwargs,
         )
+        self._base_factory = base.request_factory
         self.config = config
         #: Connections being served, and connections being refused (answered 503).
         self.open = 0
         self.refusing = 0
+        #: Set by :meth:`close_connections` (a drain past its grace period): every answer
+        #: says ``connection: close`` and every connection closes after its answer.
+        self.closing = False
+        #: Set once closing and no connection is left.
+        self.idle = asyncio.Event()
         self.parse_errors = Throttled(log, logging.WARNING)
         self.refusals = Throttled(log, logging.WARNING)
         self.header_timeouts = Throttled(log, logging.WARNING)
 
     def __call__(self) -> RequestHandler:
         return _Handler(self, loop=self._loop, **self._kwargs)
+
+    def _make_request(
+        self,
+        message: RawRequestMessage,
+        payload: StreamReader,
+        protocol: RequestHandler,
+        writer: AbstractStreamWriter,
+        task: asyncio.Task[None],
+    ) -> BaseRequest:
+        # Once closing, a request is answered with connection: close (its answer's
+        # keep-alive defaults to the request's), so its client reconnects elsewhere.
+        if self.closing:
+            message = message._replace(should_close=True)
+        return self._base_factory(message, payload, protocol, writer, task)
+
+    def close_connections(self) -> None:
+        """From now on every answer says ``connection: close``; idle kept-alive connections
+        close now, busy ones after their answer. :attr:`idle` is set when none is left."""
+        self.closing = True
+        # Not aiohttp's pre_shutdown(): its close() cancels an idle connection's wait for
+        # the next request, which ends the connection's task but leaves it open until the
+        # final cleanup; and one whose next request is half-received would never see it.
+        for handler in list(self._connections):
+            if isinstance(handler, _Handler):
+                handler.close_when_done()
+        self.check_idle()
+
+    def check_idle(self) -> None:
+        if self.closing and self.open + self.refusing == 0:
+            self.idle.set()
 
     async def refuse(self, request: BaseRequest) -> StreamResponse:
         """The request handler of a connection over ``max_connections``."""
@@ -205,6 +256,7 @@ class _Handler(RequestHandler):
             self._gw.refusing -= 1
         self._slot = 0
         super().connection_lost(exc)
+        self._gw.check_idle()
 
     def data_received(self, data: bytes) -> None:
         if self._header_deadline:
@@ -218,6 +270,15 @@ class _Handler(RequestHandler):
         if len(self._messages) != queued:  # a request line and headers are complete
             self._body = self._messages[-1][1]
             self._header_deadline = 0.0
+
+    def close_when_done(self) -> None:
+        """Close now if idle (no request being handled, queued or begun), else after the
+        answer to the request being handled or begun."""
+        begun = self._header_deadline and self._header_bytes
+        if self._request_in_progress or self._messages or begun:
+            self._close = True  # checked after each answer (RequestHandler.start)
+        else:
+            self.force_close()
 
     def _arm_header_timer(self, now: float) -> None:
         self._header_deadline = deadline = now + self._gw.config.header_timeout_s
@@ -251,7 +312,7 @@ class _Handler(RequestHandler):
         # the connection got a reset).
         if isinstance(resp, web.HTTPException) and resp.status >= 400:
             resp = _enveloped(resp)
-        if request.content.exception() is not None:
+        if request.content.exception() is not None or self._gw.closing:
             resp.force_close()
         return await super().finish_response(request, resp, start_time)
 
@@ -322,6 +383,91 @@ class _Runner(web.AppRunner):
         return GatewayServer(await super()._make_server(), self._config)
 
 
+#: The signals that shut the gateway down (:func:`serve`): the first drains, the second cuts
+#: the drain short. Signal handlers are registered in :func:`serve` only.
+SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+#: Seconds, after the drain was cut (``drain_timeout_s`` ran out, or a second signal), that
+#: cut streams have to send their error event and calls still running have to end, before
+#: what is left is cancelled (a client that stopped reading, a call still waiting on its
+#: provider: its usage row is then a 499).
+END_GRACE_S = 5.0
+
+# Seconds aiohttp's own shutdown then waits for a cancelled handler (twice at most).
+_CANCEL_WAIT_S = 1.0
+
+
+class _Signals:
+    """The shutdown signals received: the first starts the drain, the second cuts it
+    (``drain.cut``); later ones are only logged. The usage queue is flushed in every case."""
+
+    def __init__(self, drain: Drain) -> None:
+        self.drain = drain
+        self.count = 0
+        self.first = asyncio.Event()
+        self.second = asyncio.Event()
+
+    def received(self, signum: int) -> None:
+        self.count += 1
+        name = signal.Signals(signum).name
+        if self.count == 1:
+            self.drain.begin()
+            self.first.set()
+        elif self.count == 2:
+            log.warning(
+                "second shutdown signal: ending open calls now; queued usage rows are"
+                " still written",
+                extra={"signal": name},
+            )
+            self.drain.cut("a second shutdown signal")
+            self.second.set()
+        else:
+            log.warning("shutdown already under way (SIGKILL ends the process at once)")
+
+
+async def _first(timeout_s: float, *events: asyncio.Event) -> bool:
+    """Wait until one of ``events`` is set, at most ``timeout_s``; True if one was."""
+    if any(e.is_set() for e in events):
+        return True
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        done, _ = await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+    return bool(done)
+
+
+async def _drain(
+    runner: web.AppRunner,
+    site: web.BaseSite,
+    drain: Drain,
+    config: ServerConfig,
+    signals: _Signals,
+) -> None:
+    """The shutdown after the first signal (``/ready`` already answers 503): grace period,
+    listener closed, calls in flight finish or are cut; returns when no connection is left
+    or :data:`END_GRACE_S` after the cut."""
+    grace, drain_s = config.shutdown_grace_s, config.drain_timeout_s
+    log.info(
+        "shutting down: /ready answers 503, draining",
+        extra={"shutdown_grace_s": grace, "drain_timeout_s": drain_s},
+    )
+    await _first(grace, signals.second)
+    server = runner.server
+    assert isinstance(server, GatewayServer)
+    await site.stop()  # new connections are refused from now on
+    server.close_connections()
+    if not await _first(drain_s, server.idle, signals.second):
+        drain.cut(f"calls still open when server.drain_timeout_s ({drain_s:g}s) ran out")
+    if not server.idle.is_set():
+        await _first(END_GRACE_S, server.idle)
+    log.info(
+        "drained",
+        extra={"open_connections": server.open, "streams_cut": drain.cut_reason is not None},
+    )
+
+
 async def serve(
     app: web.Application,
     config: ServerConfig,
@@ -329,32 +475,44 @@ async def serve(
     port: int,
     on_listening: Callable[[], None],
 ) -> None:
-    """Serve ``app`` on ``host:port`` until SIGINT or SIGTERM, then shut down cleanly.
+    """Serve ``app`` on ``host:port`` until SIGINT or SIGTERM, then drain and shut down.
 
     The app's startup runs before the socket is bound; ``on_listening`` runs once it is.
+    On the first signal the app's :class:`~llmrelay.drain.Drain` (``app[DRAIN]``) begins
+    (``/ready`` answers 503); the listener stays open ``config.shutdown_grace_s``, then
+    closes; connections left get ``config.drain_timeout_s`` to finish their calls, after
+    which open streams are cut (:data:`END_GRACE_S` to end, then cancelled). The app's
+    cleanup (the usage queue's flush, bounded by ``usage.shutdown_timeout_s``) runs last,
+    whatever happened. A second signal skips the rest of the grace period and the drain.
 
     Raises:
         OSError: the address cannot be bound.
     """
+    drain = app.get(DRAIN) or Drain()
     runner = _Runner(
         app,
         config,
         access_log=None,
         handler_cancellation=True,
-        shutdown_timeout=5.0,
+        shutdown_timeout=_CANCEL_WAIT_S,
         keepalive_timeout=config.keepalive_timeout_s,
     )
     await runner.setup()
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
+    signals = _Signals(drain)
     try:
         site = web.TCPSite(runner, host, port, backlog=config.backlog)
         await site.start()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        for sig in SHUTDOWN_SIGNALS:
+            loop.add_signal_handler(sig, signals.received, sig)
         on_listening()
-        await stop.wait()
+        await signals.first.wait()
+        await _drain(runner, site, drain, config, signals)
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-        await runner.cleanup()
+        # Signals stay handled through the cleanup: a second one must not kill the process
+        # before the usage queue is flushed.
+        try:
+            await runner.cleanup()
+        finally:
+            for sig in SHUTDOWN_SIGNALS:
+                loop.remove_signal_handler(sig)

@@ -24,16 +24,28 @@ import base64
 import gzip
 import hashlib
 import logging
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
 import orjson
 
 from .core import wirejson
+from .core.delivered import text_tokens
 
-__all__ = ["TokenCounter", "bundled_ranks", "estimate_tokens", "load_encoding"]
+__all__ = [
+    "MAX_INLINE_TEXT_CHARS",
+    "TokenCounter",
+    "bundled_ranks",
+    "estimate_tokens",
+    "load_encoding",
+]
 
 log = logging.getLogger("llmrelay.tokens")
+
+#: Longest text :meth:`TokenCounter.text_counter` tokenizes on the caller's thread (about
+#: 1 ms of tiktoken); a longer one is estimated.
+MAX_INLINE_TEXT_CHARS = 4096
 
 _PER_MESSAGE = 3
 _REPLY_PRIMING = 3
@@ -113,6 +125,26 @@ class TokenCounter:
             return str(tiktoken.encoding_name_for_model(model_id))
         except KeyError:
             return None
+
+    def text_counter(self, model_id: str) -> tuple[Callable[[str], int], str] | None:
+        """(a counter of plain text's tokens, the encoding's name) for ``model_id`` when its
+        vocabulary is loaded already, else None. Never loads one nor imports tiktoken (a
+        gateway that never counted an OpenAI model's tokens pays nothing); the counter runs
+        on the caller's thread, so a text past :data:`MAX_INLINE_TEXT_CHARS` characters is
+        estimated instead (:func:`~llmrelay.core.delivered.text_tokens`)."""
+        if not self._encodings:
+            return None
+        name = self._encoding_name(model_id)
+        enc = self._encodings.get(name) if name is not None else None
+        if enc is None:
+            return None
+
+        def count(text: str) -> int:
+            if len(text) > MAX_INLINE_TEXT_CHARS:
+                return text_tokens(text)
+            return len(enc.encode(wirejson.replace_surrogates(text), disallowed_special=()))
+
+        return count, str(enc.name)
 
     async def count(self, openai_body: dict[str, Any], model_id: str) -> tuple[int, str] | None:
         """(tokens, encoding name) for a Chat Completions body, or None without a tokenizer

@@ -22,6 +22,7 @@ from .core.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEEventTooLarge
 from .core.types import Request, Response
 from .errors import InvalidRequestError, UpstreamProtocolError, anthropic_error_type
 from .providers.base import Endpoint, Provider, ProviderRequest, ProviderResponse, Wire
+from .routing.gate import DEFAULT_MAX_PREAMBLE_BYTES
 
 __all__ = ["TranslatedResult", "WireCodec", "WireLimits", "call_translated", "codec_for"]
 
@@ -49,10 +50,12 @@ class WireCodec(Protocol):
 class WireLimits:
     """Bounds on what a provider may send: ``max_json_depth`` levels of JSON nesting in a
     body or event (``server.max_json_depth``), ``max_event_bytes`` bytes in one SSE event
-    (``server.max_sse_event_mb``)."""
+    (``server.max_sse_event_mb``), ``max_preamble_bytes`` bytes of a stream's preamble
+    held by the first-chunk gate (``server.max_stream_preamble_kb``, ``routing/gate.py``)."""
 
     max_json_depth: int = 128
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    max_preamble_bytes: int = DEFAULT_MAX_PREAMBLE_BYTES
 
 
 def _json_or_text(body: bytes) -> object:

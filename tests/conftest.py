@@ -159,7 +159,10 @@ def base_config(tmp: Path, providers: dict[str, Any], **overrides: Any) -> dict[
         "providers": providers,
         "usage": {"path": str(tmp / "usage.db"), "flush_interval_s": 0.05},
     }
-    cfg.update(overrides)
+    # Stopping a test gateway skips the grace period meant for load balancers (5 s by
+    # default); a test that sets server: keeps its own values.
+    server = {"shutdown_grace_s": 0, **overrides.pop("server", {})}
+    cfg.update(overrides, server=server)
     return cfg
 
 

@@ -95,7 +95,8 @@ def _pair(first: str, second: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def make_routing_env(tmp: Path) -> Iterator[RoutingEnv]:
+def make_routing_env(tmp: Path, server: dict[str, Any] | None = None) -> Iterator[RoutingEnv]:
+    """The gateway and its fakes; ``server`` is the config's ``server`` section, if any."""
     primary, secondary, gpt = FakeAnthropic(), FakeAnthropic(), FakeOpenAI()
     for fake in (primary, secondary, gpt):
         fake.start()
@@ -154,6 +155,8 @@ def make_routing_env(tmp: Path) -> Iterator[RoutingEnv]:
     }
     try:
         config = base_config(tmp, providers, models=models, routing=routing)
+        if server is not None:
+            config["server"] = server
         gw = start_gateway(tmp, config, "--log-level", "info")
         try:
             yield RoutingEnv(primary, secondary, gpt, gw)

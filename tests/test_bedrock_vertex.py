@@ -86,6 +86,31 @@ def clouds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clouds]:
             "credentials_file": str(sa_file),
             "models": {"claude": MODELS["vertex"]},
         },
+        "bglobal": {
+            "type": "bedrock",
+            "region": "us-east-1",
+            "endpoint_url": fb.url,
+            "access_key_id": TEST_ACCESS_KEY,
+            "secret_access_key": TEST_SECRET_KEY,
+            "models": {"claude": "global.anthropic.claude-sonnet-4-5-20250929-v1:0"},
+        },
+        "vglobal": {
+            "type": "vertex",
+            "project": "fake-project",
+            "region": "global",
+            "base_url": fv.url + "/v1",
+            "credentials_file": str(sa_file),
+            "models": {"claude": MODELS["vertex"]},
+        },
+        "vpinned": {
+            "type": "vertex",
+            "project": "fake-project",
+            "region": "global",
+            "count_tokens_region": "europe-west1",
+            "base_url": fv.url + "/v1",
+            "credentials_file": str(sa_file),
+            "models": {"claude": MODELS["vertex"]},
+        },
     }
     try:
         gw = start_gateway(tmp, base_config(tmp, providers), "--log-level", "debug")
@@ -280,6 +305,64 @@ def test_count_tokens_answered_by_the_cloud(clouds: Clouds, cloud: str) -> None:
         req = clouds.vertex.requests_for("rawPredict")[-1]
         assert req.model == "count-tokens"
         assert req.json()["model"] == MODELS["vertex"]
+
+
+@pytest.mark.parametrize(
+    ("account", "count_region"), [("vglobal", "us-east5"), ("vpinned", "europe-west1")]
+)
+def test_vertex_global_count_tokens_goes_to_a_region_that_serves_it(
+    clouds: Clouds, account: str, count_region: str
+) -> None:
+    clouds.vertex.enqueue(fixture_reply("message.json"))
+    with clouds.client() as client:
+        counted = client.messages.count_tokens(model=f"{account}/claude", messages=HELLO)
+        client.messages.create(model=f"{account}/claude", max_tokens=5, messages=HELLO)
+    assert counted.input_tokens > 0
+    count = clouds.vertex.requests_for("rawPredict")[-2]
+    assert (count.model, count.region) == ("count-tokens", count_region)
+    assert count.path.startswith(f"/v1/projects/fake-project/locations/{count_region}/")
+    assert count.json()["model"] == MODELS["vertex"]
+    create = clouds.vertex.requests_for("rawPredict")[-1]
+    assert (create.model, create.region) == (MODELS["vertex"], "global")
+
+
+def _row(clouds: Clouds, request_id: str) -> tuple[Any, ...]:
+    import sqlite3
+    import time
+
+    for _ in range(100):
+        db = sqlite3.connect(clouds.gw.usage_db)
+        try:
+            row = db.execute(
+                "SELECT provider_model, input_tokens, output_tokens, cache_creation_input_tokens,"
+                " cache_read_input_tokens, cost_usd FROM usage WHERE request_id = ?",
+                (request_id,),
+            ).fetchone()
+        finally:
+            db.close()
+        if row:
+            return tuple(row)
+        time.sleep(0.05)
+    raise AssertionError(f"no usage row for {request_id}")
+
+
+@pytest.mark.parametrize(("account", "factor"), [("bglobal", 1.0), ("bedrock", 1.1)])
+def test_bedrock_profile_prefix_prices_the_usage_row(
+    clouds: Clouds, account: str, factor: float
+) -> None:
+    from tests.fakes.bedrock_upstream import bedrock_message_reply
+
+    clouds.bedrock.enqueue(bedrock_message_reply("message.json"))
+    with clouds.client() as client:
+        raw = client.messages.with_raw_response.create(
+            model=f"{account}/claude", max_tokens=5, messages=HELLO
+        )
+    model, inp, out, cw, cr, usd = _row(clouds, raw.headers["request-id"])
+    assert model.startswith("global." if account == "bglobal" else "us.")
+    assert (inp, out, cw, cr) == (25, 15, 7, 11)
+    # Sonnet 4.5: $3 / $15 / $3.75 / $0.30 per million at global., 10 % more at us.
+    list_price = (25 * 3 + 15 * 15 + 7 * 3.75 + 11 * 0.30) / 1e6
+    assert usd == pytest.approx(list_price * factor)
 
 
 def test_bedrock_stream_usage_is_recorded(clouds: Clouds) -> None:

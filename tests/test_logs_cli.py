@@ -239,6 +239,42 @@ def test_follow_prints_new_calls_until_ctrl_c(config: Path, store: SQLiteUsageSt
     assert [line.split()[2] for line in lines] == [rec(i).request_id for i in (1, 3, 8, 9)]
 
 
+def test_follow_waits_for_the_database_to_appear(config: Path, tmp_path: Path) -> None:
+    db = config.parent / "usage.db"
+    assert not db.exists()
+    lines: list[str] = []
+    with subprocess.Popen(
+        [sys.executable, "-m", "llmrelay", "logs", "--config", str(config), "--follow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    ) as proc:
+
+        def read() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line.rstrip("\n"))
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            wait_for(lambda: len(lines) == 1)
+            assert lines[0].startswith("no requests recorded yet")
+            assert proc.poll() is None  # still following
+            store = SQLiteUsageStore(db)
+            store.write([rec(1)])
+            wait_for(lambda: len(lines) == 2)
+            store.close()
+        finally:
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(10)
+            reader.join(5)
+        assert proc.stderr is not None
+        assert code == 0, proc.stderr.read()
+    assert lines[1].split()[2] == rec(1).request_id
+
+
 def wait_for(done: object, timeout_s: float = 20.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not done():  # type: ignore[operator]

@@ -229,7 +229,13 @@ def test_unknown_path_is_404_in_anthropic_shape(env: Env) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("HEAD", "/"), ("HEAD", "/api/hello"), ("GET", "/api/hello"), ("GET", "/health")],
+    [
+        ("HEAD", "/"),
+        ("HEAD", "/api/hello"),
+        ("GET", "/api/hello"),
+        ("GET", "/health"),
+        ("GET", "/ready"),
+    ],
 )
 def test_probes_answer_200(env: Env, method: str, path: str) -> None:
     status, _, _ = raw_request(env.gw.url + path, None, method=method)
@@ -283,7 +289,7 @@ def test_refused_calls_of_a_known_key_get_usage_rows(env: Env) -> None:
     )
 
 
-@pytest.mark.parametrize("path", ["/", "/api/hello", "/health"])
+@pytest.mark.parametrize("path", ["/", "/api/hello", "/health", "/ready"])
 def test_probes_carry_a_request_id(env: Env, path: str) -> None:
     method = "GET" if path != "/" else "HEAD"
     _, headers, _ = raw_request(env.gw.url + path, None, method=method)

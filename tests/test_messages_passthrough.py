@@ -12,8 +12,17 @@ import anthropic
 import pytest
 
 from tests.conftest import ALICE_KEY, BOB_KEY
-from tests.fakes.anthropic_upstream import fixture_reply
-from tests.gateway_env import PROVIDER_MODEL, UPSTREAM_KEY, Env, make_env, raw_request
+from tests.fakes.anthropic_upstream import FakeAnthropic, fixture_reply
+from tests.gateway_env import (
+    PROVIDER_MODEL,
+    UPSTREAM_KEY,
+    Env,
+    base_config,
+    make_env,
+    providers_for,
+    raw_request,
+    start_gateway,
+)
 
 MODEL = "anthropic/claude-3-5"
 
@@ -47,6 +56,33 @@ def test_plain_create_returns_upstream_message_unchanged(env: Env) -> None:
     assert up.headers["x-api-key"] == UPSTREAM_KEY
     assert "authorization" not in up.headers
     assert all(ALICE_KEY not in v for v in up.headers.values())
+
+
+def test_a_cookie_a_provider_sets_never_rides_on_another_call(tmp_path: Path) -> None:
+    # One upstream session serves every caller: a cookie jar would send alice's cookie on
+    # bob's call. (aiohttp's jar ignores cookies of IP hosts: the provider is named.)
+    with FakeAnthropic() as fake:
+        named = {
+            **providers_for(fake)["anthropic"],
+            "base_url": fake.url.replace("127.0.0.1", "localhost"),
+        }
+        gw = start_gateway(tmp_path, base_config(tmp_path, {"anthropic": named}))
+        try:
+            fake.enqueue(
+                fixture_reply("message.json", headers={"set-cookie": "session=alice-only; Path=/"})
+            )
+            fake.enqueue(fixture_reply("message.json"))
+            for key in (ALICE_KEY, BOB_KEY):
+                client = anthropic.Anthropic(api_key=key, base_url=gw.url, max_retries=0)
+                with client:
+                    raw = client.messages.with_raw_response.create(
+                        model=MODEL, max_tokens=10, messages=[{"role": "user", "content": "Hi"}]
+                    )
+                assert "set-cookie" not in raw.headers  # not relayed to the client either
+            assert len(fake.requests) == 2
+            assert "cookie" not in fake.requests[-1].headers
+        finally:
+            gw.stop()
 
 
 SYSTEM_BLOCKS = [

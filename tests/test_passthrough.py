@@ -167,6 +167,19 @@ def test_message_batches_through_the_sdk(env: Env) -> None:
     assert not env.second.requests
 
 
+def test_an_sdk_base_url_ending_in_v1_works_too(env: Env) -> None:
+    client = anthropic.Anthropic(
+        api_key=ALICE_KEY,
+        base_url=f"{env.gw.url}/v1",
+        max_retries=0,
+        default_headers={"x-llmrelay-account": "anthropic"},
+    )
+    batch = client.messages.batches.create(requests=_batch_requests())
+    assert batch.results_url == f"{env.gw.url}/v1/v1/messages/batches/{batch.id}/results"
+    assert len(list(client.messages.batches.results(batch.id))) == 3
+    assert env.fake.requests[-1].path == f"/v1/messages/batches/{batch.id}/results"
+
+
 def test_batch_results_are_billed_at_the_batch_price(env: Env) -> None:
     client = env.client(account="anthropic")
     batch = client.messages.batches.create(requests=_batch_requests())

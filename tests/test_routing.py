@@ -145,7 +145,7 @@ def test_a_first_event_that_does_not_arrive_in_time_falls_back(env: RoutingEnv) 
         "timeout_error",
     )
     assert env.primary.wait_for_disconnect(5)  # the gateway let go of the slow stream
-    assert "sent no first event within 0.75s (first_token_timeout_s)" in env.gw.log()
+    assert "sent no first content within 0.75s (first_token_timeout_s)" in env.gw.log()
 
 
 def test_an_answer_that_does_not_arrive_in_time_falls_back(env: RoutingEnv) -> None:

@@ -11,7 +11,12 @@ import anthropic
 import pytest
 
 from tests.conftest import ALICE_KEY, GatewayProcess, base_config, start_gateway
-from tests.fakes.anthropic_upstream import FakeAnthropic, fixture_reply, stream_error_reply
+from tests.fakes.anthropic_upstream import (
+    FakeAnthropic,
+    fixture_reply,
+    preamble_error_reply,
+    stream_error_reply,
+)
 from tests.fakes.bedrock_upstream import (
     TEST_ACCESS_KEY,
     TEST_SECRET_KEY,
@@ -159,3 +164,45 @@ def test_vertex_takes_over_when_anthropic_and_bedrock_fail(clouds: Clouds, strea
     body = sent.json()
     assert "model" not in body and body["anthropic_version"] == "vertex-2023-10-16"
     assert body["messages"] == HELLO
+
+
+def test_errors_after_message_start_fall_back_across_clouds(clouds: Clouds) -> None:
+    """The gate waits for content on every Anthropic-wire cloud: an overload after
+    message_start and a ping (Anthropic), an exception frame after message_start (Bedrock),
+    and Vertex serves one clean stream."""
+    clouds.anthropic.enqueue(preamble_error_reply(529))
+    clouds.bedrock.enqueue(
+        bedrock_stream_reply(
+            "text_stream.sse", exception=("throttlingException", "slow down"), exception_after=1
+        )
+    )
+    clouds.vertex.enqueue(fixture_reply("text_stream.sse"))
+    with (
+        clouds.client() as client,
+        client.messages.stream(model="claude-sonnet", max_tokens=20, messages=HELLO) as stream,
+    ):
+        events = [e.type for e in stream]
+        headers = stream.response.headers
+    assert events.count("message_start") == 1 and "error" not in events
+    assert headers["x-llmrelay-model"] == "vertex/claude"
+    assert headers["x-llmrelay-attempts"] == "3"
+
+
+def test_every_cloud_failing_after_message_start_is_an_http_error(clouds: Clouds) -> None:
+    clouds.anthropic.enqueue(preamble_error_reply(529))
+    clouds.bedrock.enqueue(
+        bedrock_stream_reply(
+            "text_stream.sse", exception=("throttlingException", "slow down"), exception_after=1
+        )
+    )
+    clouds.vertex.enqueue(preamble_error_reply(529, "Vertex overloaded"))
+    with (
+        clouds.client() as client,
+        pytest.raises(anthropic.OverloadedError) as e,
+        client.messages.stream(model="claude-sonnet", max_tokens=20, messages=HELLO),
+    ):
+        pass
+    assert e.value.status_code == 529
+    assert isinstance(e.value.body, dict)
+    assert e.value.body["error"]["message"] == "Vertex overloaded"
+    assert e.value.response.headers["x-llmrelay-attempts"] == "3"

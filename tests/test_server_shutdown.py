@@ -32,7 +32,8 @@ async def startup(app):
 
 app = web.Application()
 app.on_startup.append(startup)
-process.run(app, ServerConfig(), "127.0.0.1", 0, lambda: print("listening", flush=True))
+config = ServerConfig(shutdown_grace_s=0)
+process.run(app, config, "127.0.0.1", 0, lambda: print("listening", flush=True))
 """
 
 BOUND_S = 1.0

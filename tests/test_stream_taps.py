@@ -106,3 +106,29 @@ def test_taps_send_whole_events_only(size: int, crlf: bool, cut: int) -> None:
     for tap in taps:
         out = b"".join(tap.filter(raw[i : i + size]) for i in range(0, len(raw), size))
         assert out == whole
+
+
+@pytest.mark.parametrize("size", [1, 7, 100_000])
+def test_anthropic_tap_counts_the_deltas_it_saw_go_out(size: int) -> None:
+    raw = (WIRE / "anthropic" / "text_stream.sse").read_bytes()
+    tap = AnthropicStreamTap(Usage())
+    for i in range(0, len(raw), size):
+        tap.observe(raw[i : i + size])
+    # "Hello", ", world", "! How can", " I help today?": 1 + 1 + 2 + 3 estimated tokens.
+    assert (tap.delivered.deltas, tap.delivered.estimated) == (4, 7)
+    assert tap.delivered.reported == 15  # message_delta's, not message_start's placeholder
+
+
+@pytest.mark.parametrize("size", [1, 13, 100_000])
+def test_openai_tap_counts_a_chunks_deltas_once_it_went_out(size: int) -> None:
+    raw = (WIRE / "openai" / "text_stream.sse").read_bytes()
+    tap = OpenAIStreamTap(Usage(), strip_usage=True)
+    for i in range(0, len(raw), size):
+        tap.filter(raw[i : i + size])  # as the relay does: filter, write, then observe
+        tap.observe(raw[i : i + size])
+    # The role-only first delta carries no text; four content deltas do.
+    assert tap.delivered.deltas == 4 and tap.delivered.reported == 15
+    # A chunk read but never written (the client left during the write) is not counted.
+    unsent = OpenAIStreamTap(Usage(), strip_usage=False)
+    unsent.filter(raw)
+    assert unsent.delivered.deltas == 0

@@ -87,6 +87,20 @@ def test_totals_by_key_and_model_with_cost(
     assert bob == ["bob", "mock/echo", "1", "0", "10", "5", "0", "0", "250.0"]
 
 
+def test_a_long_model_name_does_not_widen_the_table(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = SQLiteUsageStore(config.parent / "usage.db")
+    store.write([rec(DAY1, "alice", "x" * 200 + "\nnext", None), rec(DAY1, "bob", "m", None)])
+    store.close()
+    assert main(["usage", "--config", str(config), "--by", "model"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3  # header and two groups: the newline did not split a row
+    junk = next(line for line in lines if line.startswith("x"))
+    assert junk.split()[0] == "x" * 63 + "…"
+    assert max(len(line) for line in lines) < 150
+
+
 def test_by_team_and_day(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     store = SQLiteUsageStore(config.parent / "usage.db")
     store.write(

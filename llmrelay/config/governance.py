@@ -65,6 +65,9 @@ class RedisConfig(_Model):
     url: str
     #: Prefix of every key llmrelay writes, so several deployments can share one Redis.
     prefix: str = "llmrelay:"
+    #: Seconds a call waits for a Redis reply (connecting gets at least 1 s); past it the
+    #: call goes on with in-process counters (or 503 under ``governance.fail_closed``).
+    timeout_s: float = Field(default=0.5, gt=0, le=30)
 
     @field_validator("url")
     @classmethod

@@ -244,6 +244,11 @@ class VertexProviderConfig(_HeaderRules):
     project: str = Field(min_length=1)
     #: A region such as ``us-east5``, or ``global``.
     region: str = Field(min_length=1)
+    #: Where ``count_tokens`` goes. Vertex serves Claude's count-tokens in a few regions
+    #: only (``us-east5``, ``europe-west1``, ``asia-southeast1`` as of 2026-03; never at
+    #: ``locations/global``: Google's "Count tokens for Claude" page, LiteLLM PRs #20348
+    #: and #23907). Unset: ``region``, or ``us-east5`` when ``region`` is ``global``.
+    count_tokens_region: str | None = Field(default=None, min_length=1)
     #: A service-account JSON file; otherwise Application Default Credentials.
     credentials_file: str | None = None
     #: ``https://{region}-aiplatform.googleapis.com/v1`` unless set (tests, private endpoints).

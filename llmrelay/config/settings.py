@@ -53,6 +53,39 @@ class ServerConfig(_Model):
     #: Largest single server-sent event read from a provider, in MiB; a stream with a larger
     #: one ends with an error event.
     max_sse_event_mb: float = Field(default=8.0, gt=0)
+    #: Most a virtual model's stream may send before its first content (``message_start``,
+    #: pings, role-only deltas), in KiB, held by the first-chunk gate; past it the gate
+    #: commits to that stream (``docs/routing.md``).
+    max_stream_preamble_kb: int = Field(default=64, ge=1)
+    #: Seconds the listener keeps accepting connections after SIGTERM/SIGINT while
+    #: ``/ready`` answers 503, for load balancers to notice (docs/operations.md).
+    shutdown_grace_s: float = Field(default=5.0, ge=0, le=3600)
+    #: Seconds, after the grace period, that calls and streams in flight have to finish;
+    #: streams still open then end with an ``overloaded_error`` event.
+    drain_timeout_s: float = Field(default=600.0, ge=0, le=86_400)
+
+
+class OverridesConfig(_Model):
+    """What a key's requests may override per request with ``x-llmrelay-retry``,
+    ``x-llmrelay-timeout-ms`` and ``x-llmrelay-ttft-timeout-ms`` (``docs/headers.md``); a
+    request asking more is clamped to these."""
+
+    #: Most attempts per target a request may ask for (the first one included).
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    #: Statuses a request may ask to be retried on; others it names are dropped.
+    retry_statuses: list[int] = Field(default_factory=lambda: [408, 429, 500, 502, 503, 504, 529])
+    #: Longest per-attempt time limit a request may ask for, in milliseconds.
+    max_timeout_ms: int = Field(default=600_000, ge=1, le=86_400_000)
+    #: Longest time to a stream's first event a request may ask for, in milliseconds.
+    max_ttft_timeout_ms: int = Field(default=600_000, ge=1, le=86_400_000)
+
+    @field_validator("retry_statuses")
+    @classmethod
+    def _statuses(cls, v: list[int]) -> list[int]:
+        for s in v:
+            if not 400 <= s <= 599:
+                raise ValueError(f"expected HTTP error statuses (400-599); {s} is not one")
+        return v
 
 
 class GatewayKeyConfig(_Model):
@@ -67,6 +100,8 @@ class GatewayKeyConfig(_Model):
     allowed_accounts: list[str] | None = None
     limits: LimitsConfig = LimitsConfig()
     budget: BudgetConfig | None = None
+    #: Bounds of the per-request override headers for this key.
+    overrides: OverridesConfig = OverridesConfig()
 
 
 class AuthConfig(_Model):

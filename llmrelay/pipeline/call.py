@@ -25,6 +25,7 @@ from ..stores.usage import UsageRecord
 
 if TYPE_CHECKING:
     from ..config import Settings
+    from ..drain import Drain
     from ..policy.admission import Admission, Policy
     from ..policy.auth import KeyRing, Principal
     from ..routing.router import Router
@@ -98,6 +99,8 @@ class Parts(Protocol):
     router: Router
     policy: Policy
     tokens: TokenCounter
+    #: The process's shutdown state: ends open streams when a drain runs out.
+    drain: Drain
 
     @property
     def observers(self) -> Sequence[CallObserver]:

@@ -3,9 +3,12 @@
 Bytes go out as the provider sends them (a passthrough) or as canonical events are encoded
 (a translation). Whatever ends the stream early is sent as the surface's in-stream error
 (the headers are gone): a provider failure (:class:`~llmrelay.errors.GatewayError`), the
-call's deadline (``timeouts.total_s``), or a bug (logged once with its traceback, the row
-marked 500). A client that went away marks the row 499. The provider's stream is closed in
-every case.
+call's deadline (``timeouts.total_s``), the end of a shutdown's drain
+(:class:`~llmrelay.drain.GatewayRestarting`), or a bug (logged once with its traceback, the
+row marked 500). A client that went away marks the row 499 and is charged the output it was
+delivered (:class:`~llmrelay.core.delivered.Delivered`: the content deltas that went out,
+never less than the provider's last count that did), not ``message_start``'s placeholder.
+The provider's stream is closed in every case.
 """
 
 from __future__ import annotations
@@ -20,7 +23,18 @@ from typing import Protocol
 from aiohttp import web
 
 from ..core.accumulate import fold_usage
-from ..core.events import Event, MessageStop, StreamError
+from ..core.delivered import Delivered
+from ..core.events import (
+    BlockDelta,
+    Event,
+    InputJSONDelta,
+    MessageDelta,
+    MessageStop,
+    StreamError,
+    TextDelta,
+    ThinkingDelta,
+)
+from ..drain import StreamWatch
 from ..errors import GatewayError, InternalError, UpstreamProtocolError, UpstreamTimeout
 from .call import Call
 
@@ -38,6 +52,8 @@ class Tap(Protocol):
 
     #: The error type of an ``error`` event the provider sent, if any.
     error_type: str | None
+    #: The content deltas that went out, counted in :meth:`observe`.
+    delivered: Delivered
 
     def filter(self, chunk: bytes) -> bytes:
         """The bytes of ``chunk`` to send on (usually all of them), before sending."""
@@ -78,11 +94,19 @@ async def relay(
     end: bytes = b"",
     close: Callable[[], object] | None = None,
     capture_bytes: bool = True,
+    delivered: Delivered | None = None,
 ) -> web.StreamResponse:
     """Send ``chunks`` as a 200 stream; ``end`` closes a stream that finished (OpenAI's
     ``data: [DONE]``); ``close`` releases the provider's response (it may be a coroutine
-    function). Sets the row's status (200, 499, or 500 for a bug) and ``ttft_s``."""
+    function). Sets the row's status (200, 499, or 500 for a bug) and ``ttft_s``. A client
+    that leaves is charged what ``delivered`` (else the tap's) counted."""
     record = call.record
+    if delivered is None and tap is not None:
+        delivered = tap.delivered
+    if delivered is not None:
+        counter = call.parts.tokens.text_counter(record.provider_model)
+        if counter is not None:
+            delivered.use(*counter)
     # A translation's events go to the capture as events (``_encoded``), not as bytes.
     capture = call.capture if capture_bytes else None
     headers[OVERHEAD_HEADER] = overhead_ms(call)
@@ -91,8 +115,10 @@ async def relay(
         await resp.prepare(call.request)
         call.response = resp
         error: GatewayError | None = None
+        watch: StreamWatch | None = None
         try:
-            async with asyncio.timeout_at(call.deadline):
+            # The call's deadline, which a drain that runs out moves to now (drain.py).
+            async with call.parts.drain.deadline(call.deadline) as watch:
                 waiting = time.perf_counter()
                 async for chunk in chunks:
                     if record.ttft_s is None:
@@ -114,7 +140,10 @@ async def relay(
                 if tap is not None:
                     error = tap.finish()
         except TimeoutError:
-            error = UpstreamTimeout(_deadline_message(call))
+            if watch is not None and watch.cut:
+                error = call.parts.drain.error()
+            else:
+                error = UpstreamTimeout(_deadline_message(call))
         except GatewayError as err:
             error = err
         except (ConnectionResetError, asyncio.CancelledError):
@@ -138,6 +167,10 @@ async def relay(
         record.status = 499
         record.error_type = "client_disconnected"
     finally:
+        if record.status == 499 and delivered is not None:
+            # The client left mid-stream (a reset, or aiohttp cancelled the handler).
+            delivered.settle(call.usage)
+            record.error_message = delivered.note()
         await _close(close, chunks)
     return resp
 
@@ -169,13 +202,23 @@ async def relay_events(
 ) -> web.StreamResponse:
     """Send a canonical event stream in a surface's wire (``encode`` turns one event into
     bytes, maybe none), folding usage and ``error`` events into the row as they pass."""
+    delivered = Delivered()
     return await relay(
-        call, headers, _encoded(call, events, encode), encode_error, end=end, capture_bytes=False
+        call,
+        headers,
+        _encoded(call, events, encode, delivered),
+        encode_error,
+        end=end,
+        capture_bytes=False,
+        delivered=delivered,
     )
 
 
 async def _encoded(
-    call: Call, events: AsyncIterator[Event], encode: Callable[[Event], bytes]
+    call: Call,
+    events: AsyncIterator[Event],
+    encode: Callable[[Event], bytes],
+    delivered: Delivered,
 ) -> AsyncIterator[bytes]:
     try:
         capture = call.capture
@@ -190,9 +233,16 @@ async def _encoded(
                 ended = True
             elif isinstance(event, MessageStop):
                 ended = True
+            if isinstance(event, MessageDelta):
+                delivered.provider_count(event.usage.output_tokens)
             out = encode(event)
             if out:
                 yield out
+                # Resumed: the relay wrote ``out`` to the client.
+                if isinstance(event, BlockDelta):
+                    text = _delta_text(event)
+                    if text is not None:
+                        delivered.delta(text)
         if not ended:
             raise UpstreamProtocolError(
                 f"provider {call.record.provider!r} ended the stream before message_stop"
@@ -201,3 +251,15 @@ async def _encoded(
         aclose = getattr(events, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+def _delta_text(event: BlockDelta) -> str | None:
+    """The generated text a delta carries (None for a signature or a citation)."""
+    d = event.delta
+    if isinstance(d, TextDelta):
+        return d.text
+    if isinstance(d, ThinkingDelta):
+        return d.thinking
+    if isinstance(d, InputJSONDelta):
+        return d.partial_json
+    return None

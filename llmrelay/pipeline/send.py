@@ -20,11 +20,13 @@ from aiohttp import web
 
 from ..errors import GatewayError
 from ..policy.limits import token_estimate, tokens_counted
+from ..policy.overrides import Overrides, read_overrides
 from ..policy.targets import TargetHold
 from ..routing.executor import AttemptRecord, Failure, Outcome, Success, execute
+from ..routing.health import Health
 from ..routing.router import Plan
 from ..routing.table import Route
-from ..routing.virtual import VirtualModel
+from ..routing.virtual import AttemptPolicy, VirtualModel
 from ..stores.usage import UsageRecord
 from .body import body_size
 from .call import Call, CallTrace
@@ -42,7 +44,14 @@ async def send(
     call: Call, target: Route | VirtualModel, attempter: Attempter
 ) -> web.StreamResponse:
     """Serve ``call`` from ``target``: one attempt for a route, the executor for a virtual
-    model. Provider failures become error responses here; nothing is raised for them."""
+    model. Provider failures become error responses here; nothing is raised for them.
+    Per-request overrides (``policy/overrides.py``) run a route's attempts through the
+    executor too; an override header that does not parse raises ``InvalidRequestError``."""
+    overrides = None
+    if call.caller is not None:
+        overrides = read_overrides(call.request.headers, call.caller.overrides)
+    if isinstance(target, Route) and overrides is not None:
+        return await _send_overridden(call, target, attempter, overrides)
     if isinstance(target, Route):
         _name_target(call.record, target)
         _set_deadline(call, target)
@@ -65,7 +74,55 @@ async def send(
         if trace is not None:
             trace.attempt_ended(attempt)
         return await _respond(call, result, headers, attempter)
-    return await _send_virtual(call, target, attempter)
+    return await _send_virtual(call, target, attempter, overrides)
+
+
+async def _send_overridden(
+    call: Call, route: Route, attempter: Attempter, overrides: Overrides
+) -> web.StreamResponse:
+    """One route under per-request overrides: the executor makes its attempts (retries on
+    the asked statuses, each attempt and a stream's first event bounded as asked), within
+    the route's ``timeouts.total_s``. No fallback, no cooldown: one route has no other."""
+    record = call.record
+    _name_target(record, route)
+    _set_deadline(call, route)
+    assert call.caller is not None
+    left = max(0.0, route.total_s - (time.perf_counter() - call.started))
+    base = AttemptPolicy(
+        retry_on=call.caller.overrides.retry_statuses,
+        timeout_s=left,
+        deadline_s=left,
+        fallback_on_timeout=False,
+        fallback_on_connect_error=False,
+    )
+    trace = call.trace
+
+    async def attempt(target: Route) -> AttemptResult:
+        if trace is None:
+            return await attempter.attempt(target, True)
+        return await _traced(trace, target, attempter)
+
+    outcome = await execute(
+        [route],
+        attempt,
+        overrides.policy(base),
+        stream=record.stream,
+        health=Health(failures=1 << 30, cooldown_s=0.0, max_retry_after_s=0.0),
+        rng=call.parts.router.rng,
+    )
+    call.attempts = outcome.attempts
+    call.provider_s += sum(a.latency_s for a in outcome.attempts)
+    call.waited_s += outcome.waited_s
+    _record_attempts(call, outcome)
+    headers = {
+        MODEL_HEADER: route.public_model,
+        ATTEMPTS_HEADER: str(len(outcome.attempts)),
+        **overrides.headers(),
+    }
+    if outcome.failure is not None:
+        return await _respond(call, outcome.failure, headers, attempter)
+    assert outcome.value is not None
+    return await _respond(call, Success(outcome.value), headers, attempter)
 
 
 def _attempt_record(route: Route, result: AttemptResult, took: float) -> AttemptRecord:
@@ -115,7 +172,7 @@ def _name_target(record: UsageRecord, route: Route) -> None:
 
 
 async def _send_virtual(
-    call: Call, model: VirtualModel, attempter: Attempter
+    call: Call, model: VirtualModel, attempter: Attempter, overrides: Overrides | None
 ) -> web.StreamResponse:
     router = call.parts.router
     plan = router.plan(model, call.request.headers)
@@ -138,7 +195,7 @@ async def _send_virtual(
         return await _traced(trace, route, attempter)
 
     try:
-        return await _run_virtual(call, model, plan, attempt, attempter, tried)
+        return await _run_virtual(call, model, plan, attempt, attempter, tried, overrides)
     finally:
         if holds:
             # The serving target is the last one tried (the executor stops at a success).
@@ -177,6 +234,7 @@ async def _run_virtual(
     attempt: Callable[[Route], Awaitable[AttemptResult]],
     attempter: Attempter,
     tried: list[Route],
+    overrides: Overrides | None,
 ) -> web.StreamResponse:
     router = call.parts.router
     record = call.record
@@ -184,7 +242,7 @@ async def _run_virtual(
         outcome = await execute(
             plan.targets,
             attempt,
-            model.policy,
+            model.policy if overrides is None else overrides.policy(model.policy),
             stream=record.stream,
             health=router.health,
             rng=router.rng,
@@ -204,6 +262,8 @@ async def _run_virtual(
     call.waited_s += outcome.waited_s
     _record_attempts(call, outcome)
     headers = {MODEL_HEADER: route.public_model, ATTEMPTS_HEADER: str(len(outcome.attempts))}
+    if overrides is not None:
+        headers.update(overrides.headers())
     if outcome.failure is not None:
         return await _respond(call, outcome.failure, headers, attempter)
     assert outcome.value is not None

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from ..errors import AuthenticationError
 from ..stores.keys import BudgetSpec, KeyChanges, Limits, VirtualKey
+from .overrides import OverrideAllowance
 
 __all__ = [
     "GATEWAY_KEY_HEADER",
@@ -59,6 +60,9 @@ class Principal:
     budget: BudgetSpec | None = None
     expires_at: float | None = None
     revoked: bool = False
+    #: What the key's requests may override per request (``policy/overrides.py``); virtual
+    #: keys have the defaults.
+    overrides: OverrideAllowance = field(default_factory=OverrideAllowance)
     accounts: frozenset[str] | None = None
 
     @classmethod
@@ -96,6 +100,12 @@ def header_values(headers: Mapping[str, str], name: str) -> list[str]:
         return list(getall(name, ()))
     value = headers.get(name)
     return [] if value is None else [value]
+
+
+def _differ(values: list[str]) -> bool:
+    """Whether a header given more than once carries different values (compared by
+    digest, as keys are)."""
+    return len(values) > 1 and len({digest(v) for v in values}) > 1
 
 
 def caller_credential(headers: Mapping[str, str]) -> str | None:
@@ -147,12 +157,12 @@ class KeyRing:
         """
         gateway_keys = header_values(headers, GATEWAY_KEY_HEADER)
         if gateway_keys:
-            if len({digest(k) for k in gateway_keys}) > 1:
+            if _differ(gateway_keys):
                 raise AuthenticationError(f"several different {GATEWAY_KEY_HEADER} headers")
             return self._lookup(gateway_keys[0].strip())
         api_keys = header_values(headers, "x-api-key")
         auths = header_values(headers, "authorization")
-        if len({digest(k) for k in api_keys}) > 1 or len({digest(a) for a in auths}) > 1:
+        if _differ(api_keys) or _differ(auths):
             # Which one would count is a guess (a proxy may have added one): none does.
             raise AuthenticationError("several different x-api-key or Authorization headers")
         api_key = api_keys[0] if api_keys else None
@@ -167,17 +177,21 @@ class KeyRing:
             raise AuthenticationError(
                 "missing gateway key: send it as the x-api-key header or as Authorization: Bearer"
             )
+        presented = digest(api_key if api_key is not None else bearer or "")
         if (
             api_key is not None
             and bearer is not None
-            and not hmac.compare_digest(digest(api_key), digest(bearer))
+            and not hmac.compare_digest(presented, digest(bearer))
         ):
             raise AuthenticationError("x-api-key and Authorization: Bearer carry different keys")
-        return self._lookup(api_key if api_key is not None else bearer or "")
+        return self._lookup(presented)
 
-    def _lookup(self, key: str) -> Principal:
-        """The live principal of a presented key (unknown, revoked or expired: 401)."""
-        entry = self._by_digest.get(digest(key))
+    def _lookup(self, presented: str | bytes) -> Principal:
+        """The live principal of a presented key or its digest (unknown, revoked or
+        expired: 401)."""
+        entry = self._by_digest.get(
+            presented if isinstance(presented, bytes) else digest(presented)
+        )
         if entry is None:
             raise AuthenticationError("invalid gateway key")
         principal, secret_expires_at = entry

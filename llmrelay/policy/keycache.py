@@ -93,6 +93,11 @@ class KeyCache:
                 self._failing = False
                 log.info("key store reachable again")
 
+    @property
+    def failing(self) -> bool:
+        """True while the last background refresh failed (the database did not answer)."""
+        return self._failing
+
     async def aclose(self) -> None:
         for task in (self._task, self._loading):
             if task is not None:

@@ -25,7 +25,28 @@ for lack of agreeing sources: o3 (copies differ on cached input), gpt-5-nano (no
 input price found) and the GPT-5.x point releases.
 
 Bedrock and Vertex set their own prices (regional endpoints can cost more): their ids get
-Anthropic's list prices here unless config overrides them.
+Anthropic's list prices here unless config overrides them, with one adjustment for Bedrock
+inference profiles (:data:`BEDROCK_PROFILE_MULTIPLIERS`, read 2026-12-07):
+
+**Bedrock inference profiles** — a Bedrock model id names how the call is routed by its
+prefix: ``global.`` (any commercial region), a geography (``us.``, ``eu.``, ``apac.``,
+``jp.``, ``au.``) or none (the source region only). For Claude Sonnet 4.5 and the models
+after it (:data:`BEDROCK_REGIONAL_PREMIUM_MODELS`), ``global.`` costs Anthropic's list
+price and every geographic or in-region id about 10 % more, on input and output alike (the
+cache prices follow input). What was verified: AWS's user guide page "Global cross-Region
+inference" (https://docs.aws.amazon.com/bedrock/latest/userguide/global-cross-region-inference.html)
+says global cross-Region inference for Claude Sonnet 4.5 "offers approximately 10% savings
+on both input and output token pricing compared to geographic cross-Region inference", the
+price being that of the source region. What could not be verified against AWS itself: the
+pricing page (https://aws.amazon.com/bedrock/pricing/) could not be read here, so the exact
+per-region figures, that the 10 % also holds for Haiku 4.5 and Opus 4.5 and later (stated
+by a third-party transcription, clauder-navi.com "Bedrock Claude Pricing": "regional priced
+10% higher than global" from Sonnet 4.5 / Haiku 4.5 / Opus 4.5 on), and that in-region ids
+cost what geographic profiles cost, rest on that transcription. Older models (Sonnet 4,
+3.7, Opus 4.1, ...) have no global profile price of their own and keep the list price under
+every prefix. Config prices are never adjusted: price a profile id exactly in config
+(``pricing: {"us.anthropic.claude-sonnet-4-5-20250929-v1:0": ...}``) to bill what the
+account's contract says.
 """
 
 from __future__ import annotations
@@ -33,7 +54,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import MappingProxyType
 
-__all__ = ["BATCH_DISCOUNT", "SHIPPED_PRICES", "Price"]
+__all__ = [
+    "BATCH_DISCOUNT",
+    "BEDROCK_PROFILE_MULTIPLIERS",
+    "BEDROCK_REGIONAL_PREMIUM_MODELS",
+    "GEOGRAPHIC_MULTIPLIER",
+    "SHIPPED_PRICES",
+    "Price",
+    "bedrock_profile_price",
+]
 
 
 @dataclass(slots=True, frozen=True)
@@ -89,6 +118,61 @@ SHIPPED_PRICES = MappingProxyType(
         "o4-mini": Price(1.10, 4.40, 1.10, 0.275),
     }
 )
+
+
+#: What a geographic or in-region Bedrock profile costs over ``global.`` for the models of
+#: :data:`BEDROCK_REGIONAL_PREMIUM_MODELS` (about 10 %, see the module docstring).
+GEOGRAPHIC_MULTIPLIER = 1.10
+
+#: Bedrock inference-profile prefix (``""``: an in-region id with no prefix) -> multiplier
+#: on the shipped price, for the models of :data:`BEDROCK_REGIONAL_PREMIUM_MODELS`. A
+#: prefix not listed here is a geography AWS added later: :data:`GEOGRAPHIC_MULTIPLIER`.
+BEDROCK_PROFILE_MULTIPLIERS = MappingProxyType(
+    {
+        "global": 1.0,
+        "us": GEOGRAPHIC_MULTIPLIER,
+        "eu": GEOGRAPHIC_MULTIPLIER,
+        "apac": GEOGRAPHIC_MULTIPLIER,
+        "jp": GEOGRAPHIC_MULTIPLIER,
+        "au": GEOGRAPHIC_MULTIPLIER,
+        "": GEOGRAPHIC_MULTIPLIER,
+    }
+)
+
+#: Shipped-table keys whose Bedrock price depends on the profile: Claude Sonnet 4.5, Haiku
+#: 4.5, Opus 4.5 and every model after them.
+BEDROCK_REGIONAL_PREMIUM_MODELS = frozenset(
+    {
+        "claude-opus-5",
+        "claude-opus-4-8",
+        "claude-opus-4-7",
+        "claude-opus-4-6",
+        "claude-opus-4-5",
+        "claude-sonnet-5",
+        "claude-sonnet-4-6",
+        "claude-sonnet-4-5",
+        "claude-haiku-4-5",
+    }
+)
+
+
+def bedrock_profile_price(price: Price, model: str, prefix: str) -> Price:
+    """``price`` (the shipped price of table key ``model``) as Bedrock charges it under the
+    inference-profile ``prefix`` (``"us"``, ``"global"``, ``""`` for none): every part times
+    the prefix's multiplier for :data:`BEDROCK_REGIONAL_PREMIUM_MODELS`, unchanged for
+    other models. Rounded to 1e-9 USD per million tokens so 3.0 * 1.1 reads 3.3."""
+    if model not in BEDROCK_REGIONAL_PREMIUM_MODELS:
+        return price
+    m = BEDROCK_PROFILE_MULTIPLIERS.get(prefix, GEOGRAPHIC_MULTIPLIER)
+    if m == 1.0:
+        return price
+    return Price(
+        round(price.input * m, 9),
+        round(price.output * m, 9),
+        round(price.cache_write * m, 9),
+        round(price.cache_read * m, 9),
+    )
+
 
 #: What Message Batches results cost as a share of the list price: "The Batch API allows
 #: asynchronous processing of large volumes of requests with a 50% discount on both input

@@ -15,7 +15,9 @@ order: the id as given, then with a Bedrock region/vendor prefix (``us.``, ``glo
 ``@latest`` suffix removed, and a date suffix (``-20250929``, ``-2024-08-06``) or ``-latest``
 removed. At each step config overrides win over the shipped table
 (:mod:`llmrelay.policy.prices`). Any other id, an Azure deployment name for example, is
-priced only if it is a key exactly.
+priced only if it is a key exactly. A shipped price found for a Bedrock id is the one of its
+inference profile (``global.``, ``us.``, ..., or none:
+:func:`~llmrelay.policy.prices.bedrock_profile_price`); a config price is used as written.
 """
 
 from __future__ import annotations
@@ -24,11 +26,11 @@ import math
 import re
 from collections.abc import Iterator, Mapping
 
-from .prices import SHIPPED_PRICES, Price
+from .prices import SHIPPED_PRICES, Price, bedrock_profile_price
 
 __all__ = ["Price", "PriceTable", "cost", "to_micro_usd", "worst_case"]
 
-_BEDROCK_PREFIX = re.compile(r"^(?:[a-z]{2,6}\.)?anthropic\.")
+_BEDROCK_PREFIX = re.compile(r"^(?:([a-z]{2,6})\.)?anthropic\.")
 _BEDROCK_VERSION = re.compile(r"-v\d+(?::\d+)?$")
 _VERTEX_VERSION = re.compile(r"@(?:\d{8}|latest)$")
 _DATE = re.compile(r"-(?:\d{8}|\d{4}-\d{2}-\d{2}|latest)$")
@@ -90,9 +92,16 @@ class PriceTable:
         except KeyError:
             pass
         found = None
-        for candidate in _candidates(provider_model.lower()):
-            found = self._overrides.get(candidate) or self._shipped.get(candidate)
+        model = provider_model.lower()
+        for candidate in _candidates(model):
+            found = self._overrides.get(candidate)
             if found is not None:
+                break
+            found = self._shipped.get(candidate)
+            if found is not None:
+                bedrock = _BEDROCK_PREFIX.match(model)
+                if bedrock is not None and candidate != model:
+                    found = bedrock_profile_price(found, candidate, bedrock.group(1) or "")
                 break
         if len(self._memo) >= _MEMO_MAX:  # ids can come from clients: keep this bounded
             self._memo.clear()

@@ -189,7 +189,7 @@ async def _one(
         async with asyncio.timeout(limit):
             return await attempt(route)
     except TimeoutError:
-        first = "first event" if stream else "answer"
+        first = "first content" if stream else "answer"
         return Failure(
             504,
             "timeout_error",

@@ -184,4 +184,9 @@ class CounterStore(Protocol):
         restart or in a new period); False if it existed already (left unchanged)."""
         ...
 
+    async def ping(self) -> None:
+        """Check the store answers (a no-op in process); raises as the other calls do when
+        it does not (``ConnectionError``, ``TimeoutError``). For ``GET /ready``."""
+        ...
+
     async def aclose(self) -> None: ...

@@ -121,6 +121,13 @@ class FailoverCounterStore:
     def using_primary(self) -> bool:
         return self._up
 
+    async def ping(self) -> None:
+        """Ping the primary: while it is up, a failure moves calls to the fallback (as any
+        call's would); while it is down, this is a probe (at most one every
+        ``retry_after_s``), and its success moves calls back. Never raises for a down
+        primary: read :attr:`using_primary` after it."""
+        await self._try_primary(self._primary.ping)
+
     async def acquire(self, windows: Sequence[Window], amounts: Sequence[int]) -> Acquired:
         """As :meth:`CounterStore.acquire`; raises CounterStoreUnavailable when the primary
         is down and the policy is fail-closed."""

@@ -185,6 +185,9 @@ class MemoryCounterStore:
         self._budgets[key] = _Budget(spent=spent, expires_at=now + ttl_s)
         return True
 
+    async def ping(self) -> None:
+        """In process: always answers."""
+
     async def aclose(self) -> None:
         self._windows.clear()
         self._budgets.clear()

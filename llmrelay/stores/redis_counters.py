@@ -299,6 +299,10 @@ class RedisCounterStore:
         done = await self._run(self._seed(keys=[self._prefix + key], args=[spent, ttl_s * 1000]))
         return bool(int(done))
 
+    async def ping(self) -> None:
+        """A Redis ``PING`` (bounded by the client's ``socket_timeout``)."""
+        await self._run(self._redis.ping())
+
     async def aclose(self) -> None:
         if self._owned:
             await self._redis.aclose()

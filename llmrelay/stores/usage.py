@@ -126,7 +126,8 @@ class UsageRecord:
     #: The configured name that served the call (``account/model`` or a virtual model):
     #: the route decision. It differs from ``model`` when a routing rule changed it.
     routed_model: str | None = None
-    #: The error message the client got (or that ended its stream).
+    #: The error message the client got (or that ended its stream); for a client that left
+    #: mid-stream (499), how its output tokens were counted (``core/delivered.py``).
     error_message: str | None = None
     #: The client's ``user-agent`` header.
     user_agent: str | None = None

@@ -26,7 +26,7 @@ from ..core.usage import Usage
 from ..errors import (
     GatewayError,
     InvalidRequestError,
-    NotFoundError,
+    ModelNotFoundError,
     anthropic_error_body,
     anthropic_error_type,
 )
@@ -48,6 +48,9 @@ from .common import json_content, json_object, not_json
 __all__ = ["AnthropicSurface", "error_response", "utc_now_rfc3339"]
 
 PREFIXES = ("", "/anthropic")
+#: ``/v1`` and, for an SDK whose ``base_url`` already ends in ``/v1`` (the Anthropic SDK
+#: appends ``/v1/messages`` to it), ``/v1/v1``: served as ``/v1``.
+VERSIONS = ("/v1", "/v1/v1")
 
 
 def error_response(
@@ -84,11 +87,14 @@ class AnthropicSurface:
 
     def add_routes(self, app: web.Application) -> None:
         for p in PREFIXES:
-            app.router.add_post(f"{p}/v1/messages", self.messages)
-            app.router.add_post(f"{p}/v1/messages/count_tokens", self.count_tokens)
-            app.router.add_get(f"{p}/v1/models/{{model_id:.+}}", guarded(self.get_model, self))
-        # Plain /v1/models is shared with the OpenAI surface; app.py dispatches it.
-        app.router.add_get("/anthropic/v1/models", guarded(self.list_models, self))
+            for v in VERSIONS:
+                app.router.add_post(f"{p}{v}/messages", self.messages)
+                app.router.add_post(f"{p}{v}/messages/count_tokens", self.count_tokens)
+        # Plain /v1/models and /v1/models/{id} are shared with the OpenAI surface; app.py
+        # dispatches them. Only Anthropic's SDK doubles the /v1.
+        for path in ("/anthropic/v1", "/v1/v1", "/anthropic/v1/v1"):
+            app.router.add_get(f"{path}/models", guarded(self.list_models, self))
+            app.router.add_get(f"{path}/models/{{model_id:.+}}", guarded(self.get_model, self))
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         return await run_call(self._parts, self, self._limits, request, "messages")
@@ -136,12 +142,14 @@ class AnthropicSurface:
         )
 
     async def get_model(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/models/{id}`` as Anthropic's ``ModelInfo``
+        (``anthropic/types/model_info.py``); 404 for a name the gateway does not route."""
         rid = new_request_id()
         try:
             caller = self._parts.keys.authenticate(request.headers)
             model_id = request.match_info["model_id"]
             if model_id not in self._parts.router:
-                raise NotFoundError(self.unknown_model(clip(model_id)))
+                raise ModelNotFoundError(self.unknown_model(clip(model_id)))
             self._parts.policy.check_model(caller, model_id)
         except GatewayError as err:
             return error_response(err, rid)
@@ -218,7 +226,9 @@ class _Attempter:
             headers = _relay_headers(up, rid)
             limit = self._wire.max_event_bytes
             if gate:
-                return await gated_stream(up, headers, account, limit)
+                return await gated_stream(
+                    up, headers, account, limit, self._wire.max_preamble_bytes
+                )
             return Success(relay_answer(up, headers, account, limit))
         try:
             data = await up.read()

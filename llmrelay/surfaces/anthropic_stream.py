@@ -4,7 +4,9 @@ without changing it, and the first-chunk gate for such streams.
 Usage comes from ``message_start.message.usage`` and the cumulative ``message_delta.usage``
 (``anthropic/lib/streaming/_messages.py`` accumulates it the same way), and, for counts those
 left at zero, from Bedrock's ``amazon-bedrock-invocationMetrics`` on ``message_stop``; an
-``error`` event's ``error.type`` is kept. Every other event is only framed, never parsed. A
+``error`` event's ``error.type`` is kept. Each ``content_block_delta`` that went out is
+counted (:class:`~llmrelay.core.delivered.Delivered`: what a client that leaves is charged).
+Every other event is only framed, never parsed. A
 stream that ends without ``message_stop`` (and without an ``error`` event) is incomplete:
 the client gets an ``error`` event saying so. Only whole events go to the client
 (:class:`~llmrelay.surfaces.common.WholeEvents`), so one that ends early ends between two.
@@ -16,6 +18,7 @@ from collections.abc import AsyncIterator
 
 import orjson
 
+from ..core.delivered import Delivered
 from ..core.sse import (
     DEFAULT_MAX_EVENT_BYTES,
     SSEDecoder,
@@ -29,11 +32,24 @@ from ..pipeline.answers import ChunksAnswer
 from ..pipeline.surface import AttemptResult
 from ..providers.base import ProviderResponse
 from ..routing.executor import Failure, Success
-from ..routing.gate import anthropic_event_error, first_sse_event
+from ..routing.gate import (
+    DEFAULT_MAX_PREAMBLE_BYTES,
+    anthropic_event_error,
+    anthropic_preamble,
+    hold_preamble,
+    log_capped,
+)
 from .common import WholeEvents
 
-_SKIP = (b"event: content_block", b"event: ping")
-_ENDED = "the provider's stream ended before its first event"
+_SKIP = (b"event: content_block_start", b"event: content_block_stop", b"event: ping")
+_DELTA = b"event: content_block_delta"
+#: The field of each delta type that carries generated text (signatures and citations do not).
+_DELTA_TEXT = {
+    "text_delta": "text",
+    "thinking_delta": "thinking",
+    "input_json_delta": "partial_json",
+}
+_ENDED = "the provider's stream ended before its first content"
 
 __all__ = ["AnthropicStreamTap", "error_event", "gated_stream", "relay_answer"]
 
@@ -41,7 +57,7 @@ __all__ = ["AnthropicStreamTap", "error_event", "gated_stream", "relay_answer"]
 class AnthropicStreamTap:
     """A :class:`~llmrelay.pipeline.relay.Tap` for an Anthropic-wire stream from ``account``."""
 
-    __slots__ = ("_decoder", "_stopped", "_whole", "account", "error_type", "usage")
+    __slots__ = ("_decoder", "_stopped", "_whole", "account", "delivered", "error_type", "usage")
 
     def __init__(
         self, usage: Usage, account: str = "", max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
@@ -52,6 +68,7 @@ class AnthropicStreamTap:
         self.usage = usage
         self.account = account
         self.error_type: str | None = None
+        self.delivered = Delivered()
 
     def filter(self, chunk: bytes) -> bytes:
         return self._whole.take(chunk)
@@ -95,6 +112,9 @@ class AnthropicStreamTap:
             # skip them on their first bytes (Anthropic puts the event: line first).
             if block.startswith(_SKIP):
                 continue
+            if block.startswith(_DELTA):
+                self._count_delta(block)
+                continue
             ev = parse_block(block)
             if ev is None:
                 continue
@@ -110,6 +130,9 @@ class AnthropicStreamTap:
                 usage = data.get("usage") if data else None
                 if isinstance(usage, dict):
                     self.usage.update_from_anthropic(usage)
+                    count = _int(usage.get("output_tokens"))
+                    if count is not None:
+                        self.delivered.provider_count(count)
             elif name == "message_stop":
                 self._stopped = True
                 if ev.data.find(b"invocationMetrics") >= 0:
@@ -118,6 +141,18 @@ class AnthropicStreamTap:
                 data = _loads(ev.data)
                 error = data.get("error") if data else None
                 self.error_type = str(error.get("type")) if isinstance(error, dict) else "api_error"
+
+    def _count_delta(self, block: bytes) -> None:
+        """Count one delivered ``content_block_delta`` (``core/delivered.py``)."""
+        ev = parse_block(block)
+        data = _loads(ev.data) if ev is not None else None
+        delta = data.get("delta") if data else None
+        if not isinstance(delta, dict):
+            return
+        field = _DELTA_TEXT.get(str(delta.get("type")))
+        text = delta.get(field) if field is not None else None
+        if isinstance(text, str):
+            self.delivered.delta(text)
 
 
 def _int(value: object) -> int | None:
@@ -156,22 +191,33 @@ def relay_answer(
 
 
 async def gated_stream(
-    up: ProviderResponse, headers: dict[str, str], account: str, max_event_bytes: int
+    up: ProviderResponse,
+    headers: dict[str, str],
+    account: str,
+    max_event_bytes: int,
+    max_preamble_bytes: int = DEFAULT_MAX_PREAMBLE_BYTES,
 ) -> AttemptResult:
-    """Read a 200 stream's first event (the first-chunk gate): an ``error`` event, or no
-    event at all, is a failure to fall back from; anything else is an answer to relay."""
+    """Hold a 200 stream's preamble until its first content (the first-chunk gate,
+    ``routing/gate.py``): an ``error`` event, or the end of the stream, before content is a
+    failure to fall back from; content (or a preamble past ``max_preamble_bytes``) is an
+    answer to relay, the held bytes first."""
     chunks = up.iter_chunks()
     try:
-        head, first = await first_sse_event(chunks, max_event_bytes)
+        held = await hold_preamble(chunks, anthropic_preamble, max_event_bytes, max_preamble_bytes)
     except SSEEventTooLarge as err:
         up.close()
         raise err.for_account(account) from None
     except BaseException:
         up.close()
         raise
-    error = ("api_error", _ENDED) if first is None else anthropic_event_error(first)
+    first = held.first
+    if held.capped:
+        log_capped(account, f"{max_preamble_bytes} bytes (server.max_stream_preamble_kb)")
+        error = None
+    else:
+        error = ("api_error", _ENDED) if first is None else anthropic_event_error(first)
     if error is None:
-        return Success(relay_answer(up, headers, account, max_event_bytes, head, chunks))
+        return Success(relay_answer(up, headers, account, max_event_bytes, held.head, chunks))
     up.close()
     error_type, message = error
     return Failure(

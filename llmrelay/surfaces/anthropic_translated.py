@@ -3,13 +3,15 @@
 The client sees exactly the Anthropic wire: a ``Message`` JSON, or an SSE stream with
 ``event:`` lines that the Anthropic SDK accepts (``message_start`` first, one start/stop
 pair per block with increasing indexes, cumulative usage in ``message_delta``). Provider
-errors come back in Anthropic's envelope with the provider's status.
+errors come back in Anthropic's envelope with the provider's status. A streamed
+``message_start`` carries the gateway's estimate of the input tokens when the provider
+reports none before its end (``_with_input_estimate``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -27,7 +29,7 @@ from ..pipeline.answers import EventsAnswer, JSONAnswer
 from ..pipeline.surface import AttemptResult
 from ..providers.base import Endpoint
 from ..routing.executor import Failure, Success, retry_after_s
-from ..routing.gate import aclose, first_event, stream_error
+from ..routing.gate import MAX_PREAMBLE_EVENTS, aclose, first_event, log_capped, stream_error
 from ..routing.table import Route
 from ..tokens import TokenCounter, estimate_tokens
 from ..translation import WireLimits, call_translated, codec_for
@@ -97,14 +99,19 @@ async def attempt_translated(
     if events is None:
         assert result.response is not None
         events = aiter_events(response_events(result.response))
+    else:
+        events = _with_input_estimate(events, body)
     head: list[Event] = []
     if gate:
         try:
-            head, first = await first_event(events)
+            held = await first_event(events)
         except BaseException:
             await aclose(events)
             raise
-        error = stream_error(first)
+        head = held.head
+        if held.capped:
+            log_capped(route.account, f"{MAX_PREAMBLE_EVENTS} events")
+        error = stream_error(held)
         if error is not None:
             await aclose(events)
             return Failure(
@@ -120,6 +127,25 @@ async def attempt_translated(
             upstream_request_id=rid_up,
         )
     )
+
+
+async def _with_input_estimate(
+    events: AsyncIterator[Event], body: dict[str, Any]
+) -> AsyncIterator[Event]:
+    """``events`` with ``message_start.usage.input_tokens`` set to the gateway's estimate
+    when the provider left it 0: an OpenAI-wire stream reports its usage only in its last
+    chunk, and clients (Claude Code) read the input count from ``message_start`` for the
+    context size. The estimate is :func:`~llmrelay.tokens.estimate_tokens` of the client's
+    ``body`` (the upper-leaning estimate ``count_tokens`` answers with when no tokenizer
+    applies), made only then: it approximates the final count, which the last
+    ``message_delta.usage.input_tokens`` carries and the usage row settles to."""
+    try:
+        async for event in events:
+            if isinstance(event, MessageStart) and event.message.usage.input_tokens == 0:
+                event.message.usage.input_tokens = estimate_tokens(body)
+            yield event
+    finally:
+        await aclose(events)
 
 
 def _usage_of(response: Response) -> Callable[[Usage], None]:

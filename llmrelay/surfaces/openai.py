@@ -18,9 +18,10 @@ import orjson
 from aiohttp import web
 
 from ..codecs import openai as codec
+from ..core.text import clip
 from ..core.types import Request
 from ..core.usage import Usage
-from ..errors import GatewayError
+from ..errors import GatewayError, ModelNotFoundError
 from ..pipeline.answers import JSONAnswer
 from ..pipeline.body import BodyLimits
 from ..pipeline.call import Call, Parts, SurfaceName
@@ -35,7 +36,7 @@ from .common import json_content, json_object, not_json
 from .openai_stream import gated_stream, relay_answer, usage_from_openai
 from .openai_translated import attempt_translated, decode_canonical
 
-__all__ = ["OpenAISurface", "openai_error_response"]
+__all__ = ["OpenAISurface", "openai_error_response", "openai_gateway_error"]
 
 PREFIXES = ("", "/openai")
 
@@ -47,12 +48,31 @@ def openai_error_response(
     request_id: str,
     headers: Mapping[str, str] | None = None,
     openai_type: str | None = None,
+    code: str | None = None,
 ) -> web.Response:
+    """An error in OpenAI's envelope (``openai/_exceptions.py`` reads ``error.message``,
+    ``type``, ``param``, ``code``), with ``x-request-id`` and ``request-id``."""
     return web.Response(
         status=status,
-        body=orjson.dumps(codec.error_to_openai(status, error_type, message, openai_type)),
+        body=orjson.dumps(codec.error_to_openai(status, error_type, message, openai_type, code)),
         content_type="application/json",
         headers={**(headers or {}), "x-request-id": request_id, "request-id": request_id},
+    )
+
+
+def openai_gateway_error(
+    err: GatewayError, request_id: str, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    """A gateway error in OpenAI's envelope, its own headers (``Allow``, ``retry-after``)
+    over ``headers``."""
+    return openai_error_response(
+        err.status,
+        err.error_type,
+        err.message,
+        request_id,
+        {**(headers or {}), **err.headers},
+        err.openai_type,
+        err.openai_code,
     )
 
 
@@ -78,7 +98,9 @@ class OpenAISurface:
     def add_routes(self, app: web.Application) -> None:
         for p in PREFIXES:
             app.router.add_post(f"{p}/v1/chat/completions", self.chat_completions)
+        # Plain /v1/models and /v1/models/{id} are shared with Anthropic's; app.py dispatches.
         app.router.add_get("/openai/v1/models", guarded(self.list_models, self))
+        app.router.add_get("/openai/v1/models/{model_id:.+}", guarded(self.get_model, self))
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         return await run_call(self._parts, self, self._limits, request, "chat_completions")
@@ -86,14 +108,7 @@ class OpenAISurface:
     def error_response(
         self, err: GatewayError, request_id: str, headers: Mapping[str, str] | None = None
     ) -> web.Response:
-        return openai_error_response(
-            err.status,
-            err.error_type,
-            err.message,
-            request_id,
-            {**(headers or {}), **err.headers},
-            err.openai_type,
-        )
+        return openai_gateway_error(err, request_id, headers)
 
     def unknown_model(self, model: str) -> str:
         return f"The model {model!r} is not routed by this gateway (GET /v1/models lists them)"
@@ -120,6 +135,33 @@ class OpenAISurface:
         ]
         return web.Response(
             body=orjson.dumps({"object": "list", "data": data}),
+            content_type="application/json",
+            headers={"x-request-id": rid, "request-id": rid},
+        )
+
+    async def get_model(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/models/{id}`` as OpenAI's ``Model`` (``openai/types/model.py``: ``id``,
+        ``object: "model"``, ``created`` in Unix seconds, ``owned_by``: the account that
+        serves it, ``llmrelay`` for a virtual model); 404 ``model_not_found`` for a name
+        the gateway does not route, 403 for one the key may not use."""
+        rid = new_request_id()
+        try:
+            caller = self._parts.keys.authenticate(request.headers)
+            model_id = request.match_info["model_id"]
+            owners = dict(self._parts.router.names())
+            if model_id not in owners:
+                raise ModelNotFoundError(self.unknown_model(clip(model_id)))
+            self._parts.policy.check_model(caller, model_id)
+        except GatewayError as err:
+            return self.error_response(err, rid)
+        model = {
+            "id": model_id,
+            "object": "model",
+            "created": self._created_unix,
+            "owned_by": owners[model_id],
+        }
+        return web.Response(
+            body=orjson.dumps(model),
             content_type="application/json",
             headers={"x-request-id": rid, "request-id": rid},
         )
@@ -184,7 +226,9 @@ class _Attempter:
             headers = _headers(up, record.request_id)
             limit = self._wire.max_event_bytes
             if gate:
-                return await gated_stream(up, headers, account, strip_usage, limit)
+                return await gated_stream(
+                    up, headers, account, strip_usage, limit, self._wire.max_preamble_bytes
+                )
             return Success(relay_answer(up, headers, account, strip_usage, limit))
         try:
             data = await up.read()

@@ -7,7 +7,9 @@ tokens too, so ``input_tokens = prompt_tokens - cached_tokens`` to match Anthrop
 When the gateway asked for usage on the client's behalf, that chunk is held back from the
 client, who did not ask for it. A stream that ends without ``data: [DONE]`` (and without an
 error chunk) is incomplete: the client gets an error chunk and ``[DONE]``. Only whole events
-go to the client, so one that ends early ends between two.
+go to the client, so one that ends early ends between two. Each delta's text that went out
+is counted (:class:`~llmrelay.core.delivered.Delivered`: what a client that leaves is
+charged).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import orjson
 
 from ..codecs.openai.errors import error_to_openai
+from ..core.delivered import Delivered
 from ..core.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEEventTooLarge
 from ..core.usage import Usage
 from ..errors import GatewayError, UpstreamProtocolError, status_for_error_type
@@ -25,7 +28,13 @@ from ..pipeline.answers import ChunksAnswer
 from ..pipeline.surface import AttemptResult
 from ..providers.base import ProviderResponse
 from ..routing.executor import Failure, Success
-from ..routing.gate import first_sse_event, openai_event_error
+from ..routing.gate import (
+    DEFAULT_MAX_PREAMBLE_BYTES,
+    hold_preamble,
+    log_capped,
+    openai_event_error,
+    openai_preamble,
+)
 from .common import WholeEvents
 
 __all__ = [
@@ -39,7 +48,7 @@ __all__ = [
 
 DONE = b"data: [DONE]\n\n"
 
-_ENDED = "the provider's stream ended before its first chunk"
+_ENDED = "the provider's stream ended before its first content"
 
 
 def usage_from_openai(raw: Any, usage: Usage) -> None:
@@ -62,7 +71,17 @@ class OpenAIStreamTap:
     """A :class:`~llmrelay.pipeline.relay.Tap` for an OpenAI-wire stream from ``account``:
     ``filter`` returns the bytes to send on (all of them, unless ``strip_usage``)."""
 
-    __slots__ = ("_decoder", "_done", "_whole", "account", "error_type", "strip_usage", "usage")
+    __slots__ = (
+        "_decoder",
+        "_done",
+        "_pending",
+        "_whole",
+        "account",
+        "delivered",
+        "error_type",
+        "strip_usage",
+        "usage",
+    )
 
     def __init__(
         self,
@@ -79,6 +98,9 @@ class OpenAIStreamTap:
         self.strip_usage = strip_usage
         self.account = account
         self.error_type: str | None = None
+        self.delivered = Delivered()
+        # Delta texts of the chunk being sent, counted once it went out (``observe``).
+        self._pending: list[str] = []
 
     def filter(self, chunk: bytes) -> bytes:
         try:
@@ -97,7 +119,10 @@ class OpenAIStreamTap:
         return b"".join(out)
 
     def observe(self, chunk: bytes) -> None:
-        """Everything was read in :meth:`filter`."""
+        """Count the deltas :meth:`filter` read, now that they went out."""
+        for text in self._pending:
+            self.delivered.delta(text)
+        self._pending.clear()
 
     def finish(self) -> GatewayError | None:
         try:
@@ -113,7 +138,8 @@ class OpenAIStreamTap:
         if data == b"[DONE]":
             self._done = True
             return False
-        if b"prompt_tokens" not in data and b'"error"' not in data:
+        has_delta = b'"delta"' in data
+        if not has_delta and b"prompt_tokens" not in data and b'"error"' not in data:
             return False
         try:
             obj = orjson.loads(data)
@@ -124,8 +150,35 @@ class OpenAIStreamTap:
         if isinstance(obj.get("error"), dict):
             self.error_type = str(obj["error"].get("type") or "api_error")
             return False
-        usage_from_openai(obj.get("usage"), self.usage)
+        if has_delta:
+            _delta_texts(obj.get("choices"), self._pending)
+        raw = obj.get("usage")
+        usage_from_openai(raw, self.usage)
+        completion = raw.get("completion_tokens") if isinstance(raw, dict) else None
+        if isinstance(completion, int) and not isinstance(completion, bool):
+            self.delivered.provider_count(max(0, completion))
         return obj.get("choices") == [] and obj.get("usage") is not None
+
+
+def _delta_texts(choices: object, out: list[str]) -> None:
+    """Append the generated text of each choice's ``delta`` to ``out``: ``content``,
+    ``refusal``, ``reasoning_content``/``reasoning`` and tool-call ``arguments``."""
+    if not isinstance(choices, list):
+        return
+    for choice in choices:
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if not isinstance(delta, dict):
+            continue
+        for key in ("content", "refusal", "reasoning_content", "reasoning"):
+            text = delta.get(key)
+            if isinstance(text, str) and text:
+                out.append(text)
+        calls = delta.get("tool_calls")
+        for call in calls if isinstance(calls, list) else ():
+            fn = call.get("function") if isinstance(call, dict) else None
+            args = fn.get("arguments") if isinstance(fn, dict) else None
+            if isinstance(args, str) and args:
+                out.append(args)
 
 
 def error_chunk(err: GatewayError) -> bytes:
@@ -165,22 +218,30 @@ async def gated_stream(
     account: str,
     strip_usage: bool,
     max_event_bytes: int,
+    max_preamble_bytes: int = DEFAULT_MAX_PREAMBLE_BYTES,
 ) -> AttemptResult:
-    """Read a 200 stream's first chunk (the first-chunk gate): an error chunk, or no chunk at
-    all, is a failure to fall back from; anything else is an answer to relay."""
+    """Hold a 200 stream's preamble (role-only or empty deltas) until its first content (the
+    first-chunk gate, ``routing/gate.py``): an error chunk, or the end of the stream, before
+    content is a failure to fall back from; content (or a preamble past
+    ``max_preamble_bytes``) is an answer to relay, the held bytes first."""
     chunks = up.iter_chunks()
     try:
-        head, first = await first_sse_event(chunks, max_event_bytes)
+        held = await hold_preamble(chunks, openai_preamble, max_event_bytes, max_preamble_bytes)
     except SSEEventTooLarge as err:
         up.close()
         raise err.for_account(account) from None
     except BaseException:
         up.close()
         raise
-    error = ("api_error", _ENDED) if first is None else openai_event_error(first)
+    first = held.first
+    if held.capped:
+        log_capped(account, f"{max_preamble_bytes} bytes (server.max_stream_preamble_kb)")
+        error = None
+    else:
+        error = ("api_error", _ENDED) if first is None else openai_event_error(first)
     if error is None:
         return Success(
-            relay_answer(up, headers, account, strip_usage, max_event_bytes, head, chunks)
+            relay_answer(up, headers, account, strip_usage, max_event_bytes, held.head, chunks)
         )
     up.close()
     error_type, message = error

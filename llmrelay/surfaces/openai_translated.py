@@ -22,7 +22,7 @@ from ..errors import InvalidRequestError, status_for_error_type
 from ..pipeline.answers import EventsAnswer, JSONAnswer
 from ..pipeline.surface import AttemptResult
 from ..routing.executor import Failure, Success, retry_after_s
-from ..routing.gate import aclose, first_event, stream_error
+from ..routing.gate import MAX_PREAMBLE_EVENTS, aclose, first_event, log_capped, stream_error
 from ..routing.table import Route
 from ..translation import WireLimits, call_translated
 from .openai_stream import DONE, error_chunk
@@ -99,11 +99,14 @@ async def attempt_translated(
     head: list[Event] = []
     if gate:
         try:
-            head, first = await first_event(events)
+            held = await first_event(events)
         except BaseException:
             await aclose(events)
             raise
-        error = stream_error(first)
+        head = held.head
+        if held.capped:
+            log_capped(route.account, f"{MAX_PREAMBLE_EVENTS} events")
+        error = stream_error(held)
         if error is not None:
             await aclose(events)
             return Failure(

@@ -5,7 +5,8 @@ Routes (docs/passthrough.md):
 * ``/proxy/{account}/{path}``, any method: ``{path}`` (and the query) appended to the
   account's base URL. Errors the gateway itself answers are in the envelope of the
   account's wire (Anthropic's, or OpenAI's for OpenAI and Azure accounts).
-* ``/v1/messages/batches*`` and ``/v1/files*`` (also under ``/anthropic``): the Anthropic
+* ``/v1/messages/batches*`` and ``/v1/files*`` (also under ``/anthropic``, and after a
+  doubled ``/v1`` as the surfaces serve it): the Anthropic
   SDK's own paths (``client.messages.batches``, ``client.beta.files``), sent to the account
   the ``x-llmrelay-account`` header names or, when the key may reach only one
   Anthropic-wire account, to that one; otherwise 400 naming the header. A ``/v1/files``
@@ -39,6 +40,7 @@ from aiohttp import web
 
 from ..core.text import clip
 from ..core.usage import Usage
+from ..drain import StreamWatch
 from ..errors import (
     GatewayError,
     InternalError,
@@ -88,8 +90,9 @@ class ProxySurface:
     def add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/proxy/{tail:.*}", self.proxy)
         for p in SDK_PREFIXES:
-            app.router.add_route("*", f"{p}/v1/messages/batches{{tail:.*}}", self.sdk_path)
-            app.router.add_route("*", f"{p}/v1/files{{tail:.*}}", self.sdk_path)
+            for v in ("/v1", "/v1/v1"):  # /v1/v1: an SDK base_url ending in /v1, as surfaces
+                app.router.add_route("*", f"{p}{v}/messages/batches{{tail:.*}}", self.sdk_path)
+                app.router.add_route("*", f"{p}{v}/files{{tail:.*}}", self.sdk_path)
 
     async def proxy(self, request: web.Request) -> web.StreamResponse:
         """``/proxy/{account}/{path}``."""
@@ -99,9 +102,12 @@ class ProxySurface:
 
     async def sdk_path(self, request: web.Request) -> web.StreamResponse:
         """``/v1/messages/batches*`` and ``/v1/files*`` (module docstring)."""
-        prefix = "/anthropic" if request.path.startswith("/anthropic/") else ""
+        path = request.path
+        prefix = "/anthropic" if path.startswith("/anthropic/") else ""
+        if path[len(prefix) :].startswith("/v1/v1/"):
+            prefix += "/v1"  # the client's base URL ends in /v1
         wire: SurfaceName = "anthropic"
-        if request.path.startswith(("/v1/files", "/anthropic/v1/files")) and (
+        if path[len(prefix) :].startswith("/v1/files") and (
             "anthropic-version" not in request.headers
         ):
             wire = "openai"
@@ -223,13 +229,17 @@ class _Passthrough:
             request.headers.get("content-type") if body else None,
         )
         answer = ProxyAnswer(call, self.rid, self.prefix)
+        watch: StreamWatch | None = None
         try:
-            async with asyncio.timeout(total_s):
+            # The call's deadline, which a shutdown's drain that runs out moves to now.
+            async with parts.drain.deadline(call.deadline) as watch:
                 return await answer.relay(provider, raw, cfg)
         except TimeoutError:
-            err = UpstreamTimeout(
+            err: GatewayError = UpstreamTimeout(
                 f"provider {account!r} did not finish within {total_s:g}s (timeouts.total_s)"
             )
+            if watch is not None and watch.cut:
+                err = parts.drain.error()
             if call.response is None:
                 raise err from None
             # The deadline cancelled the relay (read as a disconnect there): the client got
@@ -281,7 +291,12 @@ def _finish(call: Call) -> None:
     record = call.record
     record.latency_s = time.perf_counter() - call.started
     if record.status == 499 and record.error_type is None:
-        record.error_type = "client_disconnected"
+        cut = call.parts.drain.cut_reason
+        if cut is None:
+            record.error_type = "client_disconnected"
+        else:  # cancelled by the shutdown, after its drain (docs/operations.md)
+            record.error_type = "gateway_restarting"
+            record.error_message = f"cancelled at shutdown: {cut}"
     usage = call.usage
     record.input_tokens = usage.input_tokens
     record.output_tokens = usage.output_tokens

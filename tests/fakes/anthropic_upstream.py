@@ -180,6 +180,59 @@ def stream_error_reply(
     return sse_reply([*(after or []), ("error", error)])
 
 
+def message_start_event(
+    msg_id: str = "msg_fake_preamble", model: str = DEFAULT_MODEL, input_tokens: int = 25
+) -> tuple[str, Any]:
+    """A ``message_start`` as Anthropic sends it: empty content, ``output_tokens: 1`` (the
+    placeholder a stream's usage starts from), ``(event_name, data)`` for ``sse_reply``."""
+    usage = {
+        "input_tokens": input_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": 1,
+        "service_tier": "standard",
+    }
+    message = {
+        "id": msg_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": usage,
+    }
+    return ("message_start", {"type": "message_start", "message": message})
+
+
+def preamble_error_reply(
+    status: int = 529, message: str = "Overloaded", *, pings: int = 1, msg_id: str = "msg_failed"
+) -> Reply:
+    """A 200 stream that fails after its preamble, as Anthropic reports overload inside a
+    stream (Bifrost #5395): ``message_start``, ``pings`` pings, then ``event: error``."""
+    ping = ("ping", {"type": "ping"})
+    return stream_error_reply(
+        status, message, after=[message_start_event(msg_id), *([ping] * pings)]
+    )
+
+
+def deltas_reply(texts: list[str], *, hang_after: bool = True) -> Reply:
+    """A 200 stream of one text block: ``message_start`` (output placeholder 1), the block's
+    start, a ``text_delta`` per item of ``texts``; then (``hang_after``) nothing more, the
+    connection held open, as a long answer the client may leave in the middle of."""
+    events: list[tuple[str, Any]] = [
+        message_start_event("msg_deltas"),
+        ("content_block_start", {"type": "content_block_start", "index": 0,
+                                 "content_block": {"type": "text", "text": ""}}),
+        *[
+            ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                     "delta": {"type": "text_delta", "text": t}})
+            for t in texts
+        ],
+    ]  # fmt: skip
+    return sse_reply(events, hang_after=hang_after)
+
+
 def hang_reply() -> Reply:
     """Accept the request and never answer (until the client gives up or the fake stops)."""
     return Reply(hang=True)

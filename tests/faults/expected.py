@@ -43,7 +43,7 @@ EXPECTED_TABLE = """
 | mid_close      | json   | vertex    | openai    | 502 api_error              | 502 api_error 0/0     | closed the connection mid-response                               |
 | mid_close      | stream | anthropic | anthropic | stream error api_error     | 200 api_error 7/1     | closed the connection mid-response                               |
 | mid_close      | stream | anthropic | openai    | stream error api_error     | 200 api_error 7/1     | closed the connection mid-response                               |
-| mid_close      | stream | openai    | anthropic | stream error api_error     | 200 api_error 0/0     | closed the connection mid-response                               |
+| mid_close      | stream | openai    | anthropic | stream error api_error     | 200 api_error 9/0     | closed the connection mid-response                               |
 | mid_close      | stream | openai    | openai    | stream error api_error     | 200 api_error 0/0     | closed the connection mid-response                               |
 | mid_close      | stream | bedrock   | anthropic | stream error api_error     | 200 api_error 7/1     | closed the connection mid-response                               |
 | mid_close      | stream | bedrock   | openai    | stream error api_error     | 200 api_error 7/1     | closed the connection mid-response                               |
@@ -51,7 +51,7 @@ EXPECTED_TABLE = """
 | mid_close      | stream | vertex    | openai    | stream error api_error     | 200 api_error 7/1     | closed the connection mid-response                               |
 | garbage_bytes  | stream | anthropic | anthropic | stream error api_error     | 200 api_error 7/1     | ended the stream before message_stop                             |
 | garbage_bytes  | stream | anthropic | openai    | stream error api_error     | 200 api_error 7/1     | ended the stream before message_stop                             |
-| garbage_bytes  | stream | openai    | anthropic | stream error api_error     | 200 api_error 0/0     | a stream that ended before [DONE]                                |
+| garbage_bytes  | stream | openai    | anthropic | stream error api_error     | 200 api_error 9/0     | a stream that ended before [DONE]                                |
 | garbage_bytes  | stream | openai    | openai    | stream error api_error     | 200 api_error 0/0     | ended the stream before [DONE]                                   |
 | garbage_bytes  | stream | bedrock   | anthropic | stream error api_error     | 200 api_error 7/1     | sent an event-stream frame of                                    |
 | garbage_bytes  | stream | bedrock   | openai    | stream error api_error     | 200 api_error 7/1     | sent an event-stream frame of                                    |
@@ -59,7 +59,7 @@ EXPECTED_TABLE = """
 | garbage_bytes  | stream | vertex    | openai    | stream error api_error     | 200 api_error 7/1     | ended the stream before message_stop                             |
 | garbage_data   | stream | anthropic | anthropic | SDK JSON error             | 200 - 7/3             |                                                                  |
 | garbage_data   | stream | anthropic | openai    | stream error api_error     | 200 api_error 7/1     | sent a stream event whose data is not JSON                       |
-| garbage_data   | stream | openai    | anthropic | stream error api_error     | 200 api_error 0/0     | sent a stream event whose data is not JSON                       |
+| garbage_data   | stream | openai    | anthropic | stream error api_error     | 200 api_error 9/0     | sent a stream event whose data is not JSON                       |
 | garbage_data   | stream | openai    | openai    | SDK JSON error             | 200 - 7/3             |                                                                  |
 | garbage_data   | stream | bedrock   | anthropic | stream error api_error     | 200 api_error 7/1     | sent an event-stream chunk whose event is not a JSON object      |
 | garbage_data   | stream | bedrock   | openai    | stream error api_error     | 200 api_error 7/1     | sent an event-stream chunk whose event is not a JSON object      |
@@ -67,7 +67,7 @@ EXPECTED_TABLE = """
 | garbage_data   | stream | vertex    | openai    | stream error api_error     | 200 api_error 7/1     | sent a stream event whose data is not JSON                       |
 | never_ending   | stream | anthropic | anthropic | stream error api_error     | 200 api_error 7/1     | sent an SSE event larger than 52428 bytes                        |
 | never_ending   | stream | anthropic | openai    | stream error api_error     | 200 api_error 7/1     | sent an SSE event larger than 52428 bytes                        |
-| never_ending   | stream | openai    | anthropic | stream error api_error     | 200 api_error 0/0     | sent an SSE event larger than 52428 bytes                        |
+| never_ending   | stream | openai    | anthropic | stream error api_error     | 200 api_error 9/0     | sent an SSE event larger than 52428 bytes                        |
 | never_ending   | stream | openai    | openai    | stream error api_error     | 200 api_error 0/0     | sent an SSE event larger than 52428 bytes                        |
 | never_ending   | stream | bedrock   | anthropic | stream error api_error     | 200 api_error 7/1     | larger than an event of 52428 bytes needs                        |
 | never_ending   | stream | bedrock   | openai    | stream error api_error     | 200 api_error 7/1     | larger than an event of 52428 bytes needs                        |
@@ -99,7 +99,7 @@ EXPECTED_TABLE = """
 | wrong_shape    | json   | vertex    | openai    | 502 api_error              | 502 api_error 0/0     | sent a malformed response: content: expected a list              |
 | wrong_shape    | stream | anthropic | anthropic | answer                     | 200 - 7/3             |                                                                  |
 | wrong_shape    | stream | anthropic | openai    | stream error api_error     | 200 api_error 7/1     | sent a malformed stream event: content_block_delta.index         |
-| wrong_shape    | stream | openai    | anthropic | stream error api_error     | 200 api_error 0/0     | sent a malformed stream chunk: choices: expected a list          |
+| wrong_shape    | stream | openai    | anthropic | stream error api_error     | 200 api_error 9/0     | sent a malformed stream chunk: choices: expected a list          |
 | wrong_shape    | stream | openai    | openai    | answer                     | 200 - 7/3             |                                                                  |
 | wrong_shape    | stream | bedrock   | anthropic | answer                     | 200 - 7/3             |                                                                  |
 | wrong_shape    | stream | bedrock   | openai    | stream error api_error     | 200 api_error 7/1     | sent a malformed stream event: content_block_delta.index         |
@@ -131,7 +131,7 @@ EXPECTED_TABLE = """
 | negative_usage | json   | vertex    | openai    | answer                     | 200 - 0/0             |                                                                  |
 | negative_usage | stream | anthropic | anthropic | answer                     | 200 - 0/0             |                                                                  |
 | negative_usage | stream | anthropic | openai    | answer                     | 200 - 0/0             |                                                                  |
-| negative_usage | stream | openai    | anthropic | answer                     | 200 - 0/0             |                                                                  |
+| negative_usage | stream | openai    | anthropic | answer                     | 200 - 9/0             |                                                                  |
 | negative_usage | stream | openai    | openai    | answer                     | 200 - 0/0             |                                                                  |
 | negative_usage | stream | bedrock   | anthropic | answer                     | 200 - 0/0             |                                                                  |
 | negative_usage | stream | bedrock   | openai    | answer                     | 200 - 0/0             |                                                                  |

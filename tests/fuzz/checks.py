@@ -17,6 +17,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmrelay.surfaces.dispatch import OPENAI_RESOURCES
+
 from .cases import Case
 from .env import SECRETS, fault_models
 from .wire import Answer
@@ -54,8 +56,11 @@ def surface_of(case: Case) -> str:
     """The envelope errors on this request's path come in."""
     if case.path.startswith(("/openai/", "/v1/chat/")):
         return "openai"
-    if case.path == "/v1/models" and not _has_header(case, b"anthropic-version"):
-        return "openai"  # OpenAI's SDK lists models here without anthropic-version
+    if case.path.startswith("/anthropic/") or _has_header(case, b"anthropic-version"):
+        return "anthropic"
+    # OpenAI's SDK calls /v1/models and its other resources without anthropic-version.
+    if case.path.startswith("/v1/") and case.path[4:].split("/")[0] in OPENAI_RESOURCES:
+        return "openai"
     return "anthropic"
 
 

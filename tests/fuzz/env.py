@@ -71,6 +71,7 @@ def config(tmp: Path, ant: FakeAnthropic, oai: FakeOpenAI) -> dict[str, Any]:
             "body_timeout_s": 1,
             "max_json_depth": MAX_DEPTH,
             "max_connections": MAX_CONNECTIONS,
+            "shutdown_grace_s": 0,
         },
         "auth": {
             "keys": [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmrelay.policy.prices import SHIPPED_PRICES
+from llmrelay.policy.prices import BEDROCK_PROFILE_MULTIPLIERS, SHIPPED_PRICES
 from llmrelay.policy.pricing import Price, PriceTable, cost, to_micro_usd, worst_case
 
 SONNET = SHIPPED_PRICES["claude-sonnet-4-5"]
@@ -18,9 +18,7 @@ SONNET = SHIPPED_PRICES["claude-sonnet-4-5"]
         ("claude-3-5-sonnet-latest", "claude-3-5-sonnet"),
         ("claude-opus-4-1-20250805", "claude-opus-4-1"),
         ("claude-opus-4-20250514", "claude-opus-4"),  # not taken for Opus 4.1
-        ("anthropic.claude-sonnet-4-6-v1:0", "claude-sonnet-4-6"),  # Bedrock
-        ("anthropic.claude-3-5-sonnet-20241022-v2:0", "claude-3-5-sonnet"),
-        ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5"),
+        ("anthropic.claude-3-5-sonnet-20241022-v2:0", "claude-3-5-sonnet"),  # Bedrock
         ("global.anthropic.claude-haiku-4-5-20251001-v1:0", "claude-haiku-4-5"),
         ("eu.anthropic.claude-3-7-sonnet-20250219-v1:0", "claude-3-7-sonnet"),
         ("claude-sonnet-4-6@20250929", "claude-sonnet-4-6"),  # Vertex
@@ -49,6 +47,38 @@ def test_provider_model_ids_find_their_price(provider_model: str, key: str) -> N
 )
 def test_unknown_ids_have_no_price(provider_model: str) -> None:
     assert PriceTable().get(provider_model) is None
+
+
+@pytest.mark.parametrize(
+    ("provider_model", "key", "factor"),
+    [
+        ("global.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5", 1.0),
+        ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5", 1.1),
+        ("eu.anthropic.claude-opus-4-5-20251101-v1:0", "claude-opus-4-5", 1.1),
+        ("apac.anthropic.claude-haiku-4-5-20251001-v1:0", "claude-haiku-4-5", 1.1),
+        ("jp.anthropic.claude-sonnet-4-6", "claude-sonnet-4-6", 1.1),
+        ("au.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5", 1.1),
+        ("anthropic.claude-sonnet-4-6-v1:0", "claude-sonnet-4-6", 1.1),  # in-region
+        ("ca.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5", 1.1),  # later geo
+        # Before Sonnet 4.5 no profile costs more than another.
+        ("us.anthropic.claude-sonnet-4-20250514-v1:0", "claude-sonnet-4", 1.0),
+        ("eu.anthropic.claude-3-7-sonnet-20250219-v1:0", "claude-3-7-sonnet", 1.0),
+    ],
+)
+def test_bedrock_profile_prefix_prices(provider_model: str, key: str, factor: float) -> None:
+    base = SHIPPED_PRICES[key]
+    got = PriceTable().get(provider_model)
+    assert got is not None
+    assert got.input == pytest.approx(base.input * factor)
+    assert got.output == pytest.approx(base.output * factor)
+    assert got.cache_write == pytest.approx(base.cache_write * factor)
+    assert got.cache_read == pytest.approx(base.cache_read * factor)
+
+
+def test_every_named_bedrock_prefix_has_a_multiplier() -> None:
+    assert set(BEDROCK_PROFILE_MULTIPLIERS) == {"global", "us", "eu", "apac", "jp", "au", ""}
+    assert BEDROCK_PROFILE_MULTIPLIERS["global"] == 1.0
+    assert PriceTable().get("us.anthropic.claude-sonnet-4-5-v1:0") == Price(3.3, 16.5, 4.125, 0.33)
 
 
 def test_overrides_win_and_name_azure_deployments_exactly() -> None:

@@ -183,7 +183,7 @@ def test_first_token_timeout_applies_to_streams_only() -> None:
         deadline_s=30,
     )
     assert outcome.value == "ok"
-    assert "first event" in (outcome.attempts[0].message or "")
+    assert "first content" in (outcome.attempts[0].message or "")
     assert "(first_token_timeout_s)" in (outcome.attempts[0].message or "")
 
 

@@ -77,14 +77,19 @@ def error_from_openai(status: int, body: object) -> tuple[str, str]:
 
 
 def error_to_openai(
-    status: int, error_type: str, message: str, openai_type: str | None = None
+    status: int,
+    error_type: str,
+    message: str,
+    openai_type: str | None = None,
+    code: str | None = None,
 ) -> dict[str, Any]:
     """The OpenAI error envelope for a gateway or upstream error.
 
     ``type`` follows api.openai.com by status (``invalid_request_error`` for 4xx,
     ``requests`` for 429, ``server_error`` for 5xx); ``code`` names the cause where OpenAI
     has a code for it, else the Anthropic error type, so nothing is lost. ``openai_type``
-    sets both where OpenAI has a dedicated type (``insufficient_quota``).
+    sets both where OpenAI has a dedicated type (``insufficient_quota``); ``code`` sets only
+    the code (``model_not_found``, ``unknown_url``).
     """
     if openai_type is not None:
         error = {"message": message, "type": openai_type, "param": None, "code": openai_type}
@@ -100,6 +105,6 @@ def error_to_openai(
             "message": message,
             "type": kind,
             "param": None,
-            "code": _CODES.get(error_type, error_type),
+            "code": code or _CODES.get(error_type, error_type),
         }
     }

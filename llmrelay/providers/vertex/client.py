@@ -30,11 +30,23 @@ from ..betas import VERTEX_BETAS, filter_betas, split_betas
 from ..http import HttpProviderResponse, StaticResponse, post
 from ..raw import RawRequest, RawResponse, forward
 
-__all__ = ["ANTHROPIC_VERSION", "VertexProvider", "error_from_google"]
+__all__ = [
+    "ANTHROPIC_VERSION",
+    "DEFAULT_COUNT_TOKENS_REGION",
+    "VertexProvider",
+    "api_base",
+    "count_tokens_region",
+    "error_from_google",
+    "models_url",
+]
 
 log = logging.getLogger("llmrelay.providers.vertex")
 
 ANTHROPIC_VERSION = "vertex-2023-10-16"
+#: Where count-tokens goes for an account at ``global``: Vertex serves Claude's count-tokens
+#: in ``us-east5``, ``europe-west1`` and ``asia-southeast1`` only (Google's "Count tokens for
+#: Claude" page as cited in LiteLLM PR #23907, 2026-03; PR #20348: none at global).
+DEFAULT_COUNT_TOKENS_REGION = "us-east5"
 _SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 _REFRESH_MARGIN_S = 300.0
 _RETRY_S = 30.0
@@ -59,6 +71,33 @@ def error_from_google(status: int, body: bytes, request_id: str | None) -> bytes
     code = str(err.get("status", "")) if isinstance(err, dict) else ""
     text = f"{code}: {message}" if code else message
     return anthropic_error_body(anthropic_error_type(status), text, request_id)
+
+
+def api_base(config: VertexProviderConfig, region: str) -> str:
+    """``https://aiplatform.googleapis.com/v1`` for ``global``,
+    ``https://{region}-aiplatform.googleapis.com/v1`` otherwise, or ``base_url``."""
+    host = (
+        "aiplatform.googleapis.com" if region == "global" else f"{region}-aiplatform.googleapis.com"
+    )
+    return config.base_url or f"https://{host}/v1"
+
+
+def models_url(config: VertexProviderConfig, region: str) -> str:
+    """``{base}/projects/{project}/locations/{region}/publishers/anthropic/models``, the
+    base as :func:`api_base` has it."""
+    base = api_base(config, region)
+    return (
+        f"{base}/projects/{quote(config.project, safe='')}/locations/"
+        f"{quote(region, safe='')}/publishers/anthropic/models"
+    )
+
+
+def count_tokens_region(config: VertexProviderConfig) -> str:
+    """The region count-tokens goes to: ``count_tokens_region``, else ``region`` unless it is
+    ``global``, else :data:`DEFAULT_COUNT_TOKENS_REGION`."""
+    if config.count_tokens_region is not None:
+        return config.count_tokens_region
+    return DEFAULT_COUNT_TOKENS_REGION if config.region == "global" else config.region
 
 
 class _Token:
@@ -126,17 +165,11 @@ class VertexProvider:
         self.account = account
         self.wire: Wire = "anthropic"
         self._session = session
-        region = config.region
-        host = (
-            "aiplatform.googleapis.com"
-            if region == "global"
-            else f"{region}-aiplatform.googleapis.com"
-        )
-        base = config.base_url or f"https://{host}/v1"
-        self._base_url = base
-        self._models_url = (
-            f"{base}/projects/{quote(config.project, safe='')}/locations/"
-            f"{quote(region, safe='')}/publishers/anthropic/models"
+        self._base_url = api_base(config, config.region)
+        self._models_url = models_url(config, config.region)
+        #: count-tokens is not served at ``locations/global``: a regional URL instead.
+        self._count_tokens_url = (
+            models_url(config, count_tokens_region(config)) + "/count-tokens:rawPredict"
         )
         self._betas = frozenset(config.betas if config.betas is not None else VERTEX_BETAS)
         self._forward = frozenset((*_FORWARD, *config.forward_headers)) - frozenset(
@@ -157,7 +190,7 @@ class VertexProvider:
         body = dict(request.body)
         body["anthropic_version"] = ANTHROPIC_VERSION  # the platform's value, always
         if request.endpoint == "count_tokens":
-            url = f"{self._models_url}/count-tokens:rawPredict"
+            url = self._count_tokens_url
         else:
             model = quote(str(body.pop("model", "")), safe="@")
             method = "streamRawPredict" if request.stream else "rawPredict"

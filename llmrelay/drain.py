@@ -1,0 +1,113 @@
+"""The process's shutdown state, shared by the server (which drives it) and the stream writer
+(which ends open streams when told to).
+
+A gateway process goes through three states (``docs/operations.md``):
+
+* **serving**: ``GET /ready`` answers 200 (when its stores allow, see ``app.py``).
+* **draining** (:meth:`Drain.begin`, on the first SIGTERM or SIGINT): ``/ready`` answers 503;
+  calls and streams go on as before.
+* **cut** (:meth:`Drain.cut`, when ``server.drain_timeout_s`` runs out or on a second
+  signal): every stream still open, and every stream that starts later, ends at once with
+  :class:`GatewayRestarting` rendered as the client's in-stream error (Anthropic's
+  ``event: error`` with ``overloaded_error``, OpenAI's error chunk then ``[DONE]``), and its
+  usage row says so (``error_type`` ``overloaded_error``).
+
+A stream is ended through its own deadline: the stream writer (``pipeline/relay.py``)
+takes the ``asyncio.Timeout`` that bounds it from :meth:`Drain.deadline`, and the cut moves
+that timeout to now. No task is cancelled, so the writer still sends the error event and
+closes the provider's response itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiohttp import web
+
+from .errors import GatewayError
+
+__all__ = ["DRAIN", "Drain", "GatewayRestarting", "StreamWatch"]
+
+
+class GatewayRestarting(GatewayError):
+    """A stream still open when the drain was cut: 529 ``overloaded_error``, so clients retry
+    (the Anthropic SDK retries 529; OpenAI's maps the error chunk to an ``APIError``)."""
+
+    status = 529
+
+
+class StreamWatch:
+    """One open stream's deadline, as :meth:`Drain.deadline` registered it; ``cut`` is True once
+    the drain moved it (the stream's ``TimeoutError`` then means "gateway restarting", not
+    its own deadline)."""
+
+    __slots__ = ("cut", "timer")
+
+    def __init__(self, timer: asyncio.Timeout) -> None:
+        self.timer = timer
+        self.cut = False
+
+
+class Drain:
+    """Whether this process is draining, and the deadlines of its open streams.
+
+    Not thread-safe: used on the event loop only.
+    """
+
+    def __init__(self) -> None:
+        #: True from the first shutdown signal on: ``/ready`` answers 503.
+        self.draining = False
+        #: Why open streams were ended (None until :meth:`cut`); the usage rows' message.
+        self.cut_reason: str | None = None
+        self._streams: set[StreamWatch] = set()
+
+    @property
+    def open_streams(self) -> int:
+        """Streams being written now."""
+        return len(self._streams)
+
+    def begin(self) -> None:
+        """Start draining: ``/ready`` answers 503 from now on."""
+        self.draining = True
+
+    def cut(self, reason: str) -> None:
+        """End every open stream now, and every stream that starts from now on, with
+        :class:`GatewayRestarting` (its message is ``reason``). Idempotent: the first
+        reason stays."""
+        self.draining = True
+        if self.cut_reason is None:
+            self.cut_reason = reason
+        for watch in self._streams:
+            _expire(watch)
+
+    def error(self) -> GatewayRestarting:
+        """The error a cut stream ends with."""
+        return GatewayRestarting(f"gateway restarting: {self.cut_reason or 'shutting down'}")
+
+    @asynccontextmanager
+    async def deadline(self, when: float | None) -> AsyncIterator[StreamWatch]:
+        """``asyncio.timeout_at(when)`` (event loop time; None: none) for a stream, registered
+        while the ``async with`` block runs: a cut moves it to now, and after a cut it
+        expires at once. Raises ``TimeoutError`` out of the block as ``timeout_at`` does."""
+        async with asyncio.timeout_at(when) as timer:
+            watch = StreamWatch(timer)
+            if self.cut_reason is not None:
+                _expire(watch)
+            self._streams.add(watch)
+            try:
+                yield watch
+            finally:
+                self._streams.discard(watch)
+
+
+def _expire(watch: StreamWatch) -> None:
+    if watch.timer.expired():
+        return
+    watch.cut = True
+    watch.timer.reschedule(asyncio.get_running_loop().time())
+
+
+#: The app's :class:`Drain` (``app.py`` sets it; :func:`llmrelay.server.serve` drives it).
+DRAIN = web.AppKey("drain", Drain)
