@@ -217,7 +217,10 @@ def test_files_through_the_sdk_with_the_keys_only_account(env: Env) -> None:
     assert uploaded.id in [f.id for f in client.beta.files.list()]
     meta = client.beta.files.retrieve_metadata(uploaded.id)
     assert meta.id == uploaded.id
-    assert client.beta.files.download(uploaded.id).read() == b"hello files"
+    download = client.beta.files.with_raw_response.download(uploaded.id)
+    assert download.http_response.read() == b"hello files"
+    assert download.headers["content-length"] == "11"
+    assert download.headers["content-type"] == "text/plain"
     deleted = client.beta.files.delete(uploaded.id)
     assert (deleted.id, deleted.type) == (uploaded.id, "file_deleted")
     assert uploaded.id not in [f.id for f in client.beta.files.list()]

@@ -84,6 +84,16 @@ class RawResponse(HttpProviderResponse):
 
     __slots__ = ()
 
+    @property
+    def length(self) -> int | None:
+        """The body's length in bytes as it will be relayed: the provider's
+        ``content-length`` when the body comes unencoded (aiohttp decodes a compressed one,
+        whose length then differs), else None. An error body may be masked: None."""
+        resp = self._resp
+        if self.status >= 400 or "content-encoding" in resp.headers:
+            return None
+        return resp.content_length
+
     async def read(self) -> bytes:
         if self.status >= 400:
             return await super().read()

@@ -54,6 +54,8 @@ class ProxyAnswer:
             if self._rewrites(raw, cfg, up):
                 return await self._whole(up, headers, reader, cfg)
             resp = web.StreamResponse(status=up.status, headers=headers)
+            if up.length is not None:
+                resp.content_length = up.length  # a download keeps its size (progress bars)
             await resp.prepare(call.request)
             call.response = resp
             first = True
