@@ -40,7 +40,7 @@ lint: $(VENV)/.installed-test
 
 ## make test-claude-code: the opt-in test that drives the real Claude Code CLI (npm install, ~400 MB)
 test-claude-code: $(VENV)/.installed-test
-	LLMRELAY_TEST_CLAUDE_CODE=1 $(BIN)/python -m pytest -q tests/test_claude_code.py tests/test_claude_code_routing.py
+	LLMRELAY_TEST_CLAUDE_CODE=1 $(BIN)/python -m pytest -q tests/test_claude_code.py tests/test_claude_code_routing.py tests/test_claude_code_subscription.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

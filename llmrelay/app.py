@@ -31,6 +31,7 @@ from .policy.auth import KeyRing, Principal
 from .policy.keycache import KeyCache
 from .policy.overrides import OverrideAllowance
 from .policy.pricing import Price, PriceTable
+from .providers.base import Provider
 from .providers.registry import client_header_filter
 from .reload import RELOADER, Reloader
 from .routing.router import Router
@@ -47,6 +48,7 @@ from .surfaces.console_mount import mount_console
 from .surfaces.dispatch import path_error, speaks_anthropic, unserved
 from .surfaces.metrics import MetricsSurface
 from .surfaces.openai import OpenAISurface
+from .surfaces.proxy import ProxySurface
 from .tokens import TokenCounter
 from .translation import WireLimits
 from .workers import Worker
@@ -297,6 +299,11 @@ class Gateway:
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
+    def provider(self, account: str) -> Provider | None:
+        """The provider of ``account`` in the configuration in force (None: no such
+        account); a call reads its pinned runtime's instead."""
+        return self.runtime.provider(account)
+
     def record_usage(self, record: UsageRecord) -> None:
         if self.recorder is not None:
             self.recorder.record(record)
@@ -350,6 +357,7 @@ def config_principal(k: GatewayKeyConfig) -> Principal:
         overrides=OverrideAllowance(
             o.max_attempts, frozenset(o.retry_statuses), o.max_timeout_ms, o.max_ttft_timeout_ms
         ),
+        accounts=frozenset(k.allowed_accounts) if k.allowed_accounts is not None else None,
     )
 
 
@@ -496,6 +504,7 @@ def build_app(settings: Settings, worker: Worker | None = None) -> web.Applicati
     openai = OpenAISurface(gateway, limits, wire, headers, gateway.created_unix)
     anthropic.add_routes(app)
     openai.add_routes(app)
+    ProxySurface(gateway, limits, headers).add_routes(app)
     if settings.admin is not None:
         admin = AdminSurface(
             gateway,

@@ -107,6 +107,7 @@ def _create(args: argparse.Namespace) -> int:
     from .stores.keys import KeyNameTaken
 
     spec: dict[str, Any] = {"name": args.name, "team": args.team, "models": args.models}
+    spec["allowed_accounts"] = args.allowed_accounts
     for f in ("rpm", "rph", "rpd", "tpm", "tph", "tpd"):
         spec[f] = getattr(args, f)
     spec["budget_usd"] = args.budget_usd
@@ -161,6 +162,8 @@ def _list(args: argparse.Namespace) -> int:
             )
         if r["models"]:
             extras += " models=" + ",".join(r["models"])
+        if r.get("allowed_accounts") is not None:
+            extras += " accounts=" + (",".join(r["allowed_accounts"]) or "none")
         print(
             f"{r['id']:<20} {r['name']:<20} {r['team'] or '-':<12} {r['status']:<8}"
             f" {_when(r['expires_at']):<21} {extras.strip()}"
@@ -276,6 +279,11 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--name", required=True)
     p.add_argument("--team")
     p.add_argument("--models", help="comma-separated public model names (default: all)")
+    p.add_argument(
+        "--allowed-accounts",
+        help="comma-separated provider accounts the passthrough (/proxy/...) may reach "
+        "(default: those of --models)",
+    )
     for f, words in (
         ("rpm", "requests per minute"),
         ("rph", "requests per hour"),

@@ -167,6 +167,11 @@ class Runtime:
         """This runtime (a runtime is already a snapshot)."""
         return self
 
+    def provider(self, account: str) -> Provider | None:
+        """The started provider of ``account`` (None: no such account)."""
+        pool = self.pools.get(account)
+        return None if pool is None else pool.provider
+
     @property
     def retired(self) -> bool:
         return self.lease.retired

@@ -161,7 +161,15 @@ class AnthropicProviderConfig(_HeaderRules):
 
     type: Literal["anthropic"]
     base_url: str = "https://api.anthropic.com"
-    api_key: str = Field(min_length=1)
+    #: ``api_key``: the gateway sends ``api_key`` as ``x-api-key``. ``passthrough``
+    #: (subscription passthrough, docs/passthrough.md): no ``api_key``; the caller's own
+    #: ``Authorization: Bearer`` (a Claude subscription's OAuth token) goes to Anthropic,
+    #: and the gateway key comes in ``x-llmrelay-key``.
+    auth: Literal["api_key", "passthrough"] = "api_key"
+    api_key: str | None = Field(default=None, min_length=1)
+    #: With ``auth: passthrough``: count these calls' list-price cost against USD budgets
+    #: (default: priced for reporting only, the seat pays).
+    budget_subscription: bool = False
     models: Models = Field(min_length=1)
     timeouts: TimeoutConfig = TimeoutConfig()
     #: Send the attempt's W3C ``traceparent`` upstream when tracing is on (the provider's
@@ -173,6 +181,14 @@ class AnthropicProviderConfig(_HeaderRules):
 
     def upstream_url(self) -> str:
         return self.base_url
+
+    @model_validator(mode="after")
+    def _credential(self) -> AnthropicProviderConfig:
+        if self.auth == "api_key" and self.api_key is None:
+            raise ValueError("api_key is required (or auth: passthrough)")
+        if self.auth == "passthrough" and self.api_key is not None:
+            raise ValueError("auth: passthrough sends the caller's credential: remove api_key")
+        return self
 
 
 class MockProviderConfig(_Model):

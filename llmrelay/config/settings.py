@@ -143,6 +143,10 @@ class GatewayKeyConfig(_Model):
     team: str | None = None
     #: Public model names this key may call; unset = all.
     models: list[str] | None = None
+    #: Provider accounts this key may reach through the native passthrough
+    #: (``/proxy/{account}/...``, ``/v1/messages/batches``, ``/v1/files``); unset = the
+    #: accounts of the models in ``models`` (every account when ``models`` is unset).
+    allowed_accounts: list[str] | None = None
     limits: LimitsConfig = LimitsConfig()
     budget: BudgetConfig | None = None
     #: Bounds of the per-request override headers for this key.
@@ -271,6 +275,17 @@ class Settings(_Model):
                 p = Path(self.source).parent / p
             return f"sqlite:///{p}"
         return url
+
+    @model_validator(mode="after")
+    def _allowed_accounts(self) -> Settings:
+        for i, key in enumerate(self.auth.keys):
+            unknown = [a for a in key.allowed_accounts or () if a not in self.providers]
+            if unknown:
+                raise ValueError(
+                    f"auth.keys.{i}.allowed_accounts: {', '.join(map(repr, unknown))} "
+                    "not among the provider accounts"
+                )
+        return self
 
     @model_validator(mode="after")
     def _routing(self) -> Settings:

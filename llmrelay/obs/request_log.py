@@ -208,6 +208,8 @@ def record_json(item: LoggedRequest) -> dict[str, Any]:
         "cache_creation_input_tokens": r.cache_creation_input_tokens,
         "cache_read_input_tokens": r.cache_read_input_tokens,
         "cost_usd": r.cost_usd,
+        "tokens_known": None if r.tokens_known is None else bool(r.tokens_known),
+        "billing": r.billing,
         "latency_ms": _ms(r.latency_s),
         "ttft_ms": _ms(r.ttft_s),
         "overhead_ms": _round(r.overhead_ms),

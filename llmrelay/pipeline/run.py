@@ -28,6 +28,7 @@ from aiohttp import web
 from ..core.text import MAX_ECHO_CHARS, clip
 from ..core.usage import Usage
 from ..errors import GatewayError, InternalError, InvalidRequestError, ModelNotFoundError
+from ..policy.subscription import account_billing, budgeted
 from ..providers.base import Endpoint
 from ..providers.http import mask_secrets
 from ..routing.table import Route
@@ -173,7 +174,12 @@ async def _steps(
         policy.check_model(caller, routed)
     else:
         call.admission = await policy.admit(
-            caller, routed, _provider_models(target), body, await body_size(request)
+            caller,
+            routed,
+            _provider_models(target),
+            body,
+            await body_size(request),
+            budgets=budgeted(parts.settings, _accounts(target)),
         )
     return await send(call, target, surface.attempter(call, endpoint, body))
 
@@ -213,6 +219,13 @@ def _provider_models(target: Route | VirtualModel) -> tuple[str, ...]:
     return tuple(t.route.provider_model for t in target.targets)
 
 
+def _accounts(target: Route | VirtualModel) -> list[str]:
+    """The accounts that may serve a call."""
+    if isinstance(target, Route):
+        return [target.account]
+    return [t.route.account for t in target.targets]
+
+
 def _finish(call: Call) -> None:
     """Close the row (latency, tokens, cost), settle what admission held, tell observers."""
     record = call.record
@@ -241,8 +254,11 @@ def _finish(call: Call) -> None:
     try:
         if record.provider_model:
             record.cost_usd = policy.cost(record.provider_model, usage)
+        # A subscription-passthrough account's calls are paid by the caller's seat: priced
+        # for the row, held against budgets only when the account says so.
+        record.billing, budgeted = account_billing(call.parts.settings, record.provider)
         if call.admission is not None:
-            policy.settle_soon(call.admission, usage, record.cost_usd)
+            policy.settle_soon(call.admission, usage, record.cost_usd if budgeted else 0.0)
     except Exception:
         log.exception("settling a call failed", extra={"request_id": record.request_id})
     _notify(call, "call_ended")

@@ -93,12 +93,16 @@ class Policy:
         provider_models: Sequence[str],
         body: Mapping[str, Any],
         body_bytes: int,
+        *,
+        budgets: bool = True,
     ) -> Admission | None:
         """Check a call; None when nothing applies (nothing to settle).
 
         ``model`` is the public name asked for; ``provider_models`` the provider model ids
         it may be served by (the most expensive prices the worst case); ``body_bytes`` the
-        request body's size, for the token estimate.
+        request body's size, for the token estimate. ``budgets`` False leaves the budgets
+        out (a call the caller's own subscription pays, see
+        :mod:`llmrelay.policy.subscription`); rate limits still apply.
 
         Raises:
             PermissionDeniedError: the key may not use ``model``.
@@ -116,16 +120,16 @@ class Policy:
             sets.append(self._team_limits[team])
         if model in self._model_limits:
             sets.append(self._model_limits[model])
-        budgets: list[tuple[Literal["key", "team"], str, BudgetSpec]] = []
-        if principal.budget is not None:
-            budgets.append(("key", principal.key_id, principal.budget))
-        if team is not None and team in self._team_budgets:
-            budgets.append(("team", team, self._team_budgets[team]))
-        if not sets and not budgets:
+        holds: list[tuple[Literal["key", "team"], str, BudgetSpec]] = []
+        if budgets and principal.budget is not None:
+            holds.append(("key", principal.key_id, principal.budget))
+        if budgets and team is not None and team in self._team_budgets:
+            holds.append(("team", team, self._team_budgets[team]))
+        if not sets and not holds:
             return None
         estimate = token_estimate(body_bytes)
         try:
-            return await self._admit(sets, budgets, provider_models, body, estimate)
+            return await self._admit(sets, holds, provider_models, body, estimate)
         except CounterStoreUnavailable as err:
             # Redis under governance.fail_closed, or the supervisor's counter service
             # (--workers N); the error says which.

@@ -2,7 +2,10 @@
 
 The key arrives as ``x-api-key`` or ``Authorization: Bearer`` (the Anthropic SDK's
 ``api_key=`` and ``auth_token=``, ``anthropic/_client.py``); both may be sent if they agree,
-and either may be repeated only with the same value.
+and either may be repeated only with the same value. A caller that sends its own provider
+credential (subscription passthrough: Claude Code's OAuth token in ``Authorization``) puts
+the gateway key in :data:`GATEWAY_KEY_HEADER` instead; then that header alone is the key
+and ``x-api-key``/``Authorization`` are the caller's, never read as a gateway key.
 Keys are looked up by their SHA-256 digest, never compared as plain text: timing can at
 most tell how much of a guess's digest matched, which says nothing about the key (the
 same reasoning as comparing MACs). Two presented keys are compared with
@@ -26,14 +29,28 @@ from ..errors import AuthenticationError
 from ..stores.keys import BudgetSpec, KeyChanges, Limits, VirtualKey
 from .overrides import OverrideAllowance
 
-__all__ = ["Caller", "KeyRing", "Principal", "digest", "header_values"]
+__all__ = [
+    "GATEWAY_KEY_HEADER",
+    "Caller",
+    "KeyRing",
+    "Principal",
+    "caller_credential",
+    "digest",
+    "header_values",
+]
+
+#: The header that carries the gateway key when ``Authorization`` carries the caller's own
+#: provider credential (Claude Code: ``ANTHROPIC_CUSTOM_HEADERS="x-llmrelay-key: ..."``).
+GATEWAY_KEY_HEADER = "x-llmrelay-key"
 
 
 @dataclass(slots=True, frozen=True)
 class Principal:
     """An authenticated caller and its policy. ``key_id`` is ``vk_...`` for a virtual key,
     ``cfg:<name>`` for a config key; ``models`` None allows every model; ``expires_at`` is
-    Unix seconds."""
+    Unix seconds. ``accounts`` are the provider accounts the native passthrough may reach
+    (``allowed_accounts``); None derives them from ``models`` (see
+    :func:`llmrelay.policy.accounts.may_use`)."""
 
     name: str
     key_id: str = ""
@@ -46,6 +63,7 @@ class Principal:
     #: What the key's requests may override per request (``policy/overrides.py``); virtual
     #: keys have the defaults.
     overrides: OverrideAllowance = field(default_factory=OverrideAllowance)
+    accounts: frozenset[str] | None = None
 
     @classmethod
     def of(cls, key: VirtualKey) -> Principal:
@@ -58,6 +76,9 @@ class Principal:
             budget=key.budget,
             expires_at=key.expires_at,
             revoked=key.revoked_at is not None,
+            accounts=(
+                frozenset(key.allowed_accounts) if key.allowed_accounts is not None else None
+            ),
         )
 
 
@@ -85,6 +106,22 @@ def _differ(values: list[str]) -> bool:
     """Whether a header given more than once carries different values (compared by
     digest, as keys are)."""
     return len(values) > 1 and len({digest(v) for v in values}) > 1
+
+
+def caller_credential(headers: Mapping[str, str]) -> str | None:
+    """The caller's own ``Authorization`` value (``Bearer <token>``), for an account with
+    ``auth: passthrough``: only when the gateway key came in :data:`GATEWAY_KEY_HEADER`
+    (otherwise ``Authorization`` may be the gateway key itself, which never goes upstream).
+    Never logged or stored by the gateway."""
+    if GATEWAY_KEY_HEADER not in headers:
+        return None
+    auth = headers.get("authorization")
+    if auth is None:
+        return None
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return f"Bearer {token.strip()}"
 
 
 class KeyRing:
@@ -129,6 +166,11 @@ class KeyRing:
             AuthenticationError: no key, an unknown, revoked or expired key, or two
                 different keys (``x-api-key`` and Bearer, or a header given twice).
         """
+        gateway_keys = header_values(headers, GATEWAY_KEY_HEADER)
+        if gateway_keys:
+            if _differ(gateway_keys):
+                raise AuthenticationError(f"several different {GATEWAY_KEY_HEADER} headers")
+            return self._lookup(gateway_keys[0].strip())
         api_keys = header_values(headers, "x-api-key")
         auths = header_values(headers, "authorization")
         if _differ(api_keys) or _differ(auths):
@@ -153,7 +195,14 @@ class KeyRing:
             and not hmac.compare_digest(presented, digest(bearer))
         ):
             raise AuthenticationError("x-api-key and Authorization: Bearer carry different keys")
-        entry = self._by_digest.get(presented)
+        return self._lookup(presented)
+
+    def _lookup(self, presented: str | bytes) -> Principal:
+        """The live principal of a presented key or its digest (unknown, revoked or
+        expired: 401)."""
+        entry = self._by_digest.get(
+            presented if isinstance(presented, bytes) else digest(presented)
+        )
         if entry is None:
             raise AuthenticationError("invalid gateway key")
         principal, secret_expires_at = entry

@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 __all__ = [
+    "BATCH_DISCOUNT",
     "BEDROCK_PROFILE_MULTIPLIERS",
     "BEDROCK_REGIONAL_PREMIUM_MODELS",
     "GEOGRAPHIC_MULTIPLIER",
@@ -171,3 +172,12 @@ def bedrock_profile_price(price: Price, model: str, prefix: str) -> Price:
         round(price.cache_write * m, 9),
         round(price.cache_read * m, 9),
     )
+
+
+#: What Message Batches results cost as a share of the list price: "The Batch API allows
+#: asynchronous processing of large volumes of requests with a 50% discount on both input
+#: and output tokens" (https://platform.claude.com/docs/en/about-claude/pricing, "Batch
+#: processing"; the page's table gives every model's batch input and output at half its
+#: base price). Applied to every price above, cache writes and reads included, to the usage
+#: of batch results fetched through the gateway.
+BATCH_DISCOUNT = 0.5

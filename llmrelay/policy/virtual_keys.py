@@ -74,7 +74,8 @@ def new_secret(key_id: str, expires_at: float | None = None) -> tuple[str, KeySe
 
 
 def virtual_key_from_spec(spec: Mapping[str, Any], now: float | None = None) -> VirtualKey:
-    """A new key from a JSON-like spec: ``{"name", "team"?, "models"?: [..], "rpm"? ...,
+    """A new key from a JSON-like spec: ``{"name", "team"?, "models"?: [..],
+    "allowed_accounts"?: [..] (provider accounts the passthrough may reach), "rpm"? ...,
     "budget_usd"?, "budget_period"? (day|week|month), "budget_mode"? (enforce|audit),
     "expires_in"? ("30d") | "expires_at"? (Unix seconds)}``. Limits may also be nested
     as ``"limits": {"rpm": ...}``.
@@ -93,6 +94,7 @@ def virtual_key_from_spec(spec: Mapping[str, Any], now: float | None = None) -> 
         "budget_mode",
         "expires_in",
         "expires_at",
+        "allowed_accounts",
         *_LIMIT_FIELDS,
     }
     unknown = sorted(set(spec) - known)
@@ -111,6 +113,13 @@ def virtual_key_from_spec(spec: Mapping[str, Any], now: float | None = None) -> 
         models = [m.strip() for m in models.split(",") if m.strip()]
     if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
         raise KeySpecError("models: expected a list of model names")
+    accounts = spec.get("allowed_accounts")
+    if isinstance(accounts, str):
+        accounts = [a.strip() for a in accounts.split(",") if a.strip()]
+    if accounts is not None and (
+        not isinstance(accounts, list) or not all(isinstance(a, str) and a for a in accounts)
+    ):
+        raise KeySpecError("allowed_accounts: expected a list of provider account names")
     nested = spec.get("limits") or {}
     if not isinstance(nested, Mapping):
         raise KeySpecError('limits: expected an object such as {"rpm": 60}')
@@ -166,6 +175,7 @@ def virtual_key_from_spec(spec: Mapping[str, Any], now: float | None = None) -> 
         budget=budget,
         created_at=now,
         expires_at=float(expires_at) if expires_at is not None else None,
+        allowed_accounts=tuple(accounts) if accounts is not None else None,
     )
 
 
@@ -215,6 +225,9 @@ def key_json(key: VirtualKey, now: float | None = None) -> dict[str, Any]:
         "name": key.name,
         "team": key.team,
         "models": list(key.models) or None,
+        "allowed_accounts": (
+            list(key.allowed_accounts) if key.allowed_accounts is not None else None
+        ),
         "limits": limits,
         "budget": (
             {"usd": key.budget.usd, "period": key.budget.period, "mode": key.budget.mode}

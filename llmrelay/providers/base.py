@@ -11,7 +11,7 @@ branches on a provider's name.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 __all__ = ["Endpoint", "Provider", "ProviderRequest", "ProviderResponse", "Wire", "WireBounds"]
@@ -37,7 +37,9 @@ class ProviderRequest:
     ``body`` is the client's JSON object with ``model`` replaced; ``headers`` are the
     client's headers that may go upstream (never its gateway key, never hop-by-hop
     headers), repeated names kept; ``query`` is the client's raw query string
-    (``beta=true``); ``stream`` is ``body["stream"] is True``.
+    (``beta=true``); ``stream`` is ``body["stream"] is True``. ``credential`` is the
+    caller's own ``Authorization`` value when it authenticated with ``x-llmrelay-key``
+    (subscription passthrough); only an ``auth: passthrough`` account ever sends it.
     """
 
     endpoint: Endpoint
@@ -45,6 +47,8 @@ class ProviderRequest:
     headers: list[tuple[str, str]]
     query: str
     stream: bool
+    #: Kept out of ``repr``: a logged request never shows the caller's token.
+    credential: str | None = field(default=None, repr=False)
 
 
 class ProviderResponse(Protocol):

@@ -20,7 +20,8 @@ __all__ = ["POSTGRES", "SQLITE", "Cursor", "KeySQL", "MissingKey", "duplicate_me
 
 _KEY_COLUMNS = (
     "id, name, team, models, rpm, rph, rpd, tpm, tph, tpd,"
-    " budget_usd, budget_period, budget_mode, created_at, expires_at, revoked_at"
+    " budget_usd, budget_period, budget_mode, created_at, expires_at, revoked_at,"
+    " allowed_accounts"
 )
 
 
@@ -60,6 +61,7 @@ def _key_params(key: VirtualKey, revision: int) -> tuple[Any, ...]:
         key.created_at,
         key.expires_at,
         key.revoked_at,
+        None if key.allowed_accounts is None else orjson.dumps(list(key.allowed_accounts)).decode(),
         revision,
     )
 
@@ -76,6 +78,7 @@ def _key(row: Sequence[Any]) -> VirtualKey:
         created_at=float(row[13]),
         expires_at=None if row[14] is None else float(row[14]),
         revoked_at=None if row[15] is None else float(row[15]),
+        allowed_accounts=None if row[16] is None else tuple(orjson.loads(row[16])),
     )
 
 
@@ -122,7 +125,7 @@ class KeySQL:
         taken = cur.fetchone()
         if taken is not None:
             raise KeyNameTaken(key.name, taken[0])
-        marks = ", ".join("?" * 17)
+        marks = ", ".join("?" * 18)
         cur.execute(
             self._q(f"INSERT INTO virtual_keys ({_KEY_COLUMNS}, revision) VALUES ({marks})"),
             _key_params(key, revision),

@@ -234,12 +234,17 @@ class UsageSQL:
         )
 
     def spend(self, scope: str) -> str:
-        """``SUM(cost_usd)`` of one key id or team since a time; parameters (name, since)."""
+        """``SUM(cost_usd)`` of one key id or team since a time; parameters (name, since).
+        Calls a caller's own subscription paid outside budgets (``billing``
+        ``subscription``, :mod:`llmrelay.policy.subscription`) are left out."""
         try:
             column = _SPEND_COLUMNS[scope]
         except KeyError:
             raise ValueError(f"unknown spend scope {scope!r}: use key or team") from None
-        return self._q(f"SELECT SUM(cost_usd) FROM usage WHERE {column} = ? AND ts >= ?")
+        return self._q(
+            f"SELECT SUM(cost_usd) FROM usage WHERE {column} = ? AND ts >= ?"
+            " AND (billing IS NULL OR billing <> 'subscription')"
+        )
 
 
 def page(rows: Sequence[Sequence[Any]], where: RequestFilter) -> RequestPage:

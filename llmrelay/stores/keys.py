@@ -73,6 +73,9 @@ class VirtualKey:
     created_at: float = 0.0
     expires_at: float | None = None
     revoked_at: float | None = None
+    #: Provider accounts the native passthrough may reach; None: those of ``models``
+    #: (every account when ``models`` is empty).
+    allowed_accounts: tuple[str, ...] | None = None
 
 
 @dataclass(slots=True, frozen=True)

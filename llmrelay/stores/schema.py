@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 #: The newest revision in ``migrations/versions``; a test keeps it equal to Alembic's head.
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _URL_FORMS = "sqlite:///relative/path.db, sqlite:////absolute/path.db or postgresql://..."

@@ -140,6 +140,16 @@ class UsageRecord:
     overhead_ms: float | None = None
     #: Milliseconds spent waiting on providers before the client's first byte.
     upstream_ms: float | None = None
+    #: False when the provider's answer carried no usage (a passthrough call: a file
+    #: download, a batch listing): the token counts above are then 0 standing for
+    #: *unknown*, and ``cost_usd`` is None. None (older rows) and True: the counts are real.
+    tokens_known: bool | None = None
+    #: Who pays: None for the account's API key at the list price; ``subscription`` (the
+    #: caller's own Claude subscription paid: ``cost_usd`` is the list price, for reporting,
+    #: left out of budget spend); ``subscription_budgeted`` (the same, from an account with
+    #: ``budget_subscription: true``: counted); ``batch`` (Message Batches results, priced
+    #: at the batch discount).
+    billing: str | None = None
     #: Captured bodies (not a usage column: they go to ``request_bodies``).
     bodies: RequestBodies | PendingBodies | None = field(default=None, compare=False, repr=False)
 

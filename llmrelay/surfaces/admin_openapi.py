@@ -88,6 +88,14 @@ _SCHEMAS: dict[str, Any] = {
                 ],
                 "description": "Models the key may use (empty or absent: every model)",
             },
+            "allowed_accounts": {
+                "oneOf": [
+                    {"type": "array", "items": {"type": "string"}},
+                    {"type": "string", "description": "comma-separated"},
+                ],
+                "description": "Provider accounts the native passthrough (/proxy/{account}/...) "
+                "may reach (absent: the accounts of the key's models, every one without models)",
+            },
             "limits": {"type": "object", "properties": _LIMITS, "additionalProperties": False},
             **_LIMITS,
             "budget_usd": {"type": "number", "exclusiveMinimum": 0},
@@ -105,6 +113,7 @@ _SCHEMAS: dict[str, Any] = {
             "name": {"type": "string"},
             "team": _NULLABLE_STR,
             "models": {"type": ["array", "null"], "items": {"type": "string"}},
+            "allowed_accounts": {"type": ["array", "null"], "items": {"type": "string"}},
             "limits": {"type": "object", "properties": _LIMITS},
             "budget": {
                 "type": ["object", "null"],
@@ -213,6 +222,16 @@ _SCHEMAS: dict[str, Any] = {
             "cache_creation_input_tokens": {"type": "integer"},
             "cache_read_input_tokens": {"type": "integer"},
             "cost_usd": _NULLABLE_NUM,
+            "tokens_known": {
+                "type": ["boolean", "null"],
+                "description": "false: the provider's answer had no usage (a passthrough "
+                "call); the token counts are 0 for unknown. null: older rows, counts real",
+            },
+            "billing": {
+                "enum": [None, "subscription", "subscription_budgeted", "batch"],
+                "description": "null: the account's API key at list price; subscription: "
+                "the caller's Claude seat paid; batch: batch results at the batch price",
+            },
             "latency_ms": {"type": "number"},
             "ttft_ms": _NULLABLE_NUM,
             "overhead_ms": _NULLABLE_NUM,

@@ -35,6 +35,7 @@ from ..pipeline.body import BodyLimits
 from ..pipeline.call import Call, Parts, SurfaceName
 from ..pipeline.run import guarded, new_request_id, run_call
 from ..pipeline.surface import AttemptResult
+from ..policy.auth import caller_credential
 from ..providers.base import Endpoint, ProviderRequest, ProviderResponse
 from ..providers.headers import HeaderFilter, client_headers
 from ..routing.executor import Failure, Success, retry_after_s
@@ -217,6 +218,7 @@ class _Attempter:
                 call.upstream_headers(self._headers),
                 call.request.query_string,
                 stream,
+                caller_credential(call.request.headers),
             )
         )
         account = route.account

@@ -19,6 +19,7 @@ Wire shapes follow the official SDK (anthropics/anthropic-sdk-python):
   (``src/anthropic/types/shared/*error*.py``, docs "Errors").
 * count_tokens: ``types/message_tokens_count.py``; models list: ``types/model_info.py``
   and ``pagination.py`` (``data``/``has_more``/``first_id``/``last_id``).
+* Message Batches and Files: ``anthropic_batches.py``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.anthropic_batches import BatchesAndFiles
 
 WIRE_DIR = Path(__file__).resolve().parent.parent / "wire" / "anthropic"
 DEFAULT_MODEL = "claude-sonnet-4-6"
@@ -291,6 +294,8 @@ class FakeAnthropic:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._stopping = False
+        #: Message Batches and Files (``anthropic_batches.py``).
+        self.batches = BatchesAndFiles()
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -302,6 +307,7 @@ class FakeAnthropic:
         self.url = (
             f"http://127.0.0.1:{port}" if self.ssl_context is None else f"https://localhost:{port}"
         )
+        self.batches.base_url = self.url
 
     async def _serve(self) -> int:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -391,6 +397,11 @@ class FakeAnthropic:
             return json_reply({"input_tokens": count_tokens_for(body)})
         if method == "GET" and path == "/v1/models":
             return json_reply(self._models_page())
+        if self.batches.handles(path):
+            ans = self.batches.route(method, path, headers.get("content-type", ""), body)
+            return Reply(
+                status=ans.status, headers={"content-type": ans.content_type}, body=ans.body
+            )
         return json_reply(error_body(404, f"Not found: {method} {path}", self._next_id("req")), 404)
 
     def _models_page(self) -> dict[str, Any]:

@@ -145,6 +145,25 @@ def test_spend_sums_cost_by_key_or_team_since_a_time(stores: Stores) -> None:
         stores.usage.spend("model", "m1", 0)  # type: ignore[arg-type]
 
 
+def test_spend_leaves_out_calls_a_subscription_paid(stores: Stores) -> None:
+    stores.usage.write(
+        [
+            rec(DAY1, key_id="vk_s", cost_usd=1.0),
+            rec(DAY1 + 1, key_id="vk_s", cost_usd=5.0, billing="subscription"),
+            rec(DAY1 + 2, key_id="vk_s", cost_usd=0.5, billing="subscription_budgeted"),
+            rec(DAY1 + 3, key_id="vk_s", cost_usd=0.25, billing="batch"),
+        ]
+    )
+    assert stores.usage.spend("key", "vk_s", DAY1) == pytest.approx(1.75)
+    rows = stores.usage.rows()
+    assert [r.billing for r in rows] == [None, "subscription", "subscription_budgeted", "batch"]
+
+
+def test_tokens_known_round_trips(stores: Stores) -> None:
+    stores.usage.write([rec(DAY1, tokens_known=False), rec(DAY1 + 1, tokens_known=True), rec(2.0)])
+    assert [r.tokens_known for r in stores.usage.rows()] == [False, True, None]
+
+
 @pytest.mark.parametrize(
     "bad",
     [

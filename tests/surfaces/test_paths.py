@@ -120,7 +120,11 @@ def test_openai_endpoint_not_served_is_not_found_in_openai_envelope(env: Env) ->
 
 def test_unserved_path_of_an_anthropic_client_stays_in_anthropic_envelope(env: Env) -> None:
     status, _, body = raw_request(
-        env.gw.url + "/v1/files", None, {"anthropic-version": "2023-06-01"}, "GET"
+        # /v1/files and /v1/messages/batches are the passthrough's (test_passthrough.py).
+        env.gw.url + "/v1/skills",
+        None,
+        {"anthropic-version": "2023-06-01"},
+        "GET",
     )
     err = json.loads(body)
     assert status == 404 and err["type"] == "error"

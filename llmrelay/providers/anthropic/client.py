@@ -13,17 +13,28 @@ import aiohttp
 
 from ...config import AnthropicProviderConfig
 from ...core import wirejson
+from ...errors import AuthenticationError
 from ..base import ProviderRequest, Wire
 from ..headers import HeaderFilter
 from ..http import HttpProviderResponse, post
+from ..raw import RawRequest, RawResponse, forward
 
 __all__ = ["DEFAULT_ANTHROPIC_VERSION", "AnthropicProvider"]
 
 DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
+#: What a subscription-passthrough account tells a caller that sent no credential of its own.
+_NO_CREDENTIAL = (
+    "provider account {account!r} uses subscription passthrough (auth: passthrough): send "
+    "your own Anthropic credential as 'Authorization: Bearer <token>' and the gateway key as "
+    "the x-llmrelay-key header (Claude Code: log in with /login and set "
+    "ANTHROPIC_CUSTOM_HEADERS='x-llmrelay-key: <gateway key>')"
+)
 
 
 class AnthropicProvider:
-    """Calls ``{base_url}/v1/messages`` and ``/v1/messages/count_tokens`` with ``x-api-key``."""
+    """Calls ``{base_url}/v1/messages`` and ``/v1/messages/count_tokens`` with ``x-api-key``
+    (or, ``auth: passthrough``, the caller's own ``Authorization``); :meth:`forward` reaches
+    any other path of the API."""
 
     def __init__(
         self, account: str, config: AnthropicProviderConfig, session: aiohttp.ClientSession
@@ -32,7 +43,8 @@ class AnthropicProvider:
         self.wire: Wire = "anthropic"
         self._session = session
         self._api_key = config.api_key
-        self._secrets = (config.api_key,)
+        self._secrets = (config.api_key,) if config.api_key is not None else ()
+        self._base_url = config.base_url
         self._headers = HeaderFilter(config.forward_headers, config.drop_headers)
         self._urls = {
             "messages": f"{config.base_url}/v1/messages",
@@ -50,7 +62,8 @@ class AnthropicProvider:
         headers = self._headers(request.headers)
         if not any(k == "anthropic-version" for k, _ in headers):
             headers.append(("anthropic-version", DEFAULT_ANTHROPIC_VERSION))
-        headers.append(("x-api-key", self._api_key))
+        credential, secrets = self._credential(request.credential)
+        headers.append(credential)
         headers.append(("content-type", "application/json"))
         return await post(
             self._session,
@@ -59,8 +72,38 @@ class AnthropicProvider:
             headers=headers,
             client_timeout=self._timeout,
             account=self.account,
-            secrets=self._secrets,
+            secrets=secrets,
         )
+
+    async def forward(self, request: RawRequest) -> RawResponse:
+        """Any path of the Anthropic API (``/v1/messages/batches``, ``/v1/files``...)."""
+        headers = self._headers(request.headers)
+        if not any(k == "anthropic-version" for k, _ in headers):
+            headers.append(("anthropic-version", DEFAULT_ANTHROPIC_VERSION))
+        credential, secrets = self._credential(request.credential)
+        headers += [credential, *request.framing()]
+        return await forward(
+            self._session,
+            request,
+            request.url(self._base_url),
+            headers,
+            client_timeout=self._timeout,
+            account=self.account,
+            secrets=secrets,
+        )
+
+    def _credential(self, caller: str | None) -> tuple[tuple[str, str], tuple[str, ...]]:
+        """The credential header and the secrets to mask: the account's ``x-api-key``, or
+        (``auth: passthrough``) the caller's own ``Authorization``, never anyone else's.
+
+        Raises:
+            AuthenticationError: a passthrough account and no caller credential (401).
+        """
+        if self._api_key is not None:
+            return ("x-api-key", self._api_key), self._secrets
+        if caller is None:
+            raise AuthenticationError(_NO_CREDENTIAL.format(account=self.account))
+        return ("authorization", caller), (caller.partition(" ")[2].strip(),)
 
     async def start(self) -> None:
         """Nothing to prepare."""

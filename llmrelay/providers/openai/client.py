@@ -19,6 +19,7 @@ from ...errors import NotFoundError
 from ..base import ProviderRequest, Wire
 from ..headers import HeaderFilter
 from ..http import HttpProviderResponse, post
+from ..raw import RawRequest, RawResponse, forward
 
 __all__ = ["AzureOpenAIProvider", "OpenAIProvider"]
 
@@ -38,6 +39,7 @@ class OpenAIProvider:
         self.account = account
         self.wire: Wire = "openai"
         self._session = session
+        self._base_url = config.base_url
         self._url = f"{config.base_url}/chat/completions"
         self._auth = [("authorization", f"Bearer {config.api_key}")] if config.api_key else []
         self._secrets = (config.api_key,) if config.api_key else ()
@@ -54,6 +56,18 @@ class OpenAIProvider:
             self._url,
             data=wirejson.dumps(request.body),
             headers=headers,
+            client_timeout=self._timeout,
+            account=self.account,
+            secrets=self._secrets,
+        )
+
+    async def forward(self, request: RawRequest) -> RawResponse:
+        """Any path under ``base_url`` (``files``, ``batches``, ``responses``...)."""
+        return await forward(
+            self._session,
+            request,
+            request.url(self._base_url),
+            [*self._headers(request.headers), *self._auth, *request.framing()],
             client_timeout=self._timeout,
             account=self.account,
             secrets=self._secrets,
@@ -101,6 +115,19 @@ class AzureOpenAIProvider:
             url,
             data=wirejson.dumps(request.body),
             headers=headers,
+            client_timeout=self._timeout,
+            account=self.account,
+            secrets=self._secrets,
+        )
+
+    async def forward(self, request: RawRequest) -> RawResponse:
+        """Any path under ``endpoint`` (``openai/deployments/{d}/...?api-version=``,
+        ``openai/files``...); the client gives the ``api-version`` query itself."""
+        return await forward(
+            self._session,
+            request,
+            request.url(self._endpoint),
+            [*self._headers(request.headers), *self._auth, *request.framing()],
             client_timeout=self._timeout,
             account=self.account,
             secrets=self._secrets,

@@ -29,11 +29,13 @@ from ...errors import UpstreamUnreachable, anthropic_error_body, anthropic_error
 from ..base import ProviderRequest, Wire
 from ..betas import VERTEX_BETAS, filter_betas, split_betas
 from ..http import HttpProviderResponse, StaticResponse, post
+from ..raw import RawRequest, RawResponse, forward
 
 __all__ = [
     "ANTHROPIC_VERSION",
     "DEFAULT_COUNT_TOKENS_REGION",
     "VertexProvider",
+    "api_base",
     "count_tokens_region",
     "error_from_google",
     "models_url",
@@ -72,14 +74,19 @@ def error_from_google(status: int, body: bytes, request_id: str | None) -> bytes
     return anthropic_error_body(anthropic_error_type(status), text, request_id)
 
 
-def models_url(config: VertexProviderConfig, region: str) -> str:
-    """``{base}/projects/{project}/locations/{region}/publishers/anthropic/models``; the
-    base is ``https://aiplatform.googleapis.com/v1`` for ``global``,
+def api_base(config: VertexProviderConfig, region: str) -> str:
+    """``https://aiplatform.googleapis.com/v1`` for ``global``,
     ``https://{region}-aiplatform.googleapis.com/v1`` otherwise, or ``base_url``."""
     host = (
         "aiplatform.googleapis.com" if region == "global" else f"{region}-aiplatform.googleapis.com"
     )
-    base = config.base_url or f"https://{host}/v1"
+    return config.base_url or f"https://{host}/v1"
+
+
+def models_url(config: VertexProviderConfig, region: str) -> str:
+    """``{base}/projects/{project}/locations/{region}/publishers/anthropic/models``, the
+    base as :func:`api_base` has it."""
+    base = api_base(config, region)
     return (
         f"{base}/projects/{quote(config.project, safe='')}/locations/"
         f"{quote(region, safe='')}/publishers/anthropic/models"
@@ -168,6 +175,7 @@ class VertexProvider:
         self.account = account
         self.wire: Wire = "anthropic"
         self._session = session
+        self._base_url = api_base(config, config.region)
         self._models_url = models_url(config, config.region)
         #: count-tokens is not served at ``locations/global``: a regional URL instead.
         self._count_tokens_url = (
@@ -222,6 +230,26 @@ class VertexProvider:
         out = error_from_google(up.status, raw, None)
         headers_out = {k: v for k, v in up.headers.items() if k.lower() != "content-type"}
         return StaticResponse(up.status, out, {**headers_out, **_JSON}, up.upstream_request_id)
+
+    async def forward(self, request: RawRequest) -> RawResponse:
+        """Any path under the Vertex AI API's ``/v1`` (``projects/{p}/locations/{r}/
+        publishers/anthropic/models/{m}:rawPredict``...) with the account's access token;
+        Google's own answers, errors included, come back as sent."""
+        token = self._token.value
+        if token is None:
+            raise UpstreamUnreachable(f"provider {self.account!r} has no Google access token")
+        forward_names = self._forward | {"accept"}
+        headers = [(k, v) for k, v in request.headers if k.lower() in forward_names]
+        headers += [("authorization", f"Bearer {token}"), *request.framing()]
+        return await forward(
+            self._session,
+            request,
+            request.url(self._base_url),
+            headers,
+            client_timeout=self._timeout,
+            account=self.account,
+            secrets=(token,),
+        )
 
     async def aclose(self) -> None:
         await self._token.aclose()

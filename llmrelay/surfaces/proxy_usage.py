@@ -1,0 +1,252 @@
+"""Reading usage out of a native passthrough's answer, on the side, without changing it.
+
+The passthrough relays whatever the provider's API answers (a file, a batch listing, a
+Messages answer, batch results); this module looks at copies of the chunks for what the
+bill needs. What it understands:
+
+* a JSON body (``application/json``) with a top-level ``usage``, the Anthropic Messages
+  shape (``input_tokens``, ``output_tokens``, ``cache_*``; ``anthropic/types/usage.py``),
+  OpenAI Chat Completions' (``prompt_tokens``, ``completion_tokens``,
+  ``prompt_tokens_details.cached_tokens``; ``openai/types/completion_usage.py``) or the
+  Responses API's (``input_tokens``, ``output_tokens``,
+  ``input_tokens_details.cached_tokens``; ``openai/types/responses/response_usage.py``);
+  and its ``model``;
+* a server-sent event stream whose ``data:`` objects carry ``usage`` at the top level or
+  under ``message`` (Anthropic ``message_start``) or ``response`` (Responses API events);
+  the latest value of each count wins, as Anthropic's ``message_delta`` counts are
+  cumulative;
+* Message Batches results (``GET /v1/messages/batches/{id}/results``, JSON Lines of
+  ``MessageBatchIndividualResponse``; ``anthropic/types/messages/
+  message_batch_individual_response.py``): the usage of every ``succeeded`` result, summed
+  per model.
+
+Bounds: a JSON body is read for usage only up to :data:`MAX_JSON_BYTES`, one event or one
+JSONL line up to :data:`MAX_LINE_BYTES`; past either the answer still goes through whole and
+its tokens are *unknown* (``UsageRecord.tokens_known`` false), never guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import orjson
+
+from ..core.usage import Usage
+
+__all__ = ["MAX_JSON_BYTES", "MAX_LINE_BYTES", "UsageReader", "batch_results_path"]
+
+#: Largest JSON answer read for its usage, in bytes (larger ones relay untouched, unread).
+MAX_JSON_BYTES = 4 * 1024 * 1024
+#: Largest server-sent event or JSON Lines line read for its usage, in bytes.
+MAX_LINE_BYTES = 8 * 1024 * 1024
+
+
+def batch_results_path(path: str) -> bool:
+    """True for ``v1/messages/batches/{id}/results`` (a path as :class:`RawRequest` has it)."""
+    parts = path.split("/")
+    return (
+        len(parts) == 5
+        and parts[:3] == ["v1", "messages", "batches"]
+        and parts[4] == "results"
+        and bool(parts[3])
+    )
+
+
+def _int(v: object) -> int:
+    return max(v, 0) if isinstance(v, int) and not isinstance(v, bool) else 0
+
+
+def _cached(usage: Mapping[str, object], details: str) -> int:
+    d = usage.get(details)
+    return _int(d.get("cached_tokens")) if isinstance(d, Mapping) else 0
+
+
+def usage_of(obj: Mapping[str, object]) -> Usage | None:
+    """The four counts of one provider ``usage`` object, whichever shape (module docstring);
+    None when it has none of them."""
+    if "prompt_tokens" in obj or "completion_tokens" in obj:
+        cached = _cached(obj, "prompt_tokens_details")
+        return Usage(
+            input_tokens=max(_int(obj.get("prompt_tokens")) - cached, 0),
+            output_tokens=_int(obj.get("completion_tokens")),
+            cache_read_input_tokens=cached,
+        )
+    if "input_tokens" not in obj and "output_tokens" not in obj:
+        return None
+    if "input_tokens_details" in obj:  # the Responses API: cached tokens are part of input
+        cached = _cached(obj, "input_tokens_details")
+        return Usage(
+            input_tokens=max(_int(obj.get("input_tokens")) - cached, 0),
+            output_tokens=_int(obj.get("output_tokens")),
+            cache_read_input_tokens=cached,
+        )
+    usage = Usage()
+    usage.update_from_anthropic(obj)
+    return usage
+
+
+def _usage_in(event: object) -> Mapping[str, object] | None:
+    """The ``usage`` object of an answer or a stream event, where the wires put it."""
+    if not isinstance(event, dict):
+        return None
+    for holder in (event, event.get("message"), event.get("response")):
+        if isinstance(holder, dict):
+            usage = holder.get("usage")
+            if isinstance(usage, dict):
+                return usage
+    return None
+
+
+def _model_in(event: object) -> str | None:
+    if not isinstance(event, dict):
+        return None
+    for holder in (event, event.get("message"), event.get("response")):
+        if isinstance(holder, dict) and isinstance(holder.get("model"), str):
+            model: str = holder["model"]
+            return model
+    return None
+
+
+@dataclass(slots=True)
+class UsageReader:
+    """Fed every chunk of one answer (:meth:`feed`), then :meth:`finish`; afterwards
+    ``by_model`` maps each model named in the answer ("" when none is named) to its usage,
+    empty when the answer carried none (tokens unknown)."""
+
+    kind: str
+    by_model: dict[str, Usage] = field(default_factory=dict)
+    _buf: bytearray = field(default_factory=bytearray)
+    _over: bool = False
+    #: A chunk ended in ``\r``: the next may start with its ``\n``.
+    _cr: bool = False
+
+    @classmethod
+    def for_answer(cls, content_type: str, batch_results: bool) -> UsageReader | None:
+        """A reader for an answer of ``content_type`` (lower-case, no parameters), or None
+        when nothing in it is read (a file, an image, an AWS event stream)."""
+        if batch_results:
+            return cls("jsonl")
+        if content_type == "application/json":
+            return cls("json")
+        if content_type == "text/event-stream":
+            return cls("sse")
+        return None
+
+    def feed(self, chunk: bytes) -> None:
+        """Read ``chunk`` (a copy of what went to the client). Costs one scan of the chunk
+        until an event or line is complete, then one parse of it."""
+        if self.kind != "json":
+            # Line ends as one "\n" (SSE also allows "\r\n"), also across chunk edges.
+            if self._cr:
+                chunk = b"\r" + chunk
+                self._cr = False
+            if chunk.endswith(b"\r"):
+                chunk = chunk[:-1]
+                self._cr = True
+            if b"\r" in chunk:
+                chunk = chunk.replace(b"\r\n", b"\n")
+        if self._over:
+            if self.kind == "json":
+                return
+            # A line or event past the cap: skip to its end, then read on.
+            sep = b"\n" if self.kind == "jsonl" else b"\n\n"
+            cut = chunk.find(sep)
+            if cut < 0:
+                return
+            self._over = False
+            chunk = chunk[cut + len(sep) :]
+        start = max(len(self._buf) - 1, 0)
+        self._buf += chunk
+        if self.kind == "json":
+            if len(self._buf) > MAX_JSON_BYTES:
+                self._over = True
+                self._buf.clear()
+            return
+        sep = b"\n" if self.kind == "jsonl" else b"\n\n"
+        if self._buf.find(sep, start) >= 0:
+            self._drain(final=False)
+        elif len(self._buf) > MAX_LINE_BYTES:
+            self._over = True
+            self._buf.clear()
+
+    def finish(self) -> None:
+        """The answer ended: read what is left."""
+        if self.kind == "json":
+            if not self._over and self._buf:
+                self._json(bytes(self._buf))
+            self._buf.clear()
+            return
+        self._drain(final=True)
+
+    def _drain(self, final: bool) -> None:
+        sep = b"\n" if self.kind == "jsonl" else b"\n\n"
+        *whole, rest = bytes(self._buf).split(sep)
+        for item in whole:
+            self._item(item)
+        if final:
+            self._item(rest)
+            rest = b""
+        self._buf = bytearray(rest)
+        if len(self._buf) > MAX_LINE_BYTES:
+            self._over = True
+            self._buf.clear()
+
+    def _item(self, item: bytes) -> None:
+        if self.kind == "jsonl":
+            self._result(item)
+            return
+        data = b"".join(
+            line[5:].lstrip(b" ") for line in item.split(b"\n") if line.startswith(b"data:")
+        )
+        if data and data != b"[DONE]":
+            self._json(data, cumulative=True)
+
+    def _json(self, raw: bytes, cumulative: bool = False) -> None:
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return
+        usage = _usage_in(obj)
+        if usage is None:
+            return
+        model = _model_in(obj)
+        if model is None:
+            # A stream's later events name no model: they count for the one named first.
+            model = next(iter(self.by_model), "")
+        counted = self.by_model.get(model)
+        if counted is not None and cumulative:
+            if "prompt_tokens" in usage or "input_tokens_details" in usage:
+                read = usage_of(usage)
+                if read is not None:
+                    self.by_model[model] = read
+            else:
+                counted.update_from_anthropic(usage)
+            return
+        read = usage_of(usage)
+        if read is not None:
+            self.by_model[model] = read
+
+    def _result(self, line: bytes) -> None:
+        if not line.strip():
+            return
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return
+        result = obj.get("result") if isinstance(obj, dict) else None
+        if not isinstance(result, dict) or result.get("type") != "succeeded":
+            return  # errored, canceled and expired requests are not billed
+        message = result.get("message")
+        usage = _usage_in({"message": message})
+        if usage is None:
+            return
+        read = usage_of(usage)
+        if read is None:
+            return
+        model = _model_in(message) or ""
+        total = self.by_model.setdefault(model, Usage())
+        total.input_tokens += read.input_tokens
+        total.output_tokens += read.output_tokens
+        total.cache_creation_input_tokens += read.cache_creation_input_tokens
+        total.cache_read_input_tokens += read.cache_read_input_tokens
