@@ -24,6 +24,7 @@ from ..stores.keys import (
     BudgetMode,
     BudgetPeriod,
     BudgetSpec,
+    KeyEdit,
     KeyNameTaken,
     KeySecret,
     Limits,
@@ -32,8 +33,10 @@ from ..stores.keys import (
 from .auth import digest
 
 __all__ = [
+    "EDITABLE",
     "KeySpecError",
     "check_name",
+    "key_edit_from_spec",
     "key_json",
     "name_clashes",
     "new_secret",
@@ -105,56 +108,11 @@ def virtual_key_from_spec(spec: Mapping[str, Any], now: float | None = None) -> 
     name = spec.get("name")
     if not isinstance(name, str) or not name.strip() or not name.isprintable():
         raise KeySpecError("name: expected a non-empty string of printable characters")
-    team = spec.get("team")
-    if team is not None and (not isinstance(team, str) or not team or not team.isprintable()):
-        raise KeySpecError("team: expected a non-empty string of printable characters")
-    models = spec.get("models") or []
-    if isinstance(models, str):
-        models = [m.strip() for m in models.split(",") if m.strip()]
-    if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
-        raise KeySpecError("models: expected a list of model names")
-    accounts = spec.get("allowed_accounts")
-    if isinstance(accounts, str):
-        accounts = [a.strip() for a in accounts.split(",") if a.strip()]
-    if accounts is not None and (
-        not isinstance(accounts, list) or not all(isinstance(a, str) and a for a in accounts)
-    ):
-        raise KeySpecError("allowed_accounts: expected a list of provider account names")
-    nested = spec.get("limits") or {}
-    if not isinstance(nested, Mapping):
-        raise KeySpecError('limits: expected an object such as {"rpm": 60}')
-    limit_values = dict(nested)
-    for f in _LIMIT_FIELDS:
-        if spec.get(f) is not None:
-            if nested.get(f) is not None:
-                raise KeySpecError(f"{f}: given both at the top level and in limits")
-            limit_values[f] = spec[f]
-    for f, v in limit_values.items():
-        if f not in _LIMIT_FIELDS:
-            raise KeySpecError(f"limits.{f}: unknown limit; expected one of {list(_LIMIT_FIELDS)}")
-        if v is not None and (
-            not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= MAX_LIMIT
-        ):
-            raise KeySpecError(f"{f}: expected a positive integer up to {MAX_LIMIT:.0e}")
-    budget = None
-    if spec.get("budget_usd") is not None:
-        usd = spec["budget_usd"]
-        if (
-            not isinstance(usd, int | float)
-            or isinstance(usd, bool)
-            or not math.isfinite(usd)
-            or usd <= 0
-        ):
-            raise KeySpecError("budget_usd: expected a positive, finite number of US dollars")
-        period = spec.get("budget_period") or "month"
-        if period not in ("day", "week", "month"):
-            raise KeySpecError("budget_period: expected day, week or month")
-        mode = spec.get("budget_mode") or "enforce"
-        if mode not in ("enforce", "audit"):
-            raise KeySpecError("budget_mode: expected enforce or audit")
-        budget = BudgetSpec(float(usd), cast(BudgetPeriod, period), cast(BudgetMode, mode))
-    elif spec.get("budget_period") is not None or spec.get("budget_mode") is not None:
-        raise KeySpecError("budget_period/budget_mode need budget_usd")
+    team = _team(spec.get("team"))
+    models = _models(spec.get("models") or [])
+    accounts = _accounts(spec.get("allowed_accounts"))
+    limit_values = _limit_values(spec)
+    budget = _budget(spec)
     expires_at = spec.get("expires_at")
     if spec.get("expires_in") is not None:
         if expires_at is not None:
@@ -170,13 +128,161 @@ def virtual_key_from_spec(spec: Mapping[str, Any], now: float | None = None) -> 
         id="vk_" + secrets.token_hex(8),
         name=name.strip(),
         team=team,
-        models=tuple(models),
+        models=models,
         limits=Limits(**limit_values),
         budget=budget,
         created_at=now,
         expires_at=float(expires_at) if expires_at is not None else None,
-        allowed_accounts=tuple(accounts) if accounts is not None else None,
+        allowed_accounts=accounts,
     )
+
+
+# Each field's check, shared by create (virtual_key_from_spec) and edit (key_edit.py).
+
+
+def _team(team: Any) -> str | None:
+    if team is not None and (not isinstance(team, str) or not team or not team.isprintable()):
+        raise KeySpecError("team: expected a non-empty string of printable characters")
+    return team
+
+
+def _models(models: Any) -> tuple[str, ...]:
+    if isinstance(models, str):
+        models = [m.strip() for m in models.split(",") if m.strip()]
+    if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
+        raise KeySpecError("models: expected a list of model names")
+    return tuple(models)
+
+
+def _accounts(accounts: Any) -> tuple[str, ...] | None:
+    if isinstance(accounts, str):
+        accounts = [a.strip() for a in accounts.split(",") if a.strip()]
+    if accounts is not None and (
+        not isinstance(accounts, list) or not all(isinstance(a, str) and a for a in accounts)
+    ):
+        raise KeySpecError("allowed_accounts: expected a list of provider account names")
+    return tuple(accounts) if accounts is not None else None
+
+
+def _limit_values(spec: Mapping[str, Any]) -> dict[str, int | None]:
+    """The limits given at the top level or nested under ``limits`` (a value may be None)."""
+    nested = spec.get("limits") or {}
+    if not isinstance(nested, Mapping):
+        raise KeySpecError('limits: expected an object such as {"rpm": 60}')
+    limit_values = dict(nested)
+    for f in _LIMIT_FIELDS:
+        if spec.get(f) is not None:
+            if nested.get(f) is not None:
+                raise KeySpecError(f"{f}: given both at the top level and in limits")
+            limit_values[f] = spec[f]
+    for f, v in limit_values.items():
+        _check_limit(f, v)
+    return limit_values
+
+
+def _check_limit(f: str, v: Any) -> None:
+    if f not in _LIMIT_FIELDS:
+        raise KeySpecError(f"limits.{f}: unknown limit; expected one of {list(_LIMIT_FIELDS)}")
+    if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= MAX_LIMIT):
+        raise KeySpecError(f"{f}: expected a positive integer up to {MAX_LIMIT:.0e}")
+
+
+def _budget(spec: Mapping[str, Any]) -> BudgetSpec | None:
+    if spec.get("budget_usd") is not None:
+        usd = spec["budget_usd"]
+        if (
+            not isinstance(usd, int | float)
+            or isinstance(usd, bool)
+            or not math.isfinite(usd)
+            or usd <= 0
+        ):
+            raise KeySpecError("budget_usd: expected a positive, finite number of US dollars")
+        period = spec.get("budget_period") or "month"
+        if period not in ("day", "week", "month"):
+            raise KeySpecError("budget_period: expected day, week or month")
+        mode = spec.get("budget_mode") or "enforce"
+        if mode not in ("enforce", "audit"):
+            raise KeySpecError("budget_mode: expected enforce or audit")
+        return BudgetSpec(float(usd), cast(BudgetPeriod, period), cast(BudgetMode, mode))
+    if spec.get("budget_period") is not None or spec.get("budget_mode") is not None:
+        raise KeySpecError("budget_period/budget_mode need budget_usd")
+    return None
+
+
+#: What ``PATCH /admin/keys/{id}`` may change (docs/admin-api.md).
+EDITABLE = (
+    "team",
+    "models",
+    "allowed_accounts",
+    "limits",
+    *_LIMIT_FIELDS,
+    "budget_usd",
+    "budget_period",
+    "budget_mode",
+)
+_FIXED = {
+    "name": "it names the key in usage reports and routing rules",
+    "id": "it identifies the key",
+    "expires_in": "a key's lifetime is set when it is made",
+    "expires_at": "a key's lifetime is set when it is made",
+}
+
+
+def key_edit_from_spec(spec: Mapping[str, Any]) -> KeyEdit:
+    """An edit from a JSON-like spec with some of :data:`EDITABLE`, each checked as
+    :func:`virtual_key_from_spec` checks it. A field given as ``null`` is removed: ``team``
+    (no team), ``models`` (every model; ``[]`` too), ``allowed_accounts`` (those of
+    ``models``), a limit (unlimited; ``"limits": null`` removes them all), ``budget_usd``
+    (no budget). Limits not named stay as they are; ``budget_usd`` replaces the whole
+    budget (``budget_period`` and ``budget_mode`` default to month and enforce).
+
+    Raises:
+        KeySpecError: an empty edit, a field that is not editable or unknown, or a value of
+            the wrong shape; the message names the field.
+    """
+    for name, why in _FIXED.items():
+        if name in spec:
+            raise KeySpecError(f"{name}: not editable ({why}); create a new key instead")
+    unknown = sorted(set(spec) - set(EDITABLE))
+    if unknown:
+        raise KeySpecError(
+            f"unknown field(s): {', '.join(unknown)}; expected some of {list(EDITABLE)}"
+        )
+    if not spec:
+        raise KeySpecError(f"nothing to change: give some of {list(EDITABLE)}")
+    edit: dict[str, Any] = {}
+    if "team" in spec:
+        edit["team"] = _team(spec["team"])
+    if "models" in spec:
+        edit["models"] = _models(spec["models"] or [])
+    if "allowed_accounts" in spec:
+        edit["allowed_accounts"] = _accounts(spec["allowed_accounts"])
+    given: dict[str, Any] = {}
+    clear: set[str] = set()
+    nested = spec.get("limits", {})
+    if nested is None:
+        clear.update(_LIMIT_FIELDS)
+        nested = {}
+    if not isinstance(nested, Mapping):
+        raise KeySpecError('limits: expected an object such as {"rpm": 60}')
+    for f, v in [*nested.items(), *((f, spec[f]) for f in _LIMIT_FIELDS if f in spec)]:
+        if f in given or (f in clear and f in nested):
+            raise KeySpecError(f"{f}: given both at the top level and in limits")
+        _check_limit(f, v)
+        if v is None:
+            clear.add(f)
+        else:
+            given[f] = v
+            clear.discard(f)
+    edit["limits"] = Limits(**given)
+    edit["clear_limits"] = frozenset(clear)
+    if "budget_usd" in spec and spec["budget_usd"] is None:
+        if spec.get("budget_period") is not None or spec.get("budget_mode") is not None:
+            raise KeySpecError("budget_period/budget_mode need budget_usd")
+        edit["budget"] = None
+    elif any(f in spec for f in ("budget_usd", "budget_period", "budget_mode")):
+        edit["budget"] = _budget(spec)
+    return KeyEdit(**edit)
 
 
 def check_name(key: VirtualKey, config_names: Collection[str]) -> None:

@@ -14,7 +14,16 @@ from typing import Any, Protocol
 
 import orjson
 
-from .keys import BudgetSpec, KeyChanges, KeyNameTaken, KeySecret, Limits, VirtualKey
+from .keys import (
+    BudgetSpec,
+    KeyChanges,
+    KeyEdit,
+    KeyNameTaken,
+    KeyRevoked,
+    KeySecret,
+    Limits,
+    VirtualKey,
+)
 
 __all__ = ["POSTGRES", "SQLITE", "Cursor", "KeySQL", "MissingKey", "duplicate_message"]
 
@@ -159,6 +168,29 @@ class KeySQL:
         )
         if cur.rowcount == 0:
             raise MissingKey(key_id)
+
+    def update(self, cur: Cursor, key_id: str, edit: KeyEdit) -> VirtualKey:
+        """Make ``edit`` to the key after the revision bump (whose lock serialises key
+        writes, so the key read here is the one written over). Raises :class:`MissingKey`,
+        :class:`~llmrelay.stores.keys.KeyRevoked`."""
+        revision = self._bump(cur)
+        key = self.get(cur, key_id)
+        if key is None:
+            raise MissingKey(key_id)
+        if key.revoked_at is not None:
+            raise KeyRevoked(key_id)
+        new = edit.apply(key)
+        # The columns _key_params writes, without id/name/created_at/expires_at/revoked_at.
+        params = _key_params(new, revision)
+        cur.execute(
+            self._q(
+                "UPDATE virtual_keys SET team = ?, models = ?, rpm = ?, rph = ?, rpd = ?,"
+                " tpm = ?, tph = ?, tpd = ?, budget_usd = ?, budget_period = ?,"
+                " budget_mode = ?, allowed_accounts = ?, revision = ? WHERE id = ?"
+            ),
+            (*params[2:13], params[16], revision, key_id),
+        )
+        return new
 
     def rotate(self, cur: Cursor, key_id: str, new: KeySecret, old_valid_until: float) -> None:
         """Cap the key's other secrets at ``old_valid_until`` and add ``new``. Raises

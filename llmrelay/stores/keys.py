@@ -16,16 +16,22 @@ name cannot both pass (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: the counter row'
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 __all__ = [
+    "KEEP",
     "BudgetMode",
     "BudgetPeriod",
     "BudgetSpec",
+    "Keep",
     "KeyChanges",
+    "KeyEdit",
     "KeyNameTaken",
+    "KeyRevoked",
     "KeySecret",
     "KeyStore",
     "Limits",
@@ -98,6 +104,75 @@ class KeyChanges:
     revision: int
 
 
+class Keep(enum.Enum):
+    """The type of :data:`KEEP`."""
+
+    KEEP = "keep"
+
+
+#: A :class:`KeyEdit` field left as it is.
+KEEP = Keep.KEEP
+
+
+@dataclass(slots=True, frozen=True)
+class KeyEdit:
+    """A change to a key's policy; each field :data:`KEEP` (unchanged) or its new value.
+
+    ``limits`` merges: each of its fields that is not ``None`` replaces that limit, and a
+    name in ``clear_limits`` removes it (unlimited). ``budget`` and the others replace the
+    whole value (``None``: no budget, no team, every model of the key's models). A key's
+    name, id, secrets, creation and expiry times are not editable.
+    """
+
+    team: str | Keep | None = KEEP
+    models: tuple[str, ...] | Keep = KEEP
+    allowed_accounts: tuple[str, ...] | Keep | None = KEEP
+    limits: Limits = field(default_factory=Limits)
+    clear_limits: frozenset[str] = frozenset()
+    budget: BudgetSpec | Keep | None = KEEP
+
+    def is_empty(self) -> bool:
+        return (
+            self.team is KEEP
+            and self.models is KEEP
+            and self.allowed_accounts is KEEP
+            and self.limits.is_empty()
+            and not self.clear_limits
+            and self.budget is KEEP
+        )
+
+    def apply(self, key: VirtualKey) -> VirtualKey:
+        """``key`` with this edit made (a pure function; the store calls it inside its
+        write's transaction, so concurrent edits of different fields both stay)."""
+        limits = {
+            f.name: None if f.name in self.clear_limits else getattr(key.limits, f.name)
+            for f in dataclasses.fields(Limits)
+        }
+        for name in limits:
+            if getattr(self.limits, name) is not None:
+                limits[name] = getattr(self.limits, name)
+        return dataclasses.replace(
+            key,
+            team=key.team if isinstance(self.team, Keep) else self.team,
+            models=key.models if isinstance(self.models, Keep) else self.models,
+            allowed_accounts=(
+                key.allowed_accounts
+                if isinstance(self.allowed_accounts, Keep)
+                else self.allowed_accounts
+            ),
+            limits=Limits(**limits),
+            budget=key.budget if isinstance(self.budget, Keep) else self.budget,
+        )
+
+
+class KeyRevoked(Exception):
+    """An edit of a revoked key (``key_id``): revoked keys are kept as they were."""
+
+    def __init__(self, key_id: str) -> None:
+        self.key_id = key_id
+        super().__init__(f"key {key_id!r} is revoked and can no longer be edited")
+
+
 class KeyNameTaken(ValueError):
     """A key that is not revoked already has this name (``key_id`` names it, or is None
     for a key of the config file)."""
@@ -146,6 +221,13 @@ class KeyStore(Protocol):
         """Add ``new_secret``; the key's other secrets stay valid until ``old_valid_until``
         (Unix seconds; an earlier expiry is kept). False if there is no such key;
         ``ValueError`` if the digest exists or ``new_secret.key_id`` is not ``key_id``."""
+        ...
+
+    def update(self, key_id: str, edit: KeyEdit) -> VirtualKey | None:
+        """Make ``edit`` to a key, read and written in one transaction, and bump its
+        revision so every instance's key cache picks the change up: the key as it is now,
+        or None if there is no such key. Raises :class:`KeyRevoked` for a revoked key
+        (nothing written)."""
         ...
 
     def changed_since(self, revision: int) -> KeyChanges:

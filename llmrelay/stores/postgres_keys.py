@@ -8,7 +8,7 @@ import psycopg
 
 from ._keys_sql import POSTGRES, MissingKey, duplicate_message
 from ._pg import DEFAULT_TIMEOUT_S, Pool, open_pool
-from .keys import KeyChanges, KeySecret, VirtualKey
+from .keys import KeyChanges, KeyEdit, KeySecret, VirtualKey
 
 __all__ = ["PostgresKeyStore"]
 
@@ -63,6 +63,13 @@ class PostgresKeyStore:
         except psycopg.errors.UniqueViolation as err:
             raise ValueError(duplicate_message(key_id, err)) from None
         return True
+
+    def update(self, key_id: str, edit: KeyEdit) -> VirtualKey | None:
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                return POSTGRES.update(conn.cursor(), key_id, edit)
+        except MissingKey:
+            return None
 
     def changed_since(self, revision: int) -> KeyChanges:
         with self._pool.connection() as conn, conn.transaction():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ._keys_sql import SQLITE, MissingKey, duplicate_message
 from ._sqlite import connect, transaction
-from .keys import KeyChanges, KeySecret, VirtualKey
+from .keys import KeyChanges, KeyEdit, KeySecret, VirtualKey
 
 __all__ = ["SQLiteKeyStore"]
 
@@ -58,6 +58,13 @@ class SQLiteKeyStore:
         except sqlite3.IntegrityError as err:
             raise ValueError(duplicate_message(key_id, err)) from None
         return True
+
+    def update(self, key_id: str, edit: KeyEdit) -> VirtualKey | None:
+        try:
+            with self._lock, transaction(self._db, "BEGIN IMMEDIATE") as cur:
+                return SQLITE.update(cur, key_id, edit)
+        except MissingKey:
+            return None
 
     def changed_since(self, revision: int) -> KeyChanges:
         with self._lock, transaction(self._db) as cur:

@@ -7,7 +7,15 @@ import threading
 import pytest
 
 from llmrelay.stores.database import Stores, open_stores
-from llmrelay.stores.keys import BudgetSpec, KeyNameTaken, KeySecret, Limits, VirtualKey
+from llmrelay.stores.keys import (
+    BudgetSpec,
+    KeyEdit,
+    KeyNameTaken,
+    KeyRevoked,
+    KeySecret,
+    Limits,
+    VirtualKey,
+)
 
 
 def key(i: int, name: str | None = None, **kw: object) -> VirtualKey:
@@ -221,3 +229,103 @@ def test_concurrent_creates_of_one_name_let_exactly_one_through(
         f"name-{i}": ["created", "taken"] for i in range(10)
     }
     assert sorted(k.name for k in stores.keys.list()) == sorted(f"name-{i}" for i in range(10))
+
+
+def test_update_changes_only_the_fields_it_names_and_bumps_the_revision(
+    stores: Stores,
+) -> None:
+    original = key(
+        1,
+        team="core",
+        models=("mock/echo",),
+        limits=Limits(rpm=60, tpd=1_000),
+        budget=BudgetSpec(usd=5.0),
+        expires_at=1_800_000_000.0,
+        allowed_accounts=("mock",),
+    )
+    stores.keys.create(original, secret(1))
+    stores.keys.create(key(2), secret(2))
+    before = stores.keys.changed_since(0).revision
+    edited = stores.keys.update(
+        "vk_1",
+        KeyEdit(
+            models=("mock/echo", "mock/other"),
+            limits=Limits(rpm=5),
+            clear_limits=frozenset({"tpd"}),
+            budget=BudgetSpec(usd=9.5, period="day", mode="audit"),
+        ),
+    )
+    expected = VirtualKey(
+        id="vk_1",
+        name="key-1",
+        team="core",
+        models=("mock/echo", "mock/other"),
+        limits=Limits(rpm=5),
+        budget=BudgetSpec(usd=9.5, period="day", mode="audit"),
+        created_at=original.created_at,
+        expires_at=1_800_000_000.0,
+        allowed_accounts=("mock",),
+    )
+    assert edited == expected
+    assert stores.keys.get("vk_1") == expected
+    # Other instances' caches see the edit (with the key's secret) and nothing else.
+    changes = stores.keys.changed_since(before)
+    assert changes.revision == before + 1
+    assert [k.id for k in changes.keys] == ["vk_1"] and changes.keys[0] == expected
+    assert [s.digest for s in changes.secrets] == [secret(1).digest]
+
+
+def test_update_can_remove_team_models_accounts_and_budget(stores: Stores) -> None:
+    stores.keys.create(
+        key(1, team="t", models=("a",), budget=BudgetSpec(usd=1.0), allowed_accounts=()),
+        secret(1),
+    )
+    edited = stores.keys.update(
+        "vk_1", KeyEdit(team=None, models=(), allowed_accounts=None, budget=None)
+    )
+    assert edited == key(1)
+    assert stores.keys.get("vk_1") == key(1)
+
+
+def test_update_of_a_missing_or_revoked_key_writes_nothing(stores: Stores) -> None:
+    stores.keys.create(key(1), secret(1))
+    stores.keys.revoke("vk_1", 1_750_000_000.0)
+    revision = stores.keys.changed_since(0).revision
+    assert stores.keys.update("vk_nope", KeyEdit(models=("a",))) is None
+    with pytest.raises(KeyRevoked, match="vk_1"):
+        stores.keys.update("vk_1", KeyEdit(models=("a",)))
+    assert stores.keys.changed_since(0).revision == revision
+    revoked = stores.keys.get("vk_1")
+    assert revoked is not None and revoked.models == ()
+
+
+def test_concurrent_edits_of_different_fields_both_stay(db_url: str) -> None:
+    a, b = open_stores(db_url), open_stores(db_url)
+    try:
+        a.keys.create(key(1), secret(1))
+        barrier = threading.Barrier(2)
+        errors: list[BaseException] = []
+
+        def edit(store: Stores, change: KeyEdit) -> None:
+            try:
+                barrier.wait(timeout=10)
+                for _ in range(10):
+                    store.keys.update("vk_1", change)
+            except BaseException as err:
+                errors.append(err)
+
+        threads = [
+            threading.Thread(target=edit, args=(a, KeyEdit(limits=Limits(rpm=7)))),
+            threading.Thread(target=edit, args=(b, KeyEdit(models=("m",)))),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert errors == []
+        final = a.keys.get("vk_1")
+        assert final is not None and final.limits == Limits(rpm=7) and final.models == ("m",)
+        assert a.keys.changed_since(0).revision == 21
+    finally:
+        a.close()
+        b.close()
