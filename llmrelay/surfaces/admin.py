@@ -6,6 +6,7 @@ key>`` or ``x-api-key``. Errors use Anthropic's envelope. Reference: docs/admin-
     POST   /admin/keys                 create -> 201 {..key, "key": "<secret, shown once>"}
     GET    /admin/keys                 list   -> {"data": [key, ...]}
     GET    /admin/keys/{id}            one key
+    PATCH  /admin/keys/{id}            edit models, limits, budget, team -> the key
     POST   /admin/keys/{id}/revoke     revoke (also DELETE /admin/keys/{id})
     POST   /admin/keys/{id}/rotate     {"grace": "24h"} -> {"id", "key", "previous_valid_until"}
     GET    /admin/usage?by=key,model&since=7d   totals per group
@@ -44,13 +45,14 @@ from ..policy.keycache import KeyCache
 from ..policy.virtual_keys import (
     KeySpecError,
     check_name,
+    key_edit_from_spec,
     key_json,
     new_secret,
     parse_duration,
     virtual_key_from_spec,
 )
 from ..stores.database import Stores
-from ..stores.keys import KeyNameTaken
+from ..stores.keys import KeyNameTaken, KeyRevoked
 from ..stores.offload import in_daemon_thread
 from ..stores.usage import SummaryField
 from .admin_openapi import openapi_json
@@ -141,6 +143,7 @@ class AdminSurface:
         app.router.add_post("/admin/keys", self._wrap(self.create))
         app.router.add_get("/admin/keys", self._wrap(self.list))
         app.router.add_get("/admin/keys/{id}", self._wrap(self.get))
+        app.router.add_patch("/admin/keys/{id}", self._wrap(self.update))
         app.router.add_post("/admin/keys/{id}/revoke", self._wrap(self.revoke))
         app.router.add_delete("/admin/keys/{id}", self._wrap(self.revoke))
         app.router.add_post("/admin/keys/{id}/rotate", self._wrap(self.rotate))
@@ -255,6 +258,32 @@ class AdminSurface:
         await self._after_write()
         return {**key_json(key), "key": secret}
 
+    async def update_key(self, key_id: str, spec: Any) -> dict[str, Any]:
+        """Edit a key's team, models, allowed accounts, limits or budget (the fields of
+        :func:`~llmrelay.policy.virtual_keys.key_edit_from_spec`): the key as JSON. This
+        instance applies it before answering; others within ``governance.key_refresh_s``.
+
+        Raises ``KeySpecError`` (400), :class:`NotFoundError`, a 409 :class:`GatewayError`
+        (a revoked key, or a key of the config file: read-only), :class:`ServiceUnavailable`.
+        """
+        if not isinstance(spec, dict):
+            raise KeySpecError("expected a JSON object of the fields to change")
+        edit = key_edit_from_spec(spec)
+        try:
+            key = await self._write(self._gw.stores().keys.update, key_id, edit)
+        except KeyRevoked as err:
+            raise GatewayError(f"{err}; create a new key", status=409) from None
+        if key is None:
+            if key_id in self._config_key_names:
+                raise GatewayError(
+                    f"key {key_id!r} is from the config file (auth.keys) and read-only here:"
+                    " edit the file and reload (POST /admin/reload)",
+                    status=409,
+                )
+            raise NotFoundError(f"no key with id {key_id!r}")
+        await self._after_write()
+        return key_json(key)
+
     async def revoke_key(self, key_id: str) -> dict[str, Any]:
         """Revoke a key now: the key as JSON. Raises :class:`NotFoundError`,
         :class:`ServiceUnavailable`."""
@@ -269,6 +298,10 @@ class AdminSurface:
     async def create(self, request: web.Request) -> tuple[int, Any]:
         spec = await read_json(request, self._spec)
         return 201, await self.create_key(spec)
+
+    async def update(self, request: web.Request) -> tuple[int, Any]:
+        spec = await read_json(request, self._spec)
+        return 200, await self.update_key(request.match_info["id"], spec)
 
     async def list(self, request: web.Request) -> tuple[int, Any]:
         keys = await asyncio.to_thread(self._gw.stores().keys.list)

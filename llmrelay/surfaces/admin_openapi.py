@@ -105,6 +105,44 @@ _SCHEMAS: dict[str, Any] = {
             "expires_at": {"type": "number", "description": "Unix seconds"},
         },
     },
+    "KeyEdit": {
+        "type": "object",
+        "minProperties": 1,
+        "additionalProperties": False,
+        "description": "The fields to change; null removes one (no team, every model, the "
+        "accounts of the models, unlimited, no budget). Limits not named stay; budget_usd "
+        "replaces the whole budget. name, expiry and secrets are not editable.",
+        "properties": {
+            "team": {"type": ["string", "null"], "minLength": 1},
+            "models": {
+                "oneOf": [
+                    {"type": "array", "items": {"type": "string"}},
+                    {"type": "string", "description": "comma-separated"},
+                    {"type": "null"},
+                ],
+                "description": "Models the key may use (empty or null: every model)",
+            },
+            "allowed_accounts": {
+                "oneOf": [
+                    {"type": "array", "items": {"type": "string"}},
+                    {"type": "string", "description": "comma-separated"},
+                    {"type": "null"},
+                ],
+                "description": "Provider accounts the native passthrough may reach (null: "
+                "those of the key's models)",
+            },
+            "limits": {
+                "type": ["object", "null"],
+                "properties": {n: {**v, "type": ["integer", "null"]} for n, v in _LIMITS.items()},
+                "additionalProperties": False,
+                "description": "Merged into the key's limits (null: remove them all)",
+            },
+            **{n: {**v, "type": ["integer", "null"]} for n, v in _LIMITS.items()},
+            "budget_usd": {"type": ["number", "null"], "exclusiveMinimum": 0},
+            "budget_period": {"enum": ["day", "week", "month"], "default": "month"},
+            "budget_mode": {"enum": ["enforce", "audit"], "default": "enforce"},
+        },
+    },
     "Key": {
         "type": "object",
         "required": ["id", "name", "status", "created_at"],
@@ -370,6 +408,14 @@ _PATHS: dict[str, Any] = {
         "parameters": [_KEY_ID],
         "get": _op(
             "Get a key", _json(_ref("Key"), "The key"), (401, 404, 503), operation_id="getKey"
+        ),
+        "patch": _op(
+            "Edit a key's team, models, allowed accounts, limits or budget (409: revoked, or a"
+            " key of the config file)",
+            _json(_ref("Key"), "The key as it is now"),
+            (400, 401, 404, 408, 409, 413, 503),
+            body={"required": True, "content": {"application/json": {"schema": _ref("KeyEdit")}}},
+            operation_id="updateKey",
         ),
         "delete": _op(
             "Revoke a key (as POST .../revoke)",
