@@ -1,4 +1,4 @@
-"""``llmrelay keys create|list|revoke|rotate`` and ``llmrelay db upgrade|check``.
+"""``llmrelay keys create|list|update|revoke|rotate`` and ``llmrelay db upgrade|check``.
 
 They work on the database the config names (``database:``), directly, so they need no
 running gateway; running gateways pick changes up within ``governance.key_refresh_s``.
@@ -171,6 +171,77 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+_LIMIT_NAMES = ("rpm", "rph", "rpd", "tpm", "tph", "tpd")
+
+
+def _update_spec(args: argparse.Namespace) -> dict[str, Any]:
+    """The PATCH /admin/keys/{id} body the flags given stand for; ``none`` (and ``all``
+    for --models, ``models`` for --allowed-accounts) removes a field. Raises KeySpecError."""
+    from .policy.virtual_keys import KeySpecError
+
+    def nullable(text: str, *words: str) -> str | None:
+        return None if text.strip().lower() in ("none", *words) else text
+
+    spec: dict[str, Any] = {}
+    if args.team is not None:
+        spec["team"] = nullable(args.team)
+    if args.models is not None:
+        spec["models"] = nullable(args.models, "all")
+    if args.allowed_accounts is not None:
+        spec["allowed_accounts"] = nullable(args.allowed_accounts, "models")
+    for f in _LIMIT_NAMES:
+        value = getattr(args, f)
+        if value is not None:
+            text = nullable(value)
+            try:
+                spec[f] = None if text is None else int(text)
+            except ValueError:
+                raise KeySpecError(f"--{f}: expected a whole number or none") from None
+    if args.budget_usd is not None:
+        text = nullable(args.budget_usd)
+        try:
+            spec["budget_usd"] = None if text is None else float(text)
+        except ValueError:
+            raise KeySpecError("--budget-usd: expected an amount in USD or none") from None
+    if args.budget_period is not None:
+        spec["budget_period"] = args.budget_period
+    if args.budget_mode is not None:
+        spec["budget_mode"] = args.budget_mode
+    return spec
+
+
+def _update(args: argparse.Namespace) -> int:
+    from .policy.virtual_keys import KeySpecError, key_edit_from_spec, key_json
+    from .stores.keys import KeyRevoked
+
+    try:
+        edit = key_edit_from_spec(_update_spec(args))
+    except KeySpecError as err:
+        print(f"llmrelay keys update: {err}", file=sys.stderr)
+        return 2
+    settings, stores = _open_with_settings(args.config)
+    try:
+        key = stores.keys.update(args.id, edit)
+    except KeyRevoked as err:
+        print(f"llmrelay keys update: {err}", file=sys.stderr)
+        return 1
+    finally:
+        stores.close()
+    if key is None:
+        where = (
+            " (it is a key of the config file: edit the file)"
+            if args.id in {k.name for k in settings.auth.keys}
+            else ""
+        )
+        print(f"llmrelay keys update: no virtual key with id {args.id!r}{where}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(orjson.dumps(key_json(key)).decode())
+    else:
+        print(f"updated {key.id}; running gateways apply it within governance.key_refresh_s")
+    return 0
+
+
 def _revoke(args: argparse.Namespace) -> int:
     stores = _open(args.config)
     try:
@@ -271,7 +342,7 @@ def _reported(fn: Any) -> Any:
 
 
 def add_commands(sub: Any) -> None:
-    keys = sub.add_parser("keys", help="create, list, revoke and rotate virtual keys")
+    keys = sub.add_parser("keys", help="create, list, update, revoke and rotate virtual keys")
     ksub = keys.add_subparsers(dest="keys_command", required=True)
 
     p = ksub.add_parser("create", help="create a virtual key; prints its secret once")
@@ -304,6 +375,26 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--config", default=_DEFAULT_CONFIG)
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=_reported(_list))
+
+    p = ksub.add_parser(
+        "update",
+        help="change a key's team, models, accounts, limits or budget (none: remove one)",
+    )
+    p.add_argument("id")
+    p.add_argument("--config", default=_DEFAULT_CONFIG)
+    p.add_argument("--team", help="the team, or none")
+    p.add_argument("--models", help="comma-separated public model names, or all")
+    p.add_argument(
+        "--allowed-accounts",
+        help="comma-separated provider accounts for the passthrough, or models (those of --models)",
+    )
+    for f in _LIMIT_NAMES:
+        p.add_argument(f"--{f}", help="a whole number, or none (unlimited)")
+    p.add_argument("--budget-usd", help="USD per period, or none (no budget)")
+    p.add_argument("--budget-period", choices=["day", "week", "month"])
+    p.add_argument("--budget-mode", choices=["enforce", "audit"])
+    p.add_argument("--json", action="store_true", help="print the key as JSON")
+    p.set_defaults(fn=_reported(_update))
 
     p = ksub.add_parser("revoke", help="revoke a key; every instance refuses it shortly")
     p.add_argument("id")

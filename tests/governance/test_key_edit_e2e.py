@@ -3,6 +3,11 @@ this instance sees the new models, limits and budget, through the official SDKs.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -146,3 +151,48 @@ def test_edit_errors_name_the_field_and_the_reason(start: Start) -> None:
     # Nothing refused changed the key.
     status, got = admin(gw, "GET", path)
     assert got["models"] == [MODEL] and got["limits"] == {} and got["status"] == "revoked"
+
+
+def test_cli_keys_update_reaches_a_running_gateway_through_its_key_cache(start: Start) -> None:
+    # The CLI writes the database directly, as another instance would: the running gateway
+    # sees the bumped revision on its next refresh (governance.key_refresh_s: 0.2 s).
+    gw = start(auth=keys_with())
+    key_id, secret = create(gw, models=[MODEL])
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cli = [sys.executable, "-m", "llmrelay", "keys", "update"]
+    config = ["--config", str(gw.config_path)]
+    done = subprocess.run(
+        [*cli, key_id, *config, "--models", f"{MODEL},{OTHER}", "--rpm", "50", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    updated = json.loads(done.stdout)
+    assert updated["models"] == [MODEL, OTHER] and updated["limits"] == {"rpm": 50}
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            assert call(gw, secret, OTHER).id
+            break
+        except anthropic.PermissionDeniedError:
+            assert time.monotonic() < deadline, "the gateway never saw the edit"
+            time.sleep(0.1)
+    done = subprocess.run(
+        [*cli, key_id, *config, "--models", "all", "--rpm", "none", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert json.loads(done.stdout)["models"] is None
+    assert json.loads(done.stdout)["limits"] == {}
+    for args, code, words in (
+        ([key_id, "--rpm", "lots"], 2, "--rpm: expected a whole number"),
+        ([key_id], 2, "nothing to change"),
+        (["vk_nope", "--rpm", "1"], 1, "no virtual key with id 'vk_nope'"),
+        (["alice", "--rpm", "1"], 1, "config file"),
+    ):
+        failed = subprocess.run([*cli, *args, *config], capture_output=True, text=True, env=env)
+        assert failed.returncode == code, failed.stderr
+        assert words in failed.stderr
