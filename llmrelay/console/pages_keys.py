@@ -1,5 +1,6 @@
 """The Keys pages: the list with budget bars, create (the secret shown once, with a Claude
-Code ``settings.json`` snippet and an SDK snippet), revoke with a confirmation."""
+Code ``settings.json`` snippet and an SDK snippet), edit (team, models, accounts, limits,
+budget), revoke with a confirmation."""
 
 from __future__ import annotations
 
@@ -11,7 +12,23 @@ import orjson
 from ..config import GatewayKeyConfig
 from .html import esc, fmt_time, fmt_usd, notice, short, table
 
-__all__ = ["created_page", "keys_page", "revoke_page", "rotate_page", "rotated_page"]
+__all__ = [
+    "created_page",
+    "edit_page",
+    "keys_page",
+    "revoke_page",
+    "rotate_page",
+    "rotated_page",
+]
+
+_LIMIT_LABELS = (
+    ("rpm", "Requests per minute"),
+    ("rph", "Requests per hour"),
+    ("rpd", "Requests per day"),
+    ("tpm", "Tokens per minute"),
+    ("tph", "Tokens per hour"),
+    ("tpd", "Tokens per day"),
+)
 
 
 def _budget_cell(b: dict[str, Any] | None) -> str:
@@ -85,6 +102,8 @@ def keys_page(
                 if k["status"] == "active"
                 else ""
             )
+            if k["status"] != "revoked":
+                action = f'<a href="/ui/keys/{kid}/edit">Edit</a> ' + action
             budget = by_id.get(k["id"])
             last = budget.get("last_used") if budget else None
             limits = ", ".join(f"{n} {v:,}" for n, v in k["limits"].items()) or "-"
@@ -116,9 +135,10 @@ def keys_page(
             ]
             for k in config_keys
         ]
-        out += "<h2>Keys from the config file (read-only)</h2>" + table(
-            ["Name", "Team", "Models", "Budget"], rows
-        )
+        out += (
+            "<h2>Keys from the config file (read-only)</h2>"
+            '<p class="hint">Edit them in the config file (auth.keys), then reload.</p>'
+        ) + table(["Name", "Team", "Models", "Budget"], rows)
     return out
 
 
@@ -180,6 +200,59 @@ def rotated_page(key: dict[str, Any], rotated: dict[str, Any], base_url: str, mo
         f" secret works until {fmt_time(rotated['previous_valid_until'], False)}.",
         "ok",
     ) + _snippets(rotated["key"], base_url, model)
+
+
+def _select(name: str, options: tuple[str, ...], chosen: str) -> str:
+    opts = "".join(
+        f"<option{' selected' if o == chosen else ''}>{esc(o)}</option>" for o in options
+    )
+    return f'<select name="{name}">{opts}</select>'
+
+
+def edit_page(key: dict[str, Any], csrf: str, values: dict[str, str] | None = None) -> str:
+    """The Edit form for a key, filled with its current policy (or with ``values``, the
+    form as sent, when the change was refused). An empty field removes the setting."""
+    budget = key["budget"] or {}
+    current = {
+        "team": key["team"] or "",
+        "models": ", ".join(key["models"] or []),
+        "allowed_accounts": ", ".join(key["allowed_accounts"] or []),
+        **{f: str(key["limits"].get(f, "")) for f, _ in _LIMIT_LABELS},
+        "budget_usd": f"{budget['usd']:g}" if budget else "",
+        "budget_period": budget.get("period", "month"),
+        "budget_mode": budget.get("mode", "enforce"),
+    }
+    v = {**current, **(values or {})}
+    kid = esc(quote(key["id"], safe=""))
+
+    def field(name: str, label: str, cap: int, mode: str = "") -> str:
+        attrs = f' inputmode="{mode}"' if mode else ""
+        return (
+            f'<label>{esc(label)} <input name="{name}" value="{esc(v[name])}"'
+            f' maxlength="{cap}"{attrs}></label>'
+        )
+
+    return (
+        f"<p>Key <strong>{short(key['name'], 120)}</strong> ({esc(key['id'])}). An empty"
+        " field removes the setting; the change applies to the key's next call.</p>"
+        f'<form method="post" action="/ui/keys/{kid}/edit" class="stack edit">'
+        f'<input type="hidden" name="csrf" value="{esc(csrf)}">'
+        + field("team", "Team", 128)
+        + field("models", "Models (comma-separated; empty: all)", 2000)
+        + field(
+            "allowed_accounts",
+            "Passthrough accounts (comma-separated; empty: those of the models)",
+            2000,
+        )
+        + "".join(field(f, label, 16, "numeric") for f, label in _LIMIT_LABELS)
+        + field("budget_usd", "Budget (USD; empty: none)", 16, "decimal")
+        + "<label>Budget period "
+        + _select("budget_period", ("month", "week", "day"), v["budget_period"])
+        + "</label><label>Budget mode "
+        + _select("budget_mode", ("enforce", "audit"), v["budget_mode"])
+        + '</label><button type="submit">Save changes</button> '
+        '<a href="/ui/keys">Cancel</a></form>'
+    )
 
 
 def revoke_page(key: dict[str, Any], csrf: str) -> str:

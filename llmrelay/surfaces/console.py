@@ -11,6 +11,7 @@ with a Content-Security-Policy that allows only this origin's stylesheet and scr
     GET  /ui/keys             Keys             POST /ui/keys (create)
     GET  /ui/keys/{id}/revoke (confirm)        POST /ui/keys/{id}/revoke
     GET  /ui/keys/{id}/rotate (confirm)        POST /ui/keys/{id}/rotate (grace)
+    GET  /ui/keys/{id}/edit (the form)         POST /ui/keys/{id}/edit (PATCH's fields)
     GET  /ui/teams            GET /ui/models   GET/POST /ui/login   POST /ui/logout
     GET  /ui/static/console.css, console.js (no session needed; they hold no secret)
 
@@ -36,9 +37,10 @@ from multidict import MultiDictProxy
 
 from ..config import ConsoleConfig
 from ..console import html as h
-from ..console.forms import key_spec
+from ..console.forms import edit_spec, key_spec
 from ..console.pages_keys import (
     created_page,
+    edit_page,
     keys_page,
     revoke_page,
     rotate_page,
@@ -130,6 +132,8 @@ class ConsoleSurface:
         r.add_post("/ui/keys/{id}/revoke", self._action(self._revoke))
         r.add_get("/ui/keys/{id}/rotate", self._page(self._confirm_rotate))
         r.add_post("/ui/keys/{id}/rotate", self._action(self._rotate))
+        r.add_get("/ui/keys/{id}/edit", self._page(self._edit_form))
+        r.add_post("/ui/keys/{id}/edit", self._action(self._edit))
         r.add_get("/ui/teams", self._page(self._teams))
         r.add_get("/ui/models", self._page(self._models))
         r.add_route("*", "/ui/{tail:.*}", self._page(self._not_found))
@@ -391,6 +395,33 @@ class ConsoleSurface:
             return next(iter(s.models))
         account, cfg = next(iter(s.providers.items()))
         return f"{account}/{next(iter(cfg.models))}"
+
+    async def _edit_form(self, request: web.Request, session: Session) -> Page:
+        key = await self._q.key(request.match_info["id"])
+        if key["status"] == "revoked":
+            raise GatewayError(
+                f"key {key['id']!r} is revoked and can no longer be edited", status=409
+            )
+        return "Edit a key", "/ui/keys", edit_page(key, self.sessions.csrf(session))
+
+    async def _edit(self, request: web.Request, session: Session) -> Page | web.Response:
+        """Save the Edit form through the admin API's update; a refusal (400, 409) shows the
+        form again, as sent, with the API's message above it."""
+        form = request["form"]
+        key_id = request.match_info["id"]
+        try:
+            key = await self._admin.update_key(key_id, edit_spec(form))
+        except (KeySpecError, GatewayError) as err:
+            status = err.status if isinstance(err, GatewayError) else 400
+            if status not in (400, 409):
+                raise
+            message = err.message if isinstance(err, GatewayError) else str(err)
+            current = await self._q.key(key_id)
+            sent = {k: v[:2000] for k, v in form.items() if isinstance(v, str) and k != "csrf"}
+            csrf = self.sessions.csrf(session)
+            body = h.notice(message, "error") + edit_page(current, csrf, sent)
+            return self._html(h.page("Edit a key", body, active="/ui/keys", csrf=csrf), status)
+        return await self._keys(request, session, f"Key {key['name']} updated.")
 
     async def _confirm_revoke(self, request: web.Request, session: Session) -> Page:
         key = await self._q.key(request.match_info["id"])

@@ -341,3 +341,52 @@ def test_script_in_a_key_name_and_a_captured_body_never_runs(gw: GatewayProcess,
     page.goto(gw.url + "/ui/keys")
     assert XSS[:50] in page.inner_text("table.keys")  # the cell shows 60 characters
     assert page.errors == []
+
+
+def test_editing_a_key_allows_a_model_and_lowers_its_rate_limit(
+    gw: GatewayProcess, page: Any
+) -> None:
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(
+        gw.url + "/admin/keys",
+        data=json.dumps({"name": "edit-me", "models": ["mock/echo"], "rpm": 100}).encode(),
+        headers={"authorization": f"Bearer {ADMIN_KEY}", "content-type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        secret = json.loads(resp.read())["key"]
+    hi: Any = [{"role": "user", "content": "hi"}]
+    with anthropic_client(gw, secret) as client, pytest.raises(anthropic.PermissionDeniedError):
+        client.messages.create(model="openai/gpt", max_tokens=16, messages=hi)
+
+    page.goto(gw.url + "/ui/keys")
+    sign_in(page, ADMIN_KEY)
+    # Config-file keys are read-only: no Edit link in their table.
+    assert page.locator("table:not(.keys) a:has-text('Edit')").count() == 0
+    page.locator("table.keys tr", has_text="edit-me").locator("a:has-text('Edit')").click()
+    assert page.input_value("input[name=models]") == "mock/echo"
+    assert page.input_value("input[name=rpm]") == "100"
+    # A value the API refuses: its message, the form kept as sent, nothing changed.
+    page.fill("input[name=models]", "mock/echo, openai/gpt")
+    page.fill("input[name=rpm]", "lots")
+    page.click("button:has-text('Save changes')")
+    assert "rpm: expected a whole number" in page.inner_text(".notice.error")
+    assert page.input_value("input[name=models]") == "mock/echo, openai/gpt"
+    page.fill("input[name=rpm]", "0")
+    page.click("button:has-text('Save changes')")
+    assert "rpm: expected a positive integer" in page.inner_text(".notice.error")
+    page.fill("input[name=rpm]", "1")
+    page.fill("input[name=budget_usd]", "7.5")
+    page.click("button:has-text('Save changes')")
+    assert "Key edit-me updated." in page.inner_text(".notice")
+    row = page.locator("table.keys tr", has_text="edit-me")
+    assert "mock/echo, openai/gpt" in row.inner_text() and "rpm 1" in row.inner_text()
+    assert "of $7.50 (month)" in row.inner_text()
+    # The next call sees the edit: the new model is allowed, the lower limit holds.
+    with anthropic_client(gw, secret) as client:
+        assert client.messages.create(model="openai/gpt", max_tokens=16, messages=hi).id
+        with pytest.raises(anthropic.RateLimitError) as limited:
+            client.messages.create(model="openai/gpt", max_tokens=16, messages=hi)
+    assert "1 requests per minute" in limited.value.message
+    assert page.errors == []
