@@ -281,6 +281,7 @@ class AdminSurface:
                     status=409,
                 )
             raise NotFoundError(f"no key with id {key_id!r}")
+        log.info("virtual key edited", extra={"key_id": key_id, "fields": sorted(spec)[:20]})
         await self._after_write()
         return key_json(key)
 
