@@ -416,7 +416,10 @@ class ConsoleSurface:
             if status not in (400, 409):
                 raise
             message = err.message if isinstance(err, GatewayError) else str(err)
-            current = await self._q.key(key_id)
+            try:
+                current = await self._q.key(key_id)
+            except GatewayError:  # not a virtual key (one of the config file's): no form
+                raise err from None
             sent = {k: v[:2000] for k, v in form.items() if isinstance(v, str) and k != "csrf"}
             csrf = self.sessions.csrf(session)
             body = h.notice(message, "error") + edit_page(current, csrf, sent)

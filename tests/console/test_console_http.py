@@ -438,3 +438,41 @@ def test_the_request_log_pages_newest_first_keeping_its_filters(gw: GatewayProce
     assert "key=alice" in href and "limit=2" in href and "cursor=" in href
     _, _, body = b.request("GET", href)
     assert re.findall(r'href="/ui/requests/(req_[0-9a-f]+)"', body)[0] == ids[0]
+
+
+def test_the_edit_form_needs_its_csrf_token_and_refuses_revoked_and_unknown_keys(
+    gw: GatewayProcess,
+) -> None:
+    b = Browserless(gw.url)
+    assert b.request("GET", "/ui/keys/vk_x/edit")[0] == 303  # no session: to the sign-in
+    sign_in(b)
+    _, _, body = b.request("GET", "/ui/keys")
+    status, _, body = b.request(
+        "POST", "/ui/keys", {"csrf": csrf_of(body), "name": "to-edit", "rpm": "10"}
+    )
+    assert status == 200
+    key_id = next(
+        k["id"] for k in admin_get(gw, "/admin/keys")[1]["data"] if k["name"] == "to-edit"
+    )
+    status, _, form = b.request("GET", f"/ui/keys/{key_id}/edit")
+    assert status == 200 and 'name="rpm" value="10"' in form
+    token = csrf_of(form)
+    status, _, body = b.request("POST", f"/ui/keys/{key_id}/edit", {"rpm": "5"})
+    assert status == 403 and "CSRF token" in body
+    status, _, body = b.request(
+        "POST", f"/ui/keys/{key_id}/edit", {"csrf": token, "rpm": "5", "budget_usd": "-2"}
+    )
+    assert status == 400 and "budget_usd: expected a positive" in body
+    assert admin_get(gw, f"/admin/keys/{key_id}")[1]["limits"] == {"rpm": 10}
+    status, _, body = b.request("POST", f"/ui/keys/{key_id}/edit", {"csrf": token, "rpm": "5"})
+    assert status == 200 and "Key to-edit updated." in body
+    assert admin_get(gw, f"/admin/keys/{key_id}")[1]["limits"] == {"rpm": 5}
+    b.request("POST", f"/ui/keys/{key_id}/revoke", {"csrf": token})
+    status, _, body = b.request("GET", f"/ui/keys/{key_id}/edit")
+    assert status == 409 and "revoked" in body
+    status, _, body = b.request("POST", f"/ui/keys/{key_id}/edit", {"csrf": token, "rpm": "7"})
+    assert status == 409 and "revoked" in body and 'name="rpm" value="7"' in body
+    assert b.request("GET", "/ui/keys/vk_nope/edit")[0] == 404
+    # A config-file key is read-only here: the API's 409, no form.
+    status, _, body = b.request("POST", "/ui/keys/alice/edit", {"csrf": token, "rpm": "7"})
+    assert status == 409 and "config file" in body
