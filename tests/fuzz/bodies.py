@@ -252,6 +252,25 @@ def admin_spec(draw: st.DrawFn) -> dict[str, Any]:
     return doc
 
 
+@st.composite
+def admin_edit(draw: st.DrawFn) -> dict[str, Any]:
+    """``PATCH /admin/keys/{id}`` (a key edit; null removes a field)."""
+    doc: dict[str, Any] = {}
+    if draw(st.booleans()):
+        doc["models"] = draw(st.sampled_from([["local/echo"], "local/echo,oai/gpt", [], None]))
+    if draw(st.booleans()):
+        doc["rpm"] = draw(st.sampled_from([10, 0, -1, "5", None]))
+    if draw(st.booleans()):
+        doc["limits"] = draw(st.sampled_from([{"tpm": 100}, {"tpm": None}, None, [1]]))
+    if draw(st.booleans()):
+        doc["budget_usd"] = draw(st.sampled_from([1, 0.5, -1, 1e308, None]))
+    if draw(st.booleans()):
+        doc["team"] = draw(st.sampled_from(["ml", "", None, "\x00"]))
+    if draw(st.booleans()):
+        doc["name"] = "renamed"
+    return doc
+
+
 # -- mutations --------------------------------------------------------------------------------
 
 

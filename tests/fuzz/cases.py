@@ -65,6 +65,7 @@ OTHER_PATHS = (
     ("GET", "/admin/keys"),
     ("POST", "/admin/keys"),
     ("GET", "/admin/keys/{id}"),
+    ("PATCH", "/admin/keys/{id}"),
     ("DELETE", "/admin/keys/{id}"),
     ("POST", "/admin/keys/{id}/revoke"),
     ("POST", "/admin/keys/{id}/rotate"),
@@ -404,6 +405,8 @@ def _route(draw: st.DrawFn) -> tuple[str, str, bytes, b.Body | None]:
     body: b.Body | None = None
     if template == "/admin/keys" and method == "POST":
         body = draw(b.bodies(b.admin_spec()))
+    elif template == "/admin/keys/{id}" and method == "PATCH":
+        body = draw(b.bodies(b.admin_edit()))
     elif template.endswith("/rotate"):
         body = draw(
             st.sampled_from(
