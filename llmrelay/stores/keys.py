@@ -4,8 +4,9 @@ A virtual key is a caller identity with its own policy (team, allowed models, ra
 budget, expiry). Its secret is never stored: only the SHA-256 digest of each secret, in
 :class:`KeySecret` rows, so rotation can keep the old secret valid for a grace period.
 
-Every write bumps a store-wide revision number; instances refresh their in-process cache
-with :meth:`KeyStore.changed_since`, so the hot path never queries the store.
+Every write (create, edit, revoke, rotate) bumps a store-wide revision number; instances
+refresh their in-process cache with :meth:`KeyStore.changed_since`, so the hot path never
+queries the store.
 
 **Names are unique among keys that are not revoked** (active or expired): usage reports
 and routing rules go by a key's name, so two live keys of one name would merge. Revoking a
@@ -130,16 +131,6 @@ class KeyEdit:
     limits: Limits = field(default_factory=Limits)
     clear_limits: frozenset[str] = frozenset()
     budget: BudgetSpec | Keep | None = KEEP
-
-    def is_empty(self) -> bool:
-        return (
-            self.team is KEEP
-            and self.models is KEEP
-            and self.allowed_accounts is KEEP
-            and self.limits.is_empty()
-            and not self.clear_limits
-            and self.budget is KEEP
-        )
 
     def apply(self, key: VirtualKey) -> VirtualKey:
         """``key`` with this edit made (a pure function; the store calls it inside its
