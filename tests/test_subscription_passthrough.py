@@ -159,6 +159,23 @@ def test_no_client_authorization_is_a_401_naming_the_header(env: Env) -> None:
     assert len(env.seat.requests) == before
 
 
+def test_a_gateway_key_in_both_headers_is_never_forwarded_as_the_token(env: Env) -> None:
+    # Claude Code with ANTHROPIC_AUTH_TOKEN set to the gateway key as well as the custom
+    # header: Authorization then carries a gateway key (the caller's own, or another's).
+    before = len(env.seat.requests)
+    for token in (ALICE_KEY, BOB_KEY):
+        with (
+            env.client(auth_token=token) as client,
+            pytest.raises(anthropic.AuthenticationError) as e,
+        ):
+            _hello(client)
+        assert "gateway key in Authorization is never forwarded" in e.value.message
+    # The passthrough path too.
+    with env.client(auth_token=ALICE_KEY) as client, pytest.raises(anthropic.AuthenticationError):
+        client.get("/proxy/seat/v1/models", cast_to=object)
+    assert len(env.seat.requests) == before
+
+
 def test_the_gateway_still_authenticates_and_applies_model_lists(env: Env) -> None:
     with pytest.raises(anthropic.AuthenticationError):
         _hello(env.client(default_headers={"x-llmrelay-key": "sk-not-a-gateway-key-000"}))

@@ -108,20 +108,25 @@ def _differ(values: list[str]) -> bool:
     return len(values) > 1 and len({digest(v) for v in values}) > 1
 
 
-def caller_credential(headers: Mapping[str, str]) -> str | None:
+def caller_credential(headers: Mapping[str, str], keys: KeyRing | None = None) -> str | None:
     """The caller's own ``Authorization`` value (``Bearer <token>``), for an account with
     ``auth: passthrough``: only when the gateway key came in :data:`GATEWAY_KEY_HEADER`
-    (otherwise ``Authorization`` may be the gateway key itself, which never goes upstream).
-    Never logged or stored by the gateway."""
+    (otherwise ``Authorization`` may be the gateway key itself, which never goes upstream),
+    and never a token that is a gateway key of ``keys`` (a client that put its gateway key
+    in both headers, e.g. Claude Code with ``ANTHROPIC_AUTH_TOKEN`` set to it): None then,
+    and the account answers 401 naming what to send. Never logged or stored by the gateway."""
     if GATEWAY_KEY_HEADER not in headers:
         return None
     auth = headers.get("authorization")
     if auth is None:
         return None
     scheme, _, token = auth.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         return None
-    return f"Bearer {token.strip()}"
+    if keys is not None and keys.knows(token):
+        return None
+    return f"Bearer {token}"
 
 
 class KeyRing:
@@ -158,6 +163,11 @@ class KeyRing:
             for d, expires_at in mine:
                 self._by_digest[d] = (principal, expires_at)
             self._digests_of[key.id] = [d for d, _ in mine]
+
+    def knows(self, token: str) -> bool:
+        """Whether ``token`` is a gateway key of this ring (any state: revoked and expired
+        keys too)."""
+        return digest(token) in self._by_digest
 
     def authenticate(self, headers: Mapping[str, str]) -> Principal:
         """The caller for a request's headers.

@@ -218,7 +218,7 @@ class _Attempter:
                 call.upstream_headers(self._headers),
                 call.request.query_string,
                 stream,
-                caller_credential(call.request.headers),
+                caller_credential(call.request.headers, call.parts.keys),
             )
         )
         account = route.account

@@ -226,7 +226,7 @@ class _Passthrough:
             query,
             headers,
             body,
-            caller_credential(request.headers),
+            caller_credential(request.headers, parts.keys),
             request.headers.get("content-type") if body else None,
         )
         answer = ProxyAnswer(call, self.rid, self.prefix)

@@ -27,7 +27,8 @@ _NO_CREDENTIAL = (
     "provider account {account!r} uses subscription passthrough (auth: passthrough): send "
     "your own Anthropic credential as 'Authorization: Bearer <token>' and the gateway key as "
     "the x-llmrelay-key header (Claude Code: log in with /login and set "
-    "ANTHROPIC_CUSTOM_HEADERS='x-llmrelay-key: <gateway key>')"
+    "ANTHROPIC_CUSTOM_HEADERS='x-llmrelay-key: <gateway key>'); a gateway key in "
+    "Authorization is never forwarded"
 )
 
 
