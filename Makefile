@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 CONFIG ?= llmrelay.local.yaml
+# PORT: listen there instead of the config's server.port (make run PORT=4100)
+PORT ?=
 BIN := $(VENV)/bin
 
 .PHONY: run test lint test-claude-code bench clean
@@ -26,8 +28,8 @@ $(BIN)/helm: $(BIN)/python deploy/helm/install_helm.py
 ## make run: install, write a local config with a new key and the mock provider, start the gateway
 run: $(VENV)/.installed
 	$(BIN)/llmrelay init $(CONFIG)
-	$(BIN)/llmrelay snippet --config $(CONFIG)
-	exec $(BIN)/llmrelay serve --config $(CONFIG)
+	$(BIN)/llmrelay snippet --config $(CONFIG) $(if $(PORT),--port $(PORT))
+	exec $(BIN)/llmrelay serve --config $(CONFIG) $(if $(PORT),--port $(PORT))
 
 ## make test: lint, type-check and run every test
 test: $(VENV)/.installed-test lint

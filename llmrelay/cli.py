@@ -338,7 +338,8 @@ def _snippet(args: argparse.Namespace) -> int:
     key = settings.auth.keys[0].key
     account, cfg = next(iter(settings.providers.items()))
     model = f"{account}/{next(iter(cfg.models))}"
-    base = f"{'https' if settings.server.tls else 'http'}://{settings.server.host}:{settings.server.port}"
+    port = args.port or settings.server.port
+    base = f"{'https' if settings.server.tls else 'http'}://{settings.server.host}:{port}"
     print(f"""
 llmrelay is starting at {base}  (model {model}, key name {settings.auth.keys[0].name!r})
 Paste this into Python (pip install anthropic):
@@ -429,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=_init)
     p = sub.add_parser("snippet", help="print a ready-to-paste SDK snippet for a config")
     p.add_argument("--config", required=True)
+    p.add_argument("--port", type=int, help="the port serve --port will listen on")
     p.set_defaults(fn=_snippet)
     args = parser.parse_args(argv)
     try:

@@ -187,7 +187,8 @@ def test_events_fold_back_to_the_message() -> None:
     assert starts == list(range(len(message["content"])))
 
 
-def test_snippet_from_make_run_works_as_printed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("port_flag", [False, True], ids=["config-port", "make-run-PORT"])
+def test_snippet_from_make_run_works_as_printed(tmp_path: Path, port_flag: bool) -> None:
     import subprocess
     import sys
 
@@ -198,9 +199,12 @@ def test_snippet_from_make_run_works_as_printed(tmp_path: Path) -> None:
         [sys.executable, "-m", "llmrelay", "init", str(cfg)], check=True, capture_output=True
     )
     port = free_port()
-    cfg.write_text(cfg.read_text().replace("port: 4000", f"port: {port}"))
+    # `make run PORT=N` passes --port to snippet and serve; else the config says the port.
+    flag = ["--port", str(port)] if port_flag else []
+    if not port_flag:
+        cfg.write_text(cfg.read_text().replace("port: 4000", f"port: {port}"))
     snippet = subprocess.run(
-        [sys.executable, "-m", "llmrelay", "snippet", "--config", str(cfg)],
+        [sys.executable, "-m", "llmrelay", "snippet", "--config", str(cfg), *flag],
         check=True,
         capture_output=True,
         text=True,
@@ -208,7 +212,7 @@ def test_snippet_from_make_run_works_as_printed(tmp_path: Path) -> None:
     code = snippet.split("Paste this into Python (pip install anthropic):", 1)[1]
     code = code.split("Or curl:", 1)[0]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llmrelay", "serve", "--config", str(cfg)],
+        [sys.executable, "-m", "llmrelay", "serve", "--config", str(cfg), *flag],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
