@@ -41,7 +41,8 @@ async def main() -> None:
     start = time.perf_counter()
     results = await asyncio.gather(*(one(host, int(port), body, key) for _ in range(n)))
     took = time.perf_counter() - start
-    print(json.dumps({"connections": n, "answers": dict(Counter(results)), "seconds": round(took, 2)}))
+    answers = dict(Counter(results))
+    print(json.dumps({"connections": n, "answers": answers, "seconds": round(took, 2)}))
 
 
 if __name__ == "__main__":
