@@ -11,6 +11,7 @@ from aiohttp import web
 
 from ..config import AnthropicProviderConfig
 from ..core.text import MAX_ECHO_CHARS
+from ..core.usage import Usage
 from ..errors import GatewayError
 from ..pipeline.call import Call
 from ..policy.prices import BATCH_DISCOUNT
@@ -64,21 +65,21 @@ class ProxyAnswer:
                     if first:
                         record.ttft_s = time.perf_counter() - call.started
                         first = False
-                    if reader is not None:
-                        reader.feed(chunk)
                     await resp.write(chunk)
+                    if reader is not None:
+                        reader.feed(chunk)  # once delivered: its deltas count (_read)
                 await resp.write_eof()
             except GatewayError as err:
-                self._read(reader, batch)
                 self.broke(err)
+                self._read(reader, batch, "stream cut")
                 return resp
             except (asyncio.CancelledError, ConnectionResetError):
                 # The client went away: the row says so, with the usage read so far.
                 record.status = 499
                 record.error_type = "client_disconnected"
-                self._read(reader, batch)
+                self._read(reader, batch, "client disconnected")
                 raise
-            self._read(reader, batch)
+            self._read(reader, batch, "stream ended before its last event")
             return resp
         finally:
             up.close()
@@ -129,13 +130,17 @@ class ProxyAnswer:
             return f"{origin}/proxy/{self.call.record.provider}"
         return f"{origin}{self.prefix}"
 
-    def _read(self, reader: UsageReader | None, batch: bool) -> None:
-        """Usage and cost from what the reader found (module docstring)."""
+    def _read(self, reader: UsageReader | None, batch: bool, cut: str | None = None) -> None:
+        """Usage and cost from what the reader found (module docstring). ``cut`` says how a
+        stream that ends here without its last event ended: it is charged the content it
+        delivered (``core/delivered.py``), never less than the provider's last count."""
         record, usage = self.call.record, self.call.usage
         if reader is None:
             record.tokens_known = not (200 <= record.status < 300)
             return
         reader.finish()
+        if cut is not None and reader.kind == "sse" and not reader.ended:
+            self._settle(reader, cut)
         if not reader.by_model:
             record.tokens_known = False
             return
@@ -156,6 +161,22 @@ class ProxyAnswer:
         record.cost_usd = cost
         if batch:
             record.billing = "batch"
+
+    def _settle(self, reader: UsageReader, cut: str) -> None:
+        """Charge a stream cut short what it delivered; the row's ``error_message`` says how.
+        A stream with no content delta and no count read (not a model's stream, or cut
+        before any) is left as read."""
+        delivered = reader.delivered
+        if delivered.deltas == 0 and delivered.reported is None:
+            return
+        record = self.call.record
+        # Counted by the estimate, never a tokenizer: the model is named only once the
+        # stream is under way (its first event), after the first deltas may be counted.
+        model = next(iter(reader.by_model), reader.model)
+        counted = reader.by_model.setdefault(model, Usage())
+        delivered.settle(counted)
+        note = delivered.note(cut)
+        record.error_message = f"{record.error_message}; {note}" if record.error_message else note
 
     def broke(self, err: GatewayError) -> None:
         """A stream that broke after its headers went out: the row says why, the
