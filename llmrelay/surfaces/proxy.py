@@ -11,7 +11,9 @@ Routes (docs/passthrough.md):
   the ``x-llmrelay-account`` header names or, when the key may reach only one
   Anthropic-wire account, to that one; otherwise 400 naming the header. A ``/v1/files``
   request without ``anthropic-version`` (the OpenAI SDK's ``client.files``) goes the same
-  way among the OpenAI-wire accounts.
+  way among the OpenAI-wire accounts. An account of another ``type`` (the other family,
+  or Azure, Bedrock, Vertex: reached through ``/proxy/{account}/`` only) named by the
+  header is a 400 naming its type and the header; nothing is sent.
 
 Each call: the path is checked (``proxy_path.py``: 400 for any escape, before anything
 else), the gateway key authenticated (401), the account checked against the key (403),
@@ -44,6 +46,7 @@ from ..drain import StreamWatch
 from ..errors import (
     GatewayError,
     InternalError,
+    InvalidRequestError,
     NotFoundError,
     UpstreamTimeout,
 )
@@ -204,6 +207,8 @@ class _Passthrough:
             raise NotFoundError(f"no provider account {clip(account)!r} in this gateway")
         record.provider = account
         check_account(caller, account, accounts_of)
+        if self.prefix is not None:
+            self._same_family(account, call.surface)
         if not isinstance(provider, Forwarder):
             raise NotFoundError(f"provider account {account!r} has no native API to pass through")
         body = await self._body()
@@ -263,9 +268,26 @@ class _Passthrough:
         """The accounts an SDK path without ``x-llmrelay-account`` may go to: those of the
         API the path belongs to (``type: anthropic`` for the Anthropic SDK's, ``type:
         openai`` for the OpenAI SDK's ``/v1/files``). Bedrock, Vertex and Azure speak a
-        wire but serve no such path: they are reached by name or through ``/proxy/``."""
+        wire but serve no such path: they are reached through ``/proxy/`` only."""
         kind = "openai" if surface == "openai" else "anthropic"
         return [a for a, cfg in self.call.parts.settings.providers.items() if cfg.type == kind]
+
+    def _same_family(self, account: str, surface: SurfaceName) -> None:
+        """400 unless ``account`` (named by ``x-llmrelay-account`` on an SDK path) has the
+        ``type`` that serves the path (:meth:`_sdk_accounts`): its path would be wrong."""
+        kind = "openai" if surface == "openai" else "anthropic"
+        have = self.call.parts.settings.providers[account].type
+        if have == kind:
+            return
+        paths = (
+            "the OpenAI SDK's /v1/files"
+            if kind == "openai"
+            else "the Anthropic SDK's /v1/messages/batches and /v1/files"
+        )
+        raise InvalidRequestError(
+            f"{ACCOUNT_HEADER}: {account!r} is a type: {have} account, and {paths} go to "
+            f"type: {kind} accounts only; reach {account!r} at /proxy/{account}/..."
+        )
 
     async def _body(self) -> bytes:
         call, limits = self.call, self.s._limits
