@@ -56,6 +56,7 @@ from ..pipeline.observe import trace_id
 from ..pipeline.run import new_request_id
 from ..policy.accounts import ACCOUNT_HEADER, check_account, sole_account
 from ..policy.auth import caller_credential
+from ..policy.overrides import TIMEOUT_HEADER, read_overrides
 from ..policy.subscription import account_billing, budgeted
 from ..providers.base import Provider
 from ..providers.headers import HeaderFilter, client_headers
@@ -209,6 +210,9 @@ class _Passthrough:
         check_account(caller, account, accounts_of)
         if self.prefix is not None:
             self._same_family(account, call.surface)
+        # Only x-llmrelay-timeout-ms applies (one attempt, no stream gate): a 400 when it
+        # does not parse, clamped to the key's allowance, never past timeouts.total_s.
+        overrides = read_overrides(request.headers, caller.overrides)
         if not isinstance(provider, Forwarder):
             raise NotFoundError(f"provider account {account!r} has no native API to pass through")
         body = await self._body()
@@ -222,6 +226,10 @@ class _Passthrough:
         )
         cfg = parts.settings.providers[account]
         total_s = float(getattr(getattr(cfg, "timeouts", None), "total_s", 600.0))
+        limit = "timeouts.total_s"
+        asked = overrides.timeout_s if overrides is not None else None
+        if asked is not None and asked < total_s:
+            total_s, limit = asked, TIMEOUT_HEADER
         call.total_s = total_s
         call.deadline = asyncio.get_running_loop().time() + total_s
         headers = client_headers(request.headers, self.s._headers)
@@ -234,7 +242,8 @@ class _Passthrough:
             caller_credential(request.headers, parts.keys),
             request.headers.get("content-type") if body else None,
         )
-        answer = ProxyAnswer(call, self.rid, self.prefix)
+        clamped = overrides.headers() if overrides is not None else {}
+        answer = ProxyAnswer(call, self.rid, self.prefix, clamped)
         watch: StreamWatch | None = None
         try:
             # The call's deadline, which a shutdown's drain that runs out moves to now.
@@ -242,7 +251,7 @@ class _Passthrough:
                 return await answer.relay(provider, raw, cfg)
         except TimeoutError:
             err: GatewayError = UpstreamTimeout(
-                f"provider {account!r} did not finish within {total_s:g}s (timeouts.total_s)"
+                f"provider {account!r} did not finish within {total_s:g}s ({limit})"
             )
             if watch is not None and watch.cut:
                 err = parts.drain.error()

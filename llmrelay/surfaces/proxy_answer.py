@@ -10,6 +10,7 @@ import time
 from aiohttp import web
 
 from ..config import AnthropicProviderConfig
+from ..core.delivered import Delivered
 from ..core.text import MAX_ECHO_CHARS
 from ..core.usage import Usage
 from ..errors import GatewayError
@@ -27,12 +28,18 @@ _RESULTS_URL = re.compile(rb'("results_url"\s*:\s*")([^"]*)(")')
 
 class ProxyAnswer:
     """One passthrough call's answer. ``prefix`` is the client's path prefix of an SDK path
-    ("" or "/anthropic"), None for ``/proxy/{account}/``."""
+    ("" or "/anthropic"), None for ``/proxy/{account}/``; ``extra`` are headers the gateway
+    adds to the answer (``x-llmrelay-overrides-clamped``)."""
 
-    def __init__(self, call: Call, rid: str, prefix: str | None) -> None:
+    def __init__(
+        self, call: Call, rid: str, prefix: str | None, extra: dict[str, str] | None = None
+    ) -> None:
         self.call = call
         self.rid = rid
         self.prefix = prefix
+        self.extra = extra or {}
+        #: The deltas a stream cut short was charged for (``_settle``), None before.
+        self.settled: Delivered | None = None
 
     async def relay(self, provider: Forwarder, raw: RawRequest, cfg: object) -> web.StreamResponse:
         """Send ``raw`` through ``provider`` and relay its answer to the client."""
@@ -49,7 +56,7 @@ class ProxyAnswer:
                 reader = UsageReader.for_answer(up.content_type, batch)
             record.endpoint = "batch_results" if batch else "proxy"
             record.stream = up.is_event_stream
-            headers = {**up.headers, "request-id": self.rid}
+            headers = {**up.headers, **self.extra, "request-id": self.rid}
             if up.upstream_request_id is not None:
                 headers[UPSTREAM_ID_HEADER] = up.upstream_request_id[:MAX_ECHO_CHARS]
             if self._rewrites(raw, cfg, up):
@@ -175,6 +182,7 @@ class ProxyAnswer:
         model = next(iter(reader.by_model), reader.model)
         counted = reader.by_model.setdefault(model, Usage())
         delivered.settle(counted)
+        self.settled = delivered
         note = delivered.note(cut)
         record.error_message = f"{record.error_message}; {note}" if record.error_message else note
 
@@ -184,6 +192,9 @@ class ProxyAnswer:
         record = self.call.record
         record.error_type = err.error_type
         record.error_message = err.message
+        if self.settled is not None:
+            # The deadline cut a stream first read as a client's leaving (``relay``).
+            record.error_message += "; " + self.settled.note("stream cut")
         self.call.error = err
         transport = self.call.request.transport
         if transport is not None:
