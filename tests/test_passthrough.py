@@ -300,6 +300,29 @@ def test_a_virtual_keys_allowed_accounts(env: Env) -> None:
     assert (ok, refused) == (200, 403)
 
 
+def test_a_virtual_key_naming_unknown_accounts_is_a_400(env: Env) -> None:
+    """(issue 13) As the config file's keys: allowed_accounts must name configured accounts,
+    on create and on edit; nothing is stored."""
+    admin = {"authorization": f"Bearer {ADMIN_KEY}", "content-type": "application/json"}
+    spec = {"name": "vk-unknown", "allowed_accounts": ["nope", "../x"]}
+    status, _, body = raw_request(f"{env.gw.url}/admin/keys", json.dumps(spec).encode(), admin)
+    assert status == 400, body
+    error = json.loads(body)["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["message"].startswith("allowed_accounts: 'nope', '../x' not among")
+    status, _, body = raw_request(f"{env.gw.url}/admin/keys", method="GET", headers=admin)
+    assert "vk-unknown" not in body.decode()
+    spec = {"name": "vk-edit-accounts", "allowed_accounts": ["second"]}
+    status, _, body = raw_request(f"{env.gw.url}/admin/keys", json.dumps(spec).encode(), admin)
+    assert status == 201, body
+    key_id = json.loads(body)["id"]
+    edit = json.dumps({"allowed_accounts": ["second", "ghost"]}).encode()
+    status, _, body = raw_request(f"{env.gw.url}/admin/keys/{key_id}", edit, admin, "PATCH")
+    assert status == 400 and b"'ghost' not among the provider accounts" in body
+    status, _, body = raw_request(f"{env.gw.url}/admin/keys/{key_id}", method="GET", headers=admin)
+    assert json.loads(body)["allowed_accounts"] == ["second"]
+
+
 def test_proxy_route_forwards_messages_and_records_usage(env: Env) -> None:
     body = {"model": MODEL, "max_tokens": 32, "messages": [{"role": "user", "content": "ping"}]}
     trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
