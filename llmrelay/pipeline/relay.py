@@ -8,8 +8,9 @@ call's deadline (``timeouts.total_s``), the end of a shutdown's drain
 row marked 500). A client that went away marks the row 499 and is charged the output it was
 delivered (:class:`~llmrelay.core.delivered.Delivered`: the content deltas that went out,
 never less than the provider's last count that did), not ``message_start``'s placeholder;
-so is a stream that ended early for any of the other reasons (the row keeps its status and
-error type; ``error_message`` adds how the output was counted).
+so is a stream that ended early for any of the other reasons once it delivered content
+(the row keeps its status and error type; ``error_message`` adds how the output was
+counted).
 The provider's stream is closed in every case.
 """
 
@@ -156,8 +157,9 @@ async def relay(
             if record.status != 500:
                 record.error_type = error.error_type
             record.error_message = error.message
-            if delivered is not None:
-                # Cut before its last event: charged what went out (core/delivered.py).
+            if delivered is not None and (delivered.deltas or delivered.reported is not None):
+                # Cut before its last event: charged what went out (core/delivered.py);
+                # one cut before any content keeps the counts it read.
                 delivered.settle(call.usage)
                 record.error_message += "; " + delivered.note("stream cut")
             await resp.write(encode_error(error))
