@@ -16,17 +16,19 @@ Routes (docs/passthrough.md):
   header is a 400 naming its type and the header; nothing is sent.
 
 Each call: the path is checked (``proxy_path.py``: 400 for any escape, before anything
-else), the gateway key authenticated (401), the account checked against the key (403),
-the body read within ``server.max_request_body_mb`` and ``body_timeout_s``, the key's and
+else), the gateway key authenticated (401), the account checked against the key (403), the
+body read within ``server.max_request_body_mb`` and ``body_timeout_s``, the key's and
 team's rate limits and budgets applied (429), then the provider's credential replaces the
 gateway key and the request goes upstream (:meth:`Forwarder.forward`). The answer is
 relayed as it arrives, status, headers and bytes, within the account's
-``timeouts.total_s`` (``proxy_answer.py``); a copy is read for usage on the side
-(``proxy_usage.py``). One rewrite only: a batch object's ``results_url`` points back at the
-gateway (the SDK fetches that URL as given). Every authenticated call leaves one usage row
-(``endpoint`` ``proxy``, ``provider`` the account, ``model`` the model the answer named);
-an answer without usage leaves ``tokens_known`` false and no cost; batch results are
-priced at :data:`~llmrelay.policy.prices.BATCH_DISCOUNT` of the list price.
+``timeouts.total_s`` or the request's shorter ``x-llmrelay-timeout-ms`` (clamped by the
+key's allowance; the only override the passthrough applies) (``proxy_answer.py``); a copy
+is read for usage on the side (``proxy_usage.py``). One rewrite only: a batch object's
+``results_url`` points back at the gateway (the SDK fetches that URL as given). Every
+authenticated call leaves one usage row (``endpoint`` ``proxy``, ``provider`` the account,
+``model`` the model the answer named); an answer without usage leaves ``tokens_known``
+false and no cost; batch results are priced at
+:data:`~llmrelay.policy.prices.BATCH_DISCOUNT` of the list price.
 """
 
 from __future__ import annotations
