@@ -25,7 +25,7 @@ from tests.conftest import (
     start_gateway,
 )
 from tests.fakes.anthropic_batches import BATCH_INPUT_TOKENS, BATCH_OUTPUT_TOKENS
-from tests.fakes.anthropic_upstream import FakeAnthropic, hang_reply, sse_reply
+from tests.fakes.anthropic_upstream import FakeAnthropic, deltas_reply, hang_reply, sse_reply
 from tests.gateway_env import raw_request
 
 UPSTREAM_KEY = "sk-ant-upstream-secret-42"
@@ -300,6 +300,29 @@ def test_a_virtual_keys_allowed_accounts(env: Env) -> None:
     assert (ok, refused) == (200, 403)
 
 
+def test_a_virtual_key_naming_unknown_accounts_is_a_400(env: Env) -> None:
+    """(issue 13) As the config file's keys: allowed_accounts must name configured accounts,
+    on create and on edit; nothing is stored."""
+    admin = {"authorization": f"Bearer {ADMIN_KEY}", "content-type": "application/json"}
+    spec = {"name": "vk-unknown", "allowed_accounts": ["nope", "../x"]}
+    status, _, body = raw_request(f"{env.gw.url}/admin/keys", json.dumps(spec).encode(), admin)
+    assert status == 400, body
+    error = json.loads(body)["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["message"].startswith("allowed_accounts: 'nope', '../x' not among")
+    status, _, body = raw_request(f"{env.gw.url}/admin/keys", method="GET", headers=admin)
+    assert "vk-unknown" not in body.decode()
+    spec = {"name": "vk-edit-accounts", "allowed_accounts": ["second"]}
+    status, _, body = raw_request(f"{env.gw.url}/admin/keys", json.dumps(spec).encode(), admin)
+    assert status == 201, body
+    key_id = json.loads(body)["id"]
+    edit = json.dumps({"allowed_accounts": ["second", "ghost"]}).encode()
+    status, _, body = raw_request(f"{env.gw.url}/admin/keys/{key_id}", edit, admin, "PATCH")
+    assert status == 400 and b"'ghost' not among the provider accounts" in body
+    status, _, body = raw_request(f"{env.gw.url}/admin/keys/{key_id}", method="GET", headers=admin)
+    assert json.loads(body)["allowed_accounts"] == ["second"]
+
+
 def test_proxy_route_forwards_messages_and_records_usage(env: Env) -> None:
     body = {"model": MODEL, "max_tokens": 32, "messages": [{"role": "user", "content": "ping"}]}
     trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -431,7 +454,53 @@ def test_a_stream_past_total_s_is_cut_and_the_row_says_so(env: Env) -> None:
     assert row["input_tokens"] == 3
 
 
-def _post_messages_stream_cut(env: Env) -> tuple[int, dict[str, str], bytes]:
+def test_x_llmrelay_timeout_ms_bounds_a_passthrough_call(env: Env) -> None:
+    """(issue 13) The header bounds /proxy as it bounds /v1/messages; the 504 names it."""
+    env.fake.enqueue(hang_reply())
+    body = json.dumps({"model": MODEL, "max_tokens": 8, "messages": []}).encode()
+    status, headers, raw = raw_request(
+        f"{env.gw.url}/proxy/anthropic/v1/messages",
+        body,
+        {
+            "x-api-key": ALICE_KEY,
+            "content-type": "application/json",
+            "x-llmrelay-timeout-ms": "300",
+        },
+    )
+    assert status == 504, raw
+    message = json.loads(raw)["error"]["message"]
+    assert "within 0.3s (x-llmrelay-timeout-ms)" in message
+    assert env.row(headers["request-id"])["error_type"] == "timeout_error"
+
+
+def test_a_stream_past_timeout_ms_is_charged_what_it_delivered(env: Env) -> None:
+    env.fake.enqueue(deltas_reply(["tok "] * 3))  # then held open
+    status, headers, raw = _post_messages_stream_cut(
+        env, "anthropic", {"x-llmrelay-timeout-ms": "500"}
+    )
+    assert status == 200 and raw.count(b"event: content_block_delta") == 3
+    row = env.row(headers["request-id"])
+    assert (row["status"], row["error_type"], row["output_tokens"]) == (200, "timeout_error", 3)
+    assert "(x-llmrelay-timeout-ms); stream cut after 3 content deltas" in row["error_message"]
+
+
+def test_an_unparsable_timeout_ms_is_a_400_and_reaches_no_provider(env: Env) -> None:
+    before = len(env.fake.requests)
+    status, _, raw = raw_request(
+        f"{env.gw.url}/proxy/anthropic/v1/messages",
+        b"{}",
+        {"x-api-key": ALICE_KEY, "x-llmrelay-timeout-ms": "soon"},
+    )
+    assert status == 400
+    error = json.loads(raw)["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["message"].startswith("x-llmrelay-timeout-ms: expected")
+    assert len(env.fake.requests) == before
+
+
+def _post_messages_stream_cut(
+    env: Env, account: str = "slow", extra: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     import http.client
 
     body = json.dumps({"model": MODEL, "max_tokens": 8, "messages": [], "stream": True})
@@ -439,9 +508,9 @@ def _post_messages_stream_cut(env: Env) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection(host, int(port), timeout=10)
     conn.request(
         "POST",
-        "/proxy/slow/v1/messages",
+        f"/proxy/{account}/v1/messages",
         body,
-        {"x-api-key": ALICE_KEY, "content-type": "application/json"},
+        {"x-api-key": ALICE_KEY, "content-type": "application/json", **(extra or {})},
     )
     resp = conn.getresponse()
     out = b""

@@ -3,7 +3,9 @@
 A stream's usage normally comes from the provider's last ``message_delta`` (Anthropic) or
 usage chunk (OpenAI). A client that goes away mid-stream never lets it arrive: the last
 count seen may be ``message_start``'s placeholder (``output_tokens: 1``). So every content
-delta that reached the client is counted as it goes out, and a stream cut by the client is
+delta that reached the client is counted as it goes out, and a stream cut short (by the
+client, or by the provider or the call's deadline before its last event: the client got
+those tokens, and the provider bills them, as Bedrock bills a whole interrupted stream) is
 charged :meth:`Delivered.output_tokens`: the larger of
 
 * the **delivered count**: each delivered delta's text (``text_delta.text``,
@@ -81,14 +83,15 @@ class Delivered:
         :meth:`output_tokens` (input and cache counts stay as the provider sent them)."""
         usage.output_tokens = self.output_tokens()
 
-    def note(self) -> str:
-        """How the charged count was made, for the usage row's ``error_message``."""
+    def note(self, cause: str = "client disconnected") -> str:
+        """How the charged count was made, for the usage row's ``error_message``; ``cause``
+        says what ended the stream (a client that left, a provider that cut it)."""
         how = (
             "the provider's own count"
             if self.reported is not None and self.reported >= self.estimated
             else self.method
         )
         return (
-            f"client disconnected after {self.deltas} content deltas; "
+            f"{cause} after {self.deltas} content deltas; "
             f"output_tokens={self.output_tokens()} ({how})"
         )

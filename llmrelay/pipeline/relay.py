@@ -7,7 +7,10 @@ call's deadline (``timeouts.total_s``), the end of a shutdown's drain
 (:class:`~llmrelay.drain.GatewayRestarting`), or a bug (logged once with its traceback, the
 row marked 500). A client that went away marks the row 499 and is charged the output it was
 delivered (:class:`~llmrelay.core.delivered.Delivered`: the content deltas that went out,
-never less than the provider's last count that did), not ``message_start``'s placeholder.
+never less than the provider's last count that did), not ``message_start``'s placeholder;
+so is a stream that ended early for any of the other reasons once it delivered content
+(the row keeps its status and error type; ``error_message`` adds how the output was
+counted).
 The provider's stream is closed in every case.
 """
 
@@ -154,6 +157,11 @@ async def relay(
             if record.status != 500:
                 record.error_type = error.error_type
             record.error_message = error.message
+            if delivered is not None and (delivered.deltas or delivered.reported is not None):
+                # Cut before its last event: charged what went out (core/delivered.py);
+                # one cut before any content keeps the counts it read.
+                delivered.settle(call.usage)
+                record.error_message += "; " + delivered.note("stream cut")
             await resp.write(encode_error(error))
         elif tap is not None and tap.error_type is not None:
             record.error_type = tap.error_type

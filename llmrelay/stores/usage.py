@@ -130,7 +130,8 @@ class UsageRecord:
     #: the route decision. It differs from ``model`` when a routing rule changed it.
     routed_model: str | None = None
     #: The error message the client got (or that ended its stream); for a client that left
-    #: mid-stream (499), how its output tokens were counted (``core/delivered.py``).
+    #: mid-stream (499) or a stream cut before its last event, how its output tokens were
+    #: counted (``core/delivered.py``).
     error_message: str | None = None
     #: The client's ``user-agent`` header.
     user_agent: str | None = None

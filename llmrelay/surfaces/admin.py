@@ -29,7 +29,8 @@ from typing import Any, Literal, Protocol, TypeVar, cast
 import orjson
 from aiohttp import web
 
-from ..config import ConfigError
+from ..config import ConfigError, Settings
+from ..core.text import clip
 from ..errors import (
     AuthenticationError,
     GatewayError,
@@ -100,6 +101,9 @@ class AdminParts(Protocol):
     """What the admin API needs of the gateway."""
 
     key_cache: KeyCache | None
+
+    @property
+    def settings(self) -> Settings: ...
 
     def stores(self) -> Stores: ...
 
@@ -252,6 +256,7 @@ class AdminSurface:
         its secret under ``"key"`` (shown once). Raises ``KeySpecError``, ``KeyNameTaken``,
         :class:`ServiceUnavailable` (the database did not answer in time)."""
         key = virtual_key_from_spec(spec)
+        self._check_accounts(key.allowed_accounts)
         check_name(key, self._config_key_names)
         secret, row = new_secret(key.id)
         await self._write(self._gw.stores().keys.create, key, row)
@@ -269,6 +274,8 @@ class AdminSurface:
         if not isinstance(spec, dict):
             raise KeySpecError("expected a JSON object of the fields to change")
         edit = key_edit_from_spec(spec)
+        if isinstance(edit.allowed_accounts, tuple):
+            self._check_accounts(edit.allowed_accounts)
         try:
             key = await self._write(self._gw.stores().keys.update, key_id, edit)
         except KeyRevoked as err:
@@ -284,6 +291,19 @@ class AdminSurface:
         log.info("virtual key edited", extra={"key_id": key_id, "fields": sorted(spec)[:20]})
         await self._after_write()
         return key_json(key)
+
+    def _check_accounts(self, accounts: tuple[str, ...] | None) -> None:
+        """``KeySpecError`` (400) unless every name in ``allowed_accounts`` is a configured
+        provider account, as the config file's keys are checked; up to 10 unknown names are
+        echoed, each cut to 60 characters."""
+        providers = self._gw.settings.providers
+        unknown = [a for a in accounts or () if a not in providers]
+        if unknown:
+            named = ", ".join(repr(clip(a, 60)) for a in unknown[:10])
+            raise KeySpecError(
+                f"allowed_accounts: {named} not among the provider accounts "
+                f"(configured: {', '.join(sorted(providers)[:20])})"
+            )
 
     async def revoke_key(self, key_id: str) -> dict[str, Any]:
         """Revoke a key now: the key as JSON. Raises :class:`NotFoundError`,

@@ -11,20 +11,24 @@ Routes (docs/passthrough.md):
   the ``x-llmrelay-account`` header names or, when the key may reach only one
   Anthropic-wire account, to that one; otherwise 400 naming the header. A ``/v1/files``
   request without ``anthropic-version`` (the OpenAI SDK's ``client.files``) goes the same
-  way among the OpenAI-wire accounts.
+  way among the OpenAI-wire accounts. An account of another ``type`` (the other family,
+  or Azure, Bedrock, Vertex: reached through ``/proxy/{account}/`` only) named by the
+  header is a 400 naming its type and the header; nothing is sent.
 
 Each call: the path is checked (``proxy_path.py``: 400 for any escape, before anything
-else), the gateway key authenticated (401), the account checked against the key (403),
-the body read within ``server.max_request_body_mb`` and ``body_timeout_s``, the key's and
+else), the gateway key authenticated (401), the account checked against the key (403), the
+body read within ``server.max_request_body_mb`` and ``body_timeout_s``, the key's and
 team's rate limits and budgets applied (429), then the provider's credential replaces the
 gateway key and the request goes upstream (:meth:`Forwarder.forward`). The answer is
 relayed as it arrives, status, headers and bytes, within the account's
-``timeouts.total_s`` (``proxy_answer.py``); a copy is read for usage on the side
-(``proxy_usage.py``). One rewrite only: a batch object's ``results_url`` points back at the
-gateway (the SDK fetches that URL as given). Every authenticated call leaves one usage row
-(``endpoint`` ``proxy``, ``provider`` the account, ``model`` the model the answer named);
-an answer without usage leaves ``tokens_known`` false and no cost; batch results are
-priced at :data:`~llmrelay.policy.prices.BATCH_DISCOUNT` of the list price.
+``timeouts.total_s`` or the request's shorter ``x-llmrelay-timeout-ms`` (clamped by the
+key's allowance; the only override the passthrough applies) (``proxy_answer.py``); a copy
+is read for usage on the side (``proxy_usage.py``). One rewrite only: a batch object's
+``results_url`` points back at the gateway (the SDK fetches that URL as given). Every
+authenticated call leaves one usage row (``endpoint`` ``proxy``, ``provider`` the account,
+``model`` the model the answer named); an answer without usage leaves ``tokens_known``
+false and no cost; batch results are priced at
+:data:`~llmrelay.policy.prices.BATCH_DISCOUNT` of the list price.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from ..drain import StreamWatch
 from ..errors import (
     GatewayError,
     InternalError,
+    InvalidRequestError,
     NotFoundError,
     UpstreamTimeout,
 )
@@ -53,6 +58,7 @@ from ..pipeline.observe import trace_id
 from ..pipeline.run import new_request_id
 from ..policy.accounts import ACCOUNT_HEADER, check_account, sole_account
 from ..policy.auth import caller_credential
+from ..policy.overrides import TIMEOUT_HEADER, read_overrides
 from ..policy.subscription import account_billing, budgeted
 from ..providers.base import Provider
 from ..providers.headers import HeaderFilter, client_headers
@@ -204,6 +210,11 @@ class _Passthrough:
             raise NotFoundError(f"no provider account {clip(account)!r} in this gateway")
         record.provider = account
         check_account(caller, account, accounts_of)
+        if self.prefix is not None:
+            self._same_family(account, call.surface)
+        # Only x-llmrelay-timeout-ms applies (one attempt, no stream gate): a 400 when it
+        # does not parse, clamped to the key's allowance, never past timeouts.total_s.
+        overrides = read_overrides(request.headers, caller.overrides)
         if not isinstance(provider, Forwarder):
             raise NotFoundError(f"provider account {account!r} has no native API to pass through")
         body = await self._body()
@@ -217,6 +228,10 @@ class _Passthrough:
         )
         cfg = parts.settings.providers[account]
         total_s = float(getattr(getattr(cfg, "timeouts", None), "total_s", 600.0))
+        limit = "timeouts.total_s"
+        asked = overrides.timeout_s if overrides is not None else None
+        if asked is not None and asked < total_s:
+            total_s, limit = asked, TIMEOUT_HEADER
         call.total_s = total_s
         call.deadline = asyncio.get_running_loop().time() + total_s
         headers = client_headers(request.headers, self.s._headers)
@@ -229,7 +244,8 @@ class _Passthrough:
             caller_credential(request.headers, parts.keys),
             request.headers.get("content-type") if body else None,
         )
-        answer = ProxyAnswer(call, self.rid, self.prefix)
+        clamped = overrides.headers() if overrides is not None else {}
+        answer = ProxyAnswer(call, self.rid, self.prefix, clamped)
         watch: StreamWatch | None = None
         try:
             # The call's deadline, which a shutdown's drain that runs out moves to now.
@@ -237,7 +253,7 @@ class _Passthrough:
                 return await answer.relay(provider, raw, cfg)
         except TimeoutError:
             err: GatewayError = UpstreamTimeout(
-                f"provider {account!r} did not finish within {total_s:g}s (timeouts.total_s)"
+                f"provider {account!r} did not finish within {total_s:g}s ({limit})"
             )
             if watch is not None and watch.cut:
                 err = parts.drain.error()
@@ -263,9 +279,26 @@ class _Passthrough:
         """The accounts an SDK path without ``x-llmrelay-account`` may go to: those of the
         API the path belongs to (``type: anthropic`` for the Anthropic SDK's, ``type:
         openai`` for the OpenAI SDK's ``/v1/files``). Bedrock, Vertex and Azure speak a
-        wire but serve no such path: they are reached by name or through ``/proxy/``."""
+        wire but serve no such path: they are reached through ``/proxy/`` only."""
         kind = "openai" if surface == "openai" else "anthropic"
         return [a for a, cfg in self.call.parts.settings.providers.items() if cfg.type == kind]
+
+    def _same_family(self, account: str, surface: SurfaceName) -> None:
+        """400 unless ``account`` (named by ``x-llmrelay-account`` on an SDK path) has the
+        ``type`` that serves the path (:meth:`_sdk_accounts`): its path would be wrong."""
+        kind = "openai" if surface == "openai" else "anthropic"
+        have = self.call.parts.settings.providers[account].type
+        if have == kind:
+            return
+        paths = (
+            "the OpenAI SDK's /v1/files"
+            if kind == "openai"
+            else "the Anthropic SDK's /v1/messages/batches and /v1/files"
+        )
+        raise InvalidRequestError(
+            f"{ACCOUNT_HEADER}: {account!r} is a type: {have} account, and {paths} go to "
+            f"type: {kind} accounts only; reach {account!r} at /proxy/{account}/..."
+        )
 
     async def _body(self) -> bytes:
         call, limits = self.call, self.s._limits

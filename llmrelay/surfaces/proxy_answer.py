@@ -10,7 +10,9 @@ import time
 from aiohttp import web
 
 from ..config import AnthropicProviderConfig
+from ..core.delivered import Delivered
 from ..core.text import MAX_ECHO_CHARS
+from ..core.usage import Usage
 from ..errors import GatewayError
 from ..pipeline.call import Call
 from ..policy.prices import BATCH_DISCOUNT
@@ -26,12 +28,18 @@ _RESULTS_URL = re.compile(rb'("results_url"\s*:\s*")([^"]*)(")')
 
 class ProxyAnswer:
     """One passthrough call's answer. ``prefix`` is the client's path prefix of an SDK path
-    ("" or "/anthropic"), None for ``/proxy/{account}/``."""
+    ("" or "/anthropic"), None for ``/proxy/{account}/``; ``extra`` are headers the gateway
+    adds to the answer (``x-llmrelay-overrides-clamped``)."""
 
-    def __init__(self, call: Call, rid: str, prefix: str | None) -> None:
+    def __init__(
+        self, call: Call, rid: str, prefix: str | None, extra: dict[str, str] | None = None
+    ) -> None:
         self.call = call
         self.rid = rid
         self.prefix = prefix
+        self.extra = extra or {}
+        #: The deltas a stream cut short was charged for (``_settle``), None before.
+        self.settled: Delivered | None = None
 
     async def relay(self, provider: Forwarder, raw: RawRequest, cfg: object) -> web.StreamResponse:
         """Send ``raw`` through ``provider`` and relay its answer to the client."""
@@ -48,7 +56,7 @@ class ProxyAnswer:
                 reader = UsageReader.for_answer(up.content_type, batch)
             record.endpoint = "batch_results" if batch else "proxy"
             record.stream = up.is_event_stream
-            headers = {**up.headers, "request-id": self.rid}
+            headers = {**up.headers, **self.extra, "request-id": self.rid}
             if up.upstream_request_id is not None:
                 headers[UPSTREAM_ID_HEADER] = up.upstream_request_id[:MAX_ECHO_CHARS]
             if self._rewrites(raw, cfg, up):
@@ -64,21 +72,21 @@ class ProxyAnswer:
                     if first:
                         record.ttft_s = time.perf_counter() - call.started
                         first = False
-                    if reader is not None:
-                        reader.feed(chunk)
                     await resp.write(chunk)
+                    if reader is not None:
+                        reader.feed(chunk)  # once delivered: its deltas count (_read)
                 await resp.write_eof()
             except GatewayError as err:
-                self._read(reader, batch)
                 self.broke(err)
+                self._read(reader, batch, "stream cut")
                 return resp
             except (asyncio.CancelledError, ConnectionResetError):
                 # The client went away: the row says so, with the usage read so far.
                 record.status = 499
                 record.error_type = "client_disconnected"
-                self._read(reader, batch)
+                self._read(reader, batch, "client disconnected")
                 raise
-            self._read(reader, batch)
+            self._read(reader, batch, "stream ended before its last event")
             return resp
         finally:
             up.close()
@@ -129,13 +137,17 @@ class ProxyAnswer:
             return f"{origin}/proxy/{self.call.record.provider}"
         return f"{origin}{self.prefix}"
 
-    def _read(self, reader: UsageReader | None, batch: bool) -> None:
-        """Usage and cost from what the reader found (module docstring)."""
+    def _read(self, reader: UsageReader | None, batch: bool, cut: str | None = None) -> None:
+        """Usage and cost from what the reader found (module docstring). ``cut`` says how a
+        stream that ends here without its last event ended: it is charged the content it
+        delivered (``core/delivered.py``), never less than the provider's last count."""
         record, usage = self.call.record, self.call.usage
         if reader is None:
             record.tokens_known = not (200 <= record.status < 300)
             return
         reader.finish()
+        if cut is not None and reader.kind == "sse" and not reader.ended:
+            self._settle(reader, cut)
         if not reader.by_model:
             record.tokens_known = False
             return
@@ -157,12 +169,32 @@ class ProxyAnswer:
         if batch:
             record.billing = "batch"
 
+    def _settle(self, reader: UsageReader, cut: str) -> None:
+        """Charge a stream cut short what it delivered; the row's ``error_message`` says how.
+        A stream with no content delta and no count read (not a model's stream, or cut
+        before any) is left as read."""
+        delivered = reader.delivered
+        if delivered.deltas == 0 and delivered.reported is None:
+            return
+        record = self.call.record
+        # Counted by the estimate, never a tokenizer: the model is named only once the
+        # stream is under way (its first event), after the first deltas may be counted.
+        model = next(iter(reader.by_model), reader.model)
+        counted = reader.by_model.setdefault(model, Usage())
+        delivered.settle(counted)
+        self.settled = delivered
+        note = delivered.note(cut)
+        record.error_message = f"{record.error_message}; {note}" if record.error_message else note
+
     def broke(self, err: GatewayError) -> None:
         """A stream that broke after its headers went out: the row says why, the
         connection is closed (the client sees a cut body, as from the provider)."""
         record = self.call.record
         record.error_type = err.error_type
         record.error_message = err.message
+        if self.settled is not None:
+            # The deadline cut a stream first read as a client's leaving (``relay``).
+            record.error_message += "; " + self.settled.note("stream cut")
         self.call.error = err
         transport = self.call.request.transport
         if transport is not None:

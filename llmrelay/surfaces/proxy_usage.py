@@ -20,6 +20,15 @@ bill needs. What it understands:
   message_batch_individual_response.py``): the usage of every ``succeeded`` result, summed
   per model.
 
+A stream's content deltas are counted as they are read (``UsageReader.delivered``, the
+counting of ``core/delivered.py``): Anthropic's ``content_block_delta`` (``text``,
+``thinking``, ``partial_json``), a Chat Completions chunk's ``choices[].delta`` (``content``,
+``refusal``, ``reasoning_content``/``reasoning``, tool-call ``arguments``) and the Responses
+API's ``response.*.delta`` events (their ``delta`` string). ``UsageReader.ended`` says the
+stream's last event came (``message_stop``, ``data: [DONE]``, ``response.completed`` /
+``failed`` / ``incomplete``); a stream cut before it is charged what it delivered
+(``proxy_answer.py``).
+
 Bounds: a JSON body is read for usage only up to :data:`MAX_JSON_BYTES`, one event or one
 JSONL line up to :data:`MAX_LINE_BYTES`; past either the answer still goes through whole and
 its tokens are *unknown* (``UsageRecord.tokens_known`` false), never guessed.
@@ -32,9 +41,16 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from ..core.delivered import Delivered
 from ..core.usage import Usage
 
-__all__ = ["MAX_JSON_BYTES", "MAX_LINE_BYTES", "UsageReader", "batch_results_path"]
+__all__ = [
+    "MAX_JSON_BYTES",
+    "MAX_LINE_BYTES",
+    "UsageReader",
+    "batch_results_path",
+    "delta_texts",
+]
 
 #: Largest JSON answer read for its usage, in bytes (larger ones relay untouched, unread).
 MAX_JSON_BYTES = 4 * 1024 * 1024
@@ -108,6 +124,61 @@ def _model_in(event: object) -> str | None:
     return None
 
 
+#: Where an Anthropic ``content_block_delta``'s generated text is, by its delta's type.
+_ANTHROPIC_DELTA_TEXT = {
+    "text_delta": "text",
+    "thinking_delta": "thinking",
+    "input_json_delta": "partial_json",
+}
+#: Events after which a stream is whole (Anthropic; the Responses API).
+_LAST_EVENTS = frozenset(
+    {"message_stop", "response.completed", "response.failed", "response.incomplete"}
+)
+
+
+def delta_texts(event: Mapping[str, object]) -> list[str]:
+    """The generated text of one stream event, whichever wire (module docstring); empty for
+    an event that carries none (starts, stops, pings, usage, signatures, citations)."""
+    kind = event.get("type")
+    if kind == "content_block_delta":
+        delta = event.get("delta")
+        if isinstance(delta, dict):
+            field = _ANTHROPIC_DELTA_TEXT.get(str(delta.get("type")))
+            text = delta.get(field) if field is not None else None
+            if isinstance(text, str):
+                return [text]
+        return []
+    if isinstance(kind, str) and kind.startswith("response.") and kind.endswith(".delta"):
+        text = event.get("delta")
+        return [text] if isinstance(text, str) else []
+    out: list[str] = []
+    choices = event.get("choices")
+    for choice in choices if isinstance(choices, list) else ():
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if not isinstance(delta, dict):
+            continue
+        for key in ("content", "refusal", "reasoning_content", "reasoning"):
+            text = delta.get(key)
+            if isinstance(text, str) and text:
+                out.append(text)
+        calls = delta.get("tool_calls")
+        for call in calls if isinstance(calls, list) else ():
+            fn = call.get("function") if isinstance(call, dict) else None
+            args = fn.get("arguments") if isinstance(fn, dict) else None
+            if isinstance(args, str) and args:
+                out.append(args)
+    return out
+
+
+def _provider_count(event: Mapping[str, object], usage: Mapping[str, object]) -> int | None:
+    """The cumulative output count a stream event reports (never ``message_start``'s
+    placeholder)."""
+    if event.get("type") == "message_start":
+        return None
+    value = usage.get("completion_tokens", usage.get("output_tokens"))
+    return max(value, 0) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 @dataclass(slots=True)
 class UsageReader:
     """Fed every chunk of one answer (:meth:`feed`), then :meth:`finish`; afterwards
@@ -116,6 +187,12 @@ class UsageReader:
 
     kind: str
     by_model: dict[str, Usage] = field(default_factory=dict)
+    #: A stream's content deltas read so far (module docstring).
+    delivered: Delivered = field(default_factory=Delivered)
+    #: A stream's last event was read.
+    ended: bool = False
+    #: The first model a stream named, usage or not.
+    model: str = ""
     _buf: bytearray = field(default_factory=bytearray)
     _over: bool = False
     #: A chunk ended in ``\r``: the next may start with its ``\n``.
@@ -199,7 +276,9 @@ class UsageReader:
         data = b"".join(
             line[5:].lstrip(b" ") for line in item.split(b"\n") if line.startswith(b"data:")
         )
-        if data and data != b"[DONE]":
+        if data == b"[DONE]":
+            self.ended = True
+        elif data:
             self._json(data, cumulative=True)
 
     def _json(self, raw: bytes, cumulative: bool = False) -> None:
@@ -207,6 +286,8 @@ class UsageReader:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError:
             return
+        if cumulative and isinstance(obj, dict):
+            self._stream_event(obj)
         usage = _usage_in(obj)
         if usage is None:
             return
@@ -226,6 +307,19 @@ class UsageReader:
         read = usage_of(usage)
         if read is not None:
             self.by_model[model] = read
+
+    def _stream_event(self, event: dict[str, object]) -> None:
+        """Count one stream event's deltas and reported output; note its last event."""
+        for text in delta_texts(event):
+            self.delivered.delta(text)
+        if event.get("type") in _LAST_EVENTS:
+            self.ended = True
+        if not self.model:
+            self.model = _model_in(event) or ""
+        usage = _usage_in(event)
+        count = _provider_count(event, usage) if usage is not None else None
+        if count is not None:
+            self.delivered.provider_count(count)
 
     def _result(self, line: bytes) -> None:
         if not line.strip():

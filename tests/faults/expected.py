@@ -43,8 +43,8 @@ EXPECTED_TABLE = """
 | mid_close      | json   | vertex    | openai    | 502 api_error              | 502 api_error 0/0     | closed the connection mid-response                               |
 | mid_close      | stream | anthropic | anthropic | stream error api_error     | 200 api_error 7/1     | closed the connection mid-response                               |
 | mid_close      | stream | anthropic | openai    | stream error api_error     | 200 api_error 7/1     | closed the connection mid-response                               |
-| mid_close      | stream | openai    | anthropic | stream error api_error     | 200 api_error 9/0     | closed the connection mid-response                               |
-| mid_close      | stream | openai    | openai    | stream error api_error     | 200 api_error 0/0     | closed the connection mid-response                               |
+| mid_close      | stream | openai    | anthropic | stream error api_error     | 200 api_error 9/1     | closed the connection mid-response                               |
+| mid_close      | stream | openai    | openai    | stream error api_error     | 200 api_error 0/1     | closed the connection mid-response                               |
 | mid_close      | stream | bedrock   | anthropic | stream error api_error     | 200 api_error 7/1     | closed the connection mid-response                               |
 | mid_close      | stream | bedrock   | openai    | stream error api_error     | 200 api_error 7/1     | closed the connection mid-response                               |
 | mid_close      | stream | vertex    | anthropic | stream error api_error     | 200 api_error 7/1     | closed the connection mid-response                               |
@@ -59,7 +59,7 @@ EXPECTED_TABLE = """
 | garbage_bytes  | stream | vertex    | openai    | stream error api_error     | 200 api_error 7/1     | ended the stream before message_stop                             |
 | garbage_data   | stream | anthropic | anthropic | SDK JSON error             | 200 - 7/3             |                                                                  |
 | garbage_data   | stream | anthropic | openai    | stream error api_error     | 200 api_error 7/1     | sent a stream event whose data is not JSON                       |
-| garbage_data   | stream | openai    | anthropic | stream error api_error     | 200 api_error 9/0     | sent a stream event whose data is not JSON                       |
+| garbage_data   | stream | openai    | anthropic | stream error api_error     | 200 api_error 9/1     | sent a stream event whose data is not JSON                       |
 | garbage_data   | stream | openai    | openai    | SDK JSON error             | 200 - 7/3             |                                                                  |
 | garbage_data   | stream | bedrock   | anthropic | stream error api_error     | 200 api_error 7/1     | sent an event-stream chunk whose event is not a JSON object      |
 | garbage_data   | stream | bedrock   | openai    | stream error api_error     | 200 api_error 7/1     | sent an event-stream chunk whose event is not a JSON object      |

@@ -119,3 +119,28 @@ def test_crlf_events_fed_byte_by_byte() -> None:
     ).encode()
     reader = _read("text/event-stream", [raw[i : i + 1] for i in range(len(raw))])
     assert (reader.by_model["m"].input_tokens, reader.by_model["m"].output_tokens) == (4, 6)
+
+
+def test_stream_deltas_are_counted_and_the_last_event_noted() -> None:
+    """Delivered deltas of the three stream wires; the end event of each sets ``ended``."""
+    anthropic = [
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+        b'"delta":{"type":"text_delta","text":"tok "}}\n\n',
+        b'event: message_delta\ndata: {"type":"message_delta","usage":{"output_tokens":3}}\n\n',
+    ]
+    reader = _read("text/event-stream", anthropic)
+    assert (reader.delivered.deltas, reader.delivered.output_tokens()) == (1, 3)
+    assert not reader.ended
+    assert _read("text/event-stream", [*anthropic, b'data: {"type":"message_stop"}\n\n']).ended
+    delta = {"content": "abcdefgh", "tool_calls": [{"function": {"arguments": "{}"}}]}
+    chat = b"data: " + json.dumps({"choices": [{"index": 0, "delta": delta}]}).encode() + b"\n\n"
+    reader = _read("text/event-stream", [chat, b"data: [DONE]\n\n"])
+    assert (reader.delivered.deltas, reader.delivered.estimated, reader.ended) == (2, 3, True)
+    responses = [
+        b'data: {"type":"response.output_text.delta","delta":"word"}\n\n',
+        b'data: {"type":"response.completed","response":{"model":"gpt-x","usage":'
+        b'{"input_tokens":4,"output_tokens":9}}}\n\n',
+    ]
+    reader = _read("text/event-stream", responses)
+    assert (reader.delivered.deltas, reader.delivered.reported, reader.ended) == (1, 9, True)
+    assert reader.by_model["gpt-x"].output_tokens == 9
