@@ -82,7 +82,7 @@ def _worker_of(args: argparse.Namespace) -> tuple[Worker, Listen]:
     from .supervisor import watch_parent
 
     index, _, count = args.worker.partition("/")
-    worker = Worker(int(index), int(count), Path(args.run_dir))
+    worker = Worker(int(index), int(count), Path(args.run_dir), os.getppid())
     sock = None
     if args.listen_fd is not None:
         sock = socket.socket(fileno=args.listen_fd)
