@@ -378,6 +378,10 @@ def package_version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .entry import ignore_hangup
+
+    # Already done by the ``llmrelay`` entry (``entry.py``); again for a direct call.
+    ignore_hangup(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="llmrelay", description="An AI gateway.")
     parser.add_argument("--version", action="version", version=f"llmrelay {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)

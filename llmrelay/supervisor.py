@@ -13,6 +13,9 @@ The supervisor (this process) does no HTTP. It
 * restarts a worker that dies, after ``RESTART_BACKOFF_S`` doubling per quick death up to
   ``MAX_RESTART_BACKOFF_S`` (reset once a worker has served ``STABLE_S``), with one log line
   each time;
+* ignores SIGHUP from its first line (``entry.py``) until its forwarding handler is
+  installed, and starts each worker with SIGHUP blocked (unblocked once the worker ignores
+  it), so a SIGHUP during anyone's start ends nobody;
 * forwards SIGTERM and SIGINT (as SIGTERM: each worker shuts down as one process does) and
   SIGHUP to every worker (workers run in their own session, so a terminal's signals reach
   them only through the supervisor, once each); a second SIGTERM/SIGINT is forwarded too
@@ -134,6 +137,7 @@ class _Supervisor:
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)  # not the default action: exit
             if service is not None:
                 await service.aclose()
             if self._sock is not None:
@@ -241,11 +245,16 @@ class _Supervisor:
         if self._sock is not None:
             argv += ["--listen-fd", str(self._sock.fileno())]
             fds.append(self._sock.fileno())
+        # The worker starts with SIGHUP blocked (the mask survives fork and exec) until its
+        # first line ignores it (``entry.py``): a SIGHUP forwarded meanwhile cannot end it.
+        # Here, one that arrives is delivered once the mask is restored.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
         try:
             # Its own session: a terminal's Ctrl-C or hangup reaches the supervisor only, which
             # forwards it once (a worker signalled twice would cut its own shutdown short).
             proc = await asyncio.create_subprocess_exec(*argv, pass_fds=fds, start_new_session=True)
         finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
             os.close(ready_w)
         loop = asyncio.get_running_loop()
         ready = slot.ready
