@@ -149,14 +149,20 @@ class _Supervisor:
         return "supervisor (shared)" if self._counters else "redis"
 
     def _listen(self) -> None:
-        """Check the port can be bound (OSError if not); without ``SO_REUSEPORT`` keep the
-        socket to pass to the workers."""
+        """Check nobody listens on the port (OSError ``EADDRINUSE`` if someone does); without
+        ``SO_REUSEPORT`` keep the socket to pass to the workers.
+
+        The probe never sets ``SO_REUSEPORT``: with it, the bind would succeed beside another
+        gateway's workers (which set it) and the two would split the traffic. Without it,
+        any socket listening on the port refuses the bind (``SO_REUSEADDR`` only lets it pass
+        connections in TIME_WAIT). The probe is closed before the workers start (a bound
+        socket without ``SO_REUSEPORT`` would refuse theirs), so two supervisors started
+        within the same second (between one's probe and its first worker's bind) can still
+        both start: the remaining window, documented in docs/workers.md."""
         family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if self._reuse_port:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((self._host, self._port))
         except OSError:
             sock.close()

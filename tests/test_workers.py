@@ -484,3 +484,32 @@ def test_an_admin_reload_reaches_every_worker(tmp_path: Path) -> None:
         assert children(gw.proc.pid) == workers  # reloaded, not restarted
     finally:
         gw.stop()
+
+
+def test_a_second_supervisor_on_a_port_workers_listen_on_exits_1(tmp_path: Path) -> None:
+    import yaml
+
+    first = start_gateway(tmp_path, base_config(tmp_path, MOCK), "--workers", "2")
+    try:
+        wait_for_workers(first, 2)
+        other = tmp_path / "other"
+        other.mkdir()
+        cfg_path = other / "c.yaml"
+        cfg_path.write_text(yaml.safe_dump(base_config(other, MOCK)))
+        port = first.url.rsplit(":", 1)[1]
+        run = subprocess.run(
+            [
+                *(sys.executable, "-m", "llmrelay", "serve", "--config", str(cfg_path)),
+                *("--port", port, "--workers", "2"),
+            ],
+            capture_output=True,
+            timeout=60,
+        )
+        assert run.returncode == 1, run.stderr
+        assert f"cannot listen on 0.0.0.0:{port}".encode() in run.stderr or (
+            f"cannot listen on 127.0.0.1:{port}".encode() in run.stderr
+        ), run.stderr
+        assert b"Address already in use" in run.stderr
+        assert first.proc.poll() is None
+    finally:
+        first.stop()
