@@ -275,11 +275,16 @@ class _Handler(RequestHandler):
 
     def close_when_done(self) -> None:
         """Close now if idle (no request being handled, queued or begun), else after the
-        answer to the request being handled or begun."""
+        answer to the request being handled or begun.
+
+        Not aiohttp's ``close()``: its flag makes ``data_received`` drop every byte from
+        then on, so the rest of a request whose headers (or part of them) are in, its body
+        included, was never read: the call hung until the drain cut it (499 with no model)
+        or failed reading its body (500 "Connection closed"). Reading goes on instead; the
+        answer says ``connection: close`` (:meth:`finish_response` while
+        ``GatewayServer.closing``), after which aiohttp closes the connection."""
         begun = self._header_deadline and self._header_bytes
-        if self._request_in_progress or self._messages or begun:
-            self._close = True  # checked after each answer (RequestHandler.start)
-        else:
+        if not (self._request_in_progress or self._messages or begun):
             self.force_close()
 
     def _arm_header_timer(self, now: float) -> None:
