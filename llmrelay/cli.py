@@ -191,6 +191,14 @@ def _workers(text: str) -> int | str:
     raise argparse.ArgumentTypeError(f"{text!r}: use auto or a number from 1 to 256")
 
 
+def _port(text: str) -> int:
+    """``--port``: a TCP port, 1 to 65535 (as ``server.port``); 0 (any free port) is
+    refused: clients and the supervisor's workers need a known one."""
+    if text.isdigit() and 1 <= int(text) <= 65535:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"{text!r}: use a port number from 1 to 65535")
+
+
 def _group_by(text: str) -> list[str]:
     """``key,team,model,day`` (any of them, in the order wanted) → the list."""
     fields = [f.strip() for f in text.split(",") if f.strip()]
@@ -388,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("serve", help="run the gateway")
     p.add_argument("--config", required=True)
     p.add_argument("--host")
-    p.add_argument("--port", type=int)
+    p.add_argument("--port", type=_port, help="overrides server.port (1 to 65535)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument(
         "--log-format", choices=["json", "text"], help="overrides logging.format (default json)"
@@ -434,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=_init)
     p = sub.add_parser("snippet", help="print a ready-to-paste SDK snippet for a config")
     p.add_argument("--config", required=True)
-    p.add_argument("--port", type=int, help="the port serve --port will listen on")
+    p.add_argument("--port", type=_port, help="the port serve --port will listen on")
     p.set_defaults(fn=_snippet)
     args = parser.parse_args(argv)
     try:
