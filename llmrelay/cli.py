@@ -22,6 +22,13 @@ def _serve(args: argparse.Namespace) -> int:
     from .obs.log import format_line, setup_logging
 
     settings = load_config(args.config)
+    from .providers.proxy_env import env_proxy_errors
+
+    proxy_errors = env_proxy_errors(os.environ)
+    if proxy_errors:
+        for line in proxy_errors:
+            print(f"llmrelay: {line}", file=sys.stderr)
+        return 1
     setup_logging(
         args.log_level or settings.logging.level, args.log_format or settings.logging.format
     )
