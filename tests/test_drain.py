@@ -466,4 +466,7 @@ def test_50_keep_alive_clients_in_a_loop_across_sigterm_see_answers_or_closed_co
     assert [o for _, _, errors in outcomes for o in errors] == []
     assert "calls still open" not in gw.log()  # nothing hung until the drain's end
     statuses = {r["status"] for r in _rows(gw.usage_db)}
-    assert statuses == {200}, statuses
+    bad = [r for r in _rows(gw.usage_db) if r["status"] != 200]
+    assert statuses == {200}, [
+        (r["status"], r["model"], r["error_type"], r["error_message"]) for r in bad
+    ]
