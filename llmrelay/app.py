@@ -464,7 +464,7 @@ def build_app(settings: Settings, worker: Worker | None = None) -> web.Applicati
     app[DRAIN] = gateway.drain
     reloader = None
     if settings.source != "<memory>":
-        reloader = Reloader(gateway, settings.source)
+        reloader = Reloader(gateway, settings.source, worker=worker)
         app[RELOADER] = reloader
 
     async def on_startup(_: web.Application) -> None:

@@ -22,6 +22,13 @@ def _serve(args: argparse.Namespace) -> int:
     from .obs.log import format_line, setup_logging
 
     settings = load_config(args.config)
+    from .providers.proxy_env import env_proxy_errors
+
+    proxy_errors = env_proxy_errors(os.environ)
+    if proxy_errors:
+        for line in proxy_errors:
+            print(f"llmrelay: {line}", file=sys.stderr)
+        return 1
     setup_logging(
         args.log_level or settings.logging.level, args.log_format or settings.logging.format
     )
@@ -82,7 +89,7 @@ def _worker_of(args: argparse.Namespace) -> tuple[Worker, Listen]:
     from .supervisor import watch_parent
 
     index, _, count = args.worker.partition("/")
-    worker = Worker(int(index), int(count), Path(args.run_dir))
+    worker = Worker(int(index), int(count), Path(args.run_dir), os.getppid())
     sock = None
     if args.listen_fd is not None:
         sock = socket.socket(fileno=args.listen_fd)
@@ -189,6 +196,14 @@ def _workers(text: str) -> int | str:
     if text.isdigit() and 1 <= int(text) <= 256:
         return int(text)
     raise argparse.ArgumentTypeError(f"{text!r}: use auto or a number from 1 to 256")
+
+
+def _port(text: str) -> int:
+    """``--port``: a TCP port, 1 to 65535 (as ``server.port``); 0 (any free port) is
+    refused: clients and the supervisor's workers need a known one."""
+    if text.isdigit() and 1 <= int(text) <= 65535:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"{text!r}: use a port number from 1 to 65535")
 
 
 def _group_by(text: str) -> list[str]:
@@ -378,13 +393,17 @@ def package_version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .entry import ignore_hangup
+
+    # Already done by the ``llmrelay`` entry (``entry.py``); again for a direct call.
+    ignore_hangup(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="llmrelay", description="An AI gateway.")
     parser.add_argument("--version", action="version", version=f"llmrelay {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="run the gateway")
     p.add_argument("--config", required=True)
     p.add_argument("--host")
-    p.add_argument("--port", type=int)
+    p.add_argument("--port", type=_port, help="overrides server.port (1 to 65535)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument(
         "--log-format", choices=["json", "text"], help="overrides logging.format (default json)"
@@ -430,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=_init)
     p = sub.add_parser("snippet", help="print a ready-to-paste SDK snippet for a config")
     p.add_argument("--config", required=True)
-    p.add_argument("--port", type=int, help="the port serve --port will listen on")
+    p.add_argument("--port", type=_port, help="the port serve --port will listen on")
     p.set_defaults(fn=_snippet)
     args = parser.parse_args(argv)
     try:

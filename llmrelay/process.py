@@ -94,14 +94,15 @@ async def _serve_reloading(
     reloader = app.get(RELOADER)
     loop = asyncio.get_running_loop()
     hup = getattr(signal, "SIGHUP", None)
-    if reloader is None or hup is None:
+    if reloader is None or hup is None:  # SIGHUP stays ignored (``entry.py``)
         await serve(app, config, host, port, on_listening, listen)
         return
     loop.add_signal_handler(hup, reloader.request, "sighup")
     try:
         await serve(app, config, host, port, on_listening, listen)
     finally:
-        loop.remove_signal_handler(hup)
+        loop.remove_signal_handler(hup)  # restores the default action, which would end us
+        signal.signal(hup, signal.SIG_IGN)
 
 
 async def _shutdown_default_executor(timeout_s: float) -> bool:

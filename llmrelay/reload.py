@@ -12,6 +12,13 @@ the error, naming the file, the key path and what was expected, is logged and re
 Otherwise the gateway's runtime is replaced at once (``Gateway.apply``): calls in flight
 finish on the configuration they started with.
 
+With ``--workers N`` (``worker`` given), a reload asked of one worker by ``POST
+/admin/reload`` is passed on to every worker: once this worker has validated and applied
+the file, it sends SIGHUP to its supervisor, which forwards it to every worker (this one
+included: reloading the same file again changes nothing). Each worker then reads the file
+itself and logs its own outcome (with its ``worker`` index). The answer says so
+(``"workers": N``).
+
 Bounds: one reload at a time; another waits for it at most :data:`RELOAD_TIMEOUT_S`, and
 a reload (reading the file, opening and starting new providers) is given up after
 :data:`RELOAD_TIMEOUT_S` with nothing changed. The error text returned is clipped to
@@ -22,8 +29,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
+import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +44,7 @@ from pydantic import BaseModel
 from .config import ConfigError, Settings, load_settings
 from .providers.registry import missing_dependencies
 from .runtime import Runtime
+from .workers import Worker
 
 __all__ = [
     "MAX_ERROR_CHARS",
@@ -91,6 +101,8 @@ class ReloadResult:
     providers: int
     models: int
     virtual_models: int
+    #: Workers asked to reload the file too (``--workers N``: N; one process: 1).
+    workers: int = 1
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -99,6 +111,7 @@ class ReloadResult:
             "providers": self.providers,
             "models": self.models,
             "virtual_models": self.virtual_models,
+            "workers": self.workers,
         }
 
 
@@ -129,11 +142,18 @@ class Reloader:
     """Reloads the gateway's config file on request (see the module docstring)."""
 
     def __init__(
-        self, gateway: ReloadTarget, path: str, env: Mapping[str, str] | None = None
+        self,
+        gateway: ReloadTarget,
+        path: str,
+        env: Mapping[str, str] | None = None,
+        worker: Worker | None = None,
     ) -> None:
         """``path``: the config file; ``env``: the environment its ``${VAR}`` are read
-        from at each reload (default: the process's)."""
+        from at each reload (default: the process's); ``worker``: this process is one of
+        ``--workers N`` (an admin reload then reaches every worker; log lines name it)."""
         self._gateway = gateway
+        self._worker = worker
+        self._where: dict[str, object] = {} if worker is None else {"worker": worker.index}
         self.path = path
         self._env = env
         self._lock = asyncio.Lock()
@@ -175,11 +195,25 @@ class Reloader:
             message = f"{self.path}: the reload failed ({type(err).__name__}); see the log"
             self._refused(trigger, message)
             raise ConfigError(message) from None
+        if trigger == "admin":
+            result = self._tell_siblings(result)
         log.warning(
             "config reloaded",
-            extra={"config": self.path, "trigger": trigger, **result.as_json()},
+            extra={"config": self.path, "trigger": trigger, **self._where, **result.as_json()},
         )
         return result
+
+    def _tell_siblings(self, result: ReloadResult) -> ReloadResult:
+        """With ``--workers N``: SIGHUP to the supervisor, which forwards it to every worker
+        (``supervisor.py``); ``result`` then counts them. Not when the supervisor is gone
+        (this worker is stopping: its parent is another process now)."""
+        worker = self._worker
+        if worker is None or worker.count < 2 or worker.supervisor_pid <= 0:
+            return result
+        if os.getppid() != worker.supervisor_pid:
+            return result
+        os.kill(worker.supervisor_pid, signal.SIGHUP)
+        return dataclasses.replace(result, workers=worker.count)
 
     async def _reload(self) -> ReloadResult:
         env = os.environ if self._env is None else self._env
@@ -202,7 +236,12 @@ class Reloader:
     def _refused(self, trigger: Trigger, message: str) -> None:
         log.error(
             "config reload refused; the configuration in force stays",
-            extra={"config": self.path, "trigger": trigger, "error": _clip(message)},
+            extra={
+                "config": self.path,
+                "trigger": trigger,
+                **self._where,
+                "error": _clip(message),
+            },
         )
 
     def request(self, trigger: Trigger) -> None:

@@ -213,7 +213,16 @@ class _Handler(RequestHandler):
     ``header_timeout_s``, whatever its request rate.
     """
 
-    __slots__ = ("_body", "_gw", "_header_bytes", "_header_deadline", "_header_timer", "_slot")
+    __slots__ = (
+        "_answered",
+        "_body",
+        "_gw",
+        "_header_bytes",
+        "_header_deadline",
+        "_header_timer",
+        "_parsed",
+        "_slot",
+    )
 
     def __init__(self, manager: GatewayServer, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
@@ -224,6 +233,10 @@ class _Handler(RequestHandler):
         self._header_bytes = False
         #: The body of the last request whose headers were parsed (None before the first).
         self._body: StreamReader | None = None
+        #: Requests whose headers were parsed, and requests answered: the connection is
+        #: between two requests when they are equal and no byte of the next one came.
+        self._parsed = 0
+        self._answered = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         gw = self._gw
@@ -270,16 +283,25 @@ class _Handler(RequestHandler):
         queued = len(self._messages)
         super().data_received(data)
         if len(self._messages) != queued:  # a request line and headers are complete
+            self._parsed += len(self._messages) - queued
             self._body = self._messages[-1][1]
             self._header_deadline = 0.0
 
     def close_when_done(self) -> None:
-        """Close now if idle (no request being handled, queued or begun), else after the
-        answer to the request being handled or begun."""
+        """Close now if between two requests (every request parsed is answered, no byte of
+        the next one came), else after the answer to the request being handled or begun.
+        Counted here, not from aiohttp's ``_request_in_progress``: between parsing a request
+        and starting its handler that flag is still False, and closing then failed the
+        handler's body read (500 "Connection closed").
+
+        Not aiohttp's ``close()``: its flag makes ``data_received`` drop every byte from
+        then on, so the rest of a request whose headers (or part of them) are in, its body
+        included, was never read: the call hung until the drain cut it (499 with no model)
+        or failed reading its body (500 "Connection closed"). Reading goes on instead; the
+        answer says ``connection: close`` (:meth:`finish_response` while
+        ``GatewayServer.closing``), after which aiohttp closes the connection."""
         begun = self._header_deadline and self._header_bytes
-        if self._request_in_progress or self._messages or begun:
-            self._close = True  # checked after each answer (RequestHandler.start)
-        else:
+        if self._parsed == self._answered and not begun:
             self.force_close()
 
     def _arm_header_timer(self, now: float) -> None:
@@ -316,7 +338,14 @@ class _Handler(RequestHandler):
             resp = _enveloped(resp)
         if request.content.exception() is not None or self._gw.closing:
             resp.force_close()
-        return await super().finish_response(request, resp, start_time)
+        try:
+            return await super().finish_response(request, resp, start_time)
+        finally:
+            self._answered += 1
+            if self._gw.closing and resp.keep_alive:
+                # Closing began while this answer (a keep-alive one) was written: close
+                # after it, between two requests.
+                self._close = True
 
     def log_exception(self, *args: Any, **kw: Any) -> None:
         # After an answer, aiohttp reads what is left of the request body; a body whose

@@ -13,6 +13,9 @@ The supervisor (this process) does no HTTP. It
 * restarts a worker that dies, after ``RESTART_BACKOFF_S`` doubling per quick death up to
   ``MAX_RESTART_BACKOFF_S`` (reset once a worker has served ``STABLE_S``), with one log line
   each time;
+* ignores SIGHUP from its first line (``entry.py``) until its forwarding handler is
+  installed, and starts each worker with SIGHUP blocked (unblocked once the worker ignores
+  it), so a SIGHUP during anyone's start ends nobody;
 * forwards SIGTERM and SIGINT (as SIGTERM: each worker shuts down as one process does) and
   SIGHUP to every worker (workers run in their own session, so a terminal's signals reach
   them only through the supervisor, once each); a second SIGTERM/SIGINT is forwarded too
@@ -134,6 +137,7 @@ class _Supervisor:
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)  # not the default action: exit
             if service is not None:
                 await service.aclose()
             if self._sock is not None:
@@ -145,14 +149,20 @@ class _Supervisor:
         return "supervisor (shared)" if self._counters else "redis"
 
     def _listen(self) -> None:
-        """Check the port can be bound (OSError if not); without ``SO_REUSEPORT`` keep the
-        socket to pass to the workers."""
+        """Check nobody listens on the port (OSError ``EADDRINUSE`` if someone does); without
+        ``SO_REUSEPORT`` keep the socket to pass to the workers.
+
+        The probe never sets ``SO_REUSEPORT``: with it, the bind would succeed beside another
+        gateway's workers (which set it) and the two would split the traffic. Without it,
+        any socket listening on the port refuses the bind (``SO_REUSEADDR`` only lets it pass
+        connections in TIME_WAIT). The probe is closed before the workers start (a bound
+        socket without ``SO_REUSEPORT`` would refuse theirs), so two supervisors started
+        within the same second (between one's probe and its first worker's bind) can still
+        both start: the remaining window, documented in docs/workers.md."""
         family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if self._reuse_port:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((self._host, self._port))
         except OSError:
             sock.close()
@@ -241,11 +251,16 @@ class _Supervisor:
         if self._sock is not None:
             argv += ["--listen-fd", str(self._sock.fileno())]
             fds.append(self._sock.fileno())
+        # The worker starts with SIGHUP blocked (the mask survives fork and exec) until its
+        # first line ignores it (``entry.py``): a SIGHUP forwarded meanwhile cannot end it.
+        # Here, one that arrives is delivered once the mask is restored.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
         try:
             # Its own session: a terminal's Ctrl-C or hangup reaches the supervisor only, which
             # forwards it once (a worker signalled twice would cut its own shutdown short).
             proc = await asyncio.create_subprocess_exec(*argv, pass_fds=fds, start_new_session=True)
         finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
             os.close(ready_w)
         loop = asyncio.get_running_loop()
         ready = slot.ready

@@ -46,6 +46,9 @@ class Worker:
     index: int
     count: int
     run_dir: Path
+    #: The supervisor's process id (0: unknown): where a reload asked of this worker is
+    #: sent on to its siblings (``reload.py``).
+    supervisor_pid: int = 0
 
     @property
     def counter_socket(self) -> Path:

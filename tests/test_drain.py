@@ -385,3 +385,88 @@ def test_a_call_still_waiting_on_its_provider_after_the_drain_is_cancelled_with_
         )
     finally:
         gw.stop()
+
+
+def test_a_request_whose_body_arrives_after_the_grace_period_is_answered(
+    tmp_path: Path, fakes: tuple[FakeAnthropic, FakeOpenAI]
+) -> None:
+    import socket
+
+    gw = _gateway(tmp_path, fakes, {"shutdown_grace_s": 0.5, "drain_timeout_s": 30})
+    try:
+        port = int(gw.url.rsplit(":", 1)[1])
+        payload = json.dumps({"model": "anthropic/claude", "max_tokens": 8, "messages": MSG})
+        head = (
+            "POST /v1/messages HTTP/1.1\r\nhost: x\r\n"
+            f"x-api-key: {ALICE_KEY}\r\nanthropic-version: 2023-06-01\r\n"
+            f"content-type: application/json\r\ncontent-length: {len(payload)}\r\n\r\n"
+        )
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(head.encode() + payload[:10].encode())  # in progress: body half in
+            time.sleep(0.2)
+            gw.proc.send_signal(signal.SIGTERM)
+            _wait(lambda: _refused(gw.url), 10, "the listener closed after the grace period")
+            sock.sendall(payload[10:].encode())
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        head_out, _, body_out = answer.partition(b"\r\n\r\n")
+        assert head_out.startswith(b"HTTP/1.1 200"), answer
+        assert b"connection: close" in head_out.lower()
+        assert json.loads(body_out)["content"][0]["text"] == ECHO
+        assert _exit_code(gw) == 0, gw.log()
+        assert "calls still open" not in gw.log()
+        assert [r["status"] for r in _rows(gw.usage_db)] == [200]
+    finally:
+        gw.stop()
+
+
+def test_50_keep_alive_clients_in_a_loop_across_sigterm_see_answers_or_closed_connections(
+    tmp_path: Path,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    mock = {"local": {"type": "mock", "models": {"echo": "echo"}}}
+    server = {"shutdown_grace_s": 1, "drain_timeout_s": 20}
+    gw = start_gateway(tmp_path, base_config(tmp_path, mock, server=server))
+    stopping = threading.Event()
+    calls = 50
+
+    def loop(_: int) -> tuple[int, int, list[str]]:
+        """Calls on one kept-alive connection until the gateway refuses: (answered,
+        connection errors, other errors)."""
+        client = anthropic.Anthropic(api_key=ALICE_KEY, base_url=gw.url, max_retries=0, timeout=60)
+        answered, dropped, other = 0, 0, []
+        with client:
+            while True:
+                try:
+                    client.messages.create(model="local/echo", max_tokens=8, messages=MSG)
+                    answered += 1
+                except anthropic.APIConnectionError:
+                    dropped += 1  # closed between requests, or refused at connect
+                    if stopping.is_set() and _refused(gw.url):
+                        return answered, dropped, other
+                except anthropic.APIStatusError as err:
+                    other.append(f"{err.status_code}: {err.message}")
+                if stopping.is_set() and gw.proc.poll() is not None:
+                    return answered, dropped, other
+
+    try:
+        with ThreadPoolExecutor(calls) as pool:
+            results = [pool.submit(loop, i) for i in range(calls)]
+            time.sleep(1.0)  # every client is calling on its kept-alive connection
+            stopping.set()
+            gw.proc.send_signal(signal.SIGTERM)
+            assert _exit_code(gw) == 0, gw.log()
+            outcomes = [r.result(timeout=120) for r in results]
+    finally:
+        stopping.set()
+        gw.stop()
+    assert all(answered > 0 for answered, _, _ in outcomes)
+    assert [o for _, _, errors in outcomes for o in errors] == []
+    assert "calls still open" not in gw.log()  # nothing hung until the drain's end
+    statuses = {r["status"] for r in _rows(gw.usage_db)}
+    bad = [r for r in _rows(gw.usage_db) if r["status"] != 200]
+    assert statuses == {200}, [
+        (r["status"], r["model"], r["error_type"], r["error_message"]) for r in bad
+    ]

@@ -285,3 +285,21 @@ def test_the_gateway_listener_serves_both_sdks_over_tls(tmp_path: Path, certs: C
             client.messages.create(model="local/echo", max_tokens=20, messages=HELLO)
     finally:
         gw.stop()
+
+
+def test_a_proxy_that_cannot_be_reached_is_named_in_the_502(
+    tmp_path: Path, upstream: FakeAnthropic
+) -> None:
+    dead = free_port()  # nothing listens there
+    provider = _anthropic(upstream.url, proxy=f"http://relay:s3cret@127.0.0.1:{dead}")
+    gw = start_gateway(tmp_path, base_config(tmp_path, {"anthropic": provider}))
+    try:
+        with pytest.raises(anthropic.APIStatusError) as e:
+            _ask(gw, "anthropic/claude")
+        assert e.value.status_code == 502
+        assert "'anthropic' could not be reached" in e.value.message
+        assert f"(via proxy http://127.0.0.1:{dead})" in e.value.message
+        assert "s3cret" not in e.value.message
+        assert not upstream.requests_to("/v1/messages")
+    finally:
+        gw.stop()

@@ -174,6 +174,7 @@ def test_reload_under_20_streams_adds_a_model_and_reprices_new_calls_only(
             "providers": 1,
             "models": 2,
             "virtual_models": 0,
+            "workers": 1,
         }
         # The account's models changed: it has a new pool; the old one serves the 20 streams.
         assert fake.active_streams == 20

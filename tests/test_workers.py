@@ -437,3 +437,79 @@ def test_sighup_to_the_supervisor_reloads_every_worker(tmp_path: Path) -> None:
         assert children(gw.proc.pid) == workers  # reloaded, not restarted
     finally:
         gw.stop()
+
+
+def test_an_admin_reload_reaches_every_worker(tmp_path: Path) -> None:
+    import json
+
+    import yaml
+
+    admin = "sk-admin-reload-test-key-0123456789"
+    cfg = base_config(tmp_path, MOCK, admin={"key": admin}, logging={"format": "json"})
+    gw = start_gateway(tmp_path, cfg, "--workers", "3")
+    try:
+        wait_for_workers(gw, 3)
+        workers = children(gw.proc.pid)
+        cfg["auth"]["keys"] = [k for k in cfg["auth"]["keys"] if k["key"] != BOB_KEY]
+        gw.config_path.write_text(yaml.safe_dump(cfg))
+        req = urllib.request.Request(
+            gw.url + "/admin/reload",
+            data=b"",
+            method="POST",
+            headers={"authorization": f"Bearer {admin}", "connection": "close"},
+        )
+        with urllib.request.urlopen(req, timeout=30) as r:
+            answer = json.loads(r.read())
+        assert answer["reloaded"] is True and answer["workers"] == 3
+
+        def reloaded_by_sighup() -> set[int]:
+            return {
+                entry["worker"]
+                for line in gw.log().splitlines()
+                if line.startswith("{")
+                and (entry := json.loads(line)).get("msg") == "config reloaded"
+                and entry.get("trigger") == "sighup"
+            }
+
+        deadline = time.monotonic() + 30
+        while reloaded_by_sighup() != {0, 1, 2}:
+            assert time.monotonic() < deadline, gw.log()
+            time.sleep(0.1)
+        # Fresh connections land on every worker: none still knows the removed key.
+        client = anthropic.Anthropic(base_url=gw.url, api_key=BOB_KEY, max_retries=0)
+        with client:
+            for _ in range(12):
+                with pytest.raises(anthropic.AuthenticationError):
+                    _call(client)
+        assert children(gw.proc.pid) == workers  # reloaded, not restarted
+    finally:
+        gw.stop()
+
+
+def test_a_second_supervisor_on_a_port_workers_listen_on_exits_1(tmp_path: Path) -> None:
+    import yaml
+
+    first = start_gateway(tmp_path, base_config(tmp_path, MOCK), "--workers", "2")
+    try:
+        wait_for_workers(first, 2)
+        other = tmp_path / "other"
+        other.mkdir()
+        cfg_path = other / "c.yaml"
+        cfg_path.write_text(yaml.safe_dump(base_config(other, MOCK)))
+        port = first.url.rsplit(":", 1)[1]
+        run = subprocess.run(
+            [
+                *(sys.executable, "-m", "llmrelay", "serve", "--config", str(cfg_path)),
+                *("--port", port, "--workers", "2"),
+            ],
+            capture_output=True,
+            timeout=60,
+        )
+        assert run.returncode == 1, run.stderr
+        assert f"cannot listen on 0.0.0.0:{port}".encode() in run.stderr or (
+            f"cannot listen on 127.0.0.1:{port}".encode() in run.stderr
+        ), run.stderr
+        assert b"Address already in use" in run.stderr
+        assert first.proc.poll() is None
+    finally:
+        first.stop()

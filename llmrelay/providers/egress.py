@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import aiohttp
 from yarl import URL
 
+from .proxy_env import proxy_problem
+
 __all__ = ["Egress", "egress_for", "env_proxy", "open_session"]
 
 
@@ -43,20 +45,28 @@ def env_proxy(url: str, env: Mapping[str, str]) -> str | None:
 
     Upper- and lower-case names are both read, the lower-case one winning, as curl and
     ``urllib.request.getproxies_environment`` do. A proxy without a scheme is ``http://``.
+
+    Raises:
+        ValueError: the variable chosen is not a proxy URL; the message names the variable
+            (not its value, which may hold credentials); see ``proxy_env.py``.
     """
     parsed = URL(url)
     scheme = parsed.scheme
-    proxies: dict[str, str] = {}
+    proxies: dict[str, tuple[str, str]] = {}
     for name in ("http", "https", "no"):
         for variant in (f"{name.upper()}_PROXY", f"{name}_proxy"):
             value = env.get(variant)
             if value:
-                proxies[name] = value
-    proxy = proxies.get(scheme)
-    if proxy is None:
+                proxies[name] = (variant, value)
+    chosen = proxies.get(scheme)
+    if chosen is None:
         return None
-    if _bypassed(parsed.host or "", parsed.port, proxies.get("no", "")):
+    variant, proxy = chosen
+    if _bypassed(parsed.host or "", parsed.port, proxies.get("no", ("", ""))[1]):
         return None
+    problem = proxy_problem(proxy)
+    if problem is not None:
+        raise ValueError(f"{variant}: {problem}")
     return proxy if "://" in proxy else f"http://{proxy}"
 
 

@@ -58,6 +58,8 @@ _KEY_SHAPES = re.compile(
 # delta is a JSON string, where the quotes are escaped, so it never matches.
 _STREAM_ERROR = b'"error":'
 _MIN_SECRET = 8
+#: Characters of a proxy's refusal (its status line) quoted in a 502's message.
+MAX_PROXY_REASON_CHARS = 200
 
 
 def _shape_mask(m: re.Match[bytes]) -> bytes:
@@ -222,6 +224,16 @@ async def post(
 
 
 def _reason(err: aiohttp.ClientError) -> str:
+    """What went wrong, for the 502's message; a proxy's failures name the proxy (its host
+    and port, never its credentials)."""
+    if isinstance(err, aiohttp.ClientProxyConnectionError):
+        scheme = "https" if err._conn_key.is_ssl else "http"
+        why = err.strerror or "connection failed"
+        return f"{why} (via proxy {scheme}://{err.host}:{err.port})"
+    if isinstance(err, aiohttp.ClientHttpProxyError):
+        proxy = err.request_info.real_url
+        status = f"{err.status} {err.message}"[:MAX_PROXY_REASON_CHARS]
+        return f"the proxy refused the tunnel: {status} (via proxy {proxy.origin()})"
     if isinstance(err, aiohttp.ClientConnectorError):
         return err.strerror or "connection failed"
     if isinstance(err, aiohttp.ServerDisconnectedError):

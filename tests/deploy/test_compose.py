@@ -67,7 +67,7 @@ def test_every_reference_resolves(compose: dict[str, Any]) -> None:
 
 def test_every_required_variable_is_in_the_env_example() -> None:
     required = set(re.findall(r"\$\{(\w+):\?", COMPOSE.read_text()))
-    assert required == {"LLMRELAY_GATEWAY_KEY", "POSTGRES_PASSWORD"}
+    assert required == {"LLMRELAY_GATEWAY_KEY", "POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD"}
     assert required <= env_example().keys()
 
 
@@ -129,3 +129,14 @@ def test_docker_compose_config_accepts_the_file() -> None:
         check=False,
     )
     assert out.returncode == 0, out.stderr
+
+
+def test_prometheus_and_grafana_listen_on_this_machine_only_and_grafana_needs_a_login(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    assert services["prometheus"]["ports"] == ["127.0.0.1:9090:9090"]
+    assert services["grafana"]["ports"] == ["127.0.0.1:3000:3000"]
+    grafana = services["grafana"]["environment"]
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")

@@ -136,9 +136,21 @@ def test_selectors_match_the_gateway_pods_and_not_the_migration_job(
 def test_probes_and_grace_period_cover_the_drain(rendered: list[dict[str, Any]]) -> None:
     pod = one(rendered, "Deployment")["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
-    assert container["startupProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {
+        "path": "/health",
+        "port": "http",
+        "scheme": "HTTP",
+    }
+    assert container["readinessProbe"]["httpGet"] == {
+        "path": "/ready",
+        "port": "http",
+        "scheme": "HTTP",
+    }
+    assert container["startupProbe"]["httpGet"] == {
+        "path": "/health",
+        "port": "http",
+        "scheme": "HTTP",
+    }
     config = yaml.safe_load(one(rendered, "ConfigMap")["data"]["config.yaml"])
     server = config.get("server", {})
     # docs/operations.md: the longest shutdown is shutdown_grace_s + drain_timeout_s + 5 s
@@ -244,3 +256,66 @@ def test_the_gateway_reads_the_mounted_config_and_writes_only_to_its_volumes(
     usage_dir = str(Path(config["usage"]["path"]).parent)
     assert usage_dir in mounts and not mounts[usage_dir].get("readOnly", False)
     assert pod["securityContext"]["runAsNonRoot"] is True
+
+
+def _render_fails(args: list[str]) -> str:
+    out = subprocess.run(
+        [helm(), "template", "rel", str(CHART), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode != 0, out.stdout
+    return out.stderr
+
+
+def test_a_zero_drain_timeout_shortens_the_grace_period() -> None:
+    def grace(*args: str) -> int:
+        pod = one(render(list(args)), "Deployment")["spec"]["template"]["spec"]
+        return int(pod["terminationGracePeriodSeconds"])
+
+    default = grace()
+    zero = grace("--set", "config.server.drain_timeout_s=0")
+    assert zero == default - 600  # 0 is a setting, not "unset" (the default 600)
+    assert grace("--set", "config.server.shutdown_grace_s=0") == default - 5
+
+
+def test_tls_in_config_makes_the_probes_https_and_the_migration_job_skips_it() -> None:
+    objects = render(
+        [
+            *("--set", "config.server.tls.cert_file=/etc/llmrelay-tls/tls.crt"),
+            *("--set", "config.server.tls.key_file=/etc/llmrelay-tls/tls.key"),
+        ]
+    )
+    (container,) = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["scheme"] == "HTTPS"
+    served = yaml.safe_load(one(objects, "ConfigMap")["data"]["config.yaml"])
+    migrating = yaml.safe_load(one(objects, "ConfigMap", hook=True)["data"]["config.yaml"])
+    assert served["server"]["tls"]["cert_file"] == "/etc/llmrelay-tls/tls.crt"
+    assert "tls" not in migrating["server"]  # the Job mounts no certificate files
+    del served["server"]["tls"]
+    assert migrating == served
+    # without TLS: plain HTTP
+    (plain,) = one(render([]), "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert plain["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
+
+
+def test_workers_are_explicit_and_auto_needs_a_cpu_limit() -> None:
+    config = yaml.safe_load(one(render([]), "ConfigMap")["data"]["config.yaml"])
+    assert config["server"]["workers"] == 1
+    err = _render_fails(["--set", "config.server.workers=auto"])
+    assert "config.server.workers: auto needs resources.limits.cpu" in err
+    objects = render(["--set", "config.server.workers=auto", "--set", "resources.limits.cpu=2"])
+    (container,) = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert container["resources"]["limits"]["cpu"] == 2
+
+
+def test_the_ingress_lets_through_the_bodies_the_gateway_accepts() -> None:
+    objects = render(["-f", str(ALL_ON), "--set", "config.server.max_request_body_mb=64"])
+    annotations = one(objects, "Ingress")["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == "64m"
+    assert annotations["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"  # values kept
+    default = one(render(["-f", str(ALL_ON)]), "Ingress")["metadata"]["annotations"]
+    assert default["nginx.ingress.kubernetes.io/proxy-body-size"] == "32m"

@@ -46,9 +46,10 @@ a call), and 5 to spare. The values are read from .Values.config, so one setting
 {{- define "llmrelay.terminationGracePeriodSeconds" -}}
 {{- $server := .Values.config.server | default dict -}}
 {{- $usage := .Values.config.usage | default dict -}}
-{{- $grace := $server.shutdown_grace_s | default 5 -}}
-{{- $drain := $server.drain_timeout_s | default 600 -}}
-{{- $flush := $usage.shutdown_timeout_s | default 5 -}}
+{{- /* hasKey, not `default`: 0 is a setting (no grace, no drain), not "unset". */ -}}
+{{- $grace := ternary $server.shutdown_grace_s 5 (hasKey $server "shutdown_grace_s") -}}
+{{- $drain := ternary $server.drain_timeout_s 600 (hasKey $server "drain_timeout_s") -}}
+{{- $flush := ternary $usage.shutdown_timeout_s 5 (hasKey $usage "shutdown_timeout_s") -}}
 {{- add (int .Values.preStopSleepSeconds) (int (ceil $grace)) (int (ceil $drain)) 5 (int (ceil $flush)) 10 5 -}}
 {{- end -}}
 
@@ -87,4 +88,34 @@ allowPrivilegeEscalation: false
 readOnlyRootFilesystem: true
 capabilities:
   drop: ["ALL"]
+{{- end -}}
+
+{{/* The probes' scheme: HTTPS when config.server.tls is set (the gateway serves TLS itself). */}}
+{{- define "llmrelay.probeScheme" -}}
+{{- $server := .Values.config.server | default dict -}}
+{{- ternary "HTTPS" "HTTP" (not (empty $server.tls)) -}}
+{{- end -}}
+
+{{/*
+server.workers: a number, or auto with a CPU limit (auto is one worker per CPU the pod may
+use; without a CPU limit that is every CPU of the node, each worker ~62 MB idle and
+~150 MB under load, past a memory limit sized for one). Fails the rendering otherwise.
+*/}}
+{{- define "llmrelay.checkWorkers" -}}
+{{- $server := .Values.config.server | default dict -}}
+{{- if and (eq (toString $server.workers) "auto") (not (dig "limits" "cpu" "" .Values.resources)) -}}
+{{- fail "config.server.workers: auto needs resources.limits.cpu (else one worker per node CPU starts under the memory limit); set workers to a number, and resources to match (docs/deploy.md)" -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The config the migration Job mounts: config without server.tls (the Job does not mount the
+certificate files, and `db upgrade` serves nothing).
+*/}}
+{{- define "llmrelay.migrationConfig" -}}
+{{- $config := deepCopy .Values.config -}}
+{{- if $config.server -}}
+{{- $_ := unset $config.server "tls" -}}
+{{- end -}}
+{{- toYaml $config -}}
 {{- end -}}
