@@ -30,11 +30,13 @@ import orjson
 from aiohttp import web
 
 from ..config import ConfigError
+from ..console.session import LoginThrottle
 from ..errors import (
     AuthenticationError,
     GatewayError,
     InvalidRequestError,
     NotFoundError,
+    RateLimitedError,
     ServiceUnavailable,
 )
 from ..obs.request_log import detail_json, encode_cursor, filter_from, record_json
@@ -121,6 +123,7 @@ class AdminSurface:
         config_key_names: Collection[str] = (),
         body: BodyLimits | None = None,
         reloader: ConfigReloader | None = None,
+        throttle: LoginThrottle | None = None,
     ) -> None:
         """``store_timeout_s``: how long a key write waits for the database before it
         answers 503 (``governance.admin_store_timeout_s``); ``config_key_names``: the names
@@ -128,7 +131,9 @@ class AdminSurface:
         live view follows config reloads); ``body``: the server's
         body limits (``server.max_request_body_mb``, ``body_timeout_s``, ``max_json_depth``),
         which admin bodies keep too where they are tighter than the admin API's own;
-        ``reloader``: what ``POST /admin/reload`` runs (None: the route answers 404)."""
+        ``reloader``: what ``POST /admin/reload`` runs (None: the route answers 404);
+        ``throttle``: wrong admin keys per client address, shared with the console's sign-in
+        and ``/metrics`` (default: its own, 5 a minute)."""
         body = body or BodyLimits(_SPEC_BYTES, _BODY_TIMEOUT_S)
         timeout_s = min(body.timeout_s, _BODY_TIMEOUT_S)
         self._spec = BodyLimits(min(body.max_bytes, _SPEC_BYTES), timeout_s, body.max_depth)
@@ -138,6 +143,7 @@ class AdminSurface:
         self._config_key_names = config_key_names
         self._digest = digest(admin_key)
         self._reloader = reloader
+        self.throttle = throttle or LoginThrottle(5)
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/admin/keys", self._wrap(self.create))
@@ -203,6 +209,15 @@ class AdminSurface:
         return 200, result.as_json()
 
     def _authenticate(self, request: web.Request) -> None:
+        """The admin key, or AuthenticationError (401); past ``throttle``'s wrong keys from
+        this client address, RateLimitedError (429 with retry-after) even for the right key."""
+        address = request.remote or "unknown"
+        wait = self.throttle.retry_after(address)
+        if wait > 0:
+            raise RateLimitedError(
+                f"too many wrong admin keys from your address; try again in {wait:.0f} s",
+                headers={"retry-after": str(max(1, round(wait)))},
+            )
         keys = header_values(request.headers, "x-api-key")
         for auth in header_values(request.headers, "authorization"):
             # As for gateway keys (policy/auth.py): another scheme is refused, not ignored.
@@ -214,6 +229,8 @@ class AdminSurface:
             raise AuthenticationError("missing admin key: send it as Authorization: Bearer")
         # Every key presented must be the admin key (no mixing a gateway key with it).
         if not all(hmac.compare_digest(digest(k), self._digest) for k in keys):
+            self.throttle.failed(address)
+            log.warning("admin key refused", extra={"client": address, "path": request.path})
             raise AuthenticationError("invalid admin key")
 
     async def _write(self, fn: Callable[..., T], *args: object) -> T:

@@ -30,7 +30,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 from aiohttp import web
 from multidict import MultiDictProxy
@@ -90,7 +90,16 @@ def _from_database(err: Exception) -> bool:
 
 
 def _safe_next(text: str | None) -> str:
-    if not text or len(text) > _MAX_NEXT or not text.startswith("/ui/") or "\\" in text:
+    """``text`` when it is a path that stays under ``/ui/`` once a browser resolves it, else
+    ``/ui/``: no scheme or host, no ``//``, no backslash, no ``.``/``..`` segment (encoded as
+    ``%2e`` or not), at most ``_MAX_NEXT`` characters."""
+    if not text or len(text) > _MAX_NEXT or not text.startswith("/ui/"):
+        return "/ui/"
+    path = text.split("?", 1)[0].split("#", 1)[0]
+    decoded = unquote(path)
+    if "\\" in decoded or "//" in decoded or any(ord(c) < 0x20 for c in decoded):
+        return "/ui/"
+    if any(seg in (".", "..") for seg in decoded.split("/")):
         return "/ui/"
     return text
 
@@ -112,7 +121,7 @@ class ConsoleSurface:
         self._q = queries
         self._body_timeout_s = body_timeout_s
         self.sessions = Sessions(admin_key, config.session_ttl_s)
-        self.throttle = LoginThrottle(config.login_failures_per_minute)
+        self.throttle: LoginThrottle = admin.throttle
         folder = resources.files("llmrelay.console") / "static"
         self._static = {name: (folder / name).read_bytes() for name in _STATIC}
 

@@ -1,0 +1,112 @@
+"""What a newcomer check found (issue 15), over HTTP against a real gateway: the sign-in's
+``next`` stays under /ui/ once resolved; wrong admin and metrics keys share the sign-in's
+per-address throttle; key specs are bounded and name only routable models."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import GatewayProcess, start_gateway
+from tests.console.env import ADMIN_KEY, Browserless, console_config
+from tests.console.test_console_http import sign_in
+from tests.fakes.openai_upstream import FakeOpenAI
+
+METRICS_KEY = "sk-metrics-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory, gpt: FakeOpenAI) -> Iterator[GatewayProcess]:
+    tmp = tmp_path_factory.mktemp("console-guards")
+    gw = start_gateway(
+        tmp, console_config(tmp, gpt.url, console={"login_failures_per_minute": 1000})
+    )
+    yield gw
+    gw.stop()
+
+
+def call(
+    gw: GatewayProcess,
+    method: str,
+    path: str,
+    body: object = None,
+    key: str = ADMIN_KEY,
+) -> tuple[int, dict[str, str], Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"authorization": f"Bearer {key}"}
+    if data is not None:
+        headers["content-type"] = "application/json"
+    req = urllib.request.Request(gw.url + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            raw, status, hdrs = resp.read(), resp.status, resp.headers
+    except urllib.error.HTTPError as err:
+        raw, status, hdrs = err.read(), err.code, err.headers
+    ctype = hdrs.get("content-type", "")
+    parsed = json.loads(raw) if ctype.startswith("application/json") else raw.decode()
+    return status, {k.lower(): v for k, v in hdrs.items()}, parsed
+
+
+@pytest.mark.parametrize(
+    "nxt",
+    [
+        "/ui/../admin/keys",
+        "/ui/%2e%2e/admin/keys",
+        "/ui/%2E%2E/admin/keys",
+        "/ui/./../admin",
+        "/ui//evil.example/",
+        "/ui/%2f%2fevil.example/",
+        "/ui/%5cevil",
+        "/ui/keys/..",
+    ],
+)
+def test_next_that_leaves_the_console_once_resolved_goes_to_the_overview(
+    gw: GatewayProcess, nxt: str
+) -> None:
+    status, headers, _ = sign_in(Browserless(gw.url), nxt=nxt)
+    assert (status, headers["location"]) == (303, "/ui/")
+
+
+def test_next_inside_the_console_is_kept(gw: GatewayProcess) -> None:
+    status, headers, _ = sign_in(Browserless(gw.url), nxt="/ui/requests?model=a%2Fb&range=7d")
+    assert (status, headers["location"]) == (303, "/ui/requests?model=a%2Fb&range=7d")
+
+
+def test_wrong_admin_keys_are_throttled_with_the_console_sign_in(
+    tmp_path: Path, gpt: FakeOpenAI
+) -> None:
+    cfg = console_config(tmp_path, gpt.url)
+    cfg["observability"]["metrics"] = {"key": METRICS_KEY}
+    gw = start_gateway(tmp_path, cfg)
+    try:
+        for _ in range(3):
+            status, _, body = call(gw, "GET", "/admin/keys", key="sk-wrong-0123456789")
+            assert status == 401 and body["error"]["type"] == "authentication_error"
+        assert call(gw, "GET", "/metrics", key="sk-wrong-metrics")[0] == 401
+        assert sign_in(Browserless(gw.url), key="sk-wrong-console")[0] == 401
+        # Five wrong keys from this address, whichever door: now even the right key waits.
+        status, headers, body = call(gw, "GET", "/admin/keys")
+        assert status == 429 and int(headers["retry-after"]) >= 1
+        assert body["type"] == "error" and body["error"]["type"] == "rate_limit_error"
+        assert "too many wrong admin keys" in body["error"]["message"]
+        status, headers, body = call(gw, "GET", "/metrics", key=METRICS_KEY)
+        assert status == 429 and body["error"]["type"] == "rate_limit_error"
+        status, _, page = sign_in(Browserless(gw.url))
+        assert status == 429 and "Too many failed sign-ins" in page
+    finally:
+        gw.stop()
+
+
+def test_the_right_admin_key_is_not_counted(tmp_path: Path, gpt: FakeOpenAI) -> None:
+    gw = start_gateway(tmp_path, console_config(tmp_path, gpt.url))
+    try:
+        for _ in range(8):
+            assert call(gw, "GET", "/admin/keys")[0] == 200
+    finally:
+        gw.stop()
