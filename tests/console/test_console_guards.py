@@ -5,6 +5,7 @@ per-address throttle; key specs are bounded and name only routable models."""
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import GatewayProcess, start_gateway
+from tests.conftest import ALICE_KEY, GatewayProcess, start_gateway
 from tests.console.env import ADMIN_KEY, Browserless, console_config
 from tests.console.test_console_http import sign_in
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -110,3 +111,41 @@ def test_the_right_admin_key_is_not_counted(tmp_path: Path, gpt: FakeOpenAI) -> 
             assert call(gw, "GET", "/admin/keys")[0] == 200
     finally:
         gw.stop()
+
+
+def test_a_body_the_gateway_refuses_is_not_the_targets_error_and_names_no_provider(
+    gw: GatewayProcess,
+) -> None:
+    # An Anthropic block OpenAI's wire cannot carry: refused before anything is sent.
+    body = {
+        "model": "openai/gpt",
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": [{"type": "bogus"}]}],
+    }
+    req = urllib.request.Request(
+        gw.url + "/v1/messages",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"x-api-key": ALICE_KEY, "content-type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(req, timeout=10)
+    assert refused.value.code == 400
+    rid = json.loads(refused.value.read())["request_id"]
+    models = call(gw, "GET", "/admin/models")[2]["models"]
+    gpt = next(m for m in models if m["model"] == "openai/gpt")
+    assert gpt["provider"] == "openai" and gpt["recent"] is None
+    row = wait_for_row(gw, rid)
+    assert (row["status"], row["provider"], row["error_type"]) == (400, "", "invalid_request_error")
+    assert [a["target"] for a in row["attempt_log"]] == ["openai/gpt"]
+
+
+def wait_for_row(gw: GatewayProcess, request_id: str) -> dict[str, Any]:
+    """The request log's row of ``request_id`` (rows are written in batches: up to 10 s)."""
+    deadline = time.monotonic() + 10
+    while True:
+        status, _, body = call(gw, "GET", f"/admin/requests/{request_id}")
+        if status == 200:
+            return dict(body)
+        assert time.monotonic() < deadline, f"no row for {request_id}: {status} {body}"
+        time.sleep(0.1)
