@@ -35,6 +35,7 @@ from .policy.pricing import Price, PriceTable
 from .providers.base import Provider
 from .providers.registry import client_header_filter
 from .reload import RELOADER, Reloader
+from .routing.names import is_routable
 from .routing.router import Router
 from .routing.table import RouteTable
 from .runtime import Runtime, RuntimeLease, build_runtime, empty_runtime, release_pools
@@ -517,6 +518,7 @@ def build_app(settings: Settings, worker: Worker | None = None) -> web.Applicati
             body=limits,
             reloader=reloader,
             throttle=throttle,
+            routable=lambda name: is_routable(gateway.settings, name),
         )
         admin.add_routes(app)
         mount_console(app, gateway, settings, admin)

@@ -46,6 +46,7 @@ from ..policy.auth import digest, header_values
 from ..policy.keycache import KeyCache
 from ..policy.virtual_keys import (
     KeySpecError,
+    check_models,
     check_name,
     key_edit_from_spec,
     key_json,
@@ -124,6 +125,7 @@ class AdminSurface:
         body: BodyLimits | None = None,
         reloader: ConfigReloader | None = None,
         throttle: LoginThrottle | None = None,
+        routable: Callable[[str], bool] | None = None,
     ) -> None:
         """``store_timeout_s``: how long a key write waits for the database before it
         answers 503 (``governance.admin_store_timeout_s``); ``config_key_names``: the names
@@ -133,7 +135,8 @@ class AdminSurface:
         which admin bodies keep too where they are tighter than the admin API's own;
         ``reloader``: what ``POST /admin/reload`` runs (None: the route answers 404);
         ``throttle``: wrong admin keys per client address, shared with the console's sign-in
-        and ``/metrics`` (default: its own, 5 a minute)."""
+        and ``/metrics`` (default: its own, 5 a minute); ``routable``: whether the gateway
+        routes a model name (a key's ``models`` may name only those; None: not checked)."""
         body = body or BodyLimits(_SPEC_BYTES, _BODY_TIMEOUT_S)
         timeout_s = min(body.timeout_s, _BODY_TIMEOUT_S)
         self._spec = BodyLimits(min(body.max_bytes, _SPEC_BYTES), timeout_s, body.max_depth)
@@ -144,6 +147,7 @@ class AdminSurface:
         self._digest = digest(admin_key)
         self._reloader = reloader
         self.throttle = throttle or LoginThrottle(5)
+        self._routable = routable
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/admin/keys", self._wrap(self.create))
@@ -270,6 +274,8 @@ class AdminSurface:
         :class:`ServiceUnavailable` (the database did not answer in time)."""
         key = virtual_key_from_spec(spec)
         check_name(key, self._config_key_names)
+        if self._routable is not None:
+            check_models(key.models, self._routable)
         secret, row = new_secret(key.id)
         await self._write(self._gw.stores().keys.create, key, row)
         await self._after_write()
@@ -286,6 +292,8 @@ class AdminSurface:
         if not isinstance(spec, dict):
             raise KeySpecError("expected a JSON object of the fields to change")
         edit = key_edit_from_spec(spec)
+        if self._routable is not None and isinstance(edit.models, tuple):
+            check_models(edit.models, self._routable)
         try:
             key = await self._write(self._gw.stores().keys.update, key_id, edit)
         except KeyRevoked as err:

@@ -4,6 +4,7 @@ per-address throttle; key specs are bounded and name only routable models."""
 
 from __future__ import annotations
 
+import html
 import json
 import time
 import urllib.error
@@ -16,7 +17,7 @@ import pytest
 
 from tests.conftest import ALICE_KEY, GatewayProcess, start_gateway
 from tests.console.env import ADMIN_KEY, Browserless, console_config
-from tests.console.test_console_http import sign_in
+from tests.console.test_console_http import csrf_of, sign_in
 from tests.fakes.openai_upstream import FakeOpenAI
 
 METRICS_KEY = "sk-metrics-0123456789abcdef"
@@ -149,3 +150,63 @@ def wait_for_row(gw: GatewayProcess, request_id: str) -> dict[str, Any]:
             return dict(body)
         assert time.monotonic() < deadline, f"no row for {request_id}: {status} {body}"
         time.sleep(0.1)
+
+
+@pytest.mark.parametrize(
+    ("spec", "names"),
+    [
+        ({"budget_usd": 1e308}, "budget_usd"),
+        ({"budget_usd": 1_000_000_001}, "budget_usd"),
+        ({"models": ["mock/echo", "nope/ghost"]}, "'nope/ghost'"),
+        ({"models": ["echo"]}, "'echo'"),
+        ({"team": "t" * 129}, "team: at most 128 characters"),
+        ({"name": "n" * 129}, "name: at most 128 characters"),
+    ],
+)
+def test_a_key_spec_past_its_bounds_or_naming_an_unrouted_model_is_a_400_naming_it(
+    gw: GatewayProcess, spec: dict[str, Any], names: str
+) -> None:
+    status, _, body = call(gw, "POST", "/admin/keys", {"name": "bounds", **spec})
+    assert status == 400 and body["error"]["type"] == "invalid_request_error"
+    assert names in body["error"]["message"]
+
+
+def test_a_key_at_its_bounds_with_routed_and_virtual_models_is_created_and_edited(
+    gw: GatewayProcess,
+) -> None:
+    spec = {
+        "name": "n" * 128,
+        "team": "t" * 128,
+        "models": ["mock/echo", "fallback"],
+        "budget_usd": 1e9,
+    }
+    status, _, key = call(gw, "POST", "/admin/keys", spec)
+    assert status == 201 and key["models"] == ["mock/echo", "fallback"]
+    status, _, body = call(gw, "PATCH", f"/admin/keys/{key['id']}", {"models": ["ghost"]})
+    assert status == 400 and "'ghost'" in body["error"]["message"]
+    status, _, body = call(gw, "PATCH", f"/admin/keys/{key['id']}", {"budget_usd": 1e308})
+    assert status == 400 and "budget_usd" in body["error"]["message"]
+    status, _, edited = call(gw, "PATCH", f"/admin/keys/{key['id']}", {"models": ["openai/gpt"]})
+    assert status == 200 and edited["models"] == ["openai/gpt"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("budget_usd", "1e308", "budget_usd"),
+        ("budget_usd", "inf", "budget_usd"),
+        ("budget_usd", "nan", "budget_usd"),
+        ("team", "t" * 200, "team: at most 128 characters"),
+        ("models", "mock/echo, nope/ghost", "nope/ghost"),
+    ],
+)
+def test_the_console_form_refuses_what_the_api_refuses(
+    gw: GatewayProcess, field: str, value: str, says: str
+) -> None:
+    b = Browserless(gw.url)
+    sign_in(b)
+    _, _, page = b.request("GET", "/ui/keys")
+    form = {"csrf": csrf_of(page), "name": f"form-{field}", field: value}
+    status, _, page = b.request("POST", "/ui/keys", form)
+    assert status == 400 and html.escape(says, quote=True) in page
+    assert 'id="secret"' not in page
