@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import pytest
 
 from tests.conftest import ALICE_KEY, GatewayProcess, start_gateway
@@ -133,6 +134,7 @@ def test_a_body_the_gateway_refuses_is_not_the_targets_error_and_names_no_provid
         urllib.request.urlopen(req, timeout=10)
     assert refused.value.code == 400
     rid = json.loads(refused.value.read())["request_id"]
+    refused.value.close()
     models = call(gw, "GET", "/admin/models")[2]["models"]
     gpt = next(m for m in models if m["model"] == "openai/gpt")
     assert gpt["provider"] == "openai" and gpt["recent"] is None
@@ -210,3 +212,51 @@ def test_the_console_form_refuses_what_the_api_refuses(
     status, _, page = b.request("POST", "/ui/keys", form)
     assert status == 400 and html.escape(says, quote=True) in page
     assert 'id="secret"' not in page
+
+
+def test_a_deleted_database_is_restored_shown_on_the_overview_and_survives_a_restart(
+    tmp_path: Path, gpt: FakeOpenAI
+) -> None:
+    cfg = console_config(tmp_path, gpt.url)
+    gw = start_gateway(tmp_path, cfg)
+    hi: Any = [{"role": "user", "content": "hi"}]
+    try:
+        status, _, key = call(gw, "POST", "/admin/keys", {"name": "survivor"})
+        assert status == 201
+        with anthropic.Anthropic(api_key=key["key"], base_url=gw.url, max_retries=0) as client:
+            first = client.messages.with_raw_response.create(
+                model="mock/echo", max_tokens=16, messages=hi
+            )
+            wait_for_row(gw, first.headers["request-id"])
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{gw.usage_db}{suffix}").unlink(missing_ok=True)
+            second = client.messages.with_raw_response.create(
+                model="mock/echo", max_tokens=16, messages=hi
+            )
+        wait_for_row(gw, second.headers["request-id"])
+        # The next store operation a second on (a key refresh, a usage batch) restores it.
+        deadline = time.monotonic() + 15
+        while not gw.usage_db.exists():
+            assert time.monotonic() < deadline, "usage.db was not restored"
+            time.sleep(0.1)
+        b = Browserless(gw.url)
+        sign_in(b)
+        _, _, page = b.request("GET", "/ui/")
+        assert "Database file: usage.db was deleted while the gateway ran" in page
+        assert "nothing lost" in page
+        assert call(gw, "GET", "/admin/overview")[2]["live"]["database_incident"]
+        with urllib.request.urlopen(gw.url + "/ready", timeout=10) as ready:
+            assert ready.status == 200  # fail-open, and nothing is missing
+    finally:
+        gw.stop()
+    log = gw.log_path.read_text()
+    assert log.count("was deleted while the gateway ran") == 1, log[-2000:]
+
+    gw = start_gateway(tmp_path, cfg)  # a restart finds the key and both rows
+    try:
+        with anthropic.Anthropic(api_key=key["key"], base_url=gw.url, max_retries=0) as client:
+            assert client.messages.create(model="mock/echo", max_tokens=16, messages=hi).id
+        for answer in (first, second):
+            assert call(gw, "GET", f"/admin/requests/{answer.headers['request-id']}")[0] == 200
+    finally:
+        gw.stop()
