@@ -124,6 +124,7 @@ def page(title: str, body: str, *, active: str = "", csrf: str | None = None) ->
         )
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<link rel="icon" href="/ui/static/favicon.svg" type="image/svg+xml">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)} · llmrelay</title>"
         '<link rel="stylesheet" href="/ui/static/console.css">'

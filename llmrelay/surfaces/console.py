@@ -13,7 +13,7 @@ with a Content-Security-Policy that allows only this origin's stylesheet and scr
     GET  /ui/keys/{id}/rotate (confirm)        POST /ui/keys/{id}/rotate (grace)
     GET  /ui/keys/{id}/edit (the form)         POST /ui/keys/{id}/edit (PATCH's fields)
     GET  /ui/teams            GET /ui/models   GET/POST /ui/login   POST /ui/logout
-    GET  /ui/static/console.css, console.js (no session needed; they hold no secret)
+    GET  /ui/static/console.css, console.js, favicon.svg (no session needed; no secret)
 
 Bounds: a form body is at most :data:`MAX_FORM_BYTES` and arrives within the server's
 ``body_timeout_s``; ``next`` is at most 2,000 characters and must be a ``/ui/`` path; the
@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import unquote, urlencode, urlsplit
 
 from aiohttp import web
-from multidict import MultiDictProxy
+from multidict import MultiDict, MultiDictProxy
 
 from ..config import ConsoleConfig
 from ..console import html as h
@@ -76,7 +76,11 @@ _SECURITY_HEADERS = {
     "referrer-policy": "same-origin",
     "cache-control": "no-store",
 }
-_STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
+_STATIC = {
+    "console.css": "text/css",
+    "console.js": "text/javascript",
+    "favicon.svg": "image/svg+xml",
+}
 
 Page = tuple[str, str, str]  # title, active nav path, body HTML
 Handler = Callable[[web.Request, Session], Awaitable[Page | web.StreamResponse]]
@@ -224,6 +228,8 @@ class ConsoleSurface:
         return run
 
     async def _form(self, request: web.Request) -> MultiDictProxy[str | Any]:
+        if not request.body_exists:  # no body at all: an empty form (then 403 for CSRF)
+            return MultiDictProxy(MultiDict())
         length = request.content_length
         if length is None or length > MAX_FORM_BYTES:
             raise GatewayError(

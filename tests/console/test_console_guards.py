@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -260,3 +261,43 @@ def test_a_deleted_database_is_restored_shown_on_the_overview_and_survives_a_res
             assert call(gw, "GET", f"/admin/requests/{answer.headers['request-id']}")[0] == 200
     finally:
         gw.stop()
+
+
+def test_a_post_without_a_body_is_refused_for_its_missing_csrf_token(gw: GatewayProcess) -> None:
+    b = Browserless(gw.url)
+    sign_in(b)
+    status, _, page = b.request("POST", "/ui/keys/vk_0000000000000000/revoke")
+    assert status == 403 and "<html" in page
+
+
+def test_pages_name_an_icon_the_console_serves(gw: GatewayProcess) -> None:
+    _, _, page = Browserless(gw.url).request("GET", "/ui/login")
+    assert '<link rel="icon" href="/ui/static/favicon.svg"' in page
+    status, headers, svg = Browserless(gw.url).request("GET", "/ui/static/favicon.svg")
+    assert status == 200 and headers["content-type"].startswith("image/svg+xml")
+    assert svg.startswith("<svg")
+
+
+def test_a_call_no_provider_took_part_in_shows_no_served_by(gw: GatewayProcess) -> None:
+    body = {
+        "model": "openai/gpt",
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": [{"type": "bogus"}]}],
+    }
+    req = urllib.request.Request(
+        gw.url + "/v1/messages",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"x-api-key": ALICE_KEY, "content-type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(req, timeout=10)
+    rid = json.loads(refused.value.read())["request_id"]
+    refused.value.close()
+    wait_for_row(gw, rid)
+    b = Browserless(gw.url)
+    sign_in(b)
+    status, _, page = b.request("GET", f"/ui/requests/{rid}")
+    assert status == 200
+    served = re.search(r"<dt>Served by</dt><dd>([^<]*)</dd>", page)
+    assert served is not None and served.group(1) == "—"
