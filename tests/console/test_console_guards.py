@@ -301,3 +301,22 @@ def test_a_call_no_provider_took_part_in_shows_no_served_by(gw: GatewayProcess) 
     assert status == 200
     served = re.search(r"<dt>Served by</dt><dd>([^<]*)</dd>", page)
     assert served is not None and served.group(1) == "—"
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("since=2026-12-06&until=2026-12-01", "until: expected a time after since"),
+        ("model=" + "m" * 3000, "model: at most 512 characters"),
+    ],
+)
+def test_a_request_log_filter_that_cannot_be_used_is_a_console_page_saying_why(
+    gw: GatewayProcess, query: str, says: str
+) -> None:
+    b = Browserless(gw.url)
+    sign_in(b)
+    status, headers, page = b.request("GET", "/ui/requests?" + query)
+    assert status == 400 and headers["content-type"].startswith("text/html")
+    assert says in page
+    status, _, body = call(gw, "GET", "/admin/requests?" + query)
+    assert status == 400 and says in body["error"]["message"]
