@@ -14,6 +14,7 @@ import aiohttp
 from aiohttp import web
 
 from .config import GatewayKeyConfig, LimitsConfig, Settings, model_entry
+from .console.session import LoginThrottle
 from .drain import DRAIN, Drain
 from .errors import GatewayError
 from .obs.capture import CapturePolicy
@@ -34,6 +35,7 @@ from .policy.pricing import Price, PriceTable
 from .providers.base import Provider
 from .providers.registry import client_header_filter
 from .reload import RELOADER, Reloader
+from .routing.names import is_routable
 from .routing.router import Router
 from .routing.table import RouteTable
 from .runtime import Runtime, RuntimeLease, build_runtime, empty_runtime, release_pools
@@ -505,6 +507,8 @@ def build_app(settings: Settings, worker: Worker | None = None) -> web.Applicati
     anthropic.add_routes(app)
     openai.add_routes(app)
     ProxySurface(gateway, limits, headers).add_routes(app)
+    # Wrong admin/metrics keys and console sign-ins share one per-address throttle.
+    throttle = LoginThrottle(settings.console.login_failures_per_minute)
     if settings.admin is not None:
         admin = AdminSurface(
             gateway,
@@ -513,6 +517,8 @@ def build_app(settings: Settings, worker: Worker | None = None) -> web.Applicati
             config_key_names=ConfigKeyNames(gateway),
             body=limits,
             reloader=reloader,
+            throttle=throttle,
+            routable=lambda name: is_routable(gateway.settings, name),
         )
         admin.add_routes(app)
         mount_console(app, gateway, settings, admin)
@@ -520,7 +526,7 @@ def build_app(settings: Settings, worker: Worker | None = None) -> web.Applicati
         mount_console(app, gateway, settings, None)
     if gateway.metrics is not None:
         key = settings.observability.metrics.key
-        MetricsSurface(gateway.metrics, key, gateway.peer_metrics).add_routes(app)
+        MetricsSurface(gateway.metrics, key, gateway.peer_metrics, throttle).add_routes(app)
 
     async def list_models(request: web.Request) -> web.StreamResponse:
         # Anthropic's SDK and Claude Code always send anthropic-version; others get OpenAI's shape.

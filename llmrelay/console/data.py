@@ -141,11 +141,18 @@ _ZERO = Totals(0, 0, 0, 0, 0, 0, 0.0, 0.0)
 
 
 def overview(
-    usage: UsageStore, q: OverviewQuery, live: LiveState, *, redis: bool, database: str
+    usage: UsageStore,
+    q: OverviewQuery,
+    live: LiveState,
+    *,
+    redis: bool,
+    database: str,
+    database_incident: str | None = None,
 ) -> dict[str, Any]:
     """The overview (blocking: two rollup queries). ``series`` has one point per bucket of
     the range, zeros where there were no calls; ``breakdown.other`` sums the groups past
-    ``top`` (None when there are none)."""
+    ``top`` (None when there are none). ``live.database_incident``: what happened to the
+    SQLite file while the gateway ran (:mod:`llmrelay.stores.sqlite_file`), or None."""
     points = {p.start: p.totals for p in usage.series(q.bucket_s, q.since, q.until)}
     first = q.since // q.bucket_s * q.bucket_s
     series = [
@@ -181,6 +188,7 @@ def overview(
             "in_flight": live.in_flight(),
             "counters": counters,
             "database": database,
+            "database_incident": database_incident,
             "usage_writer": writer,
             "usage_writer_state": "ok" if not writer.get("failed_writes") else "failing over",
         },

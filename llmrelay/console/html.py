@@ -52,6 +52,14 @@ def short(value: object, cap: int = CELL_CHARS) -> str:
     return esc(text)
 
 
+def clip(value: object, title_cap: int = 2000) -> str:
+    """``value`` in a one-line ``<span class="clip">`` the stylesheet cuts with an ellipsis
+    at the cell's width (``.clip``: 12em), the whole value (up to ``title_cap`` characters)
+    in its ``title`` so hovering shows it. For table cells holding user-chosen text."""
+    text = "" if value is None else str(value)
+    return f'<span class="clip" title="{esc(text[:title_cap])}">{esc(text)}</span>'
+
+
 def qs(params: Mapping[str, object]) -> str:
     """A query string (``?a=1&b=2``, empty values left out), escaped for an attribute."""
     kept = {k: str(v) for k, v in params.items() if v not in (None, "")}
@@ -116,6 +124,7 @@ def page(title: str, body: str, *, active: str = "", csrf: str | None = None) ->
         )
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<link rel="icon" href="/ui/static/favicon.svg" type="image/svg+xml">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)} · llmrelay</title>"
         '<link rel="stylesheet" href="/ui/static/console.css">'

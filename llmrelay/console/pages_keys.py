@@ -4,13 +4,14 @@ budget), revoke with a confirmation."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
 import orjson
 
 from ..config import GatewayKeyConfig
-from .html import esc, fmt_time, fmt_usd, notice, short, table
+from .html import clip, esc, fmt_time, fmt_usd, notice, short, table
 
 __all__ = [
     "created_page",
@@ -43,8 +44,8 @@ def _budget_cell(b: dict[str, Any] | None) -> str:
     )
 
 
-def _models(models: list[str] | None) -> str:
-    return "all" if not models else short(", ".join(models), 80)
+def _models(models: list[str] | Sequence[str] | None) -> str:
+    return "all" if not models else clip(", ".join(models))
 
 
 def _create_form(csrf: str) -> str:
@@ -109,8 +110,8 @@ def keys_page(
             limits = ", ".join(f"{n} {v:,}" for n, v in k["limits"].items()) or "-"
             rows.append(
                 [
-                    short(k["name"], 60),
-                    short(k["team"] or "-", 40),
+                    clip(k["name"]),
+                    clip(k["team"] or "-"),
                     _models(k["models"]),
                     esc(limits),
                     _budget_cell(budget),
@@ -128,8 +129,8 @@ def keys_page(
     if config_keys:
         rows = [
             [
-                short(k.name, 60),
-                short(k.team or "-", 40),
+                clip(k.name),
+                clip(k.team or "-"),
                 _models(k.models),
                 esc(f"${k.budget.usd:,.2f} / {k.budget.period}" if k.budget else "-"),
             ]

@@ -132,7 +132,8 @@ def overview_page(d: dict[str, Any]) -> str:
         )
     )
     writer = d["live"]["usage_writer"]
-    state = table(
+    incident = d["live"].get("database_incident")
+    state = (notice(f"Database file: {incident}", "error") if incident else "") + table(
         ["Database", "Rows written", "Queued", "Spilled", "Dropped", "Failed writes"],
         [
             [

@@ -98,7 +98,10 @@ def request_page(d: dict[str, Any]) -> str:
         ),
         ("Model asked", d["model"]),
         ("Route decision", d["routed_model"] or "-"),
-        ("Served by", f"{d['provider']} / {d['provider_model']}"),
+        (
+            "Served by",
+            f"{d['provider']} / {d['provider_model']}" if d["provider"] else "—",
+        ),
         ("Status", f"{d['status']} {d['error_type'] or ''}"),
         ("Error", d["error_message"] or "-"),
         (

@@ -28,6 +28,7 @@ from ..policy.virtual_keys import key_json
 from ..routing.router import Router
 from ..stores.database import Stores
 from ..stores.offload import in_daemon_thread
+from ..stores.sqlite_usage import SQLiteUsageStore
 from . import data
 
 __all__ = ["MAX_CONCURRENT", "ConsoleGateway", "Queries"]
@@ -129,13 +130,16 @@ class Queries:
         settings = self._gw.settings
         scheme = settings.database_url().partition(":")[0]
         database = "postgresql" if scheme.startswith("postgres") else scheme
+        usage = self._gw.stores().usage
+        incident = usage.file_incident if isinstance(usage, SQLiteUsageStore) else None
         return await self.run(
             lambda: data.overview(
-                self._gw.stores().usage,
+                usage,
                 q,
                 _Live(self._gw),
                 redis=settings.redis is not None,
                 database=database,
+                database_incident=incident,
             )
         )
 

@@ -11,6 +11,9 @@ Parameters (all optional; every one given must match):
   ``since`` is inclusive, ``until`` exclusive;
 - ``request_id``: a prefix of the request id;
 - ``limit``: 1 to 1000 rows (default 50); ``cursor``: ``next_cursor`` of the previous page.
+
+Every value is at most :data:`MAX_VALUE_CHARS` characters; ``until`` must be after
+``since``. Anything else raises ``ValueError`` naming the parameter.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from ..stores.usage import LoggedRequest, RequestBodies, RequestFilter, UsageRec
 __all__ = [
     "DEFAULT_LIMIT",
     "MAX_LIMIT",
+    "MAX_VALUE_CHARS",
     "PARAMETERS",
     "attempts_json",
     "decode_cursor",
@@ -58,6 +62,8 @@ PARAMETERS = (
     "limit",
     "cursor",
 )
+#: Longest value of a parameter, in characters (a key or model name is far shorter).
+MAX_VALUE_CHARS = 512
 _STATUS_CLASS = re.compile(r"^([1-5])xx$", re.IGNORECASE)
 _CURSOR_PREFIX = b"id:"
 _MAX_ID = 2**63 - 1
@@ -138,6 +144,9 @@ def filter_from(params: Mapping[str, str], now: float | None = None) -> RequestF
         raise ValueError(
             f"unknown parameter(s) {', '.join(unknown)}; expected some of {', '.join(PARAMETERS)}"
         )
+    for name, value in params.items():
+        if len(value) > MAX_VALUE_CHARS:
+            raise ValueError(f"{name}: at most {MAX_VALUE_CHARS} characters, got {len(value)}")
     limit = DEFAULT_LIMIT
     if "limit" in params:
         text = params["limit"].strip()
@@ -152,6 +161,8 @@ def filter_from(params: Mapping[str, str], now: float | None = None) -> RequestF
         since = parse_time(params["since"], "since", now)
     if params.get("until"):
         until = parse_time(params["until"], "until", now)
+    if since is not None and until is not None and until <= since:
+        raise ValueError("until: expected a time after since (the range is empty)")
     before_id = decode_cursor(params["cursor"]) if params.get("cursor") else None
     return RequestFilter(
         key=params.get("key") or None,

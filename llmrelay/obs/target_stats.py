@@ -2,7 +2,9 @@
 ``/admin/models``: error rate and latency p50/p95 of the last attempts, and calls in flight.
 
 An observer (:class:`~llmrelay.pipeline.call.CallObserver`): when a call ends it appends
-each of the call's provider attempts to its target's ring (at most :data:`WINDOW_ATTEMPTS`
+each of the call's provider attempts to its target's ring (only attempts that went to the
+provider: a request the gateway refused itself, e.g. a body the target's wire cannot carry,
+is the caller's error, not the target's) (at most :data:`WINDOW_ATTEMPTS`
 per target, and only those of the last :data:`WINDOW_S` seconds count). On the event loop,
 a few deque appends per call; per process and in memory, like the router's health. At most
 :data:`MAX_TARGETS` targets are kept (attempts go only to configured targets, so the bound
@@ -54,6 +56,8 @@ class TargetStats:
         self.in_flight -= 1
         now = self._clock()
         for a in call.attempts:
+            if not a.upstream:  # the gateway's own refusal, not the target's outcome
+                continue
             ring = self._rings.get(a.target)
             if ring is None:
                 if len(self._rings) >= MAX_TARGETS:

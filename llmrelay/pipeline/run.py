@@ -244,6 +244,9 @@ def _finish(call: Call) -> None:
         if trace is not None
         else trace_id(call.request.headers.get("traceparent"))
     )
+    if call.attempts and not any(a.upstream for a in call.attempts):
+        # The gateway refused the call for every target itself: no provider took part.
+        record.provider = record.provider_model = ""
     if call.caller is not None:
         _request_log(call, record)
     record.input_tokens = usage.input_tokens

@@ -134,6 +134,7 @@ def _attempt_record(route: Route, result: AttemptResult, took: float) -> Attempt
             took,
             result.message,
             route.account,
+            result.kind != "unsupported",
         )
     return AttemptRecord(route.public_model, 200, None, took, account=route.account)
 

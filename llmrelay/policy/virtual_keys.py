@@ -16,7 +16,7 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, cast
 
 from ..config.governance import MAX_LIMIT
@@ -34,7 +34,12 @@ from .auth import digest
 
 __all__ = [
     "EDITABLE",
+    "MAX_BUDGET_USD",
+    "MAX_MODELS",
+    "MAX_NAME_CHARS",
+    "MAX_TEAM_CHARS",
     "KeySpecError",
+    "check_models",
     "check_name",
     "key_edit_from_spec",
     "key_json",
@@ -49,6 +54,14 @@ _LAST_TIME = 253402300799.0
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _LIMIT_FIELDS = ("rpm", "rph", "rpd", "tpm", "tph", "tpd")
+#: Longest key name and team, in characters (the console's form says the same).
+MAX_NAME_CHARS = 128
+MAX_TEAM_CHARS = 128
+#: Largest budget, in US dollars (larger is a typo, and 1e308 would overflow sums).
+MAX_BUDGET_USD = 1e9
+#: Most model names one key may list, and the longest name, in characters.
+MAX_MODELS = 100
+_MAX_MODEL_CHARS = 256
 
 
 class KeySpecError(ValueError):
@@ -108,6 +121,8 @@ def virtual_key_from_spec(spec: Mapping[str, Any], now: float | None = None) -> 
     name = spec.get("name")
     if not isinstance(name, str) or not name.strip() or not name.isprintable():
         raise KeySpecError("name: expected a non-empty string of printable characters")
+    if len(name.strip()) > MAX_NAME_CHARS:
+        raise KeySpecError(f"name: at most {MAX_NAME_CHARS} characters, got {len(name.strip())}")
     team = _team(spec.get("team"))
     models = _models(spec.get("models") or [])
     accounts = _accounts(spec.get("allowed_accounts"))
@@ -143,6 +158,8 @@ def virtual_key_from_spec(spec: Mapping[str, Any], now: float | None = None) -> 
 def _team(team: Any) -> str | None:
     if team is not None and (not isinstance(team, str) or not team or not team.isprintable()):
         raise KeySpecError("team: expected a non-empty string of printable characters")
+    if team is not None and len(team) > MAX_TEAM_CHARS:
+        raise KeySpecError(f"team: at most {MAX_TEAM_CHARS} characters, got {len(team)}")
     return team
 
 
@@ -151,7 +168,27 @@ def _models(models: Any) -> tuple[str, ...]:
         models = [m.strip() for m in models.split(",") if m.strip()]
     if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
         raise KeySpecError("models: expected a list of model names")
+    if len(models) > MAX_MODELS:
+        raise KeySpecError(f"models: at most {MAX_MODELS} names, got {len(models)}")
+    if any(len(m) > _MAX_MODEL_CHARS for m in models):
+        raise KeySpecError(f"models: a model name is at most {_MAX_MODEL_CHARS} characters")
     return tuple(models)
+
+
+def check_models(models: Iterable[str], routable: Callable[[str], bool]) -> None:
+    """Refuse a key's ``models`` that name a model the gateway does not route (an
+    ``account/model``, a virtual model or a name a routing rule covers:
+    :func:`llmrelay.routing.names.is_routable`).
+
+    Raises:
+        KeySpecError: naming the first unroutable model (at most 200 characters of it).
+    """
+    for m in models:
+        if not routable(m):
+            raise KeySpecError(
+                f"models: {m[:200]!r} is not a model this gateway routes (an account/model"
+                " of providers:, a virtual model of models:, or a name a routing rule covers)"
+            )
 
 
 def _accounts(accounts: Any) -> tuple[str, ...] | None:
@@ -193,10 +230,12 @@ def _budget(spec: Mapping[str, Any]) -> BudgetSpec | None:
         if (
             not isinstance(usd, int | float)
             or isinstance(usd, bool)
+            or not 0 < usd <= MAX_BUDGET_USD  # also refuses nan and inf
             or not math.isfinite(usd)
-            or usd <= 0
         ):
-            raise KeySpecError("budget_usd: expected a positive, finite number of US dollars")
+            raise KeySpecError(
+                f"budget_usd: expected a positive number of US dollars up to {MAX_BUDGET_USD:.0e}"
+            )
         period = spec.get("budget_period") or "month"
         if period not in ("day", "week", "month"):
             raise KeySpecError("budget_period: expected day, week or month")

@@ -128,6 +128,10 @@ class AttemptRecord:
     message: str | None = None
     #: The provider account of ``target``.
     account: str = ""
+    #: False when the gateway refused the request for this target itself (a body or
+    #: feature this target's wire cannot carry: ``unsupported``) and nothing was sent: not
+    #: the target's outcome, so per-target stats skip it.
+    upstream: bool = True
 
 
 @dataclass(slots=True)
@@ -233,7 +237,13 @@ async def execute(
                 return Outcome(route, result.value, None, records, began, waited)
             records.append(
                 AttemptRecord(
-                    name, result.status, result.error_type, took, result.message, route.account
+                    name,
+                    result.status,
+                    result.error_type,
+                    took,
+                    result.message,
+                    route.account,
+                    result.kind != "unsupported",
                 )
             )
             failures.append((route, result))

@@ -8,8 +8,9 @@ import threading
 from pathlib import Path
 
 from ._keys_sql import SQLITE, MissingKey, duplicate_message
-from ._sqlite import connect, transaction
+from ._sqlite import transaction
 from .keys import KeyChanges, KeyEdit, KeySecret, VirtualKey
+from .sqlite_file import SQLiteFile
 
 __all__ = ["SQLiteKeyStore"]
 
@@ -24,7 +25,13 @@ class SQLiteKeyStore:
 
     def __init__(self, path: str | Path) -> None:
         self._lock = threading.Lock()
-        self._db: sqlite3.Connection = connect(path)
+        self._file = SQLiteFile(path)
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """The connection (use under ``_lock``): follows the file at the path, see
+        :mod:`llmrelay.stores.sqlite_file`."""
+        return self._file.connection()
 
     def create(self, key: VirtualKey, secret: KeySecret) -> None:
         try:
@@ -72,4 +79,4 @@ class SQLiteKeyStore:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self._file.close()

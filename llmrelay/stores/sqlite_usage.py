@@ -7,11 +7,13 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 from ._rollup_sql import SQLITE_ROLLUP, Breakdown, SeriesPoint, breakdown_rows, rollup_rows
 from ._rollup_sql import series_points as _points
-from ._sqlite import BUSY_TIMEOUT_S, connect, transaction
+from ._sqlite import BUSY_TIMEOUT_S, transaction
 from ._usage_sql import SQLITE, bodies, bodies_rows, logged, page, row_values, summary_rows
+from .sqlite_file import SQLiteFile
 from .usage import (
     LoggedRequest,
     RejectedRowsError,
@@ -60,16 +62,27 @@ class SQLiteUsageStore:
         """Open ``path``; ``busy_timeout_s`` replaces how long a write waits for another
         connection's lock (default :data:`~llmrelay.stores._sqlite.BUSY_TIMEOUT_S`)."""
         self._lock = threading.Lock()
-        self._db: sqlite3.Connection = connect(path)
+        self._file = SQLiteFile(path, busy_timeout_s=busy_timeout_s)
         self._path = Path(path)
         # The console's reads (rollup, last use) go through a second, read-only connection,
         # opened on first use: WAL lets it read beside the writer, so a page never holds
         # the lock the usage writer and the budget seeding take.
         self._read_lock = threading.Lock()
         self._reader: sqlite3.Connection | None = None
+        self._reader_generation = 0
         self._closed = False
-        if busy_timeout_s is not None:
-            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """The writer connection (use under ``_lock``): follows the file at the path, see
+        :mod:`llmrelay.stores.sqlite_file`."""
+        return self._file.connection()
+
+    @property
+    def file_incident(self) -> str | None:
+        """What happened to the database file while the gateway ran (deleted and
+        restored, replaced, or not restorable), or None."""
+        return self._file.incident
 
     def write(self, records: Sequence[UsageRecord]) -> None:
         """Append rows (and their rendered bodies) in one transaction: one ``executemany``
@@ -136,9 +149,16 @@ class SQLiteUsageStore:
         with self._read_lock:
             if self._closed:
                 raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+            if self._reader is not None and self._reader_generation != self._file.generation:
+                self._reader.close()  # opened on a file that is no longer at the path
+                self._reader = None
             if self._reader is None:
+                self._reader_generation = self._file.generation
+                # mode=rw: never create an empty file where a deleted database was (the
+                # writer's connection restores it; until then this read fails).
                 reader = sqlite3.connect(
-                    str(self._path),
+                    f"file:{quote(str(self._path.absolute()))}?mode=rw",
+                    uri=True,
                     check_same_thread=False,
                     isolation_level=None,
                     timeout=BUSY_TIMEOUT_S,
@@ -163,4 +183,4 @@ class SQLiteUsageStore:
             if self._reader is not None:
                 self._reader.close()
         with self._lock:
-            self._db.close()
+            self._file.close()

@@ -30,12 +30,14 @@ import orjson
 from aiohttp import web
 
 from ..config import ConfigError, Settings
+from ..console.session import LoginThrottle
 from ..core.text import clip
 from ..errors import (
     AuthenticationError,
     GatewayError,
     InvalidRequestError,
     NotFoundError,
+    RateLimitedError,
     ServiceUnavailable,
 )
 from ..obs.request_log import detail_json, encode_cursor, filter_from, record_json
@@ -45,6 +47,7 @@ from ..policy.auth import digest, header_values
 from ..policy.keycache import KeyCache
 from ..policy.virtual_keys import (
     KeySpecError,
+    check_models,
     check_name,
     key_edit_from_spec,
     key_json,
@@ -125,6 +128,8 @@ class AdminSurface:
         config_key_names: Collection[str] = (),
         body: BodyLimits | None = None,
         reloader: ConfigReloader | None = None,
+        throttle: LoginThrottle | None = None,
+        routable: Callable[[str], bool] | None = None,
     ) -> None:
         """``store_timeout_s``: how long a key write waits for the database before it
         answers 503 (``governance.admin_store_timeout_s``); ``config_key_names``: the names
@@ -132,7 +137,10 @@ class AdminSurface:
         live view follows config reloads); ``body``: the server's
         body limits (``server.max_request_body_mb``, ``body_timeout_s``, ``max_json_depth``),
         which admin bodies keep too where they are tighter than the admin API's own;
-        ``reloader``: what ``POST /admin/reload`` runs (None: the route answers 404)."""
+        ``reloader``: what ``POST /admin/reload`` runs (None: the route answers 404);
+        ``throttle``: wrong admin keys per client address, shared with the console's sign-in
+        and ``/metrics`` (default: its own, 5 a minute); ``routable``: whether the gateway
+        routes a model name (a key's ``models`` may name only those; None: not checked)."""
         body = body or BodyLimits(_SPEC_BYTES, _BODY_TIMEOUT_S)
         timeout_s = min(body.timeout_s, _BODY_TIMEOUT_S)
         self._spec = BodyLimits(min(body.max_bytes, _SPEC_BYTES), timeout_s, body.max_depth)
@@ -142,6 +150,8 @@ class AdminSurface:
         self._config_key_names = config_key_names
         self._digest = digest(admin_key)
         self._reloader = reloader
+        self.throttle = throttle or LoginThrottle(5)
+        self._routable = routable
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/admin/keys", self._wrap(self.create))
@@ -207,6 +217,15 @@ class AdminSurface:
         return 200, result.as_json()
 
     def _authenticate(self, request: web.Request) -> None:
+        """The admin key, or AuthenticationError (401); past ``throttle``'s wrong keys from
+        this client address, RateLimitedError (429 with retry-after) even for the right key."""
+        address = request.remote or "unknown"
+        wait = self.throttle.retry_after(address)
+        if wait > 0:
+            raise RateLimitedError(
+                f"too many wrong admin keys from your address; try again in {wait:.0f} s",
+                headers={"retry-after": str(max(1, round(wait)))},
+            )
         keys = header_values(request.headers, "x-api-key")
         for auth in header_values(request.headers, "authorization"):
             # As for gateway keys (policy/auth.py): another scheme is refused, not ignored.
@@ -218,6 +237,8 @@ class AdminSurface:
             raise AuthenticationError("missing admin key: send it as Authorization: Bearer")
         # Every key presented must be the admin key (no mixing a gateway key with it).
         if not all(hmac.compare_digest(digest(k), self._digest) for k in keys):
+            self.throttle.failed(address)
+            log.warning("admin key refused", extra={"client": address, "path": request.path})
             raise AuthenticationError("invalid admin key")
 
     async def _write(self, fn: Callable[..., T], *args: object) -> T:
@@ -258,6 +279,8 @@ class AdminSurface:
         key = virtual_key_from_spec(spec)
         self._check_accounts(key.allowed_accounts)
         check_name(key, self._config_key_names)
+        if self._routable is not None:
+            check_models(key.models, self._routable)
         secret, row = new_secret(key.id)
         await self._write(self._gw.stores().keys.create, key, row)
         await self._after_write()
@@ -276,6 +299,8 @@ class AdminSurface:
         edit = key_edit_from_spec(spec)
         if isinstance(edit.allowed_accounts, tuple):
             self._check_accounts(edit.allowed_accounts)
+        if self._routable is not None and isinstance(edit.models, tuple):
+            check_models(edit.models, self._routable)
         try:
             key = await self._write(self._gw.stores().keys.update, key_id, edit)
         except KeyRevoked as err:

@@ -13,7 +13,7 @@ with a Content-Security-Policy that allows only this origin's stylesheet and scr
     GET  /ui/keys/{id}/rotate (confirm)        POST /ui/keys/{id}/rotate (grace)
     GET  /ui/keys/{id}/edit (the form)         POST /ui/keys/{id}/edit (PATCH's fields)
     GET  /ui/teams            GET /ui/models   GET/POST /ui/login   POST /ui/logout
-    GET  /ui/static/console.css, console.js (no session needed; they hold no secret)
+    GET  /ui/static/console.css, console.js, favicon.svg (no session needed; no secret)
 
 Bounds: a form body is at most :data:`MAX_FORM_BYTES` and arrives within the server's
 ``body_timeout_s``; ``next`` is at most 2,000 characters and must be a ``/ui/`` path; the
@@ -30,10 +30,10 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 from aiohttp import web
-from multidict import MultiDictProxy
+from multidict import MultiDict, MultiDictProxy
 
 from ..config import ConsoleConfig
 from ..console import html as h
@@ -76,7 +76,11 @@ _SECURITY_HEADERS = {
     "referrer-policy": "same-origin",
     "cache-control": "no-store",
 }
-_STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
+_STATIC = {
+    "console.css": "text/css",
+    "console.js": "text/javascript",
+    "favicon.svg": "image/svg+xml",
+}
 
 Page = tuple[str, str, str]  # title, active nav path, body HTML
 Handler = Callable[[web.Request, Session], Awaitable[Page | web.StreamResponse]]
@@ -90,7 +94,16 @@ def _from_database(err: Exception) -> bool:
 
 
 def _safe_next(text: str | None) -> str:
-    if not text or len(text) > _MAX_NEXT or not text.startswith("/ui/") or "\\" in text:
+    """``text`` when it is a path that stays under ``/ui/`` once a browser resolves it, else
+    ``/ui/``: no scheme or host, no ``//``, no backslash, no ``.``/``..`` segment (encoded as
+    ``%2e`` or not), at most ``_MAX_NEXT`` characters."""
+    if not text or len(text) > _MAX_NEXT or not text.startswith("/ui/"):
+        return "/ui/"
+    path = text.split("?", 1)[0].split("#", 1)[0]
+    decoded = unquote(path)
+    if "\\" in decoded or "//" in decoded or any(ord(c) < 0x20 for c in decoded):
+        return "/ui/"
+    if any(seg in (".", "..") for seg in decoded.split("/")):
         return "/ui/"
     return text
 
@@ -112,7 +125,7 @@ class ConsoleSurface:
         self._q = queries
         self._body_timeout_s = body_timeout_s
         self.sessions = Sessions(admin_key, config.session_ttl_s)
-        self.throttle = LoginThrottle(config.login_failures_per_minute)
+        self.throttle: LoginThrottle = admin.throttle
         folder = resources.files("llmrelay.console") / "static"
         self._static = {name: (folder / name).read_bytes() for name in _STATIC}
 
@@ -215,6 +228,8 @@ class ConsoleSurface:
         return run
 
     async def _form(self, request: web.Request) -> MultiDictProxy[str | Any]:
+        if not request.body_exists:  # no body at all: an empty form (then 403 for CSRF)
+            return MultiDictProxy(MultiDict())
         length = request.content_length
         if length is None or length > MAX_FORM_BYTES:
             raise GatewayError(

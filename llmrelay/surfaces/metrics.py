@@ -1,7 +1,8 @@
 """``GET /metrics``: the Prometheus text exposition of :class:`~llmrelay.obs.metrics.Metrics`.
 
 Open by default; with ``observability.metrics.key`` set, a scrape must send
-``Authorization: Bearer <key>`` (401 otherwise, in Anthropic's envelope).
+``Authorization: Bearer <key>`` (401 otherwise, in Anthropic's envelope; past the shared
+per-address throttle of wrong keys, 429 with ``retry-after``).
 
 A scrape is gathered and written on the event loop, gzipped when the scraper accepts it
 (Prometheus does): ~3.5 ms of CPU for 370 series (``prometheus_client``'s text format
@@ -19,7 +20,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import Metric
 
-from ..errors import AuthenticationError
+from ..console.session import LoginThrottle
+from ..errors import AuthenticationError, RateLimitedError
 from ..obs.metrics import Metrics
 from ..obs.metrics_peers import PeerMetrics
 from ..pipeline.run import new_request_id
@@ -59,8 +61,17 @@ def _accepts_gzip(accept_encoding: str) -> bool:
 class MetricsSurface:
     """``GET /metrics``; ``peers`` (a worker of several): the answer covers every worker."""
 
-    def __init__(self, metrics: Metrics, key: str | None, peers: PeerMetrics | None = None) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        key: str | None,
+        peers: PeerMetrics | None = None,
+        throttle: LoginThrottle | None = None,
+    ) -> None:
+        """``throttle``: wrong metrics keys per client address (shared with the admin API's;
+        past it, 429 with retry-after even for the right key)."""
         self._metrics = metrics
+        self._throttle = throttle or LoginThrottle(5)
         self._key = key.encode() if key is not None else None
         self._peers = peers
 
@@ -69,9 +80,18 @@ class MetricsSurface:
 
     async def scrape(self, request: web.Request) -> web.StreamResponse:
         if self._key is not None:
+            address = request.remote or "unknown"
+            wait = self._throttle.retry_after(address)
+            if wait > 0:
+                limited = RateLimitedError(
+                    f"too many wrong metrics keys from your address; try again in {wait:.0f} s",
+                    headers={"retry-after": str(max(1, round(wait)))},
+                )
+                return error_response(limited, new_request_id())
             auth = request.headers.get("authorization", "")
             token = auth[7:].strip().encode() if auth.lower().startswith("bearer ") else b""
             if not hmac.compare_digest(token, self._key):
+                self._throttle.failed(address)
                 err = AuthenticationError("send the metrics key as Authorization: Bearer")
                 return error_response(err, new_request_id())
         families = list(self._metrics.registry.collect())

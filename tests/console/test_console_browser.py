@@ -390,3 +390,34 @@ def test_editing_a_key_allows_a_model_and_lowers_its_rate_limit(
             client.messages.create(model="openai/gpt", max_tokens=16, messages=hi)
     assert "1 requests per minute" in limited.value.message
     assert page.errors == []
+
+
+def test_long_key_values_are_cut_with_an_ellipsis_and_the_keys_table_fits_a_laptop(
+    gw: GatewayProcess, page: Any
+) -> None:
+    import json
+    import urllib.request
+
+    name, team = "n" * 128, "t" * 128  # the longest the API takes, no space to wrap at
+    models = ["mock/echo", "openai/gpt", "busy/echo", "fallback"] * 6
+    req = urllib.request.Request(
+        gw.url + "/admin/keys",
+        data=json.dumps({"name": name, "team": team, "models": models}).encode(),
+        headers={"authorization": f"Bearer {ADMIN_KEY}", "content-type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 201
+    page.goto(gw.url + "/ui/keys")
+    sign_in(page, ADMIN_KEY)
+    table = page.locator("table.keys")
+    box = page.locator(".scroll", has=table)
+    # The table is no wider than its box: nothing scrolls sideways at 1280 px.
+    assert table.evaluate("t => t.scrollWidth") <= box.evaluate("b => b.clientWidth")
+    row = page.locator("table.keys tr", has_text="nnnn")
+    cell = row.locator(".clip").first
+    assert cell.get_attribute("title") == name
+    assert cell.evaluate("c => getComputedStyle(c).textOverflow") == "ellipsis"
+    assert cell.evaluate("c => c.scrollWidth > c.clientWidth")  # cut on screen
+    assert row.locator(".clip").nth(1).get_attribute("title") == team
+    assert row.locator(".clip").nth(2).get_attribute("title") == ", ".join(models)
+    assert page.errors == []

@@ -48,3 +48,14 @@ def test_a_target_keeps_its_last_200_attempts() -> None:
         stats.call_ended(call(AttemptRecord("a/m", 200, None, 0.1)))
     summary = stats.summary("a/m")
     assert summary is not None and summary.attempts == WINDOW_ATTEMPTS
+
+
+def test_a_request_the_gateway_refused_itself_is_not_the_targets_error() -> None:
+    stats = TargetStats(Clock())
+    refused = AttemptRecord("openai/gpt", 400, "invalid_request_error", 0.0, "no", "openai", False)
+    stats.call_ended(call(refused))
+    assert stats.summary("openai/gpt") is None
+    stats.call_ended(call(refused, AttemptRecord("mock/echo", 400, "invalid_request_error", 0.1)))
+    mock = stats.summary("mock/echo")
+    assert mock is not None and (mock.attempts, mock.error_rate) == (1, 1.0)
+    assert stats.summary("openai/gpt") is None

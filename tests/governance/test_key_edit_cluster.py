@@ -26,6 +26,7 @@ from tests.pg_schema import fresh_pg_schema
 pytestmark = needs_services
 
 MSG: Any = [{"role": "user", "content": "hello"}]
+OTHER = {"other": {"targets": [{"model": "mock/echo"}]}}
 
 
 def patch(url: str, body: Any) -> Any:
@@ -54,9 +55,10 @@ def test_an_edit_on_one_instance_reaches_the_other_within_the_refresh_time(
     with (
         fresh_pg_schema(PG_URL) as db,
         redis_prefix() as prefix,
-        cluster(tmp_path, 2, db, REDIS_URL, prefix) as gws,
+        # A second routable name, for a key limited to a model other than the one called.
+        cluster(tmp_path, 2, db, REDIS_URL, prefix, models=OTHER) as gws,
     ):
-        created = admin_post(gws[0], "/admin/keys", {"name": "moving", "models": ["mock/x"]})
+        created = admin_post(gws[0], "/admin/keys", {"name": "moving", "models": ["other"]})
         clients = [
             anthropic.Anthropic(api_key=created["key"], base_url=gw.url, max_retries=0)
             for gw in gws
