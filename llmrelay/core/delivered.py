@@ -34,6 +34,8 @@ from .usage import Usage
 
 __all__ = ["Delivered", "text_tokens"]
 
+_NOT_ASCII = bytes(range(0x80, 0x100))
+
 
 def text_tokens(text: str) -> int:
     """An estimate of the tokens in one delta's ``text``: ASCII bytes / 4 plus other UTF-8
@@ -69,6 +71,22 @@ class Delivered:
         """One content delta carrying ``text`` reached the client."""
         self.deltas += 1
         self.estimated += self.count(text)
+
+    @property
+    def estimating(self) -> bool:
+        """Whether deltas are counted by the estimate (no tokenizer in use), so a caller may
+        pass their encoded bytes to :meth:`delta_bytes` instead of decoding them."""
+        return self.count is text_tokens
+
+    def delta_bytes(self, raw: bytes) -> None:
+        """One content delta reached the client, its text given as the UTF-8 bytes of its
+        JSON string (escapes included): :func:`text_tokens` of those bytes."""
+        self.deltas += 1
+        if not raw:
+            return
+        total = len(raw)
+        ascii_bytes = total if raw.isascii() else len(raw.translate(None, _NOT_ASCII))
+        self.estimated += max(1, ascii_bytes // 4 + (total - ascii_bytes) // 2)
 
     def provider_count(self, output_tokens: int) -> None:
         """A ``message_delta`` (or usage chunk) with this cumulative count reached the client."""

@@ -3,6 +3,10 @@ less than the provider's last count."""
 
 from __future__ import annotations
 
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+
 from llmrelay.core.delivered import Delivered, text_tokens
 from llmrelay.core.usage import Usage
 
@@ -44,3 +48,45 @@ def test_a_tokenizer_replaces_the_estimate_and_is_named() -> None:
     d.delta("three small words")
     assert d.output_tokens() == 3
     assert "counted with tiktoken o200k_base" in d.note()
+
+
+_PLAIN = st.text(
+    alphabet=st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters='"\\'),
+    max_size=40,
+)
+
+
+@given(st.lists(_PLAIN, max_size=20))
+def test_the_taps_unparsed_count_equals_the_estimate_of_the_text(texts: list[str]) -> None:
+    # The Anthropic tap measures a delta's text as its JSON bytes, without parsing: for
+    # text with nothing to escape that is the text's own estimate, delta for delta.
+    from llmrelay.surfaces.anthropic_stream import AnthropicStreamTap
+
+    tap = AnthropicStreamTap(Usage())
+    exact = Delivered()
+    for text in texts:
+        event = {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "text_delta", "text": text},
+        }
+        tap.observe(b"event: content_block_delta\ndata: " + orjson.dumps(event) + b"\n\n")
+        exact.delta(text)
+    assert (tap.delivered.deltas, tap.delivered.estimated) == (exact.deltas, exact.estimated)
+
+
+def test_an_escape_counts_as_its_two_bytes_and_other_deltas_as_before() -> None:
+    from llmrelay.surfaces.anthropic_stream import AnthropicStreamTap
+
+    tap = AnthropicStreamTap(Usage())
+    deltas = [
+        {"type": "text_delta", "text": "line one\nline two\n"},  # 18 chars, 20 bytes sent
+        {"type": "thinking_delta", "thinking": "hmm " * 4},
+        {"type": "input_json_delta", "partial_json": '{"city": "Par'},
+        {"type": "signature_delta", "signature": "EqQBCgIYAhIM"},  # no generated text
+    ]
+    for d in deltas:
+        event = {"type": "content_block_delta", "index": 0, "delta": d}
+        tap.observe(b"event: content_block_delta\ndata: " + orjson.dumps(event) + b"\n\n")
+    assert tap.delivered.deltas == 3
+    assert tap.delivered.estimated == 20 // 4 + 16 // 4 + len(b'{\\"city\\": \\"Par') // 4
