@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import signal
 import sqlite3
 import threading
@@ -470,3 +471,57 @@ def test_50_keep_alive_clients_in_a_loop_across_sigterm_see_answers_or_closed_co
     assert statuses == {200}, [
         (r["status"], r["model"], r["error_type"], r["error_message"]) for r in bad
     ]
+
+
+def test_a_stream_the_drain_cuts_is_charged_what_it_delivered(
+    tmp_path: Path, fakes: tuple[FakeAnthropic, FakeOpenAI]
+) -> None:
+    # message_start, content_block_start, ping, then three long deltas, 2 s apart: the drain
+    # (7 s) cuts the stream after the first delta (at 6 s) and before the second (at 8 s).
+    claude, _ = fakes
+    claude.default_stream_delay_s = 2.0
+    gw = _gateway(tmp_path, fakes, {"shutdown_grace_s": 0, "drain_timeout_s": 7})
+    words = "the quick brown fox jumps over the lazy dog " * 12
+    got: list[str] = []
+    errors: list[BaseException] = []
+    started = threading.Event()
+
+    def run() -> None:
+        client = anthropic.Anthropic(api_key=ALICE_KEY, base_url=gw.url, max_retries=0)
+        try:
+            with (
+                client,
+                client.messages.stream(
+                    model="anthropic/claude",
+                    max_tokens=512,
+                    messages=[{"role": "user", "content": words}],
+                ) as stream,
+            ):
+                for event in stream:
+                    started.set()
+                    if event.type == "text":
+                        got.append(event.text)
+        except BaseException as err:  # looked at below
+            errors.append(err)
+        finally:
+            started.set()
+
+    try:
+        reader = threading.Thread(target=run, daemon=True)
+        reader.start()
+        assert started.wait(20)
+        gw.proc.send_signal(signal.SIGTERM)
+        reader.join(30)
+        assert _exit_code(gw) == 0, gw.log()
+        assert len(got) == 1 and errors, (got, errors)  # one delta, then the error event
+        (row,) = _rows(gw.usage_db)
+        assert (row["status"], row["error_type"]) == (200, "overloaded_error"), row
+        note = re.search(
+            r"stream cut after (\d+) content deltas; output_tokens=(\d+)", row["error_message"]
+        )
+        assert note is not None and note[1] == "1", row["error_message"]
+        # The delivered delta's estimate (a third of the echo, ~4 ASCII bytes a token),
+        # not message_start's placeholder of 1.
+        assert row["output_tokens"] == int(note[2]) == len(got[0]) // 4, row
+    finally:
+        gw.stop()
