@@ -393,7 +393,7 @@ def package_version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .entry import ignore_hangup
+    from .hangup import ignore_hangup
 
     # Already done by the ``llmrelay`` entry (``entry.py``); again for a direct call.
     ignore_hangup(sys.argv[1:] if argv is None else argv)

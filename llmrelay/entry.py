@@ -11,20 +11,11 @@ dropped, not delivered (docs/reload.md).
 
 from __future__ import annotations
 
-import signal
 import sys
 
-__all__ = ["ignore_hangup", "main"]
+from .hangup import ignore_hangup
 
-
-def ignore_hangup(argv: list[str]) -> None:
-    """For ``serve`` (``argv`` without the program name): ignore SIGHUP, then unblock it
-    (a pending one is discarded). Other commands keep the default action."""
-    hup = getattr(signal, "SIGHUP", None)
-    if hup is None or not argv or argv[0] != "serve":
-        return
-    signal.signal(hup, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {hup})
+__all__ = ["main"]
 
 
 def main() -> int:

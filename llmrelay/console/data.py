@@ -27,9 +27,9 @@ from ..obs.target_stats import TargetStats
 from ..policy.budget import period_of
 from ..policy.pricing import PriceTable
 from ..routing.health import Health, LatencyStats
-from ..stores._rollup_sql import BREAKDOWN_COLUMNS, Totals
+from ..stores._rollup_sql import BREAKDOWN_COLUMNS
 from ..stores.keys import KeyStore
-from ..stores.usage import UsageStore
+from ..stores.usage import Totals, UsageStore
 
 __all__ = ["LiveState", "OverviewQuery", "budgets", "models", "overview", "overview_query"]
 

@@ -13,19 +13,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
-from .usage import UsageRecord
+from .usage import Breakdown, SeriesPoint, Totals, UsageRecord
 
 __all__ = [
     "BREAKDOWN_COLUMNS",
     "POSTGRES_ROLLUP",
     "SQLITE_ROLLUP",
-    "Breakdown",
     "RollupSQL",
-    "SeriesPoint",
-    "Totals",
     "breakdown_rows",
     "rollup_rows",
     "series_points",
@@ -51,44 +47,6 @@ _SUMS = (
     "latency_s",
 )
 _SELECT_SUMS = ", ".join(f"SUM({c})" for c in _SUMS)
-
-
-@dataclass(slots=True, frozen=True)
-class Totals:
-    """Sums over some calls: counts, tokens, USD, and seconds of latency summed."""
-
-    requests: int
-    errors: int
-    input_tokens: int
-    output_tokens: int
-    cache_creation_input_tokens: int
-    cache_read_input_tokens: int
-    cost_usd: float
-    latency_s: float
-
-    @classmethod
-    def of(cls, row: Sequence[Any]) -> Totals:
-        """From the eight ``SUM`` columns of a rollup query (NULL sums are 0)."""
-        v = [0 if x is None else x for x in row]
-        n = [int(x) for x in v[:6]]
-        return cls(n[0], n[1], n[2], n[3], n[4], n[5], float(v[6]), float(v[7]))
-
-
-@dataclass(slots=True, frozen=True)
-class SeriesPoint:
-    """One bucket of a series: its start (Unix seconds, UTC) and its totals."""
-
-    start: int
-    totals: Totals
-
-
-@dataclass(slots=True, frozen=True)
-class Breakdown:
-    """One group of a breakdown: its value (a key name, team, model or provider; ``""``
-    for calls without a team) and its totals."""
-
-    value: str
-    totals: Totals
 
 
 def rollup_rows(records: Sequence[UsageRecord]) -> list[tuple[Any, ...]]:

@@ -18,8 +18,6 @@ import psycopg
 from ._pg import DEFAULT_TIMEOUT_S, Pool, open_pool
 from ._rollup_sql import (
     POSTGRES_ROLLUP,
-    Breakdown,
-    SeriesPoint,
     breakdown_rows,
     rollup_rows,
     series_points,
@@ -36,11 +34,13 @@ from ._usage_sql import (
     summary_rows,
 )
 from .usage import (
+    Breakdown,
     LoggedRequest,
     RejectedRowsError,
     RequestBodies,
     RequestFilter,
     RequestPage,
+    SeriesPoint,
     SummaryField,
     UsageRecord,
     UsageSummaryRow,

@@ -9,17 +9,19 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
-from ._rollup_sql import SQLITE_ROLLUP, Breakdown, SeriesPoint, breakdown_rows, rollup_rows
+from ._rollup_sql import SQLITE_ROLLUP, breakdown_rows, rollup_rows
 from ._rollup_sql import series_points as _points
 from ._sqlite import BUSY_TIMEOUT_S, transaction
 from ._usage_sql import SQLITE, bodies, bodies_rows, logged, page, row_values, summary_rows
 from .sqlite_file import SQLiteFile
 from .usage import (
+    Breakdown,
     LoggedRequest,
     RejectedRowsError,
     RequestBodies,
     RequestFilter,
     RequestPage,
+    SeriesPoint,
     SummaryField,
     UsageRecord,
     UsageSummaryRow,

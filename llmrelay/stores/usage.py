@@ -17,23 +17,23 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import orjson
-
-if TYPE_CHECKING:
-    from ._rollup_sql import Breakdown, SeriesPoint
 
 __all__ = [
     "ATTEMPT_LOG_CAP",
     "AttemptLike",
+    "Breakdown",
     "LoggedRequest",
     "PendingBodies",
     "RejectedRowsError",
     "RequestBodies",
     "RequestFilter",
     "RequestPage",
+    "SeriesPoint",
     "SummaryField",
+    "Totals",
     "UsageRecord",
     "UsageStore",
     "UsageSummaryRow",
@@ -280,6 +280,44 @@ def _text(value: object, cap: int) -> str:
 
 def _dumps(value: object) -> str:
     return orjson.dumps(value).decode()
+
+
+@dataclass(slots=True, frozen=True)
+class Totals:
+    """Sums over some calls: counts, tokens, USD, and seconds of latency summed."""
+
+    requests: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cache_creation_input_tokens: int
+    cache_read_input_tokens: int
+    cost_usd: float
+    latency_s: float
+
+    @classmethod
+    def of(cls, row: Sequence[Any]) -> Totals:
+        """From the eight ``SUM`` columns of a rollup query (NULL sums are 0)."""
+        v = [0 if x is None else x for x in row]
+        n = [int(x) for x in v[:6]]
+        return cls(n[0], n[1], n[2], n[3], n[4], n[5], float(v[6]), float(v[7]))
+
+
+@dataclass(slots=True, frozen=True)
+class SeriesPoint:
+    """One bucket of a series: its start (Unix seconds, UTC) and its totals."""
+
+    start: int
+    totals: Totals
+
+
+@dataclass(slots=True, frozen=True)
+class Breakdown:
+    """One group of a breakdown: its value (a key name, team, model or provider; ``""``
+    for calls without a team) and its totals."""
+
+    value: str
+    totals: Totals
 
 
 class UsageStore(Protocol):
