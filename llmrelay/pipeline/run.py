@@ -41,7 +41,7 @@ from .relay import OVERHEAD_HEADER, internal_error
 from .send import send
 from .surface import Surface
 
-__all__ = ["guarded", "new_request_id", "run_call"]
+__all__ = ["close_row", "guarded", "new_request_id", "notify", "run_call"]
 
 log = logging.getLogger("llmrelay")
 
@@ -79,7 +79,7 @@ async def run_call(
         surface=surface.name,
     )
     call = Call(parts.pin(), request, surface.name, record, Usage(), started)
-    _notify(call, "call_started")
+    notify(call, "call_started")
     try:
         try:
             resp = await _steps(call, surface, limits, endpoint)
@@ -226,8 +226,10 @@ def _accounts(target: Route | VirtualModel) -> list[str]:
     return [t.route.account for t in target.targets]
 
 
-def _finish(call: Call) -> None:
-    """Close the row (latency, tokens, cost), settle what admission held, tell observers."""
+def close_row(call: Call) -> None:
+    """What every call's row gets at its end, whatever served it (this pipeline or the
+    native passthrough, ``surfaces/proxy.py``): the latency, why a 499 ended (the client
+    left, or the shutdown's drain cancelled it), the trace id and the usage counts."""
     record = call.record
     usage = call.usage
     record.latency_s = time.perf_counter() - call.started
@@ -244,15 +246,22 @@ def _finish(call: Call) -> None:
         if trace is not None
         else trace_id(call.request.headers.get("traceparent"))
     )
+    record.input_tokens = usage.input_tokens
+    record.output_tokens = usage.output_tokens
+    record.cache_creation_input_tokens = usage.cache_creation_input_tokens
+    record.cache_read_input_tokens = usage.cache_read_input_tokens
+
+
+def _finish(call: Call) -> None:
+    """Close the row (latency, tokens, cost), settle what admission held, tell observers."""
+    record = call.record
+    usage = call.usage
+    close_row(call)
     if call.attempts and not any(a.upstream for a in call.attempts):
         # The gateway refused the call for every target itself: no provider took part.
         record.provider = record.provider_model = ""
     if call.caller is not None:
         _request_log(call, record)
-    record.input_tokens = usage.input_tokens
-    record.output_tokens = usage.output_tokens
-    record.cache_creation_input_tokens = usage.cache_creation_input_tokens
-    record.cache_read_input_tokens = usage.cache_read_input_tokens
     policy = call.parts.policy
     try:
         if record.provider_model:
@@ -264,7 +273,7 @@ def _finish(call: Call) -> None:
             policy.settle_soon(call.admission, usage, record.cost_usd if budgeted else 0.0)
     except Exception:
         log.exception("settling a call failed", extra={"request_id": record.request_id})
-    _notify(call, "call_ended")
+    notify(call, "call_ended")
 
 
 def _request_log(call: Call, record: UsageRecord) -> None:
@@ -284,7 +293,7 @@ def _request_log(call: Call, record: UsageRecord) -> None:
     record.user_agent = headers.get("user-agent")
 
 
-def _notify(call: Call, event: Literal["call_started", "call_ended"]) -> None:
+def notify(call: Call, event: Literal["call_started", "call_ended"]) -> None:
     """Tell every observer; one that raises is logged and never breaks the call."""
     for observer in call.parts.observers:
         try:

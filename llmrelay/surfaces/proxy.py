@@ -54,8 +54,7 @@ from ..errors import (
 )
 from ..pipeline.body import BodyLimits, read_body
 from ..pipeline.call import Call, Parts, SurfaceName
-from ..pipeline.observe import trace_id
-from ..pipeline.run import new_request_id
+from ..pipeline.run import close_row, new_request_id, notify
 from ..policy.accounts import ACCOUNT_HEADER, check_account, sole_account
 from ..policy.auth import caller_credential
 from ..policy.overrides import TIMEOUT_HEADER, read_overrides
@@ -141,7 +140,7 @@ class ProxySurface:
             surface=wire,
         )
         call = Call(self._parts.pin(), request, wire, record, Usage(), started)
-        _notify(call, "call_started")
+        notify(call, "call_started")
         try:
             try:
                 return await _Passthrough(self, call, rid, prefix).run()
@@ -323,28 +322,11 @@ def _error(wire: SurfaceName, err: GatewayError, rid: str) -> web.Response:
 def _finish(call: Call) -> None:
     """Close the row, settle what admission held, tell the observers."""
     record = call.record
-    record.latency_s = time.perf_counter() - call.started
-    if record.status == 499 and record.error_type is None:
-        cut = call.parts.drain.cut_reason
-        if cut is None:
-            record.error_type = "client_disconnected"
-        else:  # cancelled by the shutdown, after its drain (docs/operations.md)
-            record.error_type = "gateway_restarting"
-            record.error_message = f"cancelled at shutdown: {cut}"
     usage = call.usage
-    record.input_tokens = usage.input_tokens
-    record.output_tokens = usage.output_tokens
-    record.cache_creation_input_tokens = usage.cache_creation_input_tokens
-    record.cache_read_input_tokens = usage.cache_read_input_tokens
+    close_row(call)
     record.overhead_ms = call.overhead_s() * 1000
     record.upstream_ms = call.provider_s * 1000
     record.user_agent = call.request.headers.get("user-agent")
-    trace = call.trace
-    record.trace_id = (
-        trace.trace_id_hex
-        if trace is not None
-        else trace_id(call.request.headers.get("traceparent"))
-    )
     settings = call.parts.settings
     budgeted = True
     if record.provider in settings.providers:
@@ -356,15 +338,4 @@ def _finish(call: Call) -> None:
             call.parts.policy.settle_soon(call.admission, usage, cost)
     except Exception:
         log.exception("settling a call failed", extra={"request_id": record.request_id})
-    _notify(call, "call_ended")
-
-
-def _notify(call: Call, event: str) -> None:
-    for observer in call.parts.observers:
-        try:
-            getattr(observer, event)(call)
-        except Exception:
-            log.exception(
-                "call observer failed",
-                extra={"request_id": call.record.request_id, "observer": type(observer).__name__},
-            )
+    notify(call, "call_ended")
