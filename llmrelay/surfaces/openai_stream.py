@@ -40,6 +40,7 @@ from .common import WholeEvents
 __all__ = [
     "DONE",
     "OpenAIStreamTap",
+    "delta_texts",
     "error_chunk",
     "gated_stream",
     "relay_answer",
@@ -151,7 +152,7 @@ class OpenAIStreamTap:
             self.error_type = str(obj["error"].get("type") or "api_error")
             return False
         if has_delta:
-            _delta_texts(obj.get("choices"), self._pending)
+            delta_texts(obj.get("choices"), self._pending)
         raw = obj.get("usage")
         usage_from_openai(raw, self.usage)
         completion = raw.get("completion_tokens") if isinstance(raw, dict) else None
@@ -160,7 +161,7 @@ class OpenAIStreamTap:
         return obj.get("choices") == [] and obj.get("usage") is not None
 
 
-def _delta_texts(choices: object, out: list[str]) -> None:
+def delta_texts(choices: object, out: list[str]) -> None:
     """Append the generated text of each choice's ``delta`` to ``out``: ``content``,
     ``refusal``, ``reasoning_content``/``reasoning`` and tool-call ``arguments``."""
     if not isinstance(choices, list):

@@ -43,6 +43,7 @@ import orjson
 
 from ..core.delivered import Delivered
 from ..core.usage import Usage
+from .openai_stream import delta_texts as chat_delta_texts
 
 __all__ = [
     "MAX_JSON_BYTES",
@@ -152,21 +153,7 @@ def delta_texts(event: Mapping[str, object]) -> list[str]:
         text = event.get("delta")
         return [text] if isinstance(text, str) else []
     out: list[str] = []
-    choices = event.get("choices")
-    for choice in choices if isinstance(choices, list) else ():
-        delta = choice.get("delta") if isinstance(choice, dict) else None
-        if not isinstance(delta, dict):
-            continue
-        for key in ("content", "refusal", "reasoning_content", "reasoning"):
-            text = delta.get(key)
-            if isinstance(text, str) and text:
-                out.append(text)
-        calls = delta.get("tool_calls")
-        for call in calls if isinstance(calls, list) else ():
-            fn = call.get("function") if isinstance(call, dict) else None
-            args = fn.get("arguments") if isinstance(fn, dict) else None
-            if isinstance(args, str) and args:
-                out.append(args)
+    chat_delta_texts(event.get("choices"), out)
     return out
 
 
