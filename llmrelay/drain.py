@@ -13,19 +13,20 @@ A gateway process goes through three states (``docs/operations.md``):
   usage row says so (``error_type`` ``overloaded_error``).
 
 A stream is ended through its own deadline: the stream writer (``pipeline/relay.py``)
-takes the ``asyncio.Timeout`` that bounds it from :meth:`Drain.deadline`, and the cut moves
-that timeout to now. No task is cancelled, so the writer still sends the error event and
-closes the provider's response itself.
+takes the :class:`~llmrelay.deadlines.Deadline` that bounds it from :meth:`Drain.deadline`,
+and the cut moves that deadline to now. No task is cancelled from outside, so the writer
+still sends the error event and closes the provider's response itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Self
 
 from aiohttp import web
 
+from .deadlines import Deadline
 from .errors import GatewayError
 
 __all__ = ["DRAIN", "Drain", "GatewayRestarting", "StreamWatch"]
@@ -38,16 +39,34 @@ class GatewayRestarting(GatewayError):
     status = 529
 
 
-class StreamWatch:
-    """One open stream's deadline, as :meth:`Drain.deadline` registered it; ``cut`` is True once
-    the drain moved it (the stream's ``TimeoutError`` then means "gateway restarting", not
-    its own deadline)."""
+class StreamWatch(Deadline):
+    """One open stream's deadline, registered with its :class:`Drain` while the block runs;
+    ``cut`` is True once the drain moved it (the stream's ``TimeoutError`` then means
+    "gateway restarting", not its own deadline)."""
 
-    __slots__ = ("cut", "timer")
+    __slots__ = ("_drain", "cut")
 
-    def __init__(self, timer: asyncio.Timeout) -> None:
-        self.timer = timer
+    def __init__(self, drain: Drain, when: float | None) -> None:
+        super().__init__(None, when)
+        self._drain = drain
         self.cut = False
+
+    def __enter__(self) -> Self:
+        super().__enter__()
+        drain = self._drain
+        if drain.cut_reason is not None:
+            _expire(self)
+        drain._streams.add(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._drain._streams.discard(self)
+        super().__exit__(exc_type, exc, tb)
 
 
 class Drain:
@@ -86,27 +105,19 @@ class Drain:
         """The error a cut stream ends with."""
         return GatewayRestarting(f"gateway restarting: {self.cut_reason or 'shutting down'}")
 
-    @asynccontextmanager
-    async def deadline(self, when: float | None) -> AsyncIterator[StreamWatch]:
-        """``asyncio.timeout_at(when)`` (event loop time; None: none) for a stream, registered
-        while the ``async with`` block runs: a cut moves it to now, and after a cut it
-        expires at once. Raises ``TimeoutError`` out of the block as ``timeout_at`` does."""
-        async with asyncio.timeout_at(when) as timer:
-            watch = StreamWatch(timer)
-            if self.cut_reason is not None:
-                _expire(watch)
-            self._streams.add(watch)
-            try:
-                yield watch
-            finally:
-                self._streams.discard(watch)
+    def deadline(self, when: float | None) -> StreamWatch:
+        """A stream's deadline at ``when`` (event loop time; None: none), as
+        ``asyncio.timeout_at(when)`` (use it with ``with`` or ``async with``), registered
+        while the block runs: a cut moves it to now, and after a cut it expires at once.
+        Raises ``TimeoutError`` out of the block as ``timeout_at`` does."""
+        return StreamWatch(self, when)
 
 
 def _expire(watch: StreamWatch) -> None:
-    if watch.timer.expired():
+    if watch.expired():
         return
     watch.cut = True
-    watch.timer.reschedule(asyncio.get_running_loop().time())
+    watch.reschedule(asyncio.get_running_loop().time())
 
 
 #: The app's :class:`Drain` (``app.py`` sets it; :func:`llmrelay.server.serve` drives it).

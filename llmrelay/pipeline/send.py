@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from ..deadlines import deadline_at
 from ..errors import GatewayError
 from ..policy.limits import token_estimate, tokens_counted
 from ..policy.overrides import Overrides, read_overrides
@@ -61,7 +62,7 @@ async def send(
             trace.attempt_started(target)
         began = time.perf_counter()
         try:
-            async with asyncio.timeout_at(call.deadline):
+            with deadline_at(call.deadline):
                 result = await attempter.attempt(target, False)
         except TimeoutError:
             result = Failure(504, "timeout_error", _late(call), "timeout")

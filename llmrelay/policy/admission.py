@@ -207,7 +207,10 @@ class Policy:
         )
 
     def settle_soon(self, admission: Admission, usage: Usage, cost_usd: float | None) -> None:
-        """Settle a call's holds in the background (the response is not held for it)."""
+        """Settle a call's holds in the background (the response is not held for it). A call
+        that holds nothing (no token window, no budget) settles nothing: no task."""
+        if not admission.token_windows and not admission.reservations:
+            return
         task = asyncio.get_running_loop().create_task(self._settle(admission, usage, cost_usd))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)

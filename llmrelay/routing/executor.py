@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
+from ..deadlines import deadline_at
 from ..errors import GatewayError, InvalidRequestError, UpstreamTimeout, UpstreamUnreachable
 from .health import Health
 from .table import Route
@@ -190,7 +191,7 @@ async def _one(
     attempt: Attempt[T], route: Route, limit: float, what: str, stream: bool
 ) -> Success[T] | Failure:
     try:
-        async with asyncio.timeout(limit):
+        with deadline_at(asyncio.get_running_loop().time() + limit):
             return await attempt(route)
     except TimeoutError:
         first = "first content" if stream else "answer"

@@ -55,7 +55,14 @@ class Limits:
     tpd: int | None = None
 
     def is_empty(self) -> bool:
-        return all(v is None for v in (self.rpm, self.rph, self.rpd, self.tpm, self.tph, self.tpd))
+        return (
+            self.rpm is None
+            and self.rph is None
+            and self.rpd is None
+            and self.tpm is None
+            and self.tph is None
+            and self.tpd is None
+        )
 
 
 @dataclass(slots=True, frozen=True)
