@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 import aiohttp
 from yarl import URL
@@ -20,7 +20,7 @@ from yarl import URL
 from ..errors import UpstreamTimeout, UpstreamUnreachable
 from .http import HttpProviderResponse, mask_secrets
 
-__all__ = ["Forwarder", "RawRequest", "RawResponse", "forward"]
+__all__ = ["Forwarder", "RawRequest", "RawResponse", "as_forwarder", "forward"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -75,6 +75,15 @@ class Forwarder(Protocol):
             UpstreamTimeout: no answer within the account's ``timeouts.read_s`` (504).
         """
         ...
+
+
+def as_forwarder(provider: object) -> Forwarder | None:
+    """``provider`` when it is a :class:`Forwarder` (what ``isinstance`` says), else None.
+    Told by its attributes: ``isinstance`` against a runtime-checkable protocol walks the
+    protocol's members each time (~12 µs a call, on every passthrough call)."""
+    if hasattr(provider, "account") and callable(getattr(provider, "forward", None)):
+        return cast(Forwarder, provider)
+    return None
 
 
 class RawResponse(HttpProviderResponse):
