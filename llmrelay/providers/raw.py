@@ -103,6 +103,21 @@ class RawResponse(HttpProviderResponse):
             return None
         return resp.content_length
 
+    def arrived(self) -> bytes | None:
+        """The whole body when all of it is in already (a short answer usually comes with
+        its headers) and it relays as it came (:attr:`length` known: not compressed, not an
+        error), else None. Never waits."""
+        content = self._resp.content
+        length = self.length
+        if (
+            length is None
+            or not content.is_eof()
+            or content.exception() is not None
+            or content.total_bytes != length
+        ):
+            return None
+        return content.read_nowait()
+
     async def read(self) -> bytes:
         if self.status >= 400:
             return await super().read()
