@@ -163,9 +163,9 @@ _ANTHROPIC_TEXT = re.compile(
     rb'"delta":\{"type":"(?:text_delta","text|input_json_delta","partial_json'
     rb'|thinking_delta","thinking)":"([^"\\]*)"\}\}$'
 )
-#: A Chat Completions chunk's one delta with only ``content``, without escapes (the usual
-#: chunk, as OpenAI sends it: no spaces).
-_CHAT_CONTENT = re.compile(rb'"delta":\{"content":"([^"\\]*)"\}')
+#: A Chat Completions chunk's first choice's delta with only ``content``, without escapes
+#: (the usual chunk, as OpenAI sends it: no spaces).
+_CHAT_CONTENT = re.compile(rb'"choices":\[\{"index":\d+,"delta":\{"content":"([^"\\]*)"\}')
 
 
 def _count_raw(raw: bytes, delivered: Delivered) -> bool:
@@ -392,13 +392,7 @@ class UsageReader:
         such a stream) without parsing it; False for any other event (the caller parses
         it). Only once the stream named its model: it names no other thing to read."""
         m = _CHAT_CONTENT.search(item)
-        if (
-            m is None
-            or b"\n" in item
-            or b'"type"' in item
-            or b'"choices":[' not in item
-            or item.count(b'"delta"') != 1
-        ):
+        if m is None or b"\n" in item or b'"type"' in item or item.count(b'"delta"') != 1:
             return False
         usage = item.count(b'"usage"')
         if usage and (usage > 1 or b'"usage":null' not in item):
