@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 import aiohttp
 from yarl import URL
@@ -20,7 +20,7 @@ from yarl import URL
 from ..errors import UpstreamTimeout, UpstreamUnreachable
 from .http import HttpProviderResponse, mask_secrets
 
-__all__ = ["Forwarder", "RawRequest", "RawResponse", "forward"]
+__all__ = ["Forwarder", "RawRequest", "RawResponse", "as_forwarder", "forward"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -77,6 +77,15 @@ class Forwarder(Protocol):
         ...
 
 
+def as_forwarder(provider: object) -> Forwarder | None:
+    """``provider`` when it is a :class:`Forwarder` (what ``isinstance`` says), else None.
+    Told by its attributes: ``isinstance`` against a runtime-checkable protocol walks the
+    protocol's members each time (~12 µs a call, on every passthrough call)."""
+    if hasattr(provider, "account") and callable(getattr(provider, "forward", None)):
+        return cast(Forwarder, provider)
+    return None
+
+
 class RawResponse(HttpProviderResponse):
     """A provider's answer relayed byte for byte: unlike a Messages call's answer, a success
     body (a file's content, batch results) is never scanned for key shapes. An error body
@@ -93,6 +102,21 @@ class RawResponse(HttpProviderResponse):
         if self.status >= 400 or "content-encoding" in resp.headers:
             return None
         return resp.content_length
+
+    def arrived(self) -> bytes | None:
+        """The whole body when all of it is in already (a short answer usually comes with
+        its headers) and it relays as it came (:attr:`length` known: not compressed, not an
+        error), else None. Never waits."""
+        content = self._resp.content
+        length = self.length
+        if (
+            length is None
+            or not content.is_eof()
+            or content.exception() is not None
+            or content.total_bytes != length
+        ):
+            return None
+        return content.read_nowait()
 
     async def read(self) -> bytes:
         if self.status >= 400:

@@ -61,7 +61,7 @@ from ..policy.overrides import TIMEOUT_HEADER, read_overrides
 from ..policy.subscription import account_billing, budgeted
 from ..providers.base import Provider
 from ..providers.headers import HeaderFilter, client_headers
-from ..providers.raw import Forwarder, RawRequest
+from ..providers.raw import RawRequest, as_forwarder
 from ..stores.usage import UsageRecord
 from .anthropic import error_response
 from .openai import openai_error_response
@@ -214,11 +214,13 @@ class _Passthrough:
         # Only x-llmrelay-timeout-ms applies (one attempt, no stream gate): a 400 when it
         # does not parse, clamped to the key's allowance, never past timeouts.total_s.
         overrides = read_overrides(request.headers, caller.overrides)
-        if not isinstance(provider, Forwarder):
+        forwarder = as_forwarder(provider)
+        if forwarder is None:
             raise NotFoundError(f"provider account {account!r} has no native API to pass through")
         body = await self._body()
         call.admission = await parts.policy.admit(
-            replace(caller, models=None),
+            # No model is named: the key's model list does not apply (its accounts did).
+            caller if caller.models is None else replace(caller, models=None),
             f"{account}/*",
             (),
             {},
@@ -249,7 +251,7 @@ class _Passthrough:
         try:
             # The call's deadline, which a shutdown's drain that runs out moves to now.
             async with parts.drain.deadline(call.deadline) as watch:
-                return await answer.relay(provider, raw, cfg)
+                return await answer.relay(forwarder, raw, cfg)
         except TimeoutError:
             err: GatewayError = UpstreamTimeout(
                 f"provider {account!r} did not finish within {total_s:g}s ({limit})"

@@ -61,6 +61,9 @@ class ProxyAnswer:
                 headers[UPSTREAM_ID_HEADER] = up.upstream_request_id[:MAX_ECHO_CHARS]
             if self._rewrites(raw, cfg, up):
                 return await self._whole(up, headers, reader, cfg)
+            body = up.arrived()
+            if body:
+                return await self._at_once(up.status, headers, body, reader, batch)
             resp = web.StreamResponse(status=up.status, headers=headers)
             if up.length is not None:
                 resp.content_length = up.length  # a download keeps its size (progress bars)
@@ -90,6 +93,34 @@ class ProxyAnswer:
             return resp
         finally:
             up.close()
+
+    async def _at_once(
+        self,
+        status: int,
+        headers: dict[str, str],
+        body: bytes,
+        reader: UsageReader | None,
+        batch: bool,
+    ) -> web.StreamResponse:
+        """An answer whose body is all in already (:meth:`RawResponse.arrived`: most JSON
+        answers), relayed as :meth:`relay` would, in one write with its headers instead of
+        two (headers, then the body): the same bytes on the wire, one system call less."""
+        call, record = self.call, self.call.record
+        record.ttft_s = time.perf_counter() - call.started
+        resp = web.Response(status=status, body=body, headers=headers)
+        try:
+            await resp.prepare(call.request)
+            call.response = resp
+            await resp.write_eof()
+        except (asyncio.CancelledError, ConnectionResetError):
+            record.status = 499
+            record.error_type = "client_disconnected"
+            self._read(reader, batch, "client disconnected")
+            raise
+        if reader is not None:
+            reader.feed(body)
+        self._read(reader, batch, "stream ended before its last event")
+        return resp
 
     def _rewrites(self, raw: RawRequest, cfg: object, up: RawResponse) -> bool:
         """True for a batch object (or page of them) whose ``results_url`` must point back

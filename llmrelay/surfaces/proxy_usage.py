@@ -24,7 +24,12 @@ A stream's content deltas are counted as they are read (``UsageReader.delivered`
 counting of ``core/delivered.py``): Anthropic's ``content_block_delta`` (``text``,
 ``thinking``, ``partial_json``), a Chat Completions chunk's ``choices[].delta`` (``content``,
 ``refusal``, ``reasoning_content``/``reasoning``, tool-call ``arguments``) and the Responses
-API's ``response.*.delta`` events (their ``delta`` string). ``UsageReader.ended`` says the
+API's ``response.*.delta`` events (their ``delta`` string). Most of a stream is read without
+a parse: Anthropic's block starts and stops and pings are told by their ``event:`` line and
+skipped; its deltas, and Chat Completions chunks with one ``content`` delta, have their text
+found by its key and counted from its bytes, which count as the text does (an escape-free
+JSON string is its text's UTF-8; one with escapes is decoded alone); any other shape is
+parsed. ``UsageReader.ended`` says the
 stream's last event came (``message_stop``, ``data: [DONE]``, ``response.completed`` /
 ``failed`` / ``incomplete``); a stream cut before it is charged what it delivered
 (``proxy_answer.py``).
@@ -36,6 +41,7 @@ its tokens are *unknown* (``UsageRecord.tokens_known`` false), never guessed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -137,6 +143,87 @@ _LAST_EVENTS = frozenset(
 )
 
 
+#: Anthropic events that carry neither usage nor generated text, by their first bytes.
+_ANTHROPIC_SKIP = (
+    b"event: content_block_start\n",
+    b"event: content_block_stop\n",
+    b"event: ping\n",
+)
+_ANTHROPIC_DELTA = b"event: content_block_delta\n"
+#: Each Anthropic delta type that carries generated text, and the key of that text as
+#: Anthropic sends it (no spaces).
+_DELTA_TEXT_KEYS = (
+    (b'"text_delta"', b'"text":"'),
+    (b'"input_json_delta"', b'"partial_json":"'),
+    (b'"thinking_delta"', b'"thinking":"'),
+)
+#: The usual Anthropic delta, as it sends it: its type, then its text without escapes, last
+#: in the event.
+_ANTHROPIC_TEXT = re.compile(
+    rb'"delta":\{"type":"(?:text_delta","text|input_json_delta","partial_json'
+    rb'|thinking_delta","thinking)":"([^"\\]*)"\}\}$'
+)
+#: A Chat Completions chunk's first choice's delta with only ``content``, without escapes
+#: (the usual chunk, as OpenAI sends it: no spaces).
+_CHAT_CONTENT = re.compile(rb'"choices":\[\{"index":\d+,"delta":\{"content":"([^"\\]*)"\}')
+
+
+def _count_raw(raw: bytes, delivered: Delivered) -> bool:
+    """Count one delta whose text is ``raw``, the inside of its JSON string as sent; False
+    when ``raw`` is not one JSON string (the caller parses the event instead). Without an
+    escape the bytes are the text's UTF-8, which :meth:`Delivered.delta_bytes` counts as
+    :meth:`Delivered.delta` counts the text; with one, only the string is decoded."""
+    if b"\\" not in raw:
+        if b'"' in raw:
+            return False
+        delivered.delta_bytes(raw)
+        return True
+    try:
+        text = orjson.loads(b'"' + raw + b'"')
+    except orjson.JSONDecodeError:
+        return False
+    if not isinstance(text, str):
+        return False
+    delivered.delta(text)
+    return True
+
+
+def count_anthropic_delta(event: bytes, delivered: Delivered) -> bool:
+    """Count one Anthropic ``content_block_delta`` event (its raw lines) as delivered
+    without parsing it: its text is found by its key, after the delta's type, and ends at
+    the event's last quote (a text with escapes is decoded alone). False when that is not
+    how it reads (a signature or citation delta, a field after the text): the caller
+    parses it."""
+    m = _ANTHROPIC_TEXT.search(event)
+    if m is not None:
+        delivered.delta_bytes(m[1])  # no escape: the text's own UTF-8 bytes
+        return True
+    for kind, key in _DELTA_TEXT_KEYS:
+        if kind in event:
+            at = event.find(key)
+            if at < 0:
+                return False
+            at += len(key)
+            end = event.rfind(b'"')
+            return end >= at and _count_raw(event[at:end], delivered)
+    return False
+
+
+def _data_of(event: bytes) -> bytes:
+    """The data of one event's lines (without the blank line): its ``data:`` lines'
+    values, joined."""
+    if event.startswith(b"data:"):
+        if b"\n" not in event:
+            return event[5:].lstrip(b" ")
+    elif event.startswith(b"event:"):
+        nl = event.find(b"\n")
+        if event.startswith(b"data:", nl + 1) and event.find(b"\n", nl + 1) < 0:
+            return event[nl + 6 :].lstrip(b" ")
+    return b"".join(
+        line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:")
+    )
+
+
 def delta_texts(event: Mapping[str, object]) -> list[str]:
     """The generated text of one stream event, whichever wire (module docstring); empty for
     an event that carries none (starts, stops, pings, usage, signatures, citations)."""
@@ -200,39 +287,59 @@ class UsageReader:
     def feed(self, chunk: bytes) -> None:
         """Read ``chunk`` (a copy of what went to the client). Costs one scan of the chunk
         until an event or line is complete, then one parse of it."""
-        if self.kind != "json":
-            # Line ends as one "\n" (SSE also allows "\r\n"), also across chunk edges.
-            if self._cr:
-                chunk = b"\r" + chunk
-                self._cr = False
-            if chunk.endswith(b"\r"):
-                chunk = chunk[:-1]
-                self._cr = True
-            if b"\r" in chunk:
-                chunk = chunk.replace(b"\r\n", b"\n")
+        buf = self._buf
+        if self.kind == "json":
+            if not self._over:
+                buf += chunk
+                if len(buf) > MAX_JSON_BYTES:
+                    self._over = True
+                    buf.clear()
+            return
+        if self._cr or b"\r" in chunk:
+            chunk = self._lf(chunk)
+        sep = b"\n" if self.kind == "jsonl" else b"\n\n"
         if self._over:
-            if self.kind == "json":
-                return
             # A line or event past the cap: skip to its end, then read on.
-            sep = b"\n" if self.kind == "jsonl" else b"\n\n"
             cut = chunk.find(sep)
             if cut < 0:
                 return
             self._over = False
             chunk = chunk[cut + len(sep) :]
-        start = max(len(self._buf) - 1, 0)
-        self._buf += chunk
-        if self.kind == "json":
-            if len(self._buf) > MAX_JSON_BYTES:
+        if buf:
+            start = len(buf) - 1  # a separator may start in the last byte held
+            buf += chunk
+            if buf.find(sep, start) < 0:
+                if len(buf) > MAX_LINE_BYTES:
+                    self._over = True
+                    buf.clear()
+                return
+            chunk = bytes(buf)
+            buf.clear()
+        elif chunk.find(sep) < 0:
+            # The usual chunk holds whole events: no copy into the buffer for those.
+            if len(chunk) > MAX_LINE_BYTES:
                 self._over = True
-                self._buf.clear()
+            else:
+                buf += chunk
             return
-        sep = b"\n" if self.kind == "jsonl" else b"\n\n"
-        if self._buf.find(sep, start) >= 0:
-            self._drain(final=False)
-        elif len(self._buf) > MAX_LINE_BYTES:
+        *whole, rest = chunk.split(sep)
+        for item in whole:
+            self._item(item)
+        if len(rest) > MAX_LINE_BYTES:
             self._over = True
-            self._buf.clear()
+        else:
+            buf += rest
+
+    def _lf(self, chunk: bytes) -> bytes:
+        """``chunk`` with its line ends as one "\\n" (SSE also allows "\\r\\n"), also
+        across chunk edges."""
+        if self._cr:
+            chunk = b"\r" + chunk
+            self._cr = False
+        if chunk.endswith(b"\r"):
+            chunk = chunk[:-1]
+            self._cr = True
+        return chunk.replace(b"\r\n", b"\n") if b"\r" in chunk else chunk
 
     def finish(self) -> None:
         """The answer ended: read what is left."""
@@ -249,7 +356,12 @@ class UsageReader:
         for item in whole:
             self._item(item)
         if final:
-            self._item(rest)
+            # The stream's last bytes, an event perhaps cut short: read in full, so a delta
+            # cut before its text ends counts only if it parses, as it always did.
+            if self.kind == "jsonl":
+                self._result(rest)
+            else:
+                self._event(rest)
             rest = b""
         self._buf = bytearray(rest)
         if len(self._buf) > MAX_LINE_BYTES:
@@ -260,9 +372,39 @@ class UsageReader:
         if self.kind == "jsonl":
             self._result(item)
             return
-        data = b"".join(
-            line[5:].lstrip(b" ") for line in item.split(b"\n") if line.startswith(b"data:")
-        )
+        # Most events are told by their first bytes (Anthropic's event: line comes first)
+        # and read without a parse (module docstring).
+        if item.startswith(_ANTHROPIC_DELTA):
+            delivered = self.delivered
+            if delivered.estimating and count_anthropic_delta(item, delivered):
+                return
+        elif item.startswith(_ANTHROPIC_SKIP) or (
+            self.model
+            and item.startswith(b"data: {")
+            and self.delivered.estimating
+            and self._chat_delta(item)
+        ):
+            return
+        self._event(item)
+
+    def _chat_delta(self, item: bytes) -> bool:
+        """Count a Chat Completions chunk that carries only one delta's ``content`` (most of
+        such a stream) without parsing it; False for any other event (the caller parses
+        it). Only once the stream named its model: it names no other thing to read."""
+        m = _CHAT_CONTENT.search(item)
+        if m is None or b"\n" in item or b'"type"' in item or item.count(b'"delta"') != 1:
+            return False
+        usage = item.count(b'"usage"')
+        if usage and (usage > 1 or b'"usage":null' not in item):
+            return False
+        raw = m[1]
+        if raw:  # an empty content is no delta
+            self.delivered.delta_bytes(raw)
+        return True
+
+    def _event(self, item: bytes) -> None:
+        """Read one event's lines (without the blank line), whatever its wire."""
+        data = _data_of(item)
         if data == b"[DONE]":
             self.ended = True
         elif data:

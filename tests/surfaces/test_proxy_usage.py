@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from llmrelay.core.delivered import text_tokens
 from llmrelay.surfaces.proxy_usage import (
     MAX_JSON_BYTES,
     MAX_LINE_BYTES,
@@ -144,3 +145,37 @@ def test_stream_deltas_are_counted_and_the_last_event_noted() -> None:
     reader = _read("text/event-stream", responses)
     assert (reader.delivered.deltas, reader.delivered.reported, reader.ended) == (1, 9, True)
     assert reader.by_model["gpt-x"].output_tokens == 9
+
+
+def test_deltas_read_without_a_parse_count_as_their_text() -> None:
+    """Anthropic deltas and Chat Completions content chunks are counted from their bytes;
+    a text with escapes or other than ASCII counts as its decoded text does, and a delta
+    of another shape (a field after the text, a signature) as the parse reads it."""
+    texts = ["tok ", "", "a\nb", 'say "hi"', "back\\slash", "é ü 日本", "\u2028"]
+    compact = {"separators": (",", ":"), "ensure_ascii": False}
+    anthropic = [
+        b"event: message_start\ndata: "
+        + json.dumps({"type": "message_start", "message": {"model": "m"}}).encode()
+        + b"\n\n"
+    ]
+    chat = []
+    for text in texts:
+        for kind, key in (("text_delta", "text"), ("thinking_delta", "thinking")):
+            delta = {"type": "content_block_delta", "delta": {"type": kind, key: text}}
+            anthropic.append(
+                b"event: content_block_delta\ndata: " + json.dumps(delta, **compact).encode()
+            )
+        chunk = {"model": "gpt-x", "choices": [{"index": 0, "delta": {"content": text}}]}
+        chat.append(b"data: " + json.dumps(chunk, **compact).encode())
+    signature = {"type": "content_block_delta", "delta": {"type": "signature_delta"}}
+    after = {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "ab"}, "x": 1}
+    anthropic += [
+        b"event: content_block_delta\ndata: " + json.dumps(signature).encode(),
+        b"event: content_block_delta\ndata: " + json.dumps(after).encode(),
+    ]
+    reader = _read("text/event-stream", [e + b"\n\n" for e in anthropic])
+    expected = sum(text_tokens(t) for t in texts) * 2 + 1
+    assert (reader.delivered.deltas, reader.delivered.estimated) == (2 * len(texts) + 1, expected)
+    reader = _read("text/event-stream", [e + b"\n\n" for e in chat])
+    assert reader.delivered.deltas == len([t for t in texts if t])  # an empty one is no delta
+    assert reader.delivered.estimated == sum(text_tokens(t) for t in texts)
