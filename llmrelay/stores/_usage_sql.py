@@ -28,6 +28,7 @@ __all__ = [
     "COLUMNS",
     "POSTGRES",
     "SQLITE",
+    "SQLiteInserts",
     "UsageSQL",
     "bodies",
     "bodies_rows",
@@ -61,6 +62,124 @@ def row_values(r: UsageRecord) -> tuple[Any, ...]:
         return row
     i = _ATTEMPT_LOG
     return (*row[:i], encode_attempt_log(log), *row[i + 1 :])
+
+
+# sqlite3 binds an int, a float or a str directly, but sends every other value (None and
+# bool included) through its adapter registry: a tuple built, a dict probed, two attribute
+# look-ups, ~0.75 us a value on CPython 3.11, 8 us of an ordinary row's 10 NULLs. So the
+# SQLite insert writes NULL and the booleans into the statement as literals, one statement
+# per shape of a row (which optional columns are NULL, which way the flags go); a handful
+# occur, each prepared once and kept in sqlite3's statement cache. Stored values are the
+# same: a bound None is NULL, a bound bool is the integer 0 or 1.
+_OPTIONAL = (
+    "ttft_s",
+    "error_type",
+    "upstream_request_id",
+    "key_id",
+    "team",
+    "cost_usd",
+    "attempt_log",
+    "surface",
+    "routed_model",
+    "error_message",
+    "user_agent",
+    "trace_id",
+    "overhead_ms",
+    "upstream_ms",
+    "billing",
+)
+_FLAGS = ("stream", "tokens_known")
+_BOUND = object()  # a flag that is neither a bool nor None: bound as it is
+_LITERAL = {True: "1", False: "0", None: "NULL"}
+# Past this many shapes (never in practice) the oldest are forgotten, as sqlite3 forgets
+# statements past its cache of 128.
+_MAX_SHAPES = 128
+
+
+def _shape(r: UsageRecord) -> tuple[Any, ...]:
+    """The flags' literal values (or ``_BOUND``), then per :data:`_OPTIONAL` column whether
+    it is NULL; for ``attempt_log``: None, ``str`` (bound as it is) or the attempts (to
+    encode). Written out field by field: 0.2 us a row, against 1.6 us mapping a test over
+    the fields."""
+    stream, known, log = r.stream, r.tokens_known, r.attempt_log
+    return (
+        stream if type(stream) is bool else _BOUND,
+        known if known is None or type(known) is bool else _BOUND,
+        r.ttft_s is None,
+        r.error_type is None,
+        r.upstream_request_id is None,
+        r.key_id is None,
+        r.team is None,
+        r.cost_usd is None,
+        None if log is None else str if type(log) is str else list,
+        r.surface is None,
+        r.routed_model is None,
+        r.error_message is None,
+        r.user_agent is None,
+        r.trace_id is None,
+        r.overhead_ms is None,
+        r.upstream_ms is None,
+        r.billing is None,
+    )
+
+
+class _Insert:
+    """The statement of one shape and how to take a row's bound values."""
+
+    __slots__ = ("encode_log", "sql", "values")
+
+    def __init__(self, shape: tuple[Any, ...]) -> None:
+        literals: dict[str, str] = {}
+        for name, flag in zip(_FLAGS, shape[:2], strict=True):
+            if flag is not _BOUND:
+                literals[name] = _LITERAL[flag]
+        for name, null in zip(_OPTIONAL, shape[2:], strict=True):
+            if null is None or null is True:
+                literals[name] = "NULL"
+        # The attempts, when not yet text, are encoded and bound last.
+        self.encode_log = shape[2 + _OPTIONAL.index("attempt_log")] is list
+        taken = [
+            c for c in COLUMNS if c not in literals and not (self.encode_log and c == "attempt_log")
+        ]
+        bound = [*taken, "attempt_log"] if self.encode_log else taken
+        columns = ", ".join([*bound, *literals])
+        marks = ", ".join(["?"] * len(bound) + list(literals.values()))
+        self.sql = f"INSERT INTO usage ({columns}) VALUES ({marks})"
+        self.values = operator.attrgetter(*taken)
+
+
+class SQLiteInserts:
+    """Usage rows as SQLite ``INSERT`` statements that bind no None and no bool (see above):
+    :meth:`runs` gives ``(sql, rows)`` for ``executemany``, consecutive rows of one shape
+    together, so rows keep their order (and ids). Holds its statements (not thread-safe:
+    the store uses it under its lock)."""
+
+    __slots__ = ("_shapes",)
+
+    def __init__(self) -> None:
+        self._shapes: dict[tuple[Any, ...], _Insert] = {}
+
+    def runs(self, records: Sequence[UsageRecord]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+        out: list[tuple[str, list[tuple[Any, ...]]]] = []
+        shapes = self._shapes
+        last: _Insert | None = None
+        rows: list[tuple[Any, ...]] = []
+        for r in records:
+            shape = _shape(r)
+            insert = shapes.get(shape)
+            if insert is None:
+                if len(shapes) >= _MAX_SHAPES:
+                    del shapes[next(iter(shapes))]
+                insert = shapes[shape] = _Insert(shape)
+            if insert is not last:
+                rows = []
+                out.append((insert.sql, rows))
+                last = insert
+            if insert.encode_log:
+                rows.append((*insert.values(r), encode_attempt_log(r.attempt_log)))
+            else:
+                rows.append(insert.values(r))
+        return out
 
 
 def bodies_rows(records: Sequence[UsageRecord]) -> list[tuple[Any, ...]]:

@@ -12,7 +12,7 @@ from urllib.parse import quote
 from ._rollup_sql import SQLITE_ROLLUP, breakdown_rows, rollup_rows
 from ._rollup_sql import series_points as _points
 from ._sqlite import BUSY_TIMEOUT_S, transaction
-from ._usage_sql import SQLITE, bodies, bodies_rows, logged, page, row_values, summary_rows
+from ._usage_sql import SQLITE, SQLiteInserts, bodies, bodies_rows, logged, page, summary_rows
 from .sqlite_file import SQLiteFile
 from .usage import (
     Breakdown,
@@ -66,6 +66,7 @@ class SQLiteUsageStore:
         self._lock = threading.Lock()
         self._file = SQLiteFile(path, busy_timeout_s=busy_timeout_s)
         self._path = Path(path)
+        self._inserts = SQLiteInserts()  # used under _lock
         # The console's reads (rollup, last use) go through a second, read-only connection,
         # opened on first use: WAL lets it read beside the writer, so a page never holds
         # the lock the usage writer and the budget seeding take.
@@ -87,12 +88,14 @@ class SQLiteUsageStore:
         return self._file.incident
 
     def write(self, records: Sequence[UsageRecord]) -> None:
-        """Append rows (and their rendered bodies) in one transaction: one ``executemany``
-        a batch. Raises ``RejectedRowsError`` (nothing written) when a row's content is
+        """Append rows (and their rendered bodies) in one transaction: an ``executemany``
+        per run of rows of one shape (:class:`~llmrelay.stores._usage_sql.SQLiteInserts`).
+        Raises ``RejectedRowsError`` (nothing written) when a row's content is
         refused."""
         try:
             with self._lock, transaction(self._db) as cur:
-                cur.executemany(SQLITE.insert, [row_values(r) for r in records])
+                for sql, rows in self._inserts.runs(records):
+                    cur.executemany(sql, rows)
                 cur.executemany(SQLITE_ROLLUP.upsert, rollup_rows(records))
                 captured = bodies_rows(records)
                 if captured:
