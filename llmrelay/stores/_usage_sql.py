@@ -297,10 +297,16 @@ class UsageSQL:
             if value is not None:
                 conds.append(f"{column} = ?")
                 params.append(value)
-        if where.status_min is not None:
+        if where.status_min is not None and where.status_min == where.status_max:
+            # One status: an equality, so the (status, id) index yields rows in id order and
+            # the page stops at its limit (a range sorted every match: 3.7 s for status 200
+            # on a million rows).
+            conds.append("status = ?")
+            params.append(where.status_min)
+        elif where.status_min is not None:
             conds.append("status >= ?")
             params.append(where.status_min)
-        if where.status_max is not None:
+        if where.status_max is not None and where.status_max != where.status_min:
             conds.append("status <= ?")
             params.append(where.status_max)
         if where.since is not None:

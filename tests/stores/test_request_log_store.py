@@ -244,3 +244,24 @@ def test_pruning_deletes_old_bodies_in_batches_and_keeps_every_usage_row(stores:
     assert len(stores.usage.rows()) == 12
     kept = [stores.usage.request(r.request_id) for r in rows]
     assert [k is not None and k[1] is not None for k in kept] == [False] * 7 + [True] * 5
+
+
+def test_one_status_is_paged_by_its_index_without_a_sort(tmp_path: object) -> None:
+    """A filter on one status (``status=200``) must read the (status, id) index in id order
+    and stop at the page's limit: a range there sorted every match (3.7 s on 1M rows)."""
+    import sqlite3
+    from pathlib import Path
+
+    from llmrelay.stores._usage_sql import SQLITE
+    from llmrelay.stores.sqlite_usage import SQLiteUsageStore
+
+    path = Path(str(tmp_path)) / "plan.db"
+    SQLiteUsageStore(path).write([rec(i, status=200 if i % 3 else 529) for i in range(30)])
+    db = sqlite3.connect(path)
+    one = RequestFilter(status_min=200, status_max=200, limit=10)
+    sql, params = SQLITE.requests(one)
+    plan = " ".join(str(row) for row in db.execute("EXPLAIN QUERY PLAN " + sql, params))
+    assert "usage_status_id" in plan and "TEMP B-TREE" not in plan
+    rows = db.execute(sql, params).fetchall()
+    assert [r[0] for r in rows] == sorted((r[0] for r in rows), reverse=True)
+    assert len(rows) == 11  # limit + 1: another page follows
