@@ -263,10 +263,27 @@ def _noted_blocks(window: bytes, answer: Answer) -> Iterator[bytes]:
     if window.find(b"\r") >= 0:
         window = window.replace(b"\r\n", b"\n")
     last = window.rfind(b"\n\n")
+    # The next place of each mark at or after ``pos`` (-1: none left), searched again only
+    # once ``pos`` passed it: a mark a stream never has (Anthropic's has no
+    # ``finish_reason``) costs one search of the window, not one a block.
+    message = window.find(_MESSAGE)
+    choices = window.find(_CHOICES)
+    finish = _next_finish(window, 0)
     pos = 0
     while pos < last:
-        hit = _next_hit(window, pos, answer.id is None or answer.model is None)
-        if hit < 0 or hit >= last:
+        if 0 <= message < pos:
+            message = window.find(_MESSAGE, pos)
+        if 0 <= choices < pos:
+            choices = window.find(_CHOICES, pos)
+        if 0 <= finish < pos:
+            finish = _next_finish(window, pos)
+        hits = [h for h in (message, finish) if h >= 0]
+        if choices >= 0 and (answer.id is None or answer.model is None):
+            hits.append(choices)
+        if not hits:
+            return
+        hit = min(hits)
+        if hit >= last:
             return
         start = window.rfind(b"\n\n", 0, hit)
         start = 0 if start < 0 else start + 2  # no blank line before: the first block
@@ -277,19 +294,12 @@ def _noted_blocks(window: bytes, answer: Answer) -> Iterator[bytes]:
             yield block
 
 
-def _next_hit(window: bytes, pos: int, ids: bool) -> int:
-    """Where in ``window``, from ``pos``, the next block :func:`_note` may read shows itself
-    (-1: none): ``"message``, a ``"finish_reason"`` that is not ``null``, or, while
-    ``ids`` are wanted, ``"choices"``."""
-    hits = [window.find(_MESSAGE, pos)]
-    if ids:
-        hits.append(window.find(_CHOICES, pos))
+def _next_finish(window: bytes, pos: int) -> int:
+    """Where the next ``"finish_reason"`` that is not ``null`` is, from ``pos`` (-1: none)."""
     at = window.find(_FINISH, pos)
     while at >= 0 and window.startswith(_NULL_FINISH, at):
         at = window.find(_FINISH, at + len(_NULL_FINISH))
-    hits.append(at)
-    found = [h for h in hits if h >= 0]
-    return min(found) if found else -1
+    return at
 
 
 def _may_note(block: bytes, answer: Answer) -> bool:
