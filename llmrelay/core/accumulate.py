@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
+from typing import TypeVar
 
 import orjson
 
@@ -32,6 +33,8 @@ from .usage import Usage
 
 __all__ = ["Accumulator", "StreamFailed", "accumulate", "fold_usage"]
 
+_T = TypeVar("_T")
+
 
 class StreamFailed(Exception):
     """The stream carried an ``error`` event; ``error_type`` and ``message`` say which."""
@@ -43,11 +46,15 @@ class StreamFailed(Exception):
 
 
 class Accumulator:
-    """Feed events in order; ``response`` is the message so far."""
+    """Feed events in order; ``response`` is the message so far. The message and blocks of
+    ``message_start`` and ``content_block_start`` are copied before they are filled in,
+    unless ``owned`` says the events are the caller's to give up (decoded for this fold
+    alone), which spares the copies."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, owned: bool = False) -> None:
         self.response: Response | None = None
         self._json: dict[int, list[str]] = {}
+        self._copy = _keep if owned else copy.deepcopy
 
     def feed(self, event: Event) -> None:
         """Apply one event.
@@ -57,7 +64,7 @@ class Accumulator:
             ValueError: an event before ``message_start``, or a tool input that is not JSON.
         """
         if isinstance(event, MessageStart):
-            self.response = copy.deepcopy(event.message)
+            self.response = self._copy(event.message)
             return
         if isinstance(event, StreamError):
             raise StreamFailed(event.error_type, event.message)
@@ -67,7 +74,7 @@ class Accumulator:
                 return
             raise ValueError(f"{event.type} before message_start")
         if isinstance(event, BlockStart):
-            r.content.append(copy.deepcopy(event.block))
+            r.content.append(self._copy(event.block))
         elif isinstance(event, BlockDelta):
             self._delta(r, event)
         elif isinstance(event, BlockStop):
@@ -101,6 +108,10 @@ class Accumulator:
             block.citations = [*(block.citations or []), d.citation]
         else:
             raise ValueError(f"{d.type} does not apply to a {block.type} block")
+
+
+def _keep(value: _T) -> _T:
+    return value
 
 
 def accumulate(events: Iterable[Event]) -> Response:

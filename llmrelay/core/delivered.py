@@ -88,6 +88,15 @@ class Delivered:
         ascii_bytes = total if raw.isascii() else len(raw.translate(None, _NOT_ASCII))
         self.estimated += max(1, ascii_bytes // 4 + (total - ascii_bytes) // 2)
 
+    def delta_span(self, block: bytes, start: int, end: int) -> None:
+        """:meth:`delta_bytes` of ``block[start:end]``, without the copy when ``block`` is
+        all ASCII (the usual delta)."""
+        if 0 <= start < end <= len(block) and block.isascii():
+            self.deltas += 1
+            self.estimated += max(1, (end - start) // 4)
+        else:
+            self.delta_bytes(block[start:end])
+
     def provider_count(self, output_tokens: int) -> None:
         """A ``message_delta`` (or usage chunk) with this cumulative count reached the client."""
         self.reported = output_tokens

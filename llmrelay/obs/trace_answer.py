@@ -10,7 +10,8 @@ sampled call:
   ``id``, ``model`` and ``stop_reason`` (Anthropic) or ``choices[].finish_reason`` (OpenAI);
 - a passthrough stream keeps its first and last 4 KiB, which hold ``message_start`` /
   ``message_delta`` (Anthropic) or the first chunk and the ``finish_reason`` one (OpenAI);
-  an event split at the edge of those windows is missed (best effort);
+  an event split at the edge of those windows is missed (best effort). The windows are
+  searched for those events' bytes and only they are parsed, not every delta;
 - a translated stream's canonical events are read as they pass (``message_start``,
   ``message_delta``; their stop reasons are the canonical, Anthropic, names).
 
@@ -21,6 +22,7 @@ With content capture, streams are kept whole (up to a bound) and folded into a c
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +32,7 @@ from ..codecs import anthropic as anthropic_codec
 from ..codecs import openai as openai_codec
 from ..core.accumulate import Accumulator
 from ..core.events import Event, MessageDelta, MessageStart
-from ..core.sse import SSEDecoder
+from ..core.sse import SSEDecoder, parse_block
 from ..core.types import Response
 from ..pipeline.call import Capture, SurfaceName
 
@@ -162,7 +164,12 @@ class AnswerReader:
         if fold is not None and self._surface == "openai":
             decoder = openai_codec.StreamDecoder(model="")
         for i, window in enumerate(windows):
-            for ev in SSEDecoder().feed(window):
+            folding = fold is not None and i == 0  # the answer's start, unbroken
+            blocks = SSEDecoder().blocks(window) if folding else _noted_blocks(window, answer)
+            for block in blocks:
+                ev = parse_block(block)
+                if ev is None:
+                    continue
                 try:
                     obj = orjson.loads(ev.data)
                 except orjson.JSONDecodeError:
@@ -170,7 +177,7 @@ class AnswerReader:
                 if not isinstance(obj, dict):
                     continue
                 _note(obj, answer)
-                if fold is not None and i == 0:  # the answer's start, unbroken
+                if folding and fold is not None:
                     fold.feed_json(obj, decoder)
         if fold is not None:
             if decoder is not None:
@@ -235,6 +242,78 @@ def _note(obj: dict[str, Any], answer: Answer) -> None:
                 answer.finish_reasons[index if isinstance(index, int) else i] = choice[
                     "finish_reason"
                 ]
+
+
+#: What :func:`_note` reads sits under these (unescaped, as providers send them):
+#: ``"message`` starts every ``type`` it reads of Anthropic's, ``"finish_reason"`` is
+#: OpenAI's, and ``"choices"`` marks an OpenAI chunk (its ``id`` and ``model``).
+_MESSAGE = b'"message'
+_FINISH = b'"finish_reason"'
+_NULL_FINISH = b'"finish_reason":null'
+_CHOICES = b'"choices"'
+
+
+def _noted_blocks(window: bytes, answer: Answer) -> Iterator[bytes]:
+    """The complete SSE event blocks of ``window`` that :func:`_note` can learn from, found
+    by searching the window's bytes instead of splitting it into every event: most of a
+    stream is deltas that say nothing the spans need. ``answer`` is read as it fills (an
+    OpenAI chunk is wanted for its ids only until they are known). Blocks as
+    :meth:`SSEDecoder.blocks` makes them (the piece before the first blank line included,
+    the one after the last left out), the others skipped."""
+    if window.find(b"\r") >= 0:
+        window = window.replace(b"\r\n", b"\n")
+    last = window.rfind(b"\n\n")
+    # The next place of each mark at or after ``pos`` (-1: none left), searched again only
+    # once ``pos`` passed it: a mark a stream never has (Anthropic's has no
+    # ``finish_reason``) costs one search of the window, not one a block.
+    message = window.find(_MESSAGE)
+    choices = window.find(_CHOICES)
+    finish = _next_finish(window, 0)
+    pos = 0
+    while pos < last:
+        if 0 <= message < pos:
+            message = window.find(_MESSAGE, pos)
+        if 0 <= choices < pos:
+            choices = window.find(_CHOICES, pos)
+        if 0 <= finish < pos:
+            finish = _next_finish(window, pos)
+        hits = [h for h in (message, finish) if h >= 0]
+        if choices >= 0 and (answer.id is None or answer.model is None):
+            hits.append(choices)
+        if not hits:
+            return
+        hit = min(hits)
+        if hit >= last:
+            return
+        start = window.rfind(b"\n\n", 0, hit)
+        start = 0 if start < 0 else start + 2  # no blank line before: the first block
+        end = window.find(b"\n\n", hit)
+        pos = end + 2
+        block = window[start:end]
+        if _may_note(block, answer):
+            yield block
+
+
+def _next_finish(window: bytes, pos: int) -> int:
+    """Where the next ``"finish_reason"`` that is not ``null`` is, from ``pos`` (-1: none)."""
+    at = window.find(_FINISH, pos)
+    while at >= 0 and window.startswith(_NULL_FINISH, at):
+        at = window.find(_FINISH, at + len(_NULL_FINISH))
+    return at
+
+
+def _may_note(block: bytes, answer: Answer) -> bool:
+    """Whether :func:`_note` could learn anything from the event ``block``, judged on its
+    bytes (see :data:`_MESSAGE`): an Anthropic ``message*`` event, an OpenAI chunk while the
+    id or model is missing, or one with a ``finish_reason`` that is not ``null``."""
+    if block.find(_MESSAGE) >= 0:
+        return True
+    if block.find(_CHOICES) < 0:
+        return False
+    if answer.id is None or answer.model is None:
+        return True
+    reasons = block.count(_FINISH)
+    return reasons > block.count(_NULL_FINISH)
 
 
 def _ids(obj: dict[str, Any], answer: Answer) -> None:

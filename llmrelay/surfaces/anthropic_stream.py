@@ -49,8 +49,10 @@ _DELTA_TEXT = {
     "thinking_delta": "thinking",
     "input_json_delta": "partial_json",
 }
-#: The keys of those fields as they appear in a delta's JSON (Anthropic sends no spaces).
-_TEXT_KEYS = (b'"text":"', b'"partial_json":"', b'"thinking":"')
+#: The keys of those fields as they appear in a delta's JSON (Anthropic sends no spaces),
+#: looked for in this order: text first, the usual delta.
+_TEXT_KEY = b'"text":"'
+_OTHER_TEXT_KEYS = (b'"partial_json":"', b'"thinking":"')
 _ENDED = "the provider's stream ended before its first content"
 
 __all__ = ["AnthropicStreamTap", "error_event", "gated_stream", "relay_answer"]
@@ -109,13 +111,24 @@ class AnthropicStreamTap:
             blocks = self._decoder.blocks(chunk)
         except SSEEventTooLarge as err:
             raise err.for_account(self.account) from None
+        delivered = self.delivered
+        estimating = delivered.estimating
         for block in blocks:
-            # Deltas, block starts/stops and pings are most of a stream and carry no usage:
-            # skip them on their first bytes (Anthropic puts the event: line first).
-            if block.startswith(_SKIP):
-                continue
+            # Deltas are most of a stream: counted as they are (``_count_delta``). Block
+            # starts/stops and pings carry no usage: skipped on their first bytes
+            # (Anthropic puts the event: line first).
             if block.startswith(_DELTA):
-                self._count_delta(block)
+                if not estimating:
+                    self._count_delta(block)
+                    continue
+                # The estimate, inline (a delta is most of a stream): see _count_delta.
+                at = block.find(_TEXT_KEY)
+                if at >= 0:
+                    delivered.delta_span(block, at + len(_TEXT_KEY), block.rfind(b'"'))
+                else:
+                    _estimate_other(block, delivered)
+                continue
+            if block.startswith(_SKIP):
                 continue
             ev = parse_block(block)
             if ev is None:
@@ -146,18 +159,17 @@ class AnthropicStreamTap:
 
     def _count_delta(self, block: bytes) -> None:
         """Count one delivered ``content_block_delta`` (``core/delivered.py``). Without a
-        tokenizer (Claude's text: the estimate) the text is found by its key and measured
-        as the JSON bytes it is sent as, with no parse: a delta is most of a stream, and
-        parsing each cost ~7 µs. The estimate reads an escape (``\\n``) as two bytes."""
+        tokenizer (Claude's text: the estimate, which :meth:`observe` makes inline) the
+        text is found by its key and measured as the JSON bytes it is sent as, with no
+        parse: a delta is most of a stream, and parsing each cost ~7 µs. The estimate
+        reads an escape (``\\n``) as two bytes."""
         if self.delivered.estimating:
-            for key in _TEXT_KEYS:
-                at = block.find(key)
-                if at >= 0:
-                    end = block.rfind(b'"')
-                    if end > at:
-                        self.delivered.delta_bytes(block[at + len(key) : end])
-                    return
-            return  # a signature or a citation: no generated text
+            at = block.find(_TEXT_KEY)
+            if at >= 0:
+                self.delivered.delta_span(block, at + len(_TEXT_KEY), block.rfind(b'"'))
+            else:
+                _estimate_other(block, self.delivered)
+            return
         ev = parse_block(block)
         data = _loads(ev.data) if ev is not None else None
         delta = data.get("delta") if data else None
@@ -167,6 +179,16 @@ class AnthropicStreamTap:
         text = delta.get(field) if field is not None else None
         if isinstance(text, str):
             self.delivered.delta(text)
+
+
+def _estimate_other(block: bytes, delivered: Delivered) -> None:
+    """The estimate of a delta without ``"text":"``: tool input or thinking; a signature
+    or a citation carries no generated text."""
+    for key in _OTHER_TEXT_KEYS:
+        at = block.find(key)
+        if at >= 0:
+            delivered.delta_span(block, at + len(key), block.rfind(b'"'))
+            return
 
 
 def _int(value: object) -> int | None:

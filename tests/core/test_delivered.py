@@ -4,7 +4,7 @@ less than the provider's last count."""
 from __future__ import annotations
 
 import orjson
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmrelay.core.delivered import Delivered, text_tokens
@@ -56,6 +56,7 @@ _PLAIN = st.text(
 )
 
 
+@settings(deadline=None)  # its first example imports the tap
 @given(st.lists(_PLAIN, max_size=20))
 def test_the_taps_unparsed_count_equals_the_estimate_of_the_text(texts: list[str]) -> None:
     # The Anthropic tap measures a delta's text as its JSON bytes, without parsing: for
@@ -90,3 +91,14 @@ def test_an_escape_counts_as_its_two_bytes_and_other_deltas_as_before() -> None:
         tap.observe(b"event: content_block_delta\ndata: " + orjson.dumps(event) + b"\n\n")
     assert tap.delivered.deltas == 3
     assert tap.delivered.estimated == 20 // 4 + 16 // 4 + len(b'{\\"city\\": \\"Par') // 4
+
+
+@settings(deadline=None)
+@given(st.binary(max_size=64), st.integers(-4, 70), st.integers(-4, 70))
+def test_a_span_of_a_delta_counts_as_its_bytes(block: bytes, start: int, end: int) -> None:
+    """The tap's inline estimate (``delta_span``) counts what ``delta_bytes`` of the slice
+    does, ASCII or not, empty, reversed or out-of-range spans included."""
+    by_span, by_bytes = Delivered(), Delivered()
+    by_span.delta_span(block, start, end)
+    by_bytes.delta_bytes(block[start:end])
+    assert (by_span.deltas, by_span.estimated) == (by_bytes.deltas, by_bytes.estimated)
