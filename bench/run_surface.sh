@@ -5,6 +5,8 @@
 # /proxy/{account}/... (llmrelay-proxy: a gateway started here, pinned to the gateway core,
 # reached at /proxy/anthropic), the reference passthrough and the direct call.
 #   LLMRELAY_PREGATE=/path/to/checkout-of-04fc4cc bench/run_surface.sh [--reps 2 --duration 8]
+# LLMRELAY_BENCH_TARGETS=FILE replaces bench/surface.toml (e.g. bench/surface-proxy.toml: only the
+# account/model passthrough beside llmrelay-proxy, for more rounds of the two).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HARNESS="${LLMRELAY_BENCH_HARNESS:-$REPO/../shared/bench}"
@@ -25,7 +27,7 @@ trap 'kill $PROXY 2>/dev/null || true' EXIT
   --upstream-port "$UPSTREAM_PORT" \
   --gateway-name llmrelay-proxy \
   --gateway-url "http://127.0.0.1:$PROXY_PORT/proxy/anthropic" --gateway-pid "$PROXY" \
-  --targets-file "$REPO/bench/surface.toml" \
+  --targets-file "${LLMRELAY_BENCH_TARGETS:-$REPO/bench/surface.toml}" \
   --workdir "$WORK/harness" \
   --reference \
   "$@"

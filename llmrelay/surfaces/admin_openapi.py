@@ -263,7 +263,8 @@ _SCHEMAS: dict[str, Any] = {
             "tokens_known": {
                 "type": ["boolean", "null"],
                 "description": "false: the provider's answer had no usage (a passthrough "
-                "call); the token counts are 0 for unknown. null: older rows, counts real",
+                "call); the token counts are 0 for unknown. null: /v1 calls and older rows, "
+                "counts real",
             },
             "billing": {
                 "enum": [None, "subscription", "subscription_budgeted", "batch"],
