@@ -41,8 +41,9 @@ class Deadline:
 
     __slots__ = ("_cancelling", "_counted", "_heap", "_state", "_task", "when")
 
-    def __init__(self, heap: _LoopDeadlines | None, when: float | None) -> None:
-        self._heap = heap
+    def __init__(self, when: float | None) -> None:
+        #: The loop's heap, found when the deadline is first scheduled.
+        self._heap: _LoopDeadlines | None = None
         self._state = _NEW
         self._task: asyncio.Task[object] | None = None
         self._cancelling = 0
@@ -217,4 +218,4 @@ def _for_loop(loop: asyncio.AbstractEventLoop) -> _LoopDeadlines:
 def deadline_at(when: float | None) -> Deadline:
     """A :class:`Deadline` at ``when`` (event loop time; None: none), to use as
     ``asyncio.timeout_at(when)`` is used."""
-    return Deadline(None, when)
+    return Deadline(when)

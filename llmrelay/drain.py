@@ -47,7 +47,7 @@ class StreamWatch(Deadline):
     __slots__ = ("_drain", "cut")
 
     def __init__(self, drain: Drain, when: float | None) -> None:
-        super().__init__(None, when)
+        super().__init__(when)
         self._drain = drain
         self.cut = False
 
